@@ -1,0 +1,100 @@
+# attnlab — build, test, check and bench.
+#   make            build ./train and ./infer
+#   make test       build and run every test (unit, gradient checks, CLI, PyTorch twin)
+#   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      performance report (tokens/s, MFU, scaling); see docs/performance.md
+# Toggles: DEBUG=1 (-O0 -g), OMP=0 (no OpenMP), NATIVE=0 (portable -O3 without -march=native),
+#          SAN=1 (sanitizers; what `make check` uses).
+
+CC      ?= cc
+DEBUG   ?= 0
+OMP     ?= 1
+NATIVE  ?= 1
+SAN     ?= 0
+
+CPPFLAGS := -I. -I/usr/include/stb -I/usr/include/x86_64-linux-gnu/openblas-openmp -D_GNU_SOURCE
+CFLAGS   := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter -MMD -MP -g
+LDLIBS   := -lopenblas -lcjson -lm
+
+ifeq ($(DEBUG),1)
+  CFLAGS += -O0
+  VARIANT := debug
+else
+  CFLAGS += -O3
+  VARIANT := release
+endif
+ifeq ($(NATIVE),1)
+  CFLAGS += -march=native
+else
+  VARIANT := $(VARIANT)-portable
+endif
+ifeq ($(OMP),1)
+  CFLAGS += -fopenmp
+  LDFLAGS += -fopenmp
+else
+  CFLAGS += -Wno-unknown-pragmas
+  VARIANT := $(VARIANT)-noomp
+endif
+ifeq ($(SAN),1)
+  CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+  VARIANT := $(VARIANT)-san
+endif
+
+BUILD   := build/$(VARIANT)
+LIB_SRC := $(wildcard model/*.c data/*.c tokenizer/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test unit check bench clean info train infer tests-build
+all: info train infer
+
+info:
+	@echo "attnlab build: $(VARIANT) (CC=$(CC), OpenMP=$(OMP), native=$(NATIVE), sanitizers=$(SAN))"
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libattnlab.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/train: $(BUILD)/train.o $(BUILD)/libattnlab.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/infer: $(BUILD)/infer.o $(BUILD)/libattnlab.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libattnlab.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libattnlab.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# The user-facing binaries live at the top level.
+train: $(BUILD)/train
+	cp $< $@
+infer: $(BUILD)/infer
+	cp $< $@
+
+tests-build: $(TEST_BIN) $(BUILD)/train $(BUILD)/infer train infer
+
+# Every test: unit binaries, then the command-line and PyTorch-twin scripts.
+test: tests-build
+	@BUILD=$(BUILD) bash tests/run.sh
+
+# Unit tests only (what `make check` runs under the sanitizers).
+unit: $(TEST_BIN) $(BUILD)/train $(BUILD)/infer
+	@BUILD=$(BUILD) bash tests/run.sh --unit
+
+check:
+	$(MAKE) SAN=1 NATIVE=$(NATIVE) unit
+
+bench: all $(BENCH_BIN)
+	@BUILD=$(BUILD) bash bench/run.sh
+
+clean:
+	rm -rf build train infer
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,89 @@
+// block.h — the block interface: every mixer (attention) and ffn kind is one `block_ops_t`
+// instance in its own file, listed in model/registry.c. The model loop (model.c) owns embeddings,
+// LayerNorms, residuals, dropout on residual branches and the loss; it calls blocks only through
+// this table. Adding a kind = one file + one registry line.
+//
+// Dimension letters (PyTorch order everywhere): B batch, T time (≤ ctx), C model width d,
+// H heads, D head width C/H, V vocabulary.
+//
+// Conventions shared by every kind:
+//  - forward reads x (B,T,C), the layer's LayerNorm output, writes y (B,T,C) (overwrites), and
+//    saves what backward needs in `act` (its own slice of the activation arena, act_floats long).
+//  - backward reads dy (B,T,C) and the same x and act, ACCUMULATES into dx (B,T,C) (+=) and into
+//    its parameters' ->grad (+=). Gradients are zeroed once per step by the model.
+//  - scratch is shared by all blocks (scratch_floats long), valid only during one call.
+//  - decode_step processes one token at position pos (0 ≤ pos < ctx) of one sequence, with cache
+//    (cache_floats long) holding what earlier positions left; it must give the same y as forward.
+//  - optional slots may be NULL.
+#ifndef ATTNLAB_BLOCK_H
+#define ATTNLAB_BLOCK_H
+
+#include <stddef.h>
+
+#include "model/params.h"
+#include "model/rng.h"
+#include "model/spec.h"
+
+typedef struct {
+    int vocab;     // V
+    int dim;       // C
+    int heads;     // H
+    int ctx;       // maximum T
+    int n_layers;  // L (for the 0.02/sqrt(2L) output-projection init)
+    float dropout; // the training dropout probability (blocks size their dropout masks by it)
+} model_dims_t;
+
+typedef struct {
+    int training;   // 1: dropout active and random features may be redrawn
+    float dropout;  // probability, 0 = off
+    rng_t *rng;     // dropout masks are drawn from here, in a fixed order
+} run_ctx_t;
+
+typedef enum { ROLE_MIXER = 0, ROLE_FFN = 1 } block_role_t;
+
+typedef struct block block_t;
+
+typedef struct {
+    const char *kind;       // name used in --layers
+    block_role_t role;
+    const char *options;    // the option names it takes, for messages: "persist" or "" for none
+    // Read and validate options from spec (spec_get_*), fill b->priv. Return 0 or -1 with a message.
+    int (*configure)(block_t *b, spec_block_t *spec, char *err, size_t errlen);
+    // Write the fully resolved spec of this block, e.g. "mlp(hidden=512)", for the checkpoint config.
+    void (*describe)(const block_t *b, char *buf, size_t n);
+    // Register tensors under prefix (e.g. "layers.2.attn."), keeping the param_t pointers in priv.
+    void (*register_params)(block_t *b, param_table_t *pt, const char *prefix);
+    size_t (*act_floats)(const block_t *b, int B, int T);
+    size_t (*scratch_floats)(const block_t *b, int B, int T);
+    void (*forward)(block_t *b, float *y, const float *x, float *act, float *scratch, int B, int T,
+                    const run_ctx_t *rc);
+    void (*backward)(block_t *b, float *dx, const float *dy, const float *x, const float *act,
+                     float *scratch, int B, int T, const run_ctx_t *rc);
+    // Optional: a term added to the training objective (not to reported loss); adds its gradient
+    // to the parameters' ->grad when add_grad is 1.
+    float (*extra_loss)(block_t *b, int add_grad);
+    // Optional: called after every optimizer step (clamps, redraws).
+    void (*after_step)(block_t *b, long step, rng_t *rng);
+    // Incremental decoding of one sequence.
+    size_t (*cache_floats)(const block_t *b);
+    size_t (*decode_scratch_floats)(const block_t *b);
+    void (*decode_step)(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch);
+    void (*free_priv)(block_t *b);  // optional: free what configure allocated beyond priv itself
+} block_ops_t;
+
+struct block {
+    const block_ops_t *ops;
+    const model_dims_t *dims;
+    int layer;  // index, for messages and names
+    void *priv; // kind-specific state (options, param_t pointers), malloc'd by configure
+};
+
+// registry.c
+const block_ops_t *block_find(const char *kind);  // NULL if no such built kind
+// Error for an unknown or unbuilt kind: names it and lists what is known.
+int block_unknown_kind_error(const char *kind, block_role_t role, int layer, char *err, size_t errlen);
+
+// Init std of every output projection: 0.02 / sqrt(2L).
+float block_out_proj_std(const model_dims_t *dims);
+
+#endif

@@ -1,0 +1,100 @@
+// ffn_mlp.c — the GPT-2 feed-forward block: y = GELU_tanh(x·W1ᵀ + b1)·W2ᵀ + b2, hidden 4C by default.
+// Tensors: ffn.w1 (hidden, C), ffn.b1 (hidden), ffn.w2 (C, hidden) init std 0.02/sqrt(2L), ffn.b2 (C).
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "model/block.h"
+#include "model/check.h"
+#include "model/ops.h"
+
+typedef struct {
+    int hidden;
+    param_t *w1, *b1, *w2, *b2;
+} mlp_t;
+
+static int mlp_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
+    char where[64];
+    snprintf(where, sizeof where, "layer %d (mlp)", b->layer);
+    long hidden;
+    if (spec_get_int(spec, "hidden", 4L * b->dims->dim, 1, 1L << 20, &hidden, where, err, errlen)) return -1;
+    mlp_t *m = xcalloc(1, sizeof *m);
+    m->hidden = (int)hidden;
+    b->priv = m;
+    return 0;
+}
+
+static void mlp_describe(const block_t *b, char *buf, size_t n) {
+    snprintf(buf, n, "mlp(hidden=%d)", ((const mlp_t *)b->priv)->hidden);
+}
+
+static void mlp_register(block_t *b, param_table_t *pt, const char *prefix) {
+    mlp_t *m = b->priv;
+    int C = b->dims->dim, Hd = m->hidden;
+    char name[80];
+    snprintf(name, sizeof name, "%sw1", prefix);
+    m->w1 = params_add(pt, name, INIT_NORMAL, 0.02f, 1, 2, Hd, C);
+    snprintf(name, sizeof name, "%sb1", prefix);
+    m->b1 = params_add(pt, name, INIT_ZEROS, 0, 0, 1, Hd);
+    snprintf(name, sizeof name, "%sw2", prefix);
+    m->w2 = params_add(pt, name, INIT_NORMAL, block_out_proj_std(b->dims), 1, 2, C, Hd);
+    snprintf(name, sizeof name, "%sb2", prefix);
+    m->b2 = params_add(pt, name, INIT_ZEROS, 0, 0, 1, C);
+}
+
+// act: pre (B,T,hidden) = x·W1ᵀ + b1, then h (B,T,hidden) = GELU(pre).
+static size_t mlp_act_floats(const block_t *b, int B, int T) {
+    return 2 * (size_t)B * T * ((const mlp_t *)b->priv)->hidden;
+}
+static size_t mlp_scratch_floats(const block_t *b, int B, int T) {
+    return (size_t)B * T * ((const mlp_t *)b->priv)->hidden;
+}
+
+static void mlp_forward(block_t *b, float *y, const float *x, float *act, float *scratch, int B, int T,
+                        const run_ctx_t *rc) {
+    mlp_t *m = b->priv;
+    int N = B * T, C = b->dims->dim, Hd = m->hidden;
+    float *pre = act, *h = act + (size_t)N * Hd;
+    matmul_forward(pre, x, m->w1->data, m->b1->data, N, C, Hd);
+    gelu_forward(h, pre, (size_t)N * Hd);
+    matmul_forward(y, h, m->w2->data, m->b2->data, N, Hd, C);
+}
+
+// Backward: dh = dy·W2 (and dW2, db2); dpre = dh·gelu'(pre) (in place); dx += dpre·W1 (and dW1, db1).
+static void mlp_backward(block_t *b, float *dx, const float *dy, const float *x, const float *act, float *scratch,
+                         int B, int T, const run_ctx_t *rc) {
+    mlp_t *m = b->priv;
+    int N = B * T, C = b->dims->dim, Hd = m->hidden;
+    const float *pre = act, *h = act + (size_t)N * Hd;
+    float *dh = scratch;
+    for (size_t i = 0; i < (size_t)N * Hd; i++) dh[i] = 0.0f;
+    matmul_backward(dh, m->w2->grad, m->b2->grad, dy, h, m->w2->data, N, Hd, C);
+    gelu_backward(dh, pre, dh, (size_t)N * Hd);
+    matmul_backward(dx, m->w1->grad, m->b1->grad, dh, x, m->w1->data, N, C, Hd);
+}
+
+static size_t mlp_cache_floats(const block_t *b) { return 0; }
+static size_t mlp_decode_scratch_floats(const block_t *b) { return 2 * (size_t)((const mlp_t *)b->priv)->hidden; }
+
+static void mlp_decode_step(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch) {
+    mlp_t *m = b->priv;
+    int C = b->dims->dim, Hd = m->hidden;
+    matmul_forward(scratch, x, m->w1->data, m->b1->data, 1, C, Hd);
+    gelu_forward(scratch + Hd, scratch, (size_t)Hd);
+    matmul_forward(y, scratch + Hd, m->w2->data, m->b2->data, 1, Hd, C);
+}
+
+const block_ops_t ffn_mlp_ops = {
+    .kind = "mlp",
+    .role = ROLE_FFN,
+    .options = "hidden",
+    .configure = mlp_configure,
+    .describe = mlp_describe,
+    .register_params = mlp_register,
+    .act_floats = mlp_act_floats,
+    .scratch_floats = mlp_scratch_floats,
+    .forward = mlp_forward,
+    .backward = mlp_backward,
+    .cache_floats = mlp_cache_floats,
+    .decode_scratch_floats = mlp_decode_scratch_floats,
+    .decode_step = mlp_decode_step,
+};

@@ -1,0 +1,273 @@
+// mixer_softmax.c — causal multi-head softmax attention, the baseline (Vaswani et al. 2017; GPT-2).
+//   q, k, v = x·Wqᵀ + bq, x·Wkᵀ + bk, x·Wvᵀ + bv     (B,T,C); head h owns columns h·D … h·D+D−1
+//   a_ij    = softmax_{j≤i}(q_i·k_j / sqrt(D)),  y = concat_h(Σ_j a_ij v_j)·Woᵀ + bo
+// Tensors: attn.wq, attn.wk, attn.wv (C,C) — registered consecutively so that they form one (3C,C)
+// matrix for a single product — attn.bq, attn.bk, attn.bv (C), attn.wo (C,C) std 0.02/sqrt(2L), attn.bo (C).
+// The score and weighted-sum products run over row blocks of the lower triangle only.
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/block.h"
+#include "model/check.h"
+#include "model/ops.h"
+
+typedef struct {
+    param_t *wq, *wk, *wv, *bq, *bk, *bv, *wo, *bo;
+} softmax_t;
+
+enum { ROW_BLOCK = 32 };  // rows of the score matrix handled per product (lower-triangle tiling)
+
+static int softmax_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
+    char where[64];
+    snprintf(where, sizeof where, "layer %d (softmax)", b->layer);
+    long persist;
+    if (spec_get_int(spec, "persist", 0, 0, 1L << 20, &persist, where, err, errlen)) return -1;
+    if (persist != 0)
+        return seterr(err, errlen, "%s: persist=%ld is not built yet (persistent memory comes with allattn); use persist=0",
+                      where, persist);
+    b->priv = xcalloc(1, sizeof(softmax_t));
+    return 0;
+}
+
+static void softmax_describe(const block_t *b, char *buf, size_t n) { snprintf(buf, n, "softmax(persist=0)"); }
+
+static void softmax_register(block_t *b, param_table_t *pt, const char *prefix) {
+    softmax_t *s = b->priv;
+    int C = b->dims->dim;
+    char name[80];
+#define ADD(field, init, scale, decay, ...)                                  \
+    snprintf(name, sizeof name, "%s" #field, prefix);                        \
+    s->field = params_add(pt, name, init, scale, decay, __VA_ARGS__)
+    ADD(wq, INIT_NORMAL, 0.02f, 1, 2, C, C);
+    ADD(wk, INIT_NORMAL, 0.02f, 1, 2, C, C);
+    ADD(wv, INIT_NORMAL, 0.02f, 1, 2, C, C);
+    ADD(bq, INIT_ZEROS, 0, 0, 1, C);
+    ADD(bk, INIT_ZEROS, 0, 0, 1, C);
+    ADD(bv, INIT_ZEROS, 0, 0, 1, C);
+    ADD(wo, INIT_NORMAL, block_out_proj_std(b->dims), 1, 2, C, C);
+    ADD(bo, INIT_ZEROS, 0, 0, 1, C);
+#undef ADD
+}
+
+// act layout: qkv (B,T,3C) | probs (B,H,T,T) | [dropped probs (B,H,T,T) | mask (B,H,T,T)] | heads (B,T,C)
+static size_t att_floats(const block_t *b, int B, int T) { return (size_t)B * b->dims->heads * T * T; }
+static int has_dropout(const block_t *b) { return b->dims->dropout > 0.0f; }
+
+static size_t softmax_act_floats(const block_t *b, int B, int T) {
+    size_t BTC = (size_t)B * T * b->dims->dim;
+    return 3 * BTC + att_floats(b, B, T) * (has_dropout(b) ? 3 : 1) + BTC;
+}
+// scratch: dheads (B,T,C) | dqkv (B,T,3C) | dP (B,H,T,T)
+static size_t softmax_scratch_floats(const block_t *b, int B, int T) {
+    return 4 * (size_t)B * T * b->dims->dim + att_floats(b, B, T);
+}
+
+typedef struct {
+    float *qkv, *probs, *dropped, *mask, *heads;
+} views_t;
+
+static views_t views(const block_t *b, float *act, int B, int T) {
+    size_t BTC = (size_t)B * T * b->dims->dim, A = att_floats(b, B, T);
+    views_t v = {.qkv = act, .probs = act + 3 * BTC};
+    float *p = v.probs + A;
+    if (has_dropout(b)) {
+        v.dropped = p;
+        v.mask = p + A;
+        p += 2 * A;
+    } else {
+        v.dropped = v.probs;
+        v.mask = NULL;
+    }
+    v.heads = p;
+    return v;
+}
+
+// Forward for one (batch, head): P = causal_softmax(Q·Kᵀ/sqrt(D)), O = P'·V with P' = P⊙mask.
+// Q, K, V are strided views into qkv (row stride 3C); O is a strided view into heads (row stride C).
+static void head_forward(float *P, const float *Pd, const float *Q, const float *K, const float *V, float *O,
+                         const float *mask, float *Pdrop, int T, int D, int C3, int C, float scale) {
+    for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
+        int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
+        // S[r0:r1, 0:r1] = scale · Q[r0:r1]·K[0:r1]ᵀ  (entries with j > i are overwritten below)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, D, scale, Q + (size_t)r0 * C3, C3, K, C3,
+                    0.0f, P + (size_t)r0 * T, T);
+    }
+    for (int i = 0; i < T; i++) {
+        float *row = P + (size_t)i * T;
+        float mx = row[0];
+        for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+        float sum = 0;
+        for (int j = 0; j <= i; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
+        }
+        float inv = 1.0f / sum;
+        for (int j = 0; j <= i; j++) row[j] *= inv;
+        for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+        if (mask) {
+            const float *m = mask + (size_t)i * T;
+            float *pd = Pdrop + (size_t)i * T;
+            for (int j = 0; j < T; j++) pd[j] = row[j] * m[j];
+        }
+    }
+    for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
+        int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
+        // O[r0:r1] = P'[r0:r1, 0:r1]·V[0:r1]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, r1, 1.0f, Pd + (size_t)r0 * T, T, V, C3,
+                    0.0f, O + (size_t)r0 * C, C);
+    }
+}
+
+static void softmax_forward(block_t *b, float *y, const float *x, float *act, float *scratch, int B, int T,
+                            const run_ctx_t *rc) {
+    softmax_t *s = b->priv;
+    int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
+    views_t v = views(b, act, B, T);
+    // qkv = x·[Wq;Wk;Wv]ᵀ + [bq;bk;bv], one (N,C)×(C,3C) product over the contiguous weights.
+    matmul_forward(v.qkv, x, s->wq->data, s->bq->data, N, C, 3 * C);
+    if (v.mask) {
+        // Attention dropout: masks drawn serially, in (b,h,i,j) order, before the parallel loop.
+        float p = rc->training ? rc->dropout : 0.0f;
+        size_t A = att_floats(b, B, T);
+        if (p > 0) {
+            float keep = 1.0f / (1.0f - p);
+            for (size_t i = 0; i < A; i++) v.mask[i] = rng_uniform(rc->rng) < p ? 0.0f : keep;
+        } else {
+            for (size_t i = 0; i < A; i++) v.mask[i] = 1.0f;
+        }
+    }
+    float scale = 1.0f / sqrtf((float)D);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int bb = 0; bb < B; bb++)
+        for (int h = 0; h < H; h++) {
+            size_t bh = (size_t)bb * H + h, TT = (size_t)T * T;
+            const float *base = v.qkv + (size_t)bb * T * 3 * C;
+            head_forward(v.probs + bh * TT, v.dropped + bh * TT, base + h * D, base + C + h * D, base + 2 * C + h * D,
+                         v.heads + (size_t)bb * T * C + h * D, v.mask ? v.mask + bh * TT : NULL,
+                         v.mask ? v.dropped + bh * TT : NULL, T, D, 3 * C, C, scale);
+        }
+    matmul_forward(y, v.heads, s->wo->data, s->bo->data, N, C, C);
+}
+
+// Backward for one (batch, head). Forward: S = scale·QKᵀ (causal), P = softmax(S), P' = P⊙M, O = P'V.
+//   dP' = dO·Vᵀ,  dV += P'ᵀ·dO,  dP = dP'⊙M,  dS = P⊙(dP − rowsum(dP⊙P)),
+//   dQ += scale·dS·K,  dK += scale·dSᵀ·Q.      Only the lower triangle (j ≤ i) is touched.
+static void head_backward(const float *P, const float *Pd, const float *mask, const float *Q, const float *K,
+                          const float *V, const float *dO, float *dQ, float *dK, float *dV, float *dP, int T, int D,
+                          int C3, int C, float scale) {
+    for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
+        int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
+        // dP'[r0:r1, 0:r1] = dO[r0:r1]·V[0:r1]ᵀ
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, D, 1.0f, dO + (size_t)r0 * C, C, V, C3, 0.0f,
+                    dP + (size_t)r0 * T, T);
+        // dV[0:r1] += P'[r0:r1, 0:r1]ᵀ·dO[r0:r1]
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, r1 - r0, 1.0f, Pd + (size_t)r0 * T, T,
+                    dO + (size_t)r0 * C, C, 1.0f, dV, C3);
+    }
+    for (int i = 0; i < T; i++) {
+        float *d = dP + (size_t)i * T;
+        const float *p = P + (size_t)i * T;
+        if (mask) {
+            const float *m = mask + (size_t)i * T;
+            for (int j = 0; j <= i; j++) d[j] *= m[j];
+        }
+        float dot = 0;
+        for (int j = 0; j <= i; j++) dot += d[j] * p[j];
+        for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - dot);
+        for (int j = i + 1; j < T; j++) d[j] = 0.0f;
+    }
+    for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
+        int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
+        // dQ[r0:r1] += scale·dS[r0:r1, 0:r1]·K[0:r1]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, r1, scale, dP + (size_t)r0 * T, T, K, C3,
+                    1.0f, dQ + (size_t)r0 * C3, C3);
+        // dK[0:r1] += scale·dS[r0:r1, 0:r1]ᵀ·Q[r0:r1]
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, r1 - r0, scale, dP + (size_t)r0 * T, T,
+                    Q + (size_t)r0 * C3, C3, 1.0f, dK, C3);
+    }
+}
+
+static void softmax_backward(block_t *b, float *dx, const float *dy, const float *x, const float *act, float *scratch,
+                             int B, int T, const run_ctx_t *rc) {
+    softmax_t *s = b->priv;
+    int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
+    views_t v = views(b, (float *)act, B, T);
+    float *dheads = scratch, *dqkv = scratch + (size_t)N * C, *dP = dqkv + (size_t)N * 3 * C;
+    memset(dheads, 0, (size_t)N * 4 * C * sizeof(float));
+    // y = heads·Woᵀ + bo
+    matmul_backward(dheads, s->wo->grad, s->bo->grad, dy, v.heads, s->wo->data, N, C, C);
+    float scale = 1.0f / sqrtf((float)D);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int bb = 0; bb < B; bb++)
+        for (int h = 0; h < H; h++) {
+            size_t bh = (size_t)bb * H + h, TT = (size_t)T * T;
+            const float *base = v.qkv + (size_t)bb * T * 3 * C;
+            float *dbase = dqkv + (size_t)bb * T * 3 * C;
+            head_backward(v.probs + bh * TT, v.dropped + bh * TT, v.mask ? v.mask + bh * TT : NULL, base + h * D,
+                          base + C + h * D, base + 2 * C + h * D, dheads + (size_t)bb * T * C + h * D, dbase + h * D,
+                          dbase + C + h * D, dbase + 2 * C + h * D, dP + bh * TT, T, D, 3 * C, C, scale);
+        }
+    // qkv = x·Wqkvᵀ + bqkv
+    matmul_backward(dx, s->wq->grad, s->bq->grad, dqkv, x, s->wq->data, N, C, 3 * C);
+}
+
+// ---------------------------------------------------------------------------------------------
+// decode: cache holds K (ctx, C) then V (ctx, C) of the positions seen so far.
+
+static size_t softmax_cache_floats(const block_t *b) { return 2 * (size_t)b->dims->ctx * b->dims->dim; }
+static size_t softmax_decode_scratch_floats(const block_t *b) { return 4 * (size_t)b->dims->dim + b->dims->ctx; }
+
+static void softmax_decode_step(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch) {
+    softmax_t *s = b->priv;
+    int C = b->dims->dim, H = b->dims->heads, D = C / H, ctx = b->dims->ctx;
+    CHECK(pos >= 0 && pos < ctx);
+    float *qkv = scratch, *heads = scratch + 3 * C, *w = heads + C;
+    float *Kc = cache, *Vc = cache + (size_t)ctx * C;
+    matmul_forward(qkv, x, s->wq->data, s->bq->data, 1, C, 3 * C);
+    memcpy(Kc + (size_t)pos * C, qkv + C, (size_t)C * sizeof(float));
+    memcpy(Vc + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(float));
+    float scale = 1.0f / sqrtf((float)D);
+    for (int h = 0; h < H; h++) {
+        const float *q = qkv + h * D;
+        float mx = -INFINITY;
+        for (int j = 0; j <= pos; j++) {
+            const float *k = Kc + (size_t)j * C + h * D;
+            float dot = 0;
+            for (int e = 0; e < D; e++) dot += q[e] * k[e];
+            w[j] = dot * scale;
+            mx = w[j] > mx ? w[j] : mx;
+        }
+        float sum = 0;
+        for (int j = 0; j <= pos; j++) {
+            w[j] = expf(w[j] - mx);
+            sum += w[j];
+        }
+        float *o = heads + h * D;
+        for (int e = 0; e < D; e++) o[e] = 0;
+        for (int j = 0; j <= pos; j++) {
+            const float *vv = Vc + (size_t)j * C + h * D;
+            float a = w[j] / sum;
+            for (int e = 0; e < D; e++) o[e] += a * vv[e];
+        }
+    }
+    matmul_forward(y, heads, s->wo->data, s->bo->data, 1, C, C);
+}
+
+const block_ops_t mixer_softmax_ops = {
+    .kind = "softmax",
+    .role = ROLE_MIXER,
+    .options = "persist",
+    .configure = softmax_configure,
+    .describe = softmax_describe,
+    .register_params = softmax_register,
+    .act_floats = softmax_act_floats,
+    .scratch_floats = softmax_scratch_floats,
+    .forward = softmax_forward,
+    .backward = softmax_backward,
+    .cache_floats = softmax_cache_floats,
+    .decode_scratch_floats = softmax_decode_scratch_floats,
+    .decode_step = softmax_decode_step,
+};

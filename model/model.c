@@ -1,0 +1,358 @@
+// model.c — the model loop: embeddings, pre-LN residual layers calling blocks through their vtables,
+// final LayerNorm, tied logits, cross-entropy; its hand-written backward; incremental decoding.
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/check.h"
+#include "model/ops.h"
+
+// ---------------------------------------------------------------------------------------------
+// build
+
+static int configure_block(block_t *blk, const block_ops_t *ops, spec_block_t *spec, const model_t *m, int layer,
+                           char *err, size_t errlen) {
+    blk->ops = ops;
+    blk->dims = &m->dims;
+    blk->layer = layer;
+    blk->priv = NULL;
+    if (ops->configure(blk, spec, err, errlen)) return -1;
+    char where[64];
+    snprintf(where, sizeof where, "layer %d (%s)", layer, ops->kind);
+    return spec_check_unused(spec, where, ops->options, err, errlen);
+}
+
+static int validate_dims(const model_dims_t *d, char *err, size_t errlen) {
+    if (d->vocab < 1) return seterr(err, errlen, "vocabulary size must be positive");
+    if (d->dim < 1) return seterr(err, errlen, "--dim must be positive, got %d", d->dim);
+    if (d->heads < 1) return seterr(err, errlen, "--heads must be positive, got %d", d->heads);
+    if (d->dim % d->heads) return seterr(err, errlen, "--heads %d does not divide --dim %d", d->heads, d->dim);
+    if (d->ctx < 1) return seterr(err, errlen, "--ctx must be positive, got %d", d->ctx);
+    if (!(d->dropout >= 0.0f && d->dropout < 1.0f)) return seterr(err, errlen, "--dropout must be in [0, 1), got %g", d->dropout);
+    return 0;
+}
+
+int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    m->dims = *dims;
+    if (validate_dims(&m->dims, err, errlen)) return -1;
+    spec_layer_t *specs;
+    int L;
+    if (spec_parse(layers_spec, &specs, &L, err, errlen)) return -1;
+    m->dims.n_layers = m->L = L;
+    m->layers = xcalloc((size_t)L, sizeof *m->layers);
+    params_init_table(&m->params);
+    int C = m->dims.dim;
+    m->wte = params_add(&m->params, "wte", INIT_NORMAL, 0.02f, 1, 2, m->dims.vocab, C);
+    m->wpe = params_add(&m->params, "wpe", INIT_NORMAL, 0.02f, 1, 2, m->dims.ctx, C);
+    size_t spec_cap = 64 + (size_t)L * 160, spec_len = 0;
+    m->spec = xcalloc(spec_cap, 1);
+    int rc = -1;
+    for (int l = 0; l < L; l++) {
+        layer_t *ly = &m->layers[l];
+        spec_layer_t *sl = &specs[l];
+        const block_ops_t *mixer = block_find(sl->mixer.kind);
+        if (!mixer || mixer->role != ROLE_MIXER) { block_unknown_kind_error(sl->mixer.kind, ROLE_MIXER, l, err, errlen); goto done; }
+        // allattn brings its own persistent memory in place of an ffn: its ffn is `none` and may not be named.
+        int ffn_forced_none = strcmp(sl->mixer.kind, "allattn") == 0;
+        if (ffn_forced_none && sl->has_ffn) {
+            seterr(err, errlen, "--layers: layer %d: allattn replaces the ffn; remove '/%s'", l, sl->ffn.kind);
+            goto done;
+        }
+        if (!sl->has_ffn) strcpy(sl->ffn.kind, ffn_forced_none ? "none" : "mlp");
+        const block_ops_t *ffn = block_find(sl->ffn.kind);
+        if (!ffn || ffn->role != ROLE_FFN) { block_unknown_kind_error(sl->ffn.kind, ROLE_FFN, l, err, errlen); goto done; }
+        if (configure_block(&ly->mixer, mixer, &sl->mixer, m, l, err, errlen)) goto done;
+        if (configure_block(&ly->ffn, ffn, &sl->ffn, m, l, err, errlen)) goto done;
+        ly->has_ffn = ffn->forward != NULL;
+
+        char name[80], prefix[64];
+        snprintf(name, sizeof name, "layers.%d.ln1.weight", l);
+        ly->ln1w = params_add(&m->params, name, INIT_ONES, 0, 0, 1, C);
+        snprintf(name, sizeof name, "layers.%d.ln1.bias", l);
+        ly->ln1b = params_add(&m->params, name, INIT_ZEROS, 0, 0, 1, C);
+        snprintf(prefix, sizeof prefix, "layers.%d.attn.", l);
+        mixer->register_params(&ly->mixer, &m->params, prefix);
+        if (ly->has_ffn) {
+            snprintf(name, sizeof name, "layers.%d.ln2.weight", l);
+            ly->ln2w = params_add(&m->params, name, INIT_ONES, 0, 0, 1, C);
+            snprintf(name, sizeof name, "layers.%d.ln2.bias", l);
+            ly->ln2b = params_add(&m->params, name, INIT_ZEROS, 0, 0, 1, C);
+            snprintf(prefix, sizeof prefix, "layers.%d.ffn.", l);
+            ffn->register_params(&ly->ffn, &m->params, prefix);
+        }
+        char mdesc[128], fdesc[128];
+        mixer->describe(&ly->mixer, mdesc, sizeof mdesc);
+        ffn->describe(&ly->ffn, fdesc, sizeof fdesc);
+        spec_len += (size_t)snprintf(m->spec + spec_len, spec_cap - spec_len, "%s%s/%s", l ? "," : "", mdesc, fdesc);
+        CHECK(spec_len < spec_cap);
+    }
+    m->lnfw = params_add(&m->params, "lnf.weight", INIT_ONES, 0, 0, 1, C);
+    m->lnfb = params_add(&m->params, "lnf.bias", INIT_ZEROS, 0, 0, 1, C);
+    params_allocate(&m->params);
+    rc = 0;
+done:
+    free(specs);
+    if (rc) model_free(m);
+    return rc;
+}
+
+void model_init_weights(model_t *m, rng_t *rng) { params_init_values(&m->params, rng); }
+
+// ---------------------------------------------------------------------------------------------
+// activation arena
+
+void model_alloc_acts(model_t *m, int B, int T) {
+    CHECK(m->acts == NULL && B > 0 && T > 0 && T <= m->dims.ctx);
+    m->max_B = B;
+    m->max_T = T;
+    int C = m->dims.dim, V = m->dims.vocab;
+    size_t BT = (size_t)B * T, BTC = BT * C;
+    int drop = m->dims.dropout > 0.0f;
+    // First pass counts, second pass carves (the same code, so they cannot disagree).
+    size_t scratch = 0;
+    for (int l = 0; l < m->L; l++) {
+        layer_t *ly = &m->layers[l];
+        size_t s1 = ly->mixer.ops->scratch_floats(&ly->mixer, B, T), s2 = ly->ffn.ops->scratch_floats(&ly->ffn, B, T);
+        scratch = s1 > scratch ? s1 : scratch;
+        scratch = s2 > scratch ? s2 : scratch;
+    }
+    float *base = NULL;
+    size_t used = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        used = 0;
+#define CARVE(ptr, n)                                         \
+    do {                                                      \
+        size_t n_ = ((size_t)(n) + 15) & ~(size_t)15;         \
+        if (pass) (ptr) = base + used;                        \
+        used += n_;                                           \
+    } while (0)
+        for (int l = 0; l < m->L; l++) {
+            layer_t *ly = &m->layers[l];
+            CARVE(ly->res_in, BTC);
+            CARVE(ly->ln1, BTC);
+            CARVE(ly->ln1_mean, BT);
+            CARVE(ly->ln1_rstd, BT);
+            CARVE(ly->res_mid, BTC);
+            if (drop) CARVE(ly->mask1, BTC);
+            CARVE(ly->mixer_act, ly->mixer.ops->act_floats(&ly->mixer, B, T));
+            if (ly->has_ffn) {
+                CARVE(ly->ln2, BTC);
+                CARVE(ly->ln2_mean, BT);
+                CARVE(ly->ln2_rstd, BT);
+                if (drop) CARVE(ly->mask2, BTC);
+                CARVE(ly->ffn_act, ly->ffn.ops->act_floats(&ly->ffn, B, T));
+            }
+        }
+        if (drop) CARVE(m->emb_mask, BTC);
+        CARVE(m->res_out, BTC);
+        CARVE(m->lnf, BTC);
+        CARVE(m->lnf_mean, BT);
+        CARVE(m->lnf_rstd, BT);
+        CARVE(m->probs, BT * V);
+        CARVE(m->losses, BT);
+        CARVE(m->dres, BTC);
+        CARVE(m->dln, BTC);
+        CARVE(m->dbranch, BTC);
+        CARVE(m->dlogits, BT * V);
+        CARVE(m->scratch, scratch);
+#undef CARVE
+        if (!pass) base = m->acts = xalloc_floats(used);
+    }
+    m->tokens = xcalloc(BT, sizeof(int32_t));
+    m->targets = xcalloc(BT, sizeof(int32_t));
+}
+
+// ---------------------------------------------------------------------------------------------
+// forward
+
+static void branch_dropout(float *branch, float *mask, size_t n, const run_ctx_t *rc) {
+    if (!mask) return;
+    dropout_forward(branch, mask, branch, rc->training ? rc->dropout : 0.0f, rc->rng, n);
+}
+
+float model_forward(model_t *m, const int32_t *tokens, const int32_t *targets, int B, int T, const run_ctx_t *rc) {
+    CHECK(m->acts && B <= m->max_B && T <= m->max_T);
+    int C = m->dims.dim, V = m->dims.vocab, N = B * T;
+    size_t BTC = (size_t)N * C;
+    m->last_B = B;
+    m->last_T = T;
+    memcpy(m->tokens, tokens, (size_t)N * sizeof(int32_t));
+    float *x = m->L ? m->layers[0].res_in : m->res_out;
+    encoder_forward(x, tokens, m->wte->data, m->wpe->data, B, T, C);
+    branch_dropout(x, m->emb_mask, BTC, rc);
+    float *branch = m->dbranch;  // the forward pass borrows the backward's branch buffer
+    for (int l = 0; l < m->L; l++) {
+        layer_t *ly = &m->layers[l];
+        float *out = l + 1 < m->L ? m->layers[l + 1].res_in : m->res_out;
+        layernorm_forward(ly->ln1, ly->ln1_mean, ly->ln1_rstd, ly->res_in, ly->ln1w->data, ly->ln1b->data, N, C);
+        ly->mixer.ops->forward(&ly->mixer, branch, ly->ln1, ly->mixer_act, m->scratch, B, T, rc);
+        branch_dropout(branch, ly->mask1, BTC, rc);
+        residual_forward(ly->res_mid, ly->res_in, branch, BTC);
+        if (ly->has_ffn) {
+            layernorm_forward(ly->ln2, ly->ln2_mean, ly->ln2_rstd, ly->res_mid, ly->ln2w->data, ly->ln2b->data, N, C);
+            ly->ffn.ops->forward(&ly->ffn, branch, ly->ln2, ly->ffn_act, m->scratch, B, T, rc);
+            branch_dropout(branch, ly->mask2, BTC, rc);
+            residual_forward(out, ly->res_mid, branch, BTC);
+        } else {
+            memcpy(out, ly->res_mid, BTC * sizeof(float));
+        }
+    }
+    layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, m->res_out, m->lnfw->data, m->lnfb->data, N, C);
+    matmul_forward(m->probs, m->lnf, m->wte->data, NULL, N, C, V);  // logits = lnf·wteᵀ (tied)
+    if (!targets) return 0.0f;
+    memcpy(m->targets, targets, (size_t)N * sizeof(int32_t));
+    crossentropy_forward(m->losses, m->probs, m->probs, targets, N, V);
+    double sum = 0;
+    for (int n = 0; n < N; n++) sum += m->losses[n];
+    return (float)(sum / N);
+}
+
+// ---------------------------------------------------------------------------------------------
+// backward: the forward in reverse. dres carries ∂loss/∂(residual stream) down the layers.
+
+void model_backward(model_t *m, float loss_scale, const run_ctx_t *rc) {
+    int B = m->last_B, T = m->last_T, C = m->dims.dim, V = m->dims.vocab, N = B * T;
+    size_t BTC = (size_t)N * C;
+    // loss = (1/N) Σ_n losses[n]: every row's dloss is loss_scale/N.
+    float *dloss = m->losses;  // per-row losses are no longer needed after forward's mean
+    float row_scale = loss_scale / (float)N;
+    for (int n = 0; n < N; n++) dloss[n] = row_scale;
+    memset(m->dlogits, 0, (size_t)N * V * sizeof(float));
+    crossentropy_backward(m->dlogits, m->probs, m->targets, dloss, N, V);
+    // logits = lnf·wteᵀ: dlnf = dlogits·wte, dwte += dlogitsᵀ·lnf
+    memset(m->dln, 0, BTC * sizeof(float));
+    matmul_backward(m->dln, m->wte->grad, NULL, m->dlogits, m->lnf, m->wte->data, N, C, V);
+    memset(m->dres, 0, BTC * sizeof(float));
+    layernorm_backward(m->dres, m->lnfw->grad, m->lnfb->grad, m->dln, m->res_out, m->lnfw->data, m->lnf_mean,
+                       m->lnf_rstd, N, C);
+    for (int l = m->L - 1; l >= 0; l--) {
+        layer_t *ly = &m->layers[l];
+        // out = res_mid + drop(ffn(LN2(res_mid))): dres flows to res_mid unchanged, plus through the branch.
+        if (ly->has_ffn) {
+            float *dbr = m->dbranch;
+            if (ly->mask2) {
+                for (size_t i = 0; i < BTC; i++) dbr[i] = m->dres[i] * ly->mask2[i];
+            } else {
+                dbr = m->dres;
+            }
+            memset(m->dln, 0, BTC * sizeof(float));
+            ly->ffn.ops->backward(&ly->ffn, m->dln, dbr, ly->ln2, ly->ffn_act, m->scratch, B, T, rc);
+            layernorm_backward(m->dres, ly->ln2w->grad, ly->ln2b->grad, m->dln, ly->res_mid, ly->ln2w->data,
+                               ly->ln2_mean, ly->ln2_rstd, N, C);
+        }
+        // res_mid = res_in + drop(mixer(LN1(res_in)))
+        float *dbr = m->dbranch;
+        if (ly->mask1) {
+            for (size_t i = 0; i < BTC; i++) dbr[i] = m->dres[i] * ly->mask1[i];
+        } else {
+            dbr = m->dres;
+        }
+        memset(m->dln, 0, BTC * sizeof(float));
+        ly->mixer.ops->backward(&ly->mixer, m->dln, dbr, ly->ln1, ly->mixer_act, m->scratch, B, T, rc);
+        layernorm_backward(m->dres, ly->ln1w->grad, ly->ln1b->grad, m->dln, ly->res_in, ly->ln1w->data, ly->ln1_mean,
+                           ly->ln1_rstd, N, C);
+    }
+    // x0 = drop(wte[tok] + wpe[t])
+    if (m->emb_mask)
+        for (size_t i = 0; i < BTC; i++) m->dres[i] *= m->emb_mask[i];
+    encoder_backward(m->wte->grad, m->wpe->grad, m->dres, m->tokens, B, T, C);
+}
+
+float model_extra_loss(model_t *m, int add_grad) {
+    float total = 0;
+    for (int l = 0; l < m->L; l++) {
+        block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};
+        for (int i = 0; i < 2; i++)
+            if (blocks[i]->ops->extra_loss) total += blocks[i]->ops->extra_loss(blocks[i], add_grad);
+    }
+    return total;
+}
+
+void model_after_step(model_t *m, long step, rng_t *rng) {
+    for (int l = 0; l < m->L; l++) {
+        block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};
+        for (int i = 0; i < 2; i++)
+            if (blocks[i]->ops->after_step) blocks[i]->ops->after_step(blocks[i], step, rng);
+    }
+}
+
+void model_free(model_t *m) {
+    for (int l = 0; m->layers && l < m->L; l++) {
+        block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};
+        for (int i = 0; i < 2; i++) {
+            if (blocks[i]->ops && blocks[i]->ops->free_priv) blocks[i]->ops->free_priv(blocks[i]);
+            free(blocks[i]->priv);
+        }
+    }
+    free(m->layers);
+    free(m->spec);
+    params_free(&m->params);
+    free(m->acts);
+    free(m->tokens);
+    free(m->targets);
+    memset(m, 0, sizeof *m);
+}
+
+// ---------------------------------------------------------------------------------------------
+// incremental decoding: the same math as model_forward for one new position, reading the blocks'
+// caches for the earlier ones.
+
+void decode_init(decode_state_t *ds, const model_t *m) {
+    memset(ds, 0, sizeof *ds);
+    int C = m->dims.dim;
+    size_t total = 0, scratch = 0;
+    ds->cache_offset = xcalloc(2 * (size_t)m->L, sizeof(size_t));
+    for (int l = 0; l < m->L; l++) {
+        const block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};
+        for (int i = 0; i < 2; i++) {
+            ds->cache_offset[2 * l + i] = total;
+            total += blocks[i]->ops->cache_floats(blocks[i]);
+            size_t s = blocks[i]->ops->decode_scratch_floats(blocks[i]);
+            scratch = s > scratch ? s : scratch;
+        }
+    }
+    ds->cache = xalloc_floats(total);
+    ds->x = xalloc_floats(3 * (size_t)C + scratch + m->dims.vocab + 2);
+    ds->xn = ds->x + C;
+    ds->y = ds->xn + C;
+    ds->scratch = ds->y + C;
+    ds->logits = ds->scratch + scratch;
+    ds->mean_rstd = ds->logits + m->dims.vocab;
+    ds->pos = 0;
+}
+
+void decode_reset(decode_state_t *ds) { ds->pos = 0; }
+
+const float *decode_step(model_t *m, decode_state_t *ds, int32_t token) {
+    int C = m->dims.dim, pos = ds->pos;
+    CHECK(pos < m->dims.ctx && token >= 0 && token < m->dims.vocab);
+    float *x = ds->x;
+    const float *e = m->wte->data + (size_t)token * C, *p = m->wpe->data + (size_t)pos * C;
+    for (int c = 0; c < C; c++) x[c] = e[c] + p[c];
+    for (int l = 0; l < m->L; l++) {
+        layer_t *ly = &m->layers[l];
+        layernorm_forward(ds->xn, ds->mean_rstd, ds->mean_rstd + 1, x, ly->ln1w->data, ly->ln1b->data, 1, C);
+        ly->mixer.ops->decode_step(&ly->mixer, ds->y, ds->xn, pos, ds->cache + ds->cache_offset[2 * l], ds->scratch);
+        for (int c = 0; c < C; c++) x[c] += ds->y[c];
+        if (ly->has_ffn) {
+            layernorm_forward(ds->xn, ds->mean_rstd, ds->mean_rstd + 1, x, ly->ln2w->data, ly->ln2b->data, 1, C);
+            ly->ffn.ops->decode_step(&ly->ffn, ds->y, ds->xn, pos, ds->cache + ds->cache_offset[2 * l + 1], ds->scratch);
+            for (int c = 0; c < C; c++) x[c] += ds->y[c];
+        }
+    }
+    layernorm_forward(ds->xn, ds->mean_rstd, ds->mean_rstd + 1, x, m->lnfw->data, m->lnfb->data, 1, C);
+    matmul_forward(ds->logits, ds->xn, m->wte->data, NULL, 1, C, m->dims.vocab);
+    ds->pos++;
+    return ds->logits;
+}
+
+void decode_free(decode_state_t *ds) {
+    free(ds->cache);
+    free(ds->cache_offset);
+    free(ds->x);
+    memset(ds, 0, sizeof *ds);
+}

@@ -1,0 +1,84 @@
+// model.h — the decoder-only Transformer with GPT-2 conventions (ARCHITECTURE.md §2):
+//   x = wte[tok] + wpe[t]; per layer: x += drop(mixer(LN1(x))); x += drop(ffn(LN2(x))) (no LN2/ffn
+//   when the ffn is `none`); logits = LNf(x)·wteᵀ; loss = mean cross-entropy over B·T positions.
+// Glossary: B batch, T time (≤ ctx), C width, H heads, V vocabulary, L layers.
+#ifndef ATTNLAB_MODEL_H
+#define ATTNLAB_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/block.h"
+#include "model/params.h"
+
+typedef struct {
+    block_t mixer, ffn;
+    int has_ffn;                       // 0 when the ffn kind is `none`
+    param_t *ln1w, *ln1b, *ln2w, *ln2b; // (C) each; ln2 NULL without ffn
+    // activation views for the current (B, T), set by model_alloc_acts
+    float *res_in;      // (B,T,C) residual stream entering the layer
+    float *ln1, *ln1_mean, *ln1_rstd;   // (B,T,C), (B,T), (B,T)
+    float *res_mid;     // (B,T,C) after the mixer's residual add
+    float *ln2, *ln2_mean, *ln2_rstd;
+    float *mask1, *mask2;               // (B,T,C) residual-branch dropout masks (NULL without dropout)
+    float *mixer_act, *ffn_act;         // the blocks' own saved activations
+} layer_t;
+
+typedef struct {
+    model_dims_t dims;
+    char *spec;          // the layer spec with every option resolved (checkpoint config)
+    int L;
+    layer_t *layers;
+    param_t *wte, *wpe, *lnfw, *lnfb;  // (V,C), (ctx,C), (C), (C)
+    param_table_t params;
+
+    // activation arena, sized once for (max_B, max_T) by model_alloc_acts
+    int max_B, max_T;
+    float *acts;
+    float *emb_mask;     // (B,T,C) embedding dropout mask (NULL without dropout)
+    float *res_out;      // (B,T,C) residual stream after the last layer
+    float *lnf, *lnf_mean, *lnf_rstd;
+    float *probs;        // (B,T,V) logits, overwritten by probabilities in the loss
+    float *losses;       // (B,T) per-position nats
+    int32_t *targets;    // (B,T) copy of the last forward's targets
+    int32_t *tokens;     // (B,T) copy of the last forward's inputs
+    // backward buffers
+    float *dres, *dln, *dbranch, *dlogits, *scratch;
+    int last_B, last_T;  // shape of the last forward
+} model_t;
+
+// Build the model for dims and a --layers spec: parse, configure every block (validating options),
+// register parameters, allocate the parameter arenas. Returns 0, or -1 with one clear message.
+int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, char *err, size_t errlen);
+// Initialize every parameter from the rng (ARCHITECTURE.md §2 init), and zero the AdamW moments.
+void model_init_weights(model_t *m, rng_t *rng);
+// Allocate the activation arena for batches up to (B, T) (T ≤ ctx). Once per run.
+void model_alloc_acts(model_t *m, int B, int T);
+// Forward over tokens (B,T). With targets (B,T) returns the mean loss and keeps per-position losses
+// in m->losses; without, returns 0 and leaves probabilities... (logits) in m->probs.
+float model_forward(model_t *m, const int32_t *tokens, const int32_t *targets, int B, int T, const run_ctx_t *rc);
+// Backward of (loss_scale · mean loss) after model_forward with targets; accumulates into ->grad.
+void model_backward(model_t *m, float loss_scale, const run_ctx_t *rc);
+// Sum of the blocks' extra training-objective terms (adds their gradients when add_grad); 0 if none.
+float model_extra_loss(model_t *m, int add_grad);
+// Per-step hooks of the blocks (clamps, redraws).
+void model_after_step(model_t *m, long step, rng_t *rng);
+void model_free(model_t *m);
+
+// ---------------------------------------------------------------------------------------------
+// Incremental decoding of one sequence with per-layer caches.
+typedef struct {
+    float *cache;          // all layers' caches, one allocation
+    size_t *cache_offset;  // (L, 2): mixer and ffn cache offsets
+    float *x, *xn, *y, *scratch, *logits;  // (C), (C), (C), scratch, (V)
+    float *mean_rstd;      // 2 floats for the LayerNorm calls
+    int pos;               // positions consumed so far
+} decode_state_t;
+
+void decode_init(decode_state_t *ds, const model_t *m);
+void decode_reset(decode_state_t *ds);
+// Feed token at position ds->pos (< ctx); returns the logits (V) for the next token.
+const float *decode_step(model_t *m, decode_state_t *ds, int32_t token);
+void decode_free(decode_state_t *ds);
+
+#endif

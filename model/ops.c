@@ -1,0 +1,207 @@
+// ops.c — forward/backward of the elementary ops (see ops.h for the conventions).
+#include "model/ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+// ---------------------------------------------------------------------------------------------
+// encoder
+
+void encoder_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C) {
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *o = out + ((size_t)b * T + t) * C;
+            const float *e = wte + (size_t)tok[b * T + t] * C, *p = wpe + (size_t)t * C;
+            for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
+        }
+}
+
+// Forward was out = wte[tok] + wpe[t]: each output row's gradient lands on one wte row and one wpe row.
+// Serial over rows (token rows repeat; a parallel scatter would race), vectorized over C.
+void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int C) {
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *d = dout + ((size_t)b * T + t) * C;
+            float *de = dwte + (size_t)tok[b * T + t] * C, *dp = dwpe + (size_t)t * C;
+            for (int c = 0; c < C; c++) {
+                de[c] += d[c];
+                dp[c] += d[c];
+            }
+        }
+}
+
+// ---------------------------------------------------------------------------------------------
+// layernorm
+
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                       int N, int C) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float m = 0;
+        for (int c = 0; c < C; c++) m += x[c];
+        m /= C;
+        float v = 0;
+        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+        v /= C;
+        float s = 1.0f / sqrtf(v + 1e-5f);
+        float *o = out + (size_t)n * C;
+        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * w[c] + b[c];
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+
+// Forward: x̂ = (x-μ)·rstd, out = x̂·w + b. With g = dout·w:
+//   db += Σ_n dout,  dw += Σ_n dout·x̂,  dx += rstd·(g − mean(g) − x̂·mean(g·x̂)).
+// Rows are independent for dx; dw/db are reduced per thread, then summed.
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                        const float *mean, const float *rstd, int N, int C) {
+#pragma omp parallel
+    {
+        float dw_local[C], db_local[C];  // C is small (model width)
+        memset(dw_local, 0, sizeof dw_local);
+        memset(db_local, 0, sizeof db_local);
+#pragma omp for
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            float m = mean[n], s = rstd[n];
+            float g_mean = 0, gx_mean = 0;
+            for (int c = 0; c < C; c++) {
+                float xh = (x[c] - m) * s, g = d[c] * w[c];
+                g_mean += g;
+                gx_mean += g * xh;
+            }
+            g_mean /= C;
+            gx_mean /= C;
+            float *dx = dinp + (size_t)n * C;
+            for (int c = 0; c < C; c++) {
+                float xh = (x[c] - m) * s, g = d[c] * w[c];
+                dx[c] += s * (g - g_mean - xh * gx_mean);
+                dw_local[c] += d[c] * xh;
+                db_local[c] += d[c];
+            }
+        }
+#pragma omp critical
+        for (int c = 0; c < C; c++) {
+            dw[c] += dw_local[c];
+            db[c] += db_local[c];
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// matmul (OpenBLAS)
+
+void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IN, int OUT) {
+    float beta = 0.0f;
+    if (bias) {
+#pragma omp parallel for
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OUT, bias, (size_t)OUT * sizeof(float));
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, IN, 1.0f, inp, IN, w, IN, beta, out, OUT);
+}
+
+// Forward was out = inp·wᵀ + b, so dinp = dout·w (N,OUT)(OUT,IN), dw = doutᵀ·inp (OUT,N)(N,IN), db = Σ_n dout.
+void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                     int N, int IN, int OUT) {
+    if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, dinp, IN);
+    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, N, 1.0f, dout, OUT, inp, IN, 1.0f, dw, IN);
+    if (dbias) {
+#pragma omp parallel for
+        for (int o = 0; o < OUT; o++) {
+            float s = 0;
+            for (int n = 0; n < N; n++) s += dout[(size_t)n * OUT + o];
+            dbias[o] += s;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GELU
+
+#define GELU_K 0.7978845608028654f  // sqrt(2/pi)
+
+void gelu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for simd
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+    }
+}
+
+// y = ½x(1 + tanh u), u = k(x + 0.044715x³):
+// dy/dx = ½(1 + tanh u) + ½x·(1 − tanh²u)·k(1 + 3·0.044715x²).
+void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+    int in_place = dinp == dout;
+#pragma omp parallel for simd
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float th = tanhf(GELU_K * (x + 0.044715f * x * x * x));
+        float grad = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        if (in_place) dinp[i] = grad * dout[i];
+        else dinp[i] += grad * dout[i];
+    }
+}
+
+void residual_forward(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for simd
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+// ---------------------------------------------------------------------------------------------
+// softmax cross-entropy
+
+void crossentropy_forward(float *losses, float *probs, const float *logits, const int32_t *targets, int N, int V) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * V;
+        float *p = probs + (size_t)n * V;
+        float mx = l[0];
+        for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+        double sum = 0;
+        float target_logit = l[targets[n]];
+        for (int v = 0; v < V; v++) {
+            p[v] = expf(l[v] - mx);
+            sum += p[v];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int v = 0; v < V; v++) p[v] *= inv;
+        losses[n] = (float)(log(sum) - (double)(target_logit - mx));
+    }
+}
+
+// Forward was loss = log Σ exp(l) − l[target], so dl = (softmax(l) − onehot(target)) · dloss.
+void crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dloss, int N, int V) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *p = probs + (size_t)n * V;
+        float *d = dlogits + (size_t)n * V;
+        float s = dloss[n];
+        for (int v = 0; v < V; v++) d[v] += p[v] * s;
+        d[targets[n]] -= s;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// dropout
+
+void dropout_forward(float *out, float *mask, const float *inp, float p, rng_t *rng, size_t n) {
+    if (p <= 0.0f) {
+        for (size_t i = 0; i < n; i++) mask[i] = 1.0f;
+        if (out != inp) memcpy(out, inp, n * sizeof(float));
+        return;
+    }
+    float keep_scale = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < n; i++) mask[i] = rng_uniform(rng) < p ? 0.0f : keep_scale;
+#pragma omp parallel for simd
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] * mask[i];
+}
+
+void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n) {
+#pragma omp parallel for simd
+    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * mask[i];
+}

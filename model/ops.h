@@ -1,0 +1,54 @@
+// ops.h — the elementary ops of the model, each a forward/backward pair (llm.c's convention).
+//
+// Argument order: outputs, saved buffers, inputs, weights, dimensions.
+// Backward ACCUMULATES (+=) into every gradient it writes, input gradients included; callers zero
+// gradient buffers once. Shapes in PyTorch order: N rows (= B·T), C/IN/OUT widths; a linear weight
+// is stored [OUT, IN] and the math reads y = x·Wᵀ + b.
+// Matrix products go to OpenBLAS; the other loops are OpenMP-parallel over rows.
+#ifndef ATTNLAB_OPS_H
+#define ATTNLAB_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/rng.h"
+
+// out[b,t,:] = wte[tok[b,t],:] + wpe[t,:]           out (B,T,C), wte (V,C), wpe (ctx,C)
+void encoder_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C);
+// dwte[tok] += dout; dwpe[t] += Σ_b dout[b,t]
+void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int C);
+
+// LayerNorm over the last axis, eps 1e-5, biased variance: out = (x - μ)·rstd·w + b.
+// mean, rstd (N) are saved for backward.
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                       int N, int C);
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                        const float *mean, const float *rstd, int N, int C);
+
+// out (N,OUT) = inp (N,IN) · wᵀ + bias; w (OUT,IN); bias (OUT) or NULL.
+void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IN, int OUT);
+// dinp += dout·w; dw += doutᵀ·inp; dbias += Σ_n dout. Any of dinp/dw/dbias may be NULL.
+void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                     int N, int IN, int OUT);
+
+// GELU, tanh approximation: out = ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+void gelu_forward(float *out, const float *inp, size_t n);
+// dinp += dout · gelu'(inp). dinp may alias dout (in-place: dinp = dout · gelu'(inp) then).
+void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+// out = a + b (n). May alias.
+void residual_forward(float *out, const float *a, const float *b, size_t n);
+
+// Per-row softmax cross-entropy over V logits. losses (N) = -log p[target];
+// probs (N,V) may alias logits (then logits are overwritten by probabilities).
+void crossentropy_forward(float *losses, float *probs, const float *logits, const int32_t *targets, int N, int V);
+// dlogits (N,V) += (probs - onehot(target)) · dloss[n]   (dloss: scale per row, e.g. 1/N for a mean).
+void crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dloss, int N, int V);
+
+// Dropout: mask[i] = 0 with probability p, else 1/(1-p); out = inp·mask. Masks are drawn in index
+// order from rng, so a run is deterministic. p == 0 writes mask = 1 without drawing.
+void dropout_forward(float *out, float *mask, const float *inp, float p, rng_t *rng, size_t n);
+// dinp += dout·mask
+void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n);
+
+#endif

@@ -1,0 +1,111 @@
+// params.c — the parameter table and its four arenas (see params.h).
+#include "model/params.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/check.h"
+
+void params_init_table(param_table_t *pt) { memset(pt, 0, sizeof *pt); }
+
+param_t *params_add(param_table_t *pt, const char *name, init_kind_t init, float scale, int decay, int ndim, ...) {
+    CHECK(ndim >= 1 && ndim <= 4);
+    CHECK(pt->data == NULL);  // no registration after allocation
+    CHECK(params_find(pt, name) == NULL);
+    param_t *p = xcalloc(1, sizeof *p);
+    CHECK(strlen(name) < sizeof p->name);
+    strcpy(p->name, name);
+    p->ndim = ndim;
+    p->numel = 1;
+    va_list ap;
+    va_start(ap, ndim);
+    for (int i = 0; i < ndim; i++) {
+        p->shape[i] = va_arg(ap, int);
+        CHECK(p->shape[i] > 0);
+        p->numel *= (size_t)p->shape[i];
+    }
+    va_end(ap);
+    p->init = init;
+    p->init_scale = scale;
+    p->decay = decay;
+    p->trainable = 1;
+    p->offset = pt->total;
+    pt->total += p->numel;  // packed: consecutive registrations are contiguous
+    if (pt->count == pt->cap) {
+        pt->cap = pt->cap ? 2 * pt->cap : 64;
+        param_t **items = xmalloc((size_t)pt->cap * sizeof *items);
+        if (pt->count) memcpy(items, pt->items, (size_t)pt->count * sizeof *items);
+        free(pt->items);
+        pt->items = items;
+    }
+    pt->items[pt->count++] = p;
+    return p;
+}
+
+void params_allocate(param_table_t *pt) {
+    CHECK(pt->data == NULL);
+    pt->data = xalloc_floats(pt->total);
+    pt->grad = xalloc_floats(pt->total);
+    pt->m = xalloc_floats(pt->total);
+    pt->v = xalloc_floats(pt->total);
+    for (int i = 0; i < pt->count; i++) {
+        param_t *p = pt->items[i];
+        p->data = pt->data + p->offset;
+        p->grad = pt->grad + p->offset;
+        p->m = pt->m + p->offset;
+        p->v = pt->v + p->offset;
+    }
+}
+
+void params_init_values(param_table_t *pt, rng_t *rng) {
+    for (int i = 0; i < pt->count; i++) {
+        param_t *p = pt->items[i];
+        switch (p->init) {
+        case INIT_NORMAL:
+            for (size_t j = 0; j < p->numel; j++) p->data[j] = p->init_scale * rng_normal(rng);
+            break;
+        case INIT_UNIFORM:
+            for (size_t j = 0; j < p->numel; j++) p->data[j] = p->init_scale * (2.0f * rng_uniform(rng) - 1.0f);
+            break;
+        case INIT_ZEROS:
+            memset(p->data, 0, p->numel * sizeof(float));
+            break;
+        case INIT_ONES:
+            for (size_t j = 0; j < p->numel; j++) p->data[j] = 1.0f;
+            break;
+        case INIT_CUSTOM:
+            CHECK(p->init_fn != NULL);
+            p->init_fn(p, rng, p->init_owner);
+            break;
+        }
+    }
+    memset(pt->m, 0, pt->total * sizeof(float));
+    memset(pt->v, 0, pt->total * sizeof(float));
+}
+
+void params_zero_grad(param_table_t *pt) { memset(pt->grad, 0, pt->total * sizeof(float)); }
+
+param_t *params_find(const param_table_t *pt, const char *name) {
+    for (int i = 0; i < pt->count; i++)
+        if (strcmp(pt->items[i]->name, name) == 0) return pt->items[i];
+    return NULL;
+}
+
+size_t params_count_trainable(const param_table_t *pt) {
+    size_t n = 0;
+    for (int i = 0; i < pt->count; i++)
+        if (pt->items[i]->trainable) n += pt->items[i]->numel;
+    return n;
+}
+
+void params_free(param_table_t *pt) {
+    for (int i = 0; i < pt->count; i++) free(pt->items[i]);
+    free(pt->items);
+    free(pt->data);
+    free(pt->grad);
+    free(pt->m);
+    free(pt->v);
+    memset(pt, 0, sizeof *pt);
+}

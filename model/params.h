@@ -1,0 +1,60 @@
+// params.h — the parameter table: every trainable tensor (and every saved buffer) of a model.
+// Blocks register their tensors by name, shape and init rule; the table then carves four arenas
+// (values, gradients, AdamW first and second moments), one allocation each. Everything that walks
+// parameters — init, zeroing, AdamW, clipping, checkpoint, counts, gradient checks — walks this table.
+#ifndef ATTNLAB_PARAMS_H
+#define ATTNLAB_PARAMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/rng.h"
+
+typedef enum {
+    INIT_NORMAL = 0,  // N(0, scale²)
+    INIT_UNIFORM,     // U(-scale, scale)
+    INIT_ZEROS,
+    INIT_ONES,
+    INIT_CUSTOM,      // the owning block fills it (init_fn)
+} init_kind_t;
+
+typedef struct param param_t;
+typedef void (*param_init_fn)(param_t *p, rng_t *rng, void *owner);
+
+struct param {
+    char name[80];        // checkpoint name, e.g. "layers.3.attn.wq"
+    int ndim;
+    int64_t shape[4];     // PyTorch order; a linear weight is [out, in]
+    size_t numel;
+    size_t offset;        // into each arena, in floats (tensors are packed, no padding)
+    init_kind_t init;
+    float init_scale;     // std (normal) or bound (uniform)
+    param_init_fn init_fn;  // INIT_CUSTOM only
+    void *init_owner;
+    int decay;            // 1: AdamW weight decay applies (matrices), 0: none (biases, norms, spans)
+    int trainable;        // 0: a buffer saved in the checkpoint but never updated (e.g. random features)
+    float *data;          // [numel] views into the arenas, valid after params_allocate
+    float *grad;
+    float *m, *v;
+};
+
+typedef struct {
+    param_t **items;      // registration order = arena order = checkpoint order
+    int count, cap;
+    size_t total;         // floats per arena
+    float *data, *grad, *m, *v;  // the four arenas
+} param_table_t;
+
+void params_init_table(param_table_t *pt);
+// Register a tensor. The returned pointer is stable; its data/grad views appear after params_allocate.
+// Shapes are given as ndim int values (1..4). Tensors registered one after another are contiguous in
+// every arena (blocks rely on this to run wq|wk|wv as one matrix product).
+param_t *params_add(param_table_t *pt, const char *name, init_kind_t init, float scale, int decay, int ndim, ...);
+void params_allocate(param_table_t *pt);
+void params_init_values(param_table_t *pt, rng_t *rng);  // draws in registration order
+void params_zero_grad(param_table_t *pt);
+param_t *params_find(const param_table_t *pt, const char *name);
+size_t params_count_trainable(const param_table_t *pt);
+void params_free(param_table_t *pt);
+
+#endif

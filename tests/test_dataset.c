@@ -1,0 +1,245 @@
+// test_dataset.c — file reading errors, the 90/10 split and its ctx+1 checks, random batch
+// windows, and full-split eval windows (every token after the first predicted exactly once).
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "data/dataset.h"
+#include "tests/testlib.h"
+
+static char dir[64];
+
+// Write n bytes to dir/name and return the path (static buffer, valid until the next call).
+static const char *write_file(const char *name, const void *data, size_t n) {
+    static char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n) {
+        printf("  cannot write %s\n", path);
+        exit(1);
+    }
+    fclose(f);
+    return path;
+}
+
+// A file of n bytes cycling through 'a'..'z' (byte tokenizer: token i = 'a' + i % 26).
+static const char *write_letters(const char *name, size_t n) {
+    char *buf = malloc(n ? n : 1);
+    for (size_t i = 0; i < n; i++) buf[i] = (char)('a' + i % 26);
+    const char *p = write_file(name, buf, n);
+    free(buf);
+    return p;
+}
+
+static void test_files(void) {
+    char err[512], path[128];
+    uint8_t *buf;
+    size_t n;
+    TEST_CASE("read_file_bytes: missing, directory, empty, unreadable, ok") {
+        snprintf(path, sizeof path, "%s/nope.txt", dir);
+        EXPECT(read_file_bytes(path, &buf, &n, err, sizeof err) == -1);
+        char want[256];
+        snprintf(want, sizeof want, "cannot open '%s': No such file or directory", path);
+        EXPECT_MSG(strcmp(err, want) == 0, "got \"%s\"", err);
+        EXPECT(read_file_bytes(dir, &buf, &n, err, sizeof err) == -1);
+        snprintf(want, sizeof want, "'%s' is a directory, not a text file", dir);
+        EXPECT_MSG(strcmp(err, want) == 0, "got \"%s\"", err);
+        const char *p = write_file("empty.txt", "", 0);
+        EXPECT(read_file_bytes(p, &buf, &n, err, sizeof err) == -1);
+        snprintf(want, sizeof want, "'%s' is empty", p);
+        EXPECT_MSG(strcmp(err, want) == 0, "got \"%s\"", err);
+        p = write_file("locked.txt", "x", 1);
+        chmod(p, 0);
+        if (access(p, R_OK) == 0) {
+            printf("  note: running as root, skipping the unreadable-file check\n");
+        } else {
+            EXPECT(read_file_bytes(p, &buf, &n, err, sizeof err) == -1);
+            EXPECT_MSG(strstr(err, "cannot open '") && strstr(err, "Permission denied"), "got \"%s\"", err);
+        }
+        chmod(p, 0600);
+        p = write_file("ok.txt", "hi\r\n\xff", 5);
+        EXPECT(read_file_bytes(p, &buf, &n, err, sizeof err) == 0);
+        EXPECT(n == 5 && memcmp(buf, "hi\r\n\xff", 5) == 0);
+        free(buf);
+    }
+    TEST_CASE("dataset_load: errors name the file, split sizes and ctx") {
+        tokenizer_t byte;
+        tok_init_byte(&byte);
+        dataset_t ds;
+        snprintf(path, sizeof path, "%s/nope.txt", dir);
+        EXPECT(dataset_load(&ds, path, &byte, 8, err, sizeof err) == -1 && strstr(err, "No such file"));
+        EXPECT(dataset_load(&ds, dir, &byte, 8, err, sizeof err) == -1 && strstr(err, "is a directory"));
+        const char *p = write_file("empty.txt", "", 0);
+        EXPECT(dataset_load(&ds, p, &byte, 8, err, sizeof err) == -1 && strstr(err, "is empty"));
+        EXPECT(ds.text == NULL && ds.tokens == NULL);
+        // 5 tokens: train 4 < ctx+1 = 9.
+        p = write_letters("tiny.txt", 5);
+        EXPECT(dataset_load(&ds, p, &byte, 8, err, sizeof err) == -1);
+        char want[512];
+        snprintf(want, sizeof want,
+                 "train split of '%s' has 4 tokens, fewer than ctx+1 = 9; use a longer file or a smaller --ctx "
+                 "(the file has 5 tokens: 4 train, 1 validation)", p);
+        EXPECT_MSG(strcmp(err, want) == 0, "got \"%s\"", err);
+        // 400 tokens: train 360, validation 40 < ctx+1 = 65.
+        p = write_letters("short.txt", 400);
+        EXPECT(dataset_load(&ds, p, &byte, 64, err, sizeof err) == -1);
+        snprintf(want, sizeof want,
+                 "validation split of '%s' has 40 tokens, fewer than ctx+1 = 65; use a longer file or a smaller --ctx "
+                 "(the file has 400 tokens: 360 train, 40 validation)", p);
+        EXPECT_MSG(strcmp(err, want) == 0, "got \"%s\"", err);
+        EXPECT(ds.text == NULL && ds.tokens == NULL);
+        // Exactly enough: validation 40 = ctx+1.
+        EXPECT_MSG(dataset_load(&ds, p, &byte, 39, err, sizeof err) == 0, "%s", err);
+        dataset_free(&ds);
+        // Char vocab from another text: the file's own out-of-vocab character names the file.
+        tokenizer_t ch;
+        EXPECT(tok_build_char(&ch, (const uint8_t *)"abc", 3, err, sizeof err) == 0);
+        EXPECT(dataset_load(&ds, p, &ch, 8, err, sizeof err) == -1);
+        EXPECT_MSG(strstr(err, "character U+0064 ('d') at byte offset 3 is not in") && strstr(err, "short.txt'"),
+                   "got \"%s\"", err);
+        tok_free(&ch);
+        tok_free(&byte);
+    }
+    TEST_CASE("dataset_load: split is floor(0.9 n), tokens match the file") {
+        tokenizer_t byte;
+        tok_init_byte(&byte);
+        size_t sizes[] = {20, 29, 101, 1000, 1009};
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            dataset_t ds;
+            const char *p = write_letters("split.txt", sizes[i]);
+            EXPECT(dataset_load(&ds, p, &byte, 1, err, sizeof err) == 0);
+            EXPECT_MSG(ds.n_tokens == sizes[i] && ds.n_train == (size_t)(sizes[i] * 0.9),
+                       "n %zu: n_train %zu", ds.n_tokens, ds.n_train);
+            EXPECT(ds.text_bytes == sizes[i]);
+            for (size_t k = 0; k < ds.n_tokens; k++)
+                if (ds.tokens[k] != 'a' + (int)(k % 26)) {
+                    EXPECT_MSG(0, "token %zu = %d", k, ds.tokens[k]);
+                    break;
+                }
+            dataset_free(&ds);
+        }
+        tok_free(&byte);
+    }
+}
+
+// Check that the (B, T) batch consists of contiguous slices of ds->tokens starting in [lo, hi].
+static void check_batch(const dataset_t *ds, const int32_t *x, const int32_t *y, int B, int T, size_t lo,
+                        size_t hi, size_t *seen_lo, size_t *seen_hi) {
+    for (int b = 0; b < B; b++) {
+        // Tokens are i (as int32) in these datasets, so x[b*T] is the offset.
+        size_t off = (size_t)x[(size_t)b * T];
+        EXPECT_MSG(off >= lo && off <= hi, "window %d at %zu outside [%zu, %zu]", b, off, lo, hi);
+        if (off < lo || off > hi) continue;
+        if (off < *seen_lo) *seen_lo = off;
+        if (off > *seen_hi) *seen_hi = off;
+        for (int t = 0; t < T; t++) {
+            EXPECT(x[(size_t)b * T + t] == ds->tokens[off + t]);
+            EXPECT(y[(size_t)b * T + t] == ds->tokens[off + t + 1]);
+        }
+    }
+}
+
+static void test_batches(void) {
+    TEST_CASE("train/val batches are correct slices within their split") {
+        // A synthetic dataset with tokens[i] = i so that a window's first token is its offset.
+        dataset_t ds = {0};
+        ds.n_tokens = 200;
+        ds.n_train = 180;
+        ds.tokens = malloc(ds.n_tokens * sizeof(int32_t));
+        for (size_t i = 0; i < ds.n_tokens; i++) ds.tokens[i] = (int32_t)i;
+        enum { B = 7, T = 9 };
+        int32_t x[B * T], y[B * T];
+        rng_t rng, ref;
+        rng_seed(&rng, 42);
+        size_t tlo = SIZE_MAX, thi = 0, vlo = SIZE_MAX, vhi = 0;
+        for (int it = 0; it < 400; it++) {
+            ref = rng;
+            dataset_train_batch(&ds, &rng, B, T, x, y);
+            check_batch(&ds, x, y, B, T, 0, ds.n_train - T - 1, &tlo, &thi);
+            // One rng_below(n_train - T) draw per window, in order.
+            for (int b = 0; b < B; b++) EXPECT(x[b * T] == (int32_t)rng_below(&ref, ds.n_train - T));
+            EXPECT(memcmp(&ref, &rng, sizeof rng) == 0);
+            dataset_val_batch(&ds, &rng, B, T, x, y);
+            check_batch(&ds, x, y, B, T, ds.n_train, ds.n_tokens - T - 1, &vlo, &vhi);
+        }
+        // The whole range is reachable, including both ends.
+        EXPECT_MSG(tlo == 0 && thi == ds.n_train - T - 1, "train offsets seen in [%zu, %zu]", tlo, thi);
+        EXPECT_MSG(vlo == ds.n_train && vhi == ds.n_tokens - T - 1, "val offsets seen in [%zu, %zu]", vlo, vhi);
+        // Smallest legal split: exactly T+1 tokens means the single offset.
+        ds.n_train = T + 1;
+        dataset_train_batch(&ds, &rng, B, T, x, y);
+        for (int b = 0; b < B; b++) EXPECT(x[b * T] == 0 && y[b * T + T - 1] == T);
+        free(ds.tokens);
+    }
+}
+
+// Run every eval window over n tokens and check each target index 1..n-1 is predicted once.
+static void check_eval(size_t n, int ctx) {
+    int32_t *tok = malloc((n ? n : 1) * sizeof(int32_t));
+    for (size_t i = 0; i < n; i++) tok[i] = (int32_t)i;
+    size_t nw = eval_num_windows(n, ctx);
+    size_t want_nw = n < 2 ? 0 : (n - 1 + (size_t)ctx - 1) / (size_t)ctx;
+    EXPECT_MSG(nw == want_nw, "n %zu ctx %d: %zu windows, want %zu", n, ctx, nw, want_nw);
+    int *count = calloc(n ? n : 1, sizeof(int));
+    int32_t *x = malloc((size_t)ctx * sizeof(int32_t)), *y = malloc((size_t)ctx * sizeof(int32_t));
+    for (size_t w = 0; w < nw; w++) {
+        int len = eval_window(tok, n, ctx, w, x, y);
+        EXPECT_MSG(len >= 1 && len <= ctx, "n %zu ctx %d window %zu: len %d", n, ctx, w, len);
+        EXPECT_MSG(len == ctx || w == nw - 1, "only the last window may be short");
+        EXPECT_MSG(x[0] == (int32_t)(w * (size_t)ctx), "window %zu starts at %d", w, x[0]);
+        for (int i = 0; i < len; i++) {
+            EXPECT(x[i] == x[0] + i && y[i] == x[i] + 1);
+            if (y[i] >= 0 && (size_t)y[i] < n) count[y[i]]++;
+        }
+    }
+    for (size_t i = 1; i < n; i++)
+        if (count[i] != 1) {
+            EXPECT_MSG(0, "n %zu ctx %d: token %zu predicted %d times", n, ctx, i, count[i]);
+            break;
+        }
+    EXPECT(n == 0 || count[0] == 0);
+    free(tok);
+    free(count);
+    free(x);
+    free(y);
+}
+
+static void test_eval(void) {
+    TEST_CASE("eval windows: N-1 divisible by ctx") {
+        check_eval(65, 64);
+        check_eval(129, 64);
+        check_eval(2, 1);
+        check_eval(31, 5);
+    }
+    TEST_CASE("eval windows: N-1 not divisible by ctx, and tiny N") {
+        check_eval(66, 64);
+        check_eval(100, 64);
+        check_eval(128, 64);
+        check_eval(3, 64);
+        check_eval(33, 5);
+        check_eval(1, 4);
+        check_eval(0, 4);
+        EXPECT(eval_num_windows(1, 8) == 0 && eval_num_windows(0, 8) == 0);
+        EXPECT(eval_num_windows(2, 8) == 1 && eval_num_windows(9, 8) == 1 && eval_num_windows(10, 8) == 2);
+    }
+}
+
+int main(void) {
+    strcpy(dir, "/tmp/attnlab_test_dataset_XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_files();
+    test_batches();
+    test_eval();
+    const char *names[] = {"empty.txt", "locked.txt", "ok.txt", "tiny.txt", "short.txt", "split.txt"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+    return test_main_end();
+}

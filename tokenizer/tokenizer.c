@@ -1,0 +1,293 @@
+// tokenizer.c — byte and char tokenizers, strict UTF-8, JSON form for checkpoints (see tokenizer.h).
+// UTF-8 validity follows Unicode 15 Table 3-7 (well-formed byte sequences): no overlongs,
+// no surrogates, nothing above U+10FFFF.
+#include "tokenizer/tokenizer.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/check.h"
+
+#define TOK_MAX_CP 0x10FFFFu
+#define TOK_BMP 0x10000u
+#define TOK_MAX_VOCAB (1 << 21)
+
+// ---------------------------------------------------------------------------- UTF-8
+
+// Decode one code point from s[0..n) (n >= 1). Returns its length 1..4, or 0 if the bytes at s
+// do not start a well-formed sequence (including one cut off by the end of the text).
+static int utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
+    uint8_t b0 = s[0];
+    if (b0 < 0x80) {
+        *cp = b0;
+        return 1;
+    }
+    int len;
+    uint8_t lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+        len = 2;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+        len = 3;
+        if (b0 == 0xE0) lo = 0xA0;       // overlong
+        else if (b0 == 0xED) hi = 0x9F;  // surrogates D800..DFFF
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+        len = 4;
+        if (b0 == 0xF0) lo = 0x90;       // overlong
+        else if (b0 == 0xF4) hi = 0x8F;  // above U+10FFFF
+    } else {
+        return 0;  // continuation byte as lead, C0/C1 overlongs, F5..FF
+    }
+    if (n < (size_t)len) return 0;
+    if (s[1] < lo || s[1] > hi) return 0;
+    uint32_t c = b0 & (0x7F >> len);
+    for (int i = 1; i < len; i++) {
+        if (i > 1 && (s[i] & 0xC0) != 0x80) return 0;
+        c = (c << 6) | (s[i] & 0x3F);
+    }
+    *cp = c;
+    return len;
+}
+
+static int utf8_len(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
+
+static int utf8_encode(uint32_t cp, uint8_t *buf) {
+    int len = utf8_len(cp);
+    switch (len) {
+    case 1: buf[0] = (uint8_t)cp; break;
+    case 2:
+        buf[0] = (uint8_t)(0xC0 | (cp >> 6));
+        buf[1] = (uint8_t)(0x80 | (cp & 0x3F));
+        break;
+    case 3:
+        buf[0] = (uint8_t)(0xE0 | (cp >> 12));
+        buf[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+        buf[2] = (uint8_t)(0x80 | (cp & 0x3F));
+        break;
+    default:
+        buf[0] = (uint8_t)(0xF0 | (cp >> 18));
+        buf[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+        buf[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+        buf[3] = (uint8_t)(0x80 | (cp & 0x3F));
+    }
+    return len;
+}
+
+static int invalid_utf8(char *err, size_t errlen, const char *what, size_t off) {
+    return seterr(err, errlen, "%s%schar tokenizer: invalid UTF-8 at byte offset %zu (use --tokenizer byte for binary text)",
+                  what ? what : "", what ? ": " : "", off);
+}
+
+// ---------------------------------------------------------------------------- construction
+
+void tok_init_byte(tokenizer_t *t) {
+    memset(t, 0, sizeof *t);
+    t->kind = TOK_BYTE;
+    t->vocab_size = 256;
+}
+
+// Fill the BMP lookup table from t->codepoints (char tokenizers only).
+static void build_lookup(tokenizer_t *t) {
+    t->bmp = xmalloc(TOK_BMP * sizeof(int32_t));
+    memset(t->bmp, 0xFF, TOK_BMP * sizeof(int32_t));  // -1 everywhere
+    for (int i = 0; i < t->vocab_size && t->codepoints[i] < TOK_BMP; i++) t->bmp[t->codepoints[i]] = i;
+}
+
+int tok_build_char(tokenizer_t *t, const uint8_t *text, size_t n, char *err, size_t errlen) {
+    memset(t, 0, sizeof *t);
+    if (n == 0) return seterr(err, errlen, "char tokenizer: the text is empty");
+    // One bit per possible code point (136 KiB): distinct + sorted in one pass.
+    uint64_t *seen = xcalloc((TOK_MAX_CP + 1) / 64, sizeof(uint64_t));
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int len = utf8_decode(text + i, n - i, &cp);
+        if (!len) {
+            free(seen);
+            return invalid_utf8(err, errlen, NULL, i);
+        }
+        seen[cp >> 6] |= 1ull << (cp & 63);
+        i += (size_t)len;
+    }
+    int count = 0;
+    for (size_t w = 0; w < (TOK_MAX_CP + 1) / 64; w++) count += __builtin_popcountll(seen[w]);
+    t->kind = TOK_CHAR;
+    t->vocab_size = count;
+    t->codepoints = xmalloc((size_t)count * sizeof(uint32_t));
+    int k = 0;
+    for (uint32_t cp = 0; cp <= TOK_MAX_CP; cp++)
+        if (seen[cp >> 6] >> (cp & 63) & 1) t->codepoints[k++] = cp;
+    free(seen);
+    build_lookup(t);
+    return 0;
+}
+
+void tok_free(tokenizer_t *t) {
+    free(t->codepoints);
+    free(t->bmp);
+    memset(t, 0, sizeof *t);
+}
+
+int tok_kind_parse(const char *name, tok_kind_t *kind) {
+    if (!strcmp(name, "byte")) *kind = TOK_BYTE;
+    else if (!strcmp(name, "char")) *kind = TOK_CHAR;
+    else return -1;
+    return 0;
+}
+
+const char *tok_kind_name(tok_kind_t kind) {
+    switch (kind) {
+    case TOK_BYTE: return "byte";
+    case TOK_CHAR: return "char";
+    }
+    return "unknown";
+}
+
+// ---------------------------------------------------------------------------- encode / decode
+
+// Id of code point cp, or -1 if it is not in the vocabulary.
+static int32_t char_id(const tokenizer_t *t, uint32_t cp) {
+    if (cp < TOK_BMP) return t->bmp[cp];
+    int lo = 0, hi = t->vocab_size - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (t->codepoints[mid] < cp) lo = mid + 1;
+        else if (t->codepoints[mid] > cp) hi = mid - 1;
+        else return mid;
+    }
+    return -1;
+}
+
+int tok_encode(const tokenizer_t *t, const uint8_t *text, size_t n, int32_t **out, size_t *n_out,
+               const char *what, char *err, size_t errlen) {
+    *out = NULL;
+    *n_out = 0;
+    int32_t *ids = xmalloc(n * sizeof(int32_t));  // char never needs more than one id per byte
+    size_t k = 0;
+    if (t->kind == TOK_BYTE) {
+        for (size_t i = 0; i < n; i++) ids[i] = text[i];
+        k = n;
+    } else {
+        for (size_t i = 0; i < n;) {
+            uint32_t cp;
+            int len = utf8_decode(text + i, n - i, &cp);
+            if (!len) {
+                free(ids);
+                return invalid_utf8(err, errlen, what, i);
+            }
+            int32_t id = char_id(t, cp);
+            if (id < 0) {
+                free(ids);
+                char shown[8] = "";
+                if (cp >= 0x20 && cp <= 0x7E) snprintf(shown, sizeof shown, " ('%c')", (char)cp);
+                return seterr(err, errlen,
+                              "%s%scharacter U+%04X%s at byte offset %zu is not in the checkpoint's char vocabulary",
+                              what ? what : "", what ? ": " : "", (unsigned)cp, shown, i);
+            }
+            ids[k++] = id;
+            i += (size_t)len;
+        }
+    }
+    *out = ids;
+    *n_out = k;
+    return 0;
+}
+
+int tok_token_bytes(const tokenizer_t *t, int32_t id) {
+    CHECK(id >= 0 && id < t->vocab_size);
+    return t->kind == TOK_BYTE ? 1 : utf8_len(t->codepoints[id]);
+}
+
+int tok_decode(const tokenizer_t *t, int32_t id, uint8_t *buf) {
+    CHECK(id >= 0 && id < t->vocab_size);
+    if (t->kind == TOK_BYTE) {
+        buf[0] = (uint8_t)id;
+        return 1;
+    }
+    return utf8_encode(t->codepoints[id], buf);
+}
+
+// ---------------------------------------------------------------------------- JSON
+
+char *tok_to_json(const tokenizer_t *t) {
+    if (t->kind == TOK_BYTE) return xstrdup("{\"kind\":\"byte\"}");
+    // Each code point is at most 7 digits plus a comma.
+    size_t cap = 64 + (size_t)t->vocab_size * 8, len = 0;
+    char *s = xmalloc(cap);
+    len += (size_t)snprintf(s, cap, "{\"kind\":\"char\",\"codepoints\":[");
+    for (int i = 0; i < t->vocab_size; i++)
+        len += (size_t)snprintf(s + len, cap - len, "%s%u", i ? "," : "", (unsigned)t->codepoints[i]);
+    snprintf(s + len, cap - len, "]}");
+    return s;
+}
+
+// Parse the codepoints array of a char tokenizer into t (kind already TOK_CHAR).
+static int parse_codepoints(tokenizer_t *t, const cJSON *arr, char *err, size_t errlen) {
+    if (!cJSON_IsArray(arr)) return seterr(err, errlen, "tokenizer JSON: \"codepoints\" must be an array");
+    int n = cJSON_GetArraySize(arr);
+    if (n < 1 || n > TOK_MAX_VOCAB)
+        return seterr(err, errlen, "tokenizer JSON: \"codepoints\" has %d entries, expected 1..%d", n, TOK_MAX_VOCAB);
+    t->codepoints = xmalloc((size_t)n * sizeof(uint32_t));
+    t->vocab_size = n;
+    int i = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, arr) {
+        double d = cJSON_IsNumber(item) ? item->valuedouble : -1;
+        if (!(d >= 0 && d <= TOK_MAX_CP) || d != (double)(uint32_t)d)
+            return seterr(err, errlen, "tokenizer JSON: codepoints[%d] is not an integer in 0..0x10FFFF", i);
+        uint32_t cp = (uint32_t)d;
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            return seterr(err, errlen, "tokenizer JSON: codepoints[%d] = U+%04X is a surrogate, not a character", i, (unsigned)cp);
+        if (i > 0 && cp <= t->codepoints[i - 1])
+            return seterr(err, errlen, "tokenizer JSON: codepoints are not strictly increasing at index %d", i);
+        t->codepoints[i++] = cp;
+    }
+    return 0;
+}
+
+int tok_from_json(tokenizer_t *t, const char *json, char *err, size_t errlen) {
+    memset(t, 0, sizeof *t);
+    cJSON *root = cJSON_Parse(json);
+    if (!root) return seterr(err, errlen, "tokenizer JSON: not valid JSON");
+    int rc = -1;
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
+    const cJSON *cps = cJSON_GetObjectItemCaseSensitive(root, "codepoints");
+    tok_kind_t k;
+    if (!cJSON_IsObject(root)) {
+        seterr(err, errlen, "tokenizer JSON: expected an object");
+        goto done;
+    }
+    for (const cJSON *it = root->child; it; it = it->next)
+        if (strcmp(it->string, "kind") && strcmp(it->string, "codepoints")) {
+            seterr(err, errlen, "tokenizer JSON: unknown key \"%s\"", it->string);
+            goto done;
+        }
+    if (!cJSON_IsString(kind)) {
+        seterr(err, errlen, "tokenizer JSON: missing string \"kind\"");
+        goto done;
+    }
+    if (tok_kind_parse(kind->valuestring, &k)) {
+        seterr(err, errlen, "tokenizer JSON: unknown kind \"%s\" (known: byte, char)", kind->valuestring);
+        goto done;
+    }
+    if (k == TOK_BYTE) {
+        if (cps) {
+            seterr(err, errlen, "tokenizer JSON: a byte tokenizer has no \"codepoints\"");
+            goto done;
+        }
+        tok_init_byte(t);
+        rc = 0;
+        goto done;
+    }
+    if (!cps) {
+        seterr(err, errlen, "tokenizer JSON: char tokenizer without \"codepoints\"");
+        goto done;
+    }
+    t->kind = TOK_CHAR;
+    if (parse_codepoints(t, cps, err, errlen)) goto done;
+    build_lookup(t);
+    rc = 0;
+done:
+    cJSON_Delete(root);
+    if (rc) tok_free(t);
+    return rc;
+}

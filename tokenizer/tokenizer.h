@@ -1,0 +1,64 @@
+// tokenizer.h — the byte and char tokenizers (ARCHITECTURE.md §4).
+// byte: token = one byte, vocab 256, accepts any input. char: token = one Unicode code point,
+// vocab = the distinct code points of the training file sorted ascending (nanoGPT's
+// Shakespeare-char setup: 65 on Tiny Shakespeare). A BOM (U+FEFF) and CR are ordinary text.
+//
+// Contracts: functions that can fail on user input return 0 on success and -1 with a one-line
+// message in (err, errlen). Token ids are in [0, vocab_size); passing an id outside that range
+// to tok_token_bytes/tok_decode is a programming error (dies). A tokenizer_t filled by
+// tok_init_byte / tok_build_char / tok_from_json owns its memory; release it with tok_free
+// (safe on a zeroed or already freed tokenizer). Failed builds/parses leave *t zeroed.
+#ifndef ATTNLAB_TOKENIZER_H
+#define ATTNLAB_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { TOK_BYTE = 0, TOK_CHAR = 1 } tok_kind_t;
+
+typedef struct {
+    tok_kind_t kind;
+    int vocab_size;        // 256 for byte; number of distinct code points for char
+    uint32_t *codepoints;  // char: sorted code points (vocab_size); NULL for byte
+    // private: encode lookup for char. bmp[cp] = id or -1 for cp < 0x10000 (65536 entries);
+    // code points above the BMP are found by binary search over codepoints.
+    int32_t *bmp;
+} tokenizer_t;
+
+void tok_init_byte(tokenizer_t *t);
+
+// Char vocab = the distinct code points of text[0..n), sorted ascending. Errors: empty text;
+// invalid UTF-8 (bad lead/continuation byte, overlong, surrogate, > U+10FFFF, truncated) ->
+// "char tokenizer: invalid UTF-8 at byte offset N (use --tokenizer byte for binary text)",
+// N being the offset of the first byte of the bad sequence.
+int tok_build_char(tokenizer_t *t, const uint8_t *text, size_t n, char *err, size_t errlen);
+
+// Encode text[0..n) into *n_out tokens in *out (malloc'd; free() it; allocated even if n == 0).
+// Char errors, prefixed "<what>: " when what is non-NULL (e.g. "prompt", "'file.txt'"):
+//   "char tokenizer: invalid UTF-8 at byte offset N (...)" as above;
+//   "character U+XXXX ('c') at byte offset N is not in the checkpoint's char vocabulary"
+//   (the ('c') part only for printable ASCII). On error *out = NULL, *n_out = 0.
+int tok_encode(const tokenizer_t *t, const uint8_t *text, size_t n, int32_t **out, size_t *n_out,
+               const char *what, char *err, size_t errlen);
+
+// Number of bytes of text token id stands for (byte: 1; char: UTF-8 length of its code point).
+int tok_token_bytes(const tokenizer_t *t, int32_t id);
+
+// Write the UTF-8 bytes of token id into buf (room for >= 4 bytes); returns the byte count (1..4).
+int tok_decode(const tokenizer_t *t, int32_t id, uint8_t *buf);
+
+// Checkpoint metadata form, malloc'd: {"kind":"byte"} or {"kind":"char","codepoints":[10,32,...]}.
+char *tok_to_json(const tokenizer_t *t);
+
+// Parse tok_to_json's output. Validates: a JSON object with only known keys, a known kind, for
+// char a codepoints array of 1..2^21 integers that are Unicode scalar values (no surrogates,
+// <= U+10FFFF) and strictly increasing; for byte no codepoints.
+int tok_from_json(tokenizer_t *t, const char *json, char *err, size_t errlen);
+
+// "byte" / "char" -> 0 and *kind set; anything else -> -1.
+int tok_kind_parse(const char *name, tok_kind_t *kind);
+const char *tok_kind_name(tok_kind_t kind);
+
+void tok_free(tokenizer_t *t);
+
+#endif
