@@ -69,6 +69,13 @@ typedef struct {
     size_t (*decode_scratch_floats)(const block_t *b);
     void (*decode_step)(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch);
     void (*free_priv)(block_t *b);  // optional: free what configure allocated beyond priv itself
+    // Optional: the learned attention span of each head in tokens (adaptive kinds); returns the
+    // number of heads written to out (≤ H), 0 if the kind has no spans. Used by the training log and
+    // `infer --spans`.
+    int (*spans)(const block_t *b, float *out);
+    // 1: decode_step keeps constant-size state and accepts any pos ≥ 0 (Performer streaming); the
+    // model then never slides its window (see model.c decode_step for how positions ≥ ctx embed).
+    int unbounded_decode;
 } block_ops_t;
 
 struct block {

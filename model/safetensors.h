@@ -33,7 +33,8 @@ typedef struct {
 // Write tensors (in the order given, contiguous, data 8-byte aligned in the file) and metadata
 // (omitted from the header when n_meta is 0) to `path`, atomically: the data goes to
 // "<path>.tmp-<pid>" beside it, is flushed and fsynced, then renamed over `path`, and the
-// directory is fsynced. On any failure the temp file is removed, an existing file at `path` is
+// directory is fsynced (a symlink at `path` is replaced, not followed). On any failure the temp
+// file is removed, an existing file at `path` is
 // left untouched, and -1 is returned with e.g.
 //   "cannot write checkpoint 'ckpt.st': No space left on device; the previous file is kept".
 // Invalid arguments (bad ndim or dim, duplicate or non-UTF-8 names, NULL data) are reported the

@@ -79,4 +79,141 @@ static inline double fd_check(const char *what, fd_loss_fn f, void *ctx, float *
     return worst;
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Generic per-spec checks. Each block kind's test file calls these with its own specs.
+
+typedef struct {
+    model_t m;
+    int32_t tok[64], tgt[64];
+    int B, T;
+    float dropout;
+} fixture_ctx_t;
+
+static inline double fixture_model_loss(void *p) {
+    fixture_ctx_t *c = p;
+    rng_t r;
+    rng_seed(&r, 99);  // the same dropout masks on every evaluation
+    run_ctx_t rc = {.training = 1, .dropout = c->dropout, .rng = &r};
+    return model_forward(&c->m, c->tok, c->tgt, c->B, c->T, &rc) + model_extra_loss(&c->m, 0);
+}
+
+// Whole-model gradient check of spec (V 11, C 8, H 2, ctx 8, B 2, T 7, weights std `std`): every
+// trainable tensor, element by element, against finite differences of (loss + extra loss).
+// skip_prefix: tensors whose name starts with it are not checked (NULL: check all).
+// Returns the worst ratio to the tolerance (≤ 1 passes).
+static inline double fixture_gradcheck_model(const char *spec, float dropout, float std, uint64_t seed) {
+    fixture_ctx_t *c = xcalloc(1, sizeof *c);
+    c->B = 2;
+    c->T = 7;
+    c->dropout = dropout;
+    double worst = 0;
+    if (fixture_model(&c->m, spec, 11, 8, 2, 8, dropout, std, seed)) {
+        tl_case_failed = 1;
+        free(c);
+        return INFINITY;
+    }
+    model_alloc_acts(&c->m, c->B, c->T);
+    fixture_tokens(c->tok, 14, 11, 5);
+    fixture_tokens(c->tgt, 14, 11, 6);
+    params_zero_grad(&c->m.params);
+    rng_t r;
+    rng_seed(&r, 99);
+    run_ctx_t rc = {.training = 1, .dropout = dropout, .rng = &r};
+    model_forward(&c->m, c->tok, c->tgt, c->B, c->T, &rc);
+    model_backward(&c->m, 1.0f, &rc);
+    model_extra_loss(&c->m, 1);
+    for (int i = 0; i < c->m.params.count; i++) {
+        param_t *p = c->m.params.items[i];
+        if (!p->trainable) continue;
+        double w = fd_check(p->name, fixture_model_loss, c, p->data, p->grad, p->numel, 1e-2f, 2e-4, 1e-2);
+        worst = w > worst ? w : worst;
+    }
+    model_free(&c->m);
+    free(c);
+    return worst;
+}
+
+static inline void fixture_logits(model_t *m, const int32_t *tok, int T, float dropout, float *out) {
+    rng_t r;
+    rng_seed(&r, 4);
+    run_ctx_t rc = {.training = 1, .dropout = dropout, .rng = &r};
+    model_forward(m, tok, NULL, 1, T, &rc);
+    memcpy(out, m->probs, (size_t)T * m->dims.vocab * sizeof(float));
+}
+
+// Causality of spec (V 13, C 16, H 4): for every position t, changing token t changes no logit at
+// positions < t (bit for bit, training mode, same dropout masks) and does change position t's.
+// tweak (optional) is called on the built model before the check, e.g. to scale keys up.
+static inline void fixture_causality(const char *spec, int ctx, int T, float dropout, void (*tweak)(model_t *)) {
+    model_t m;
+    int V = 13;
+    if (fixture_model(&m, spec, V, 16, 4, ctx, dropout, 0.3f, 11)) {
+        tl_case_failed = 1;
+        return;
+    }
+    if (tweak) tweak(&m);
+    model_alloc_acts(&m, 1, T);
+    int32_t *tok = xcalloc((size_t)T, sizeof *tok);
+    float *base = xcalloc((size_t)T * V, sizeof *base), *pert = xcalloc((size_t)T * V, sizeof *pert);
+    fixture_tokens(tok, (size_t)T, V, 21);
+    fixture_logits(&m, tok, T, dropout, base);
+    for (int t = 0; t < T; t++) {
+        int32_t saved = tok[t];
+        tok[t] = (saved + 1 + t % (V - 1)) % V;
+        fixture_logits(&m, tok, T, dropout, pert);
+        tok[t] = saved;
+        float worst = 0;
+        int where = -1;
+        for (int i = 0; i < t * V; i++) {
+            float d = fabsf(pert[i] - base[i]);
+            if (!(d <= worst)) { worst = d; where = i / V; }
+        }
+        EXPECT_MSG(worst == 0.0f, "changing token %d changed logits at position %d by %g", t, where, worst);
+        float seen = 0;
+        for (int v = 0; v < V; v++) seen = fmaxf(seen, fabsf(pert[t * V + v] - base[t * V + v]));
+        EXPECT_MSG(seen > 1e-6f, "changing token %d did not change its own logits", t);
+    }
+    free(tok);
+    free(base);
+    free(pert);
+    model_free(&m);
+}
+
+// Incremental decoding of spec (V 17, C 16, H 4, T = ctx) equals the full forward at every position,
+// also after decode_reset. tweak as above.
+static inline void fixture_decode(const char *spec, int ctx, void (*tweak)(model_t *)) {
+    model_t m;
+    int V = 17, T = ctx;
+    if (fixture_model(&m, spec, V, 16, 4, T, 0.0f, 0.3f, 31)) {
+        tl_case_failed = 1;
+        return;
+    }
+    if (tweak) tweak(&m);
+    model_alloc_acts(&m, 1, T);
+    int32_t *tok = xcalloc((size_t)T, sizeof *tok);
+    float *full = xcalloc((size_t)T * V, sizeof *full), *inc = xcalloc((size_t)T * V, sizeof *inc);
+    fixture_tokens(tok, (size_t)T, V, 41);
+    rng_t r;
+    rng_seed(&r, 1);
+    run_ctx_t rc = {.training = 0, .rng = &r};
+    model_forward(&m, tok, NULL, 1, T, &rc);
+    memcpy(full, m.probs, (size_t)T * V * sizeof(float));
+    float scale = 0;
+    for (int i = 0; i < T * V; i++) scale = fmaxf(scale, fabsf(full[i]));
+    decode_state_t ds;
+    decode_init(&ds, &m);
+    for (int pass = 0; pass < 2; pass++) {  // the second pass runs after a reset
+        decode_reset(&ds);
+        for (int t = 0; t < T; t++) memcpy(inc + (size_t)t * V, decode_step(&m, &ds, tok[t]), (size_t)V * sizeof(float));
+        EXPECT_CLOSE(pass ? "incremental logits after reset" : "incremental logits", inc, full, (size_t)T * V,
+                     1e-4 * scale, 1e-4);
+    }
+    decode_free(&ds);
+    free(tok);
+    free(full);
+    free(inc);
+    model_free(&m);
+}
+
 #endif

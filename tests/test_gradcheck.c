@@ -155,24 +155,9 @@ static void test_loss_and_encoder(void) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// whole model: loss(params) for each spec; every parameter tensor checked element by element.
+// whole model: every parameter tensor of each spec, element by element (fixture_gradcheck_model).
+// Each block kind's own test file checks its specs the same way.
 
-typedef struct {
-    model_t m;
-    int32_t tok[16], tgt[16];
-    int B, T;
-    float dropout;
-} model_ctx_t;
-
-static double model_loss(void *p) {
-    model_ctx_t *c = p;
-    rng_t r;
-    rng_seed(&r, 99);  // the same dropout masks on every evaluation
-    run_ctx_t rc = {.training = 1, .dropout = c->dropout, .rng = &r};
-    return model_forward(&c->m, c->tok, c->tgt, c->B, c->T, &rc) + model_extra_loss(&c->m, 0);
-}
-
-// The model specs whose gradients are checked. A new block kind adds its lines here.
 static const struct {
     const char *spec;
     float dropout;
@@ -187,31 +172,8 @@ static void test_models(void) {
         char name[160];
         snprintf(name, sizeof name, "gradcheck model %s dropout %.2f", model_cases[k].spec, model_cases[k].dropout);
         TEST_CASE(name) {
-            model_ctx_t *c = xcalloc(1, sizeof *c);
-            c->B = 2;
-            c->T = 7;
-            c->dropout = model_cases[k].dropout;
-            if (fixture_model(&c->m, model_cases[k].spec, 11, 8, 2, 8, c->dropout, 0.4f, 1 + k) == 0) {
-                model_alloc_acts(&c->m, c->B, c->T);
-                fixture_tokens(c->tok, 14, 11, 5);
-                fixture_tokens(c->tgt, 14, 11, 6);
-                params_zero_grad(&c->m.params);
-                rng_t r;
-                rng_seed(&r, 99);
-                run_ctx_t rc = {.training = 1, .dropout = c->dropout, .rng = &r};
-                model_forward(&c->m, c->tok, c->tgt, c->B, c->T, &rc);
-                model_backward(&c->m, 1.0f, &rc);
-                model_extra_loss(&c->m, 1);
-                for (int i = 0; i < c->m.params.count; i++) {
-                    param_t *p = c->m.params.items[i];
-                    if (!p->trainable) continue;
-                    fd_check(p->name, model_loss, c, p->data, p->grad, p->numel, 1e-2f, 2e-4, 1e-2);
-                }
-                model_free(&c->m);
-            } else {
-                tl_case_failed = 1;
-            }
-            free(c);
+            double worst = fixture_gradcheck_model(model_cases[k].spec, model_cases[k].dropout, 0.4f, 1 + k);
+            printf("  worst ratio to tolerance %.3f\n", worst);
         }
     }
 }
@@ -219,7 +181,7 @@ static void test_models(void) {
 // The checker itself must notice small planted errors in a correct gradient.
 static void test_sensitivity(void) {
     TEST_CASE("checker sensitivity: planted errors fail") {
-        model_ctx_t *c = xcalloc(1, sizeof *c);
+        fixture_ctx_t *c = xcalloc(1, sizeof *c);
         c->B = 2;
         c->T = 7;
         CHECK(fixture_model(&c->m, "softmax/mlp", 11, 8, 2, 8, 0, 0.4f, 3) == 0);
@@ -244,9 +206,9 @@ static void test_sensitivity(void) {
             p->grad[j] = g * 1.02f;  // a 2% error
             tl_case_failed = 0;
             printf("  (expected failure follows)\n");
-            double w1 = fd_check(names[i], model_loss, c, p->data, p->grad, p->numel, 1e-2f, 2e-4, 1e-2);
+            double w1 = fd_check(names[i], fixture_model_loss, c, p->data, p->grad, p->numel, 1e-2f, 2e-4, 1e-2);
             p->grad[j] = -g;  // a sign flip
-            double w2 = fd_check(names[i], model_loss, c, p->data, p->grad, p->numel, 1e-2f, 2e-4, 1e-2);
+            double w2 = fd_check(names[i], fixture_model_loss, c, p->data, p->grad, p->numel, 1e-2f, 2e-4, 1e-2);
             p->grad[j] = g;
             tl_case_failed = saved;
             EXPECT_MSG(w1 > 1.0 && w2 > 1.0, "%s: planted errors not caught (ratios %.3g, %.3g)", names[i], w1, w2);
