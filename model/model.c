@@ -327,11 +327,17 @@ void decode_init(decode_state_t *ds, const model_t *m) {
 
 void decode_reset(decode_state_t *ds) { ds->pos = 0; }
 
+// Streaming past ctx: when every mixer keeps constant-size state (block_ops_t.unbounded_decode, e.g.
+// performer), positions may run past ctx; a position ≥ ctx embeds with wpe[ctx−1], the last learned
+// position (the model never saw later ones; mixers and ffns still receive the true position).
+// Otherwise pos < ctx is required: callers slide their window and restart.
 const float *decode_step(model_t *m, decode_state_t *ds, int32_t token) {
-    int C = m->dims.dim, pos = ds->pos;
-    CHECK(pos < m->dims.ctx && token >= 0 && token < m->dims.vocab);
+    int C = m->dims.dim, pos = ds->pos, unbounded = m->L > 0;
+    for (int l = 0; l < m->L; l++) unbounded &= m->layers[l].mixer.ops->unbounded_decode;
+    CHECK(pos >= 0 && (unbounded || pos < m->dims.ctx) && token >= 0 && token < m->dims.vocab);
+    int epos = pos < m->dims.ctx ? pos : m->dims.ctx - 1;
     float *x = ds->x;
-    const float *e = m->wte->data + (size_t)token * C, *p = m->wpe->data + (size_t)pos * C;
+    const float *e = m->wte->data + (size_t)token * C, *p = m->wpe->data + (size_t)epos * C;
     for (int c = 0; c < C; c++) x[c] = e[c] + p[c];
     for (int l = 0; l < m->L; l++) {
         layer_t *ly = &m->layers[l];

@@ -2,6 +2,12 @@
 #include "model/ops.h"
 
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static inline int omp_get_max_threads(void) { return 1; }
+static inline int omp_get_thread_num(void) { return 0; }
+#endif
 #include <math.h>
 #include <string.h>
 
@@ -56,15 +62,17 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 
 // Forward: x̂ = (x-μ)·rstd, out = x̂·w + b. With g = dout·w:
 //   db += Σ_n dout,  dw += Σ_n dout·x̂,  dx += rstd·(g − mean(g) − x̂·mean(g·x̂)).
-// Rows are independent for dx; dw/db are reduced per thread, then summed.
+// Rows are independent for dx; dw/db are reduced per thread into `partial`, then summed in thread
+// order (not under a critical section, whose order varies) so that runs are bit-for-bit repeatable.
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                         const float *mean, const float *rstd, int N, int C) {
-#pragma omp parallel
+    int nt = omp_get_max_threads();
+    float partial[nt][2 * C];  // C is the model width: small
+    memset(partial, 0, sizeof partial);
+#pragma omp parallel num_threads(nt)
     {
-        float dw_local[C], db_local[C];  // C is small (model width)
-        memset(dw_local, 0, sizeof dw_local);
-        memset(db_local, 0, sizeof db_local);
-#pragma omp for
+        float *dw_local = partial[omp_get_thread_num()], *db_local = dw_local + C;
+#pragma omp for schedule(static)
         for (int n = 0; n < N; n++) {
             const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
             float m = mean[n], s = rstd[n];
@@ -84,12 +92,12 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
                 db_local[c] += d[c];
             }
         }
-#pragma omp critical
-        for (int c = 0; c < C; c++) {
-            dw[c] += dw_local[c];
-            db[c] += db_local[c];
-        }
     }
+    for (int t = 0; t < nt; t++)
+        for (int c = 0; c < C; c++) {
+            dw[c] += partial[t][c];
+            db[c] += partial[t][C + c];
+        }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,8 +34,7 @@ typedef struct {
 // (omitted from the header when n_meta is 0) to `path`, atomically: the data goes to
 // "<path>.tmp-<pid>" beside it, is flushed and fsynced, then renamed over `path`, and the
 // directory is fsynced (a symlink at `path` is replaced, not followed). On any failure the temp
-// file is removed, an existing file at `path` is
-// left untouched, and -1 is returned with e.g.
+// file is removed, an existing file at `path` is left untouched, and -1 is returned with e.g.
 //   "cannot write checkpoint 'ckpt.st': No space left on device; the previous file is kept".
 // Invalid arguments (bad ndim or dim, duplicate or non-UTF-8 names, NULL data) are reported the
 // same way before anything is written.

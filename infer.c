@@ -1,0 +1,346 @@
+// infer.c — `infer`: generate text from a checkpoint (streamed, KV-cached), evaluate a file, or
+// describe the checkpoint (ARCHITECTURE.md §6). Generated text alone goes to stdout; diagnostics
+// to stderr.
+//
+// Generation past the context window: with learned absolute positions a cache cannot simply slide
+// (every cached key was computed at its old position). When the window is full, the last ctx/2
+// tokens are re-fed at positions 0 … ctx/2−1 and generation continues from there; so past the
+// window, each ctx/2 new tokens cost ctx/2 extra cached steps (2× amortized), and every token
+// still sees at least ctx/2 tokens of context. Models whose every mixer keeps constant-size state
+// (Performer) never slide.
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "cli/args.h"
+#include "cli/eval.h"
+#include "cli/spans_png.h"
+#include "data/dataset.h"
+#include "model/check.h"
+#include "model/checkpoint.h"
+#include "model/model.h"
+
+typedef struct {
+    const char *prompt, *prompt_file, *eval;
+    long tokens, top_k, seed, threads, batch;
+    double temperature, top_p;
+    int info, spans;
+    const char *spans_png;
+} opts_t;
+static opts_t o;  // the parsed flags
+
+static flag_t flags[] = {
+    {"prompt", FLAG_STR, &o.prompt, "", 0, 0, 0, "text to start from (default: a newline, or token 0)", 0},
+    {"prompt-file", FLAG_STR, &o.prompt_file, "", 0, 0, 0, "read the prompt from this file", 0},
+    {"tokens", FLAG_INT, &o.tokens, "500", 0, 1e12, 0, "tokens to generate", 0},
+    {"temperature", FLAG_FLOAT, &o.temperature, "0.8", 0, 100, 0, "sampling temperature (0 = greedy)", 0},
+    {"top-k", FLAG_INT, &o.top_k, "200", 1, 1 << 30, 0, "sample among the k most likely (>= vocab: no truncation)", 0},
+    {"top-p", FLAG_FLOAT, &o.top_p, "1.0", 1e-9, 1, 0, "nucleus sampling mass (1 = off)", 0},
+    {"seed", FLAG_INT, &o.seed, "1337", 0, 9e15, 0, "sampling seed", 0},
+    {"eval", FLAG_STR, &o.eval, "", 0, 0, 0, "report loss, perplexity and bits per byte on this file", 0},
+    {"batch", FLAG_INT, &o.batch, "16", 1, 4096, 0, "windows per forward pass for --eval", 0},
+    {"info", FLAG_BOOL, &o.info, "", 0, 0, 0, "print config, parameter counts per layer, training state", 0},
+    {"spans", FLAG_BOOL, &o.spans, "", 0, 0, 0, "print learned attention spans and write a PNG heatmap", 0},
+    {"spans-png", FLAG_STR, &o.spans_png, "spans.png", 0, 0, 0, "where --spans writes its picture", 0},
+    {"threads", FLAG_INT, &o.threads, "0", 0, 4096, 0, "threads (0 = all cores; generation uses 1)", 0},
+};
+enum { N_FLAGS = sizeof flags / sizeof *flags };
+
+static const char *USAGE =
+    "usage: infer CKPT [--prompt TEXT | --prompt-file F] [--tokens N] [sampling options]\n"
+    "       infer CKPT --eval FILE\n"
+    "       infer CKPT --info\n"
+    "       infer CKPT --spans";
+
+static void set_threads(long n) {
+#ifdef _OPENMP
+    if (n <= 0) n = omp_get_num_procs();
+    omp_set_num_threads((int)n);
+#endif
+    openblas_set_num_threads((int)(n > 0 ? n : 1));
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// ---------------------------------------------------------------------------------------------
+// sampling
+
+typedef struct {
+    float p;
+    int id;
+} cand_t;
+static int cand_desc(const void *a, const void *b) {
+    const cand_t *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? 1 : -1;
+    return x->id - y->id;  // ties to the lower id
+}
+
+// Sample from logits (V) with temperature, top-k, top-p; cand is scratch (V).
+static int sample(const float *logits, int V, cand_t *cand, rng_t *rng) {
+    if (o.temperature == 0.0) {
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            if (logits[v] > logits[best]) best = v;
+        return best;
+    }
+    float mx = logits[0];
+    for (int v = 1; v < V; v++) mx = logits[v] > mx ? logits[v] : mx;
+    double sum = 0;
+    for (int v = 0; v < V; v++) {
+        cand[v].id = v;
+        cand[v].p = expf((logits[v] - mx) / (float)o.temperature);
+        sum += cand[v].p;
+    }
+    int n = V;
+    if (o.top_k < V || o.top_p < 1.0) {
+        qsort(cand, (size_t)V, sizeof *cand, cand_desc);
+        if (o.top_k < n) n = (int)o.top_k;
+        if (o.top_p < 1.0) {
+            double total = 0, acc = 0;
+            for (int i = 0; i < n; i++) total += cand[i].p;
+            int keep = 0;
+            while (keep < n) {
+                acc += cand[keep++].p;
+                if (acc >= o.top_p * total) break;
+            }
+            n = keep;
+        }
+        sum = 0;
+        for (int i = 0; i < n; i++) sum += cand[i].p;
+    }
+    double r = rng_uniform(rng) * sum, acc = 0;
+    for (int i = 0; i < n; i++) {
+        acc += cand[i].p;
+        if (r < acc) return cand[i].id;
+    }
+    return cand[n - 1].id;
+}
+
+// ---------------------------------------------------------------------------------------------
+// generation
+
+static int model_streams(const model_t *m) {
+    for (int l = 0; l < m->L; l++)
+        if (!m->layers[l].mixer.ops->unbounded_decode) return 0;
+    return 1;
+}
+
+// Feed one token; slides the window when a bounded model's context is full (see the top comment).
+static const float *feed(model_t *m, decode_state_t *ds, int32_t token, int32_t *history, size_t *n_hist, int streams) {
+    int ctx = m->dims.ctx;
+    if (!streams && ds->pos == ctx) {
+        int keep = ctx / 2;
+        decode_reset(ds);
+        for (size_t i = *n_hist - (size_t)keep; i < *n_hist; i++) decode_step(m, ds, history[i]);
+    }
+    history[(*n_hist)++] = token;
+    if (*n_hist >= (size_t)(4 * ctx)) {  // keep the history buffer bounded
+        memmove(history, history + *n_hist - ctx, (size_t)ctx * sizeof *history);
+        *n_hist = (size_t)ctx;
+    }
+    return decode_step(m, ds, token);
+}
+
+static int generate(ckpt_t *c) {
+    model_t *m = &c->model;
+    tokenizer_t *tok = &c->tok;
+    char err[1024];
+    uint8_t *text = NULL;
+    size_t text_n = 0;
+    if (o.prompt_file[0]) {
+        if (read_file_bytes(o.prompt_file, &text, &text_n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    } else {
+        text_n = strlen(o.prompt);
+        text = xmalloc(text_n + 1);
+        memcpy(text, o.prompt, text_n);
+    }
+    int32_t *prompt;
+    size_t n_prompt;
+    if (tok_encode(tok, text, text_n, &prompt, &n_prompt, "prompt", err, sizeof err)) die(EXIT_USAGE, "%s", err);
+    if (n_prompt == 0) {  // start from a newline when the vocabulary has one (nanoGPT's sample.py), else token 0
+        int32_t *nl;
+        size_t n_nl;
+        free(prompt);
+        if (tok_encode(tok, (const uint8_t *)"\n", 1, &nl, &n_nl, NULL, err, sizeof err) == 0 && n_nl == 1) {
+            prompt = nl;
+        } else {
+            prompt = xcalloc(1, sizeof *prompt);
+        }
+        n_prompt = 1;
+    } else {
+        fwrite(text, 1, text_n, stdout);
+    }
+    free(text);
+    set_threads(1);  // one token at a time: threads cost more than they give
+    decode_state_t ds;
+    decode_init(&ds, m);
+    int streams = model_streams(m), V = m->dims.vocab;
+    int32_t *history = xmalloc((size_t)4 * m->dims.ctx * sizeof *history);
+    size_t n_hist = 0;
+    cand_t *cand = xmalloc((size_t)V * sizeof *cand);
+    rng_t rng;
+    rng_seed(&rng, (uint64_t)o.seed);
+    const float *logits = NULL;
+    for (size_t i = 0; i < n_prompt; i++) logits = feed(m, &ds, prompt[i], history, &n_hist, streams);
+    double t0 = now_s();
+    for (long i = 0; i < o.tokens; i++) {
+        int next = sample(logits, V, cand, &rng);
+        uint8_t buf[4];
+        fwrite(buf, 1, (size_t)tok_decode(tok, next, buf), stdout);
+        fflush(stdout);
+        if (i + 1 < o.tokens) logits = feed(m, &ds, next, history, &n_hist, streams);
+    }
+    double dt = now_s() - t0;
+    printf("\n");
+    if (o.tokens > 0) fprintf(stderr, "generated %ld tokens in %.2fs (%.0f tokens/s)\n", o.tokens, dt, o.tokens / dt);
+    free(prompt);
+    free(history);
+    free(cand);
+    decode_free(&ds);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// --eval, --info, --spans
+
+static int evaluate(ckpt_t *c) {
+    char err[1024];
+    uint8_t *text;
+    size_t n;
+    if (read_file_bytes(o.eval, &text, &n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    int32_t *tokens;
+    size_t n_tok;
+    char what[512];
+    snprintf(what, sizeof what, "'%s'", o.eval);
+    if (tok_encode(&c->tok, text, n, &tokens, &n_tok, what, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    free(text);
+    if (n_tok < 2) die(EXIT_RUNTIME, "'%s' has %zu tokens; evaluation needs at least 2", o.eval, n_tok);
+    model_alloc_acts(&c->model, (int)o.batch, c->model.dims.ctx);
+    eval_sums_t s;
+    eval_sequence(&c->model, &c->tok, tokens, n_tok, &s);
+    printf("loss %.4f | ppl %.3f | bpb %.4f | tokens %zu\n", eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), s.tokens);
+    free(tokens);
+    return 0;
+}
+
+static int info(const ckpt_t *c, const char *path) {
+    const model_t *m = &c->model;
+    printf("checkpoint: %s\n", path);
+    printf("model: d %d, heads %d, ctx %d, vocab %d, %d layers\n", m->dims.dim, m->dims.heads, m->dims.ctx, m->dims.vocab, m->L);
+    printf("layers: %s\n", m->spec);
+    printf("tokenizer: %s (%d tokens)\n", tok_kind_name(c->tok.kind), c->tok.vocab_size);
+    size_t per_layer_total = 0;
+    printf("parameters:\n");
+    size_t emb = 0, fin = 0;
+    for (int i = 0; i < m->params.count; i++) {
+        const param_t *p = m->params.items[i];
+        if (strncmp(p->name, "layers.", 7) != 0 && p->trainable) {
+            if (strncmp(p->name, "lnf.", 4) == 0) fin += p->numel;
+            else emb += p->numel;
+        }
+    }
+    printf("  embeddings (wte, wpe): %zu\n", emb);
+    for (int l = 0; l < m->L; l++) {
+        char prefix[32];
+        int len = snprintf(prefix, sizeof prefix, "layers.%d.", l);
+        size_t n = 0, buffers = 0;
+        for (int i = 0; i < m->params.count; i++) {
+            const param_t *p = m->params.items[i];
+            if (strncmp(p->name, prefix, (size_t)len) != 0) continue;
+            if (p->trainable) n += p->numel;
+            else buffers += p->numel;
+        }
+        per_layer_total += n;
+        printf("  layer %d (%s/%s): %zu", l, m->layers[l].mixer.ops->kind, m->layers[l].ffn.ops->kind, n);
+        if (buffers) printf(" (+%zu buffer values)", buffers);
+        printf("\n");
+    }
+    printf("  final LayerNorm: %zu\n  total trainable: %zu\n", fin, params_count_trainable(&m->params));
+    printf("optimizer state: %s\n", c->has_optimizer ? "present (resumable)" : "absent (exported)");
+    if (c->train_state) {
+        cJSON *st = cJSON_Parse(c->train_state);
+        if (st) {
+            char *pretty = cJSON_Print(st);
+            printf("training state: %s\n", pretty);
+            free(pretty);
+            cJSON_Delete(st);
+        }
+    }
+    return 0;
+}
+
+static int spans(const ckpt_t *c) {
+    const model_t *m = &c->model;
+    int H = m->dims.heads;
+    float *grid = xcalloc((size_t)m->L * H, sizeof *grid);
+    int any = 0;
+    printf("%-6s", "layer");
+    for (int h = 0; h < H; h++) printf(" head%-4d", h);
+    printf("  mean\n");
+    for (int l = 0; l < m->L; l++) {
+        const block_t *b = &m->layers[l].mixer;
+        int n = b->ops->spans ? b->ops->spans(b, grid + (size_t)l * H) : 0;
+        if (n <= 0) {
+            printf("%-6d (%s: no learned span)\n", l, b->ops->kind);
+            for (int h = 0; h < H; h++) grid[(size_t)l * H + h] = -1;
+            continue;
+        }
+        any = 1;
+        float mean = 0;
+        printf("%-6d", l);
+        for (int h = 0; h < n; h++) {
+            printf(" %8.1f", grid[(size_t)l * H + h]);
+            mean += grid[(size_t)l * H + h] / n;
+        }
+        printf("  %6.1f\n", mean);
+    }
+    if (!any) {
+        free(grid);
+        die(EXIT_USAGE, "this checkpoint has no layer with a learned span (adaptive or allattn)");
+    }
+    char err[512];
+    if (spans_write_png(o.spans_png, grid, m->L, H, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    fprintf(stderr, "wrote %s (rows: layers, columns: heads; brighter = longer span; grey = no span)\n", o.spans_png);
+    free(grid);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *pos[2];
+    int n_pos, want_help, want_version;
+    args_parse(flags, N_FLAGS, argc, argv, pos, 1, &n_pos, &want_help, &want_version, "infer");
+    if (want_help) {
+        args_print_help(flags, N_FLAGS, USAGE);
+        return 0;
+    }
+    if (want_version) {
+        printf("attnlab infer %s\n", ATTNLAB_VERSION);
+        return 0;
+    }
+    if (n_pos != 1) die(EXIT_USAGE, "infer: expected one checkpoint path (see --help)");
+    int modes = (o.eval[0] != 0) + o.info + o.spans;
+    if (modes > 1) die(EXIT_USAGE, "infer: --eval, --info and --spans exclude each other");
+    if (o.prompt[0] && o.prompt_file[0]) die(EXIT_USAGE, "infer: give --prompt or --prompt-file, not both");
+    set_threads(o.threads);
+    char err[1024];
+    ckpt_t c;
+    if (ckpt_load(pos[0], 0.0f, &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    int rc;
+    if (o.eval[0]) rc = evaluate(&c);
+    else if (o.info) rc = info(&c, pos[0]);
+    else if (o.spans) rc = spans(&c);
+    else rc = generate(&c);
+    ckpt_free(&c);
+    return rc;
+}

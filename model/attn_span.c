@@ -1,0 +1,528 @@
+// attn_span.c — the causal attention core with an optional adaptive span mask (arXiv 1905.07799) and
+// optional persistent key/value pairs (arXiv 1907.01470); see attn_span.h and docs/blocks/adaptive.md.
+#include "model/attn_span.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "model/check.h"
+#include "model/ops.h"
+
+// ---------------------------------------------------------------------------------------------
+// options and parameters
+
+static int get_options(attn_span_t *a, const block_t *b, spec_block_t *spec, char *err, size_t errlen) {
+    char where[64];
+    snprintf(where, sizeof where, "layer %d (%s)", b->layer, a->kind);
+    long ctx = b->dims->ctx;
+    if (spec_get_int(spec, "span", ctx, 1, 1L << 30, &a->S, where, err, errlen)) return -1;
+    if (a->S > ctx)
+        return seterr(err, errlen, "%s: span=%ld exceeds --ctx %ld (no key is farther than ctx-1 tokens); use span <= %ld",
+                      where, a->S, ctx, ctx);
+    if (spec_get_int(spec, "ramp", 32, 1, 1L << 20, &a->R, where, err, errlen)) return -1;
+    if (spec_get_float(spec, "init", 0.5, 0.0, 1.0, &a->init, where, err, errlen)) return -1;
+    if (spec_get_float(spec, "lambda", 2e-6, 0.0, 1e3, &a->lambda, where, err, errlen)) return -1;
+    int allattn = strcmp(a->kind, "allattn") == 0;
+    if (spec_get_int(spec, "persist", allattn ? 256 : 0, 0, 1L << 20, &a->N, where, err, errlen)) return -1;
+    if (allattn && a->N < 1)
+        return seterr(err, errlen, "%s: persist=0 leaves allattn without memory and without an ffn; use persist >= 1, "
+                      "or adaptive(...)/none", where);
+    return 0;
+}
+
+int attn_span_configure(attn_span_t *a, const block_t *b, spec_block_t *spec, const char *kind, char *err,
+                        size_t errlen) {
+    memset(a, 0, sizeof *a);
+    a->kind = kind;
+    a->span_on = 1;
+    return get_options(a, b, spec, err, errlen);
+}
+
+void attn_span_init_persist(attn_span_t *a, long N) {
+    memset(a, 0, sizeof *a);
+    a->kind = "softmax";
+    a->N = N;
+}
+
+void attn_span_describe(const attn_span_t *a, char *buf, size_t n) {
+    if (!a->span_on) snprintf(buf, n, "%s(persist=%ld)", a->kind, a->N);
+    else if (strcmp(a->kind, "allattn") == 0)
+        snprintf(buf, n, "allattn(persist=%ld,span=%ld,ramp=%ld,init=%.9g,lambda=%.9g)", a->N, a->S, a->R, a->init,
+                 a->lambda);
+    else
+        snprintf(buf, n, "%s(span=%ld,ramp=%ld,init=%.9g,lambda=%.9g,persist=%ld)", a->kind, a->S, a->R, a->init,
+                 a->lambda, a->N);
+}
+
+static void init_constant(param_t *p, rng_t *rng, void *owner) {
+    for (size_t j = 0; j < p->numel; j++) p->data[j] = p->init_scale;
+}
+
+void attn_span_register(attn_span_t *a, const block_t *b, param_table_t *pt, const char *prefix) {
+    int C = b->dims->dim, H = b->dims->heads, D = C / H;
+    char name[80];
+#define ADD(field, tname, init, scale, decay, ...)                           \
+    snprintf(name, sizeof name, "%s" tname, prefix);                         \
+    a->field = params_add(pt, name, init, scale, decay, __VA_ARGS__)
+    ADD(wq, "wq", INIT_NORMAL, 0.02f, 1, 2, C, C);
+    ADD(wk, "wk", INIT_NORMAL, 0.02f, 1, 2, C, C);
+    ADD(wv, "wv", INIT_NORMAL, 0.02f, 1, 2, C, C);
+    ADD(bq, "bq", INIT_ZEROS, 0, 0, 1, C);
+    ADD(bk, "bk", INIT_ZEROS, 0, 0, 1, C);
+    ADD(bv, "bv", INIT_ZEROS, 0, 0, 1, C);
+    ADD(wo, "wo", INIT_NORMAL, block_out_proj_std(b->dims), 1, 2, C, C);
+    ADD(bo, "bo", INIT_ZEROS, 0, 0, 1, C);
+    if (a->span_on) {
+        // z̃: every head starts at `init`; no weight decay (the L1 penalty is its only pressure).
+        ADD(span, "span", INIT_CUSTOM, (float)a->init, 0, 1, H);
+        a->span->init_fn = init_constant;
+    }
+    if (a->N > 0) {
+        // Stored so that sqrt(D)·K and sqrt(N)·V are what attention uses (paper's re-parametrization).
+        ADD(pk, "persist_k", INIT_NORMAL, 1.0f / sqrtf((float)D), 1, 3, H, (int)a->N, D);
+        ADD(pv, "persist_v", INIT_NORMAL, 1.0f / sqrtf((float)a->N), 1, 3, H, (int)a->N, D);
+    }
+#undef ADD
+}
+
+// ---------------------------------------------------------------------------------------------
+// geometry: per head, the key window W, the row block RB, and the probability tile layout.
+// Row i of a head's probabilities lives at P + i·LD; column c < LD−N is key k0(i) + c, where
+// k0(i) = max(0, r0 − W + 1) is the first key of i's row block [r0, r0+RB); the last N columns
+// are the persistent keys. A (batch, head) region is T·LD(cap) floats, cap the widest window.
+
+int attn_span_window(const attn_span_t *a, int h, int T) {
+    if (!a->span_on) return T;
+    float zt = a->span->data[h];
+    if (!(zt >= 0.0f)) zt = 0.0f;  // also NaN
+    if (zt > 1.0f) zt = 1.0f;
+    double w = ceil((double)((float)a->S * zt)) + (double)a->R;  // m(x) = 0 for every x ≥ z + R
+    return w < (double)T ? (w < 1 ? 1 : (int)w) : T;
+}
+
+static int row_block(int W) {
+    int rb = W / 4;  // a block's product reads W + RB − 1 keys per row: keep RB small against W
+    return rb < 8 ? 8 : rb > 32 ? 32 : rb;
+}
+
+static int tile_ld(int W, int T, long N) {
+    int cw = W + row_block(W) - 1;
+    return (cw < T ? cw : T) + (int)N;
+}
+
+static size_t region_floats(const attn_span_t *a, int T) {
+    int cap = T;
+    if (a->span_on && a->S + a->R < T) cap = (int)(a->S + a->R);
+    return (size_t)T * tile_ld(cap, T, a->N);
+}
+
+typedef struct {
+    int T, D, C3, C, W, RB, LD, N;
+    int span;  // 1: soft mask m(x) with z, R
+    float z, R, invR, scale, sqrtN;
+} geom_t;
+
+static geom_t make_geom(const attn_span_t *a, const model_dims_t *dims, int h, int T) {
+    int C = dims->dim, D = C / dims->heads;
+    geom_t g = {.T = T, .D = D, .C3 = 3 * C, .C = C, .N = (int)a->N, .span = a->span_on};
+    g.W = attn_span_window(a, h, T);
+    g.RB = row_block(g.W);
+    g.LD = tile_ld(g.W, T, a->N);
+    if (a->span_on) {
+        g.z = (float)a->S * a->span->data[h];
+        g.R = (float)a->R;
+        g.invR = 1.0f / g.R;
+    }
+    g.scale = 1.0f / sqrtf((float)D);
+    g.sqrtN = sqrtf((float)a->N);
+    return g;
+}
+
+// m(x) = clamp((R + z − x)/R, 0, 1) at distance x (1 without a span).
+static inline float span_mask(const geom_t *g, int x) {
+    if (!g->span) return 1.0f;
+    float m = (g->R + g->z - (float)x) * g->invR;
+    return m < 0.0f ? 0.0f : m > 1.0f ? 1.0f : m;
+}
+
+static inline int first_key(const geom_t *g, int i) {
+    int k0 = (i / g->RB) * g->RB - g->W + 1;
+    return k0 > 0 ? k0 : 0;
+}
+static inline int row_lo(const geom_t *g, int i) { return i - g->W + 1 > 0 ? i - g->W + 1 : 0; }
+
+// ---------------------------------------------------------------------------------------------
+// forward
+
+// act layout: qkv (B,T,3C) | P (B,H,region) | [P⊙M (B,H,region) | M (B,H,region)] | heads (B,T,C)
+typedef struct {
+    float *qkv, *P, *Pd, *mask, *heads;
+    size_t region;
+} views_t;
+
+static int has_dropout(const model_dims_t *dims) { return dims->dropout > 0.0f; }
+
+static views_t views(const attn_span_t *a, const model_dims_t *dims, float *act, int B, int T) {
+    size_t BTC = (size_t)B * T * dims->dim, reg = region_floats(a, T), A = (size_t)B * dims->heads * reg;
+    views_t v = {.qkv = act, .P = act + 3 * BTC, .region = reg};
+    float *p = v.P + A;
+    if (has_dropout(dims)) {
+        v.Pd = p;
+        v.mask = p + A;
+        p += 2 * A;
+    } else {
+        v.Pd = v.P;
+    }
+    v.heads = p;
+    return v;
+}
+
+size_t attn_span_act_floats(const attn_span_t *a, const model_dims_t *dims, int B, int T) {
+    size_t BTC = (size_t)B * T * dims->dim, A = (size_t)B * dims->heads * region_floats(a, T);
+    return 4 * BTC + A * (has_dropout(dims) ? 3 : 1);
+}
+
+// scratch: dheads (B,T,C) | dqkv (B,T,3C) | dP (B,H,region) | dKp, dVp (B,H,N,D) each | dz (B,H)
+size_t attn_span_scratch_floats(const attn_span_t *a, const model_dims_t *dims, int B, int T) {
+    size_t BH = (size_t)B * dims->heads;
+    return 4 * (size_t)B * T * dims->dim + BH * region_floats(a, T) + 2 * (size_t)B * a->N * dims->dim + BH;
+}
+
+// One (batch, head). Q, K, V: strided rows (stride 3C) of qkv; O: strided rows (stride C) of heads;
+// Kp, Vp (N,D) the stored persistent keys/values. Row block [r0, r1) reads keys k0 … r1−1 only:
+//   S = scale·Q[r0:r1]·K[k0:r1]ᵀ | Q[r0:r1]·Kpᵀ,  P = masked joint softmax,  O = P'·V[k0:r1] + sqrt(N)·P'_p·Vp
+// Returns the number of score entries computed.
+static long long head_forward(const geom_t *g, float *P, float *Pd, const float *mask, const float *Q, const float *K,
+                              const float *V, const float *Kp, const float *Vp, float *O) {
+    int T = g->T, D = g->D, C3 = g->C3, C = g->C, LD = g->LD, N = g->N, W = g->W;
+    long long scored = 0;
+    for (int r0 = 0; r0 < T; r0 += g->RB) {
+        int r1 = r0 + g->RB < T ? r0 + g->RB : T, k0 = r0 - W + 1 > 0 ? r0 - W + 1 : 0, cw = r1 - k0, M = r1 - r0;
+        float *Pt = P + (size_t)r0 * LD;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cw, D, g->scale, Q + (size_t)r0 * C3, C3,
+                    K + (size_t)k0 * C3, C3, 0.0f, Pt, LD);
+        // persistent logits q·(sqrt(D)·Kp)/sqrt(D) = q·Kp: no scale here
+        if (N) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, D, 1.0f, Q + (size_t)r0 * C3, C3, Kp, D, 0.0f,
+                           Pt + LD - N, LD);
+        scored += (long long)M * (cw + N);
+        for (int i = r0; i < r1; i++) {
+            float *row = P + (size_t)i * LD, *pers = row + LD - N;
+            int c0 = row_lo(g, i) - k0, c1 = i - k0;  // this row's keys: columns c0 … c1
+            float mx = -INFINITY;
+            for (int c = c0; c <= c1; c++)
+                if (span_mask(g, c1 - c) > 0.0f && row[c] > mx) mx = row[c];
+            for (int n = 0; n < N; n++) mx = pers[n] > mx ? pers[n] : mx;
+            float sum = 0;
+            for (int c = c0; c <= c1; c++) {
+                float m = span_mask(g, c1 - c);  // distance i − j = c1 − c
+                row[c] = m > 0.0f ? m * expf(row[c] - mx) : 0.0f;
+                sum += row[c];
+            }
+            for (int n = 0; n < N; n++) {
+                pers[n] = expf(pers[n] - mx);
+                sum += pers[n];
+            }
+            float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+            for (int c = 0; c < c0; c++) row[c] = 0.0f;
+            for (int c = c0; c <= c1; c++) row[c] *= inv;
+            for (int c = c1 + 1; c < cw; c++) row[c] = 0.0f;
+            for (int n = 0; n < N; n++) pers[n] *= inv;
+            if (mask) {
+                const float *mr = mask + (size_t)i * LD;
+                float *pd = Pd + (size_t)i * LD;
+                for (int c = 0; c < cw; c++) pd[c] = c >= c0 && c <= c1 ? row[c] * mr[c] : 0.0f;
+                for (int n = LD - N; n < LD; n++) pd[n] = row[n] * mr[n];
+            }
+        }
+        const float *Pdt = Pd + (size_t)r0 * LD;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, cw, 1.0f, Pdt, LD, V + (size_t)k0 * C3, C3, 0.0f,
+                    O + (size_t)r0 * C, C);
+        if (N) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, N, g->sqrtN, Pdt + LD - N, LD, Vp, D, 1.0f,
+                           O + (size_t)r0 * C, C);
+    }
+    return scored;
+}
+
+void attn_span_forward(attn_span_t *a, const model_dims_t *dims, float *y, const float *x, float *act, float *scratch,
+                       int B, int T, const run_ctx_t *rc) {
+    int C = dims->dim, H = dims->heads, D = C / H, NT = B * T;
+    views_t v = views(a, dims, act, B, T);
+    matmul_forward(v.qkv, x, a->wq->data, a->bq->data, NT, C, 3 * C);
+    if (v.mask) {
+        // Attention dropout: masks drawn serially, in (b, h, i, key, persistent) order, for the
+        // entries each row actually uses, before the parallel loop.
+        float p = rc->training ? rc->dropout : 0.0f, keep = p > 0 ? 1.0f / (1.0f - p) : 1.0f;
+        for (int bb = 0; bb < B; bb++)
+            for (int h = 0; h < H; h++) {
+                geom_t g = make_geom(a, dims, h, T);
+                float *mk = v.mask + ((size_t)bb * H + h) * v.region;
+                for (int i = 0; i < T; i++) {
+                    float *mr = mk + (size_t)i * g.LD;
+                    int k0 = first_key(&g, i);
+                    for (int c = row_lo(&g, i) - k0; c <= i - k0; c++) mr[c] = p > 0 && rng_uniform(rc->rng) < p ? 0.0f : keep;
+                    for (int n = g.LD - g.N; n < g.LD; n++) mr[n] = p > 0 && rng_uniform(rc->rng) < p ? 0.0f : keep;
+                }
+            }
+    }
+    const float *pk = a->pk ? a->pk->data : NULL, *pv = a->pv ? a->pv->data : NULL;
+    long long scored = 0;
+#pragma omp parallel for collapse(2) schedule(static) reduction(+ : scored)
+    for (int bb = 0; bb < B; bb++)
+        for (int h = 0; h < H; h++) {
+            geom_t g = make_geom(a, dims, h, T);
+            size_t off = ((size_t)bb * H + h) * v.region, nd = (size_t)h * a->N * D;
+            const float *base = v.qkv + (size_t)bb * T * 3 * C;
+            scored += head_forward(&g, v.P + off, v.Pd + off, v.mask ? v.mask + off : NULL, base + h * D,
+                                   base + C + h * D, base + 2 * C + h * D, pk ? pk + nd : NULL, pv ? pv + nd : NULL,
+                                   v.heads + (size_t)bb * T * C + h * D);
+        }
+    a->keys_scored = scored;
+    matmul_forward(y, v.heads, a->wo->data, a->bo->data, NT, C, C);
+}
+
+// ---------------------------------------------------------------------------------------------
+// backward
+
+// One (batch, head). Forward per row: u_c = m_c·e^{s_c}, p_c = u_c/Z (persistent: m = 1), P' = P⊙M.
+//   dP' = dO·V[k0:r1]ᵀ | sqrt(N)·dO·Vpᵀ,   dV[k0:r1] += P'ᵀ·dO,   dVp += sqrt(N)·P'_pᵀ·dO
+//   dP = dP'⊙M,  dS = P⊙(dP − rowsum(dP⊙P))                         (as softmax: log m shifts s)
+//   ∂L/∂m_c = (e^{s_c}/Z)(dP_c − rowsum) = dS_c/m_c,  ∂m/∂z = 1/R strictly inside the ramp (0<m<1)
+//   dQ += scale·dS·K[k0:r1] + dS_p·Kp,  dK[k0:r1] += scale·dSᵀ·Q,  dKp += dS_pᵀ·Q
+// Returns Σ dS/m over ramp entries (the caller multiplies by ∂z/∂z̃ · ∂m/∂z = S/R).
+static float head_backward(const geom_t *g, const float *P, const float *Pd, const float *mask, const float *Q,
+                           const float *K, const float *V, const float *Kp, const float *Vp, const float *dO, float *dQ,
+                           float *dK, float *dV, float *dKp, float *dVp, float *dP) {
+    int T = g->T, D = g->D, C3 = g->C3, C = g->C, LD = g->LD, N = g->N, W = g->W;
+    float dz = 0;
+    for (int r0 = 0; r0 < T; r0 += g->RB) {
+        int r1 = r0 + g->RB < T ? r0 + g->RB : T, k0 = r0 - W + 1 > 0 ? r0 - W + 1 : 0, cw = r1 - k0, M = r1 - r0;
+        float *dPt = dP + (size_t)r0 * LD;
+        const float *Pdt = Pd + (size_t)r0 * LD, *dOt = dO + (size_t)r0 * C;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cw, D, 1.0f, dOt, C, V + (size_t)k0 * C3, C3, 0.0f,
+                    dPt, LD);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cw, D, M, 1.0f, Pdt, LD, dOt, C, 1.0f,
+                    dV + (size_t)k0 * C3, C3);
+        if (N) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, D, g->sqrtN, dOt, C, Vp, D, 0.0f, dPt + LD - N,
+                        LD);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, M, g->sqrtN, Pdt + LD - N, LD, dOt, C, 1.0f, dVp,
+                        D);
+        }
+        for (int i = r0; i < r1; i++) {
+            float *d = dP + (size_t)i * LD, *dpers = d + LD - N;
+            const float *p = P + (size_t)i * LD, *ppers = p + LD - N;
+            int c0 = row_lo(g, i) - k0, c1 = i - k0;
+            if (mask) {
+                const float *mr = mask + (size_t)i * LD;
+                for (int c = c0; c <= c1; c++) d[c] *= mr[c];
+                for (int n = 0; n < N; n++) dpers[n] *= mr[LD - N + n];
+            }
+            float dot = 0;
+            for (int c = c0; c <= c1; c++) dot += d[c] * p[c];
+            for (int n = 0; n < N; n++) dot += dpers[n] * ppers[n];
+            for (int c = 0; c < c0; c++) d[c] = 0.0f;
+            for (int c = c0; c <= c1; c++) {
+                float ds = p[c] * (d[c] - dot);
+                if (g->span) {
+                    float m = span_mask(g, c1 - c);
+                    if (m > 0.0f && m < 1.0f) dz += ds / m;
+                }
+                d[c] = ds;
+            }
+            for (int c = c1 + 1; c < cw; c++) d[c] = 0.0f;
+            for (int n = 0; n < N; n++) dpers[n] = ppers[n] * (dpers[n] - dot);
+        }
+        const float *Qt = Q + (size_t)r0 * C3;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, cw, g->scale, dPt, LD, K + (size_t)k0 * C3, C3,
+                    1.0f, dQ + (size_t)r0 * C3, C3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cw, D, M, g->scale, dPt, LD, Qt, C3, 1.0f,
+                    dK + (size_t)k0 * C3, C3);
+        if (N) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, N, 1.0f, dPt + LD - N, LD, Kp, D, 1.0f,
+                        dQ + (size_t)r0 * C3, C3);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, M, 1.0f, dPt + LD - N, LD, Qt, C3, 1.0f, dKp, D);
+        }
+    }
+    return dz;
+}
+
+void attn_span_backward(attn_span_t *a, const model_dims_t *dims, float *dx, const float *dy, const float *x,
+                        const float *act, float *scratch, int B, int T) {
+    int C = dims->dim, H = dims->heads, D = C / H, NT = B * T;
+    views_t v = views(a, dims, (float *)act, B, T);
+    size_t BH = (size_t)B * H, ND = (size_t)a->N * D;
+    float *dheads = scratch, *dqkv = scratch + (size_t)NT * C, *dP = dqkv + (size_t)NT * 3 * C;
+    float *dKp = dP + BH * v.region, *dVp = dKp + BH * ND, *dz = dVp + BH * ND;
+    memset(dheads, 0, (size_t)NT * 4 * C * sizeof(float));
+    memset(dKp, 0, (2 * BH * ND + BH) * sizeof(float));
+    // y = heads·Woᵀ + bo
+    matmul_backward(dheads, a->wo->grad, a->bo->grad, dy, v.heads, a->wo->data, NT, C, C);
+    const float *pk = a->pk ? a->pk->data : NULL, *pv = a->pv ? a->pv->data : NULL;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int bb = 0; bb < B; bb++)
+        for (int h = 0; h < H; h++) {
+            geom_t g = make_geom(a, dims, h, T);
+            size_t bh = (size_t)bb * H + h, off = bh * v.region, nd = (size_t)h * ND;
+            const float *base = v.qkv + (size_t)bb * T * 3 * C;
+            float *dbase = dqkv + (size_t)bb * T * 3 * C;
+            dz[bh] = head_backward(&g, v.P + off, v.Pd + off, v.mask ? v.mask + off : NULL, base + h * D,
+                                   base + C + h * D, base + 2 * C + h * D, pk ? pk + nd : NULL, pv ? pv + nd : NULL,
+                                   dheads + (size_t)bb * T * C + h * D, dbase + h * D, dbase + C + h * D,
+                                   dbase + 2 * C + h * D, dKp + bh * ND, dVp + bh * ND, dP + off);
+        }
+    // Per-(batch, head) partial gradients of shared tensors, summed in a fixed order.
+    if (a->span_on) {
+        float k = (float)a->S / (float)a->R;  // z = S·z̃, ∂m/∂z = 1/R
+        for (int h = 0; h < H; h++) {
+            float s = 0;
+            for (int bb = 0; bb < B; bb++) s += dz[(size_t)bb * H + h];
+            a->span->grad[h] += k * s;
+        }
+    }
+    if (a->N > 0) {
+        size_t HND = (size_t)H * ND;
+#pragma omp parallel for schedule(static)
+        for (size_t e = 0; e < HND; e++) {
+            float sk = 0, sv = 0;
+            for (int bb = 0; bb < B; bb++) {
+                sk += dKp[(size_t)bb * HND + e];
+                sv += dVp[(size_t)bb * HND + e];
+            }
+            a->pk->grad[e] += sk;
+            a->pv->grad[e] += sv;
+        }
+    }
+    // qkv = x·Wqkvᵀ + bqkv
+    matmul_backward(dx, a->wq->grad, a->bq->grad, dqkv, x, a->wq->data, NT, C, 3 * C);
+}
+
+// ---------------------------------------------------------------------------------------------
+// span penalty, clamp, report
+
+float attn_span_extra_loss(attn_span_t *a, const model_dims_t *dims, int add_grad) {
+    if (!a->span_on || a->lambda == 0.0) return 0.0f;
+    int H = dims->heads;
+    double sum = 0;
+    for (int h = 0; h < H; h++) sum += (double)a->S * a->span->data[h];
+    if (add_grad) {
+        float g = (float)(a->lambda * (double)a->S / H);
+        for (int h = 0; h < H; h++) a->span->grad[h] += g;
+    }
+    return (float)(a->lambda * sum / H);
+}
+
+void attn_span_after_step(attn_span_t *a) {
+    if (!a->span_on) return;
+    for (size_t h = 0; h < a->span->numel; h++) {
+        float z = a->span->data[h];
+        a->span->data[h] = z > 1.0f ? 1.0f : z >= 0.0f ? z : 0.0f;
+    }
+}
+
+int attn_span_spans(const attn_span_t *a, const model_dims_t *dims, float *out) {
+    if (!a->span_on) return 0;
+    for (int h = 0; h < dims->heads; h++) out[h] = (float)a->S * a->span->data[h];
+    return dims->heads;
+}
+
+// ---------------------------------------------------------------------------------------------
+// decode: cache = K ring (P, C) | V ring (P, C), P = min(ctx, S + R) positions (ctx without a span);
+// position j sits in slot j mod P. A step reads only the last W_h positions of head h.
+
+static int ring_positions(const attn_span_t *a, const model_dims_t *dims) {
+    if (a->span_on && a->S + a->R < dims->ctx) return (int)(a->S + a->R);
+    return dims->ctx;
+}
+
+size_t attn_span_cache_floats(const attn_span_t *a, const model_dims_t *dims) {
+    return 2 * (size_t)ring_positions(a, dims) * dims->dim;
+}
+
+size_t attn_span_decode_scratch_floats(const attn_span_t *a, const model_dims_t *dims) {
+    return 4 * (size_t)dims->dim + ring_positions(a, dims) + a->N;
+}
+
+void attn_span_decode_step(attn_span_t *a, const model_dims_t *dims, float *y, const float *x, int pos, float *cache,
+                           float *scratch) {
+    int C = dims->dim, H = dims->heads, D = C / H, N = (int)a->N, P = ring_positions(a, dims);
+    CHECK(pos >= 0 && pos < dims->ctx);
+    float *qkv = scratch, *heads = scratch + 3 * C, *w = heads + C;
+    float *Kc = cache, *Vc = cache + (size_t)P * C;
+    matmul_forward(qkv, x, a->wq->data, a->bq->data, 1, C, 3 * C);
+    memcpy(Kc + (size_t)(pos % P) * C, qkv + C, (size_t)C * sizeof(float));
+    memcpy(Vc + (size_t)(pos % P) * C, qkv + 2 * C, (size_t)C * sizeof(float));
+    for (int h = 0; h < H; h++) {
+        geom_t g = make_geom(a, dims, h, pos + 1);
+        int jlo = pos - g.W + 1;  // W ≤ P: every position read is still in the ring
+        const float *q = qkv + h * D;
+        const float *Kp = N ? a->pk->data + (size_t)h * N * D : NULL, *Vp = N ? a->pv->data + (size_t)h * N * D : NULL;
+        float mx = -INFINITY, *wp = w + g.W;
+        for (int j = jlo; j <= pos; j++) {
+            const float *k = Kc + (size_t)(j % P) * C + h * D;
+            float dot = 0;
+            for (int e = 0; e < D; e++) dot += q[e] * k[e];
+            w[j - jlo] = dot * g.scale;
+            if (span_mask(&g, pos - j) > 0.0f && w[j - jlo] > mx) mx = w[j - jlo];
+        }
+        for (int n = 0; n < N; n++) {
+            float dot = 0;
+            for (int e = 0; e < D; e++) dot += q[e] * Kp[(size_t)n * D + e];
+            wp[n] = dot;
+            mx = dot > mx ? dot : mx;
+        }
+        float sum = 0;
+        for (int j = jlo; j <= pos; j++) {
+            float m = span_mask(&g, pos - j);
+            w[j - jlo] = m > 0.0f ? m * expf(w[j - jlo] - mx) : 0.0f;
+            sum += w[j - jlo];
+        }
+        for (int n = 0; n < N; n++) {
+            wp[n] = expf(wp[n] - mx);
+            sum += wp[n];
+        }
+        float inv = sum > 0.0f ? 1.0f / sum : 0.0f, *o = heads + h * D;
+        for (int e = 0; e < D; e++) o[e] = 0;
+        for (int j = jlo; j <= pos; j++) {
+            const float *vv = Vc + (size_t)(j % P) * C + h * D;
+            float p = w[j - jlo] * inv;
+            for (int e = 0; e < D; e++) o[e] += p * vv[e];
+        }
+        for (int n = 0; n < N; n++) {
+            float p = wp[n] * inv * g.sqrtN;
+            for (int e = 0; e < D; e++) o[e] += p * Vp[(size_t)n * D + e];
+        }
+    }
+    matmul_forward(y, heads, a->wo->data, a->bo->data, 1, C, C);
+}
+
+// ---------------------------------------------------------------------------------------------
+// block wrappers (priv is an attn_span_t)
+
+void attn_span_block_describe(const block_t *b, char *buf, size_t n) { attn_span_describe(b->priv, buf, n); }
+void attn_span_block_register(block_t *b, param_table_t *pt, const char *prefix) {
+    attn_span_register(b->priv, b, pt, prefix);
+}
+size_t attn_span_block_act_floats(const block_t *b, int B, int T) { return attn_span_act_floats(b->priv, b->dims, B, T); }
+size_t attn_span_block_scratch_floats(const block_t *b, int B, int T) {
+    return attn_span_scratch_floats(b->priv, b->dims, B, T);
+}
+void attn_span_block_forward(block_t *b, float *y, const float *x, float *act, float *scratch, int B, int T,
+                             const run_ctx_t *rc) {
+    attn_span_forward(b->priv, b->dims, y, x, act, scratch, B, T, rc);
+}
+void attn_span_block_backward(block_t *b, float *dx, const float *dy, const float *x, const float *act, float *scratch,
+                              int B, int T, const run_ctx_t *rc) {
+    attn_span_backward(b->priv, b->dims, dx, dy, x, act, scratch, B, T);
+}
+float attn_span_block_extra_loss(block_t *b, int add_grad) { return attn_span_extra_loss(b->priv, b->dims, add_grad); }
+void attn_span_block_after_step(block_t *b, long step, rng_t *rng) { attn_span_after_step(b->priv); }
+size_t attn_span_block_cache_floats(const block_t *b) { return attn_span_cache_floats(b->priv, b->dims); }
+size_t attn_span_block_decode_scratch_floats(const block_t *b) {
+    return attn_span_decode_scratch_floats(b->priv, b->dims);
+}
+void attn_span_block_decode_step(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch) {
+    attn_span_decode_step(b->priv, b->dims, y, x, pos, cache, scratch);
+}
+int attn_span_block_spans(const block_t *b, float *out) { return attn_span_spans(b->priv, b->dims, out); }

@@ -1,0 +1,89 @@
+// attn_span.h — the causal attention core shared by `adaptive` (Adaptive Attention Span, Sukhbaatar
+// et al. 2019, arXiv 1905.07799), `allattn` (all-attention with persistent memory, arXiv 1907.01470)
+// and `softmax(persist=N>0)`: multi-head softmax attention with an optional per-head soft span mask
+// and N optional persistent key/value pairs per head, in one joint softmax. docs/blocks/adaptive.md
+// has the math, the backward derivation and the compute skipping.
+//
+//   q, k, v = x·Wqᵀ + bq, x·Wkᵀ + bk, x·Wvᵀ + bv                  (B,T,C); head h owns cols h·D…h·D+D−1
+//   s_ij    = q_i·k_j / sqrt(D)  (j ≤ i),   s_in = q_i·Kp_h[n]   (persistent: stored K already /sqrt(D))
+//   m_h(x)  = clamp((R + z_h − x)/R, 0, 1), x = i − j, z_h = S·z̃_h  (m ≡ 1 without a span)
+//   a_ij    = m·e^{s_ij} / Z_i,  a_in = e^{s_in} / Z_i,   Z_i = Σ_j m·e^{s_ij} + Σ_n e^{s_in}
+//   o_i     = Σ_j a_ij v_j + sqrt(N)·Σ_n a_in Vp_h[n],   y = concat_h(o)·Woᵀ + bo
+//
+// Tensors (prefix e.g. "layers.2.attn."): wq, wk, wv (C,C), bq, bk, bv (C), wo (C,C), bo (C) —
+// softmax's names and order, so wq|wk|wv and bq|bk|bv are each one contiguous (3C,·) block — then
+// span (H) = z̃ (span kinds only; no weight decay, clamped to [0,1] after every step), then
+// persist_k, persist_v (H, N, D) (persist > 0 only): head h's N stored keys / values as one
+// contiguous (N, D) matrix, the layout the per-head products read directly.
+//
+// Compute follows the span: head h reads only keys at distance < W_h = min(T, ceil(z_h) + R) (the
+// mask is 0 beyond); rows are processed in blocks of RB (8…32, from W_h) whose products cover keys
+// [r0 − W_h + 1, r1 − 1] only. The decode cache is a ring of min(ctx, S + R) positions.
+#ifndef ATTNLAB_ATTN_SPAN_H
+#define ATTNLAB_ATTN_SPAN_H
+
+#include <stddef.h>
+
+#include "model/block.h"
+
+typedef struct {
+    const char *kind;  // "softmax", "adaptive" or "allattn": for messages and describe
+    int span_on;       // 1: per-head adaptive span mask
+    long S, R;         // maximum span and ramp, in tokens (span kinds)
+    double init;       // initial z̃
+    double lambda;     // span penalty λ·Σ_layers mean_h z_h
+    long N;            // persistent key/value pairs per head (0: none)
+    param_t *wq, *wk, *wv, *bq, *bk, *bv, *wo, *bo;  // as softmax
+    param_t *span;                                   // (H) z̃, or NULL
+    param_t *pk, *pv;                                // (H,N,D) each, or NULL
+    long long keys_scored;  // score entries computed by the last forward (Σ over batch, heads): for tests
+} attn_span_t;
+
+// Read the options of an `adaptive` (persist default 0) or `allattn` (persist default 256, ≥ 1)
+// layer into a. Returns 0, or -1 with a message naming the layer and option.
+int attn_span_configure(attn_span_t *a, const block_t *b, spec_block_t *spec, const char *kind, char *err,
+                        size_t errlen);
+// A plain causal softmax attention with N persistent pairs per head (softmax(persist=N)).
+void attn_span_init_persist(attn_span_t *a, long N);
+void attn_span_describe(const attn_span_t *a, char *buf, size_t n);
+void attn_span_register(attn_span_t *a, const block_t *b, param_table_t *pt, const char *prefix);
+
+size_t attn_span_act_floats(const attn_span_t *a, const model_dims_t *dims, int B, int T);
+size_t attn_span_scratch_floats(const attn_span_t *a, const model_dims_t *dims, int B, int T);
+// y (B,T,C) = attention of x (B,T,C); saves qkv, probabilities (and dropout masks) in act.
+void attn_span_forward(attn_span_t *a, const model_dims_t *dims, float *y, const float *x, float *act, float *scratch,
+                       int B, int T, const run_ctx_t *rc);
+// dx += ∂/∂x, and every parameter's ->grad += (span: through the mask; persistent: through sqrt(N)).
+void attn_span_backward(attn_span_t *a, const model_dims_t *dims, float *dx, const float *dy, const float *x,
+                        const float *act, float *scratch, int B, int T);
+// λ·mean_h(S·z̃_h); with add_grad, span->grad[h] += λ·S/H. 0 without a span.
+float attn_span_extra_loss(attn_span_t *a, const model_dims_t *dims, int add_grad);
+// Clamp z̃ to [0, 1].
+void attn_span_after_step(attn_span_t *a);
+// out[h] = z_h = S·z̃_h in tokens; returns H, or 0 without a span.
+int attn_span_spans(const attn_span_t *a, const model_dims_t *dims, float *out);
+// Head h's key window at sequence length T: keys at distance ≥ the result are never read.
+int attn_span_window(const attn_span_t *a, int h, int T);
+
+size_t attn_span_cache_floats(const attn_span_t *a, const model_dims_t *dims);
+size_t attn_span_decode_scratch_floats(const attn_span_t *a, const model_dims_t *dims);
+void attn_span_decode_step(attn_span_t *a, const model_dims_t *dims, float *y, const float *x, int pos, float *cache,
+                           float *scratch);
+
+// Block-level wrappers for kinds whose priv is an attn_span_t (adaptive, allattn).
+void attn_span_block_describe(const block_t *b, char *buf, size_t n);
+void attn_span_block_register(block_t *b, param_table_t *pt, const char *prefix);
+size_t attn_span_block_act_floats(const block_t *b, int B, int T);
+size_t attn_span_block_scratch_floats(const block_t *b, int B, int T);
+void attn_span_block_forward(block_t *b, float *y, const float *x, float *act, float *scratch, int B, int T,
+                             const run_ctx_t *rc);
+void attn_span_block_backward(block_t *b, float *dx, const float *dy, const float *x, const float *act, float *scratch,
+                              int B, int T, const run_ctx_t *rc);
+float attn_span_block_extra_loss(block_t *b, int add_grad);
+void attn_span_block_after_step(block_t *b, long step, rng_t *rng);
+size_t attn_span_block_cache_floats(const block_t *b);
+size_t attn_span_block_decode_scratch_floats(const block_t *b);
+void attn_span_block_decode_step(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch);
+int attn_span_block_spans(const block_t *b, float *out);
+
+#endif

@@ -1,0 +1,225 @@
+// checkpoint.c — model + tokenizer + training state <-> safetensors (see checkpoint.h).
+#include "model/checkpoint.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/check.h"
+#include "model/safetensors.h"
+
+static char *config_json(const model_t *m) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "vocab", m->dims.vocab);
+    cJSON_AddNumberToObject(o, "dim", m->dims.dim);
+    cJSON_AddNumberToObject(o, "heads", m->dims.heads);
+    cJSON_AddNumberToObject(o, "ctx", m->dims.ctx);
+    cJSON_AddNumberToObject(o, "n_layers", m->L);
+    cJSON_AddStringToObject(o, "layers", m->spec);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+int ckpt_save(const char *path, const model_t *m, const tokenizer_t *tok, const char *train_state,
+              int with_optimizer, char *err, size_t errlen) {
+    const param_table_t *pt = &m->params;
+    int n = pt->count * (with_optimizer ? 3 : 1);
+    st_tensor_t *ts = xcalloc((size_t)n, sizeof *ts);
+    char (*names)[96] = xcalloc((size_t)n, sizeof *names);
+    int k = 0;
+    for (int pass = 0; pass < (with_optimizer ? 3 : 1); pass++)
+        for (int i = 0; i < pt->count; i++) {
+            const param_t *p = pt->items[i];
+            const char *prefix = pass == 0 ? "" : pass == 1 ? "adam.m." : "adam.v.";
+            if (pass && !p->trainable) continue;  // buffers have no moments
+            snprintf(names[k], sizeof names[k], "%s%s", prefix, p->name);
+            ts[k].name = names[k];
+            ts[k].ndim = p->ndim;
+            for (int d = 0; d < p->ndim; d++) ts[k].shape[d] = p->shape[d];
+            ts[k].data = pass == 0 ? p->data : pass == 1 ? p->m : p->v;
+            k++;
+        }
+    char version[16];
+    snprintf(version, sizeof version, "%d", CKPT_FORMAT_VERSION);
+    char *cfg = config_json(m), *tokj = tok_to_json(tok);
+    st_meta_t meta[5] = {{"format", "attnlab"}, {"format_version", version}, {"config", cfg}, {"tokenizer", tokj}};
+    int n_meta = 4;
+    if (train_state) meta[n_meta++] = (st_meta_t){"train_state", train_state};
+    int rc = st_write(path, ts, k, meta, n_meta, err, errlen);
+    free(cfg);
+    free(tokj);
+    free(ts);
+    free(names);
+    return rc;
+}
+
+static int json_int(const cJSON *o, const char *key, int lo, int hi, int *out, const char *path, char *err, size_t errlen) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < lo || v->valuedouble > hi)
+        return seterr(err, errlen, "checkpoint '%s': config.%s is missing or not an integer in [%d, %d]", path, key, lo, hi);
+    *out = (int)v->valuedouble;
+    return 0;
+}
+
+static int same_shape(const st_entry_t *e, const param_t *p) {
+    if (e->ndim != p->ndim) return 0;
+    for (int d = 0; d < p->ndim; d++)
+        if (e->shape[d] != p->shape[d]) return 0;
+    return 1;
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t len = (size_t)snprintf(buf, n, "(");
+    for (int d = 0; d < ndim && len < n; d++) len += (size_t)snprintf(buf + len, n - len, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (len < n) snprintf(buf + len, n - len, ")");
+}
+
+int ckpt_load(const char *path, float dropout, ckpt_t *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    st_file_t f;
+    if (st_read(path, &f, err, errlen)) return -1;
+    int rc = -1, model_built = 0;
+    cJSON *cfg = NULL;
+    const char *format = st_meta_get(&f, "format"), *version = st_meta_get(&f, "format_version");
+    if (!format || strcmp(format, "attnlab") != 0) {
+        seterr(err, errlen, "checkpoint '%s' is a safetensors file but not an attnlab checkpoint (no format=attnlab metadata)", path);
+        goto done;
+    }
+    char *end;
+    long ver = version ? strtol(version, &end, 10) : 0;
+    if (!version || *end || ver < 1) {
+        seterr(err, errlen, "checkpoint '%s': format_version is missing or invalid", path);
+        goto done;
+    }
+    if (ver > CKPT_FORMAT_VERSION) {
+        seterr(err, errlen, "checkpoint '%s' has format version %ld, newer than this attnlab reads (%d); upgrade attnlab",
+               path, ver, CKPT_FORMAT_VERSION);
+        goto done;
+    }
+    const char *cfg_text = st_meta_get(&f, "config"), *tok_text = st_meta_get(&f, "tokenizer");
+    if (!cfg_text || !(cfg = cJSON_Parse(cfg_text)) || !cJSON_IsObject(cfg)) {
+        seterr(err, errlen, "checkpoint '%s': config metadata is missing or not JSON", path);
+        goto done;
+    }
+    model_dims_t d = {.dropout = dropout};
+    if (json_int(cfg, "vocab", 1, 1 << 24, &d.vocab, path, err, errlen) || json_int(cfg, "dim", 1, 1 << 16, &d.dim, path, err, errlen) ||
+        json_int(cfg, "heads", 1, 1 << 12, &d.heads, path, err, errlen) || json_int(cfg, "ctx", 1, 1 << 20, &d.ctx, path, err, errlen))
+        goto done;
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(cfg, "layers");
+    if (!cJSON_IsString(layers)) {
+        seterr(err, errlen, "checkpoint '%s': config.layers is missing", path);
+        goto done;
+    }
+    if (!tok_text) {
+        seterr(err, errlen, "checkpoint '%s': tokenizer metadata is missing", path);
+        goto done;
+    }
+    char sub[512];
+    if (tok_from_json(&out->tok, tok_text, sub, sizeof sub)) {
+        seterr(err, errlen, "checkpoint '%s': %s", path, sub);
+        goto done;
+    }
+    if (out->tok.vocab_size != d.vocab) {
+        seterr(err, errlen, "checkpoint '%s': tokenizer has %d tokens but config.vocab is %d", path, out->tok.vocab_size, d.vocab);
+        goto done;
+    }
+    if (model_build(&out->model, &d, layers->valuestring, sub, sizeof sub)) {
+        seterr(err, errlen, "checkpoint '%s': its config does not build: %s", path, sub);
+        goto done;
+    }
+    model_built = 1;
+    param_table_t *pt = &out->model.params;
+    int moments = 0;
+    for (int i = 0; i < pt->count; i++) {
+        param_t *p = pt->items[i];
+        const st_entry_t *e = st_find(&f, p->name);
+        char want[64], got[64];
+        shape_str(want, sizeof want, p->ndim, p->shape);
+        if (!e) {
+            seterr(err, errlen, "checkpoint '%s' lacks tensor '%s' %s that its config requires", path, p->name, want);
+            goto done;
+        }
+        if (!same_shape(e, p)) {
+            shape_str(got, sizeof got, e->ndim, e->shape);
+            seterr(err, errlen, "checkpoint '%s': tensor '%s' has shape %s, its config requires %s", path, p->name, got, want);
+            goto done;
+        }
+        memcpy(p->data, e->data, p->numel * sizeof(float));
+        if (!p->trainable) continue;
+        char name[128];
+        for (int which = 0; which < 2; which++) {
+            snprintf(name, sizeof name, "adam.%c.%s", which ? 'v' : 'm', p->name);
+            const st_entry_t *me = st_find(&f, name);
+            if (!me) continue;
+            if (!same_shape(me, p)) {
+                seterr(err, errlen, "checkpoint '%s': tensor '%s' does not match the shape of '%s'", path, name, p->name);
+                goto done;
+            }
+            memcpy(which ? p->v : p->m, me->data, p->numel * sizeof(float));
+            moments++;
+        }
+    }
+    size_t trainable = 0;
+    for (int i = 0; i < pt->count; i++) trainable += pt->items[i]->trainable;
+    if (moments != 0 && moments != (int)(2 * trainable)) {
+        seterr(err, errlen, "checkpoint '%s': optimizer state is incomplete (%d of %zu moment tensors)", path, moments, 2 * trainable);
+        goto done;
+    }
+    // Every tensor in the file must be one we know: a stray one means a mismatched or foreign file.
+    int known = pt->count + moments;
+    if (f.n_tensors != known) {
+        for (int i = 0; i < f.n_tensors; i++) {
+            const char *name = f.tensors[i].name;
+            const char *base = strncmp(name, "adam.m.", 7) == 0 || strncmp(name, "adam.v.", 7) == 0 ? name + 7 : name;
+            if (!params_find(pt, base)) {
+                seterr(err, errlen, "checkpoint '%s' has tensor '%s', which its config (%s) does not use", path, name,
+                       layers->valuestring);
+                goto done;
+            }
+        }
+    }
+    out->has_optimizer = moments > 0;
+    const char *ts = st_meta_get(&f, "train_state");
+    out->train_state = ts ? xstrdup(ts) : NULL;
+    rc = 0;
+done:
+    cJSON_Delete(cfg);
+    st_free(&f);
+    if (rc) {
+        if (model_built) model_free(&out->model);
+        tok_free(&out->tok);
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
+}
+
+void ckpt_free(ckpt_t *c) {
+    model_free(&c->model);
+    tok_free(&c->tok);
+    free(c->train_state);
+    memset(c, 0, sizeof *c);
+}
+
+int ckpt_init_from(const char *path, model_t *m, int *loaded, int *total, char *err, size_t errlen) {
+    st_file_t f;
+    if (st_read(path, &f, err, errlen)) return -1;
+    const char *format = st_meta_get(&f, "format");
+    if (!format || strcmp(format, "attnlab") != 0) {
+        st_free(&f);
+        return seterr(err, errlen, "--init-from '%s' is not an attnlab checkpoint", path);
+    }
+    *loaded = 0;
+    *total = m->params.count;
+    for (int i = 0; i < m->params.count; i++) {
+        param_t *p = m->params.items[i];
+        const st_entry_t *e = st_find(&f, p->name);
+        if (e && same_shape(e, p)) {
+            memcpy(p->data, e->data, p->numel * sizeof(float));
+            (*loaded)++;
+        }
+    }
+    st_free(&f);
+    return 0;
+}

@@ -1,0 +1,28 @@
+// optim.h — AdamW with bias correction and decoupled weight decay, global-norm gradient clipping,
+// and the warmup + cosine learning-rate schedule (nanoGPT's get_lr, step numbers from 0).
+#ifndef ATTNLAB_OPTIM_H
+#define ATTNLAB_OPTIM_H
+
+#include "model/params.h"
+
+typedef struct {
+    float beta1, beta2, eps, weight_decay;
+} adamw_cfg_t;
+
+// One AdamW update of every trainable parameter; t is the 1-based update count (bias correction).
+//   m = β1·m + (1−β1)·g,  v = β2·v + (1−β2)·g²,  p −= lr·(wd·p·[decay] + m̂/(sqrt(v̂) + eps))
+// with m̂ = m/(1−β1^t), v̂ = v/(1−β2^t) (PyTorch's AdamW: decay applied to p before the step).
+void adamw_step(param_table_t *pt, const adamw_cfg_t *cfg, float lr, long t);
+
+// sqrt(Σ g²) over every trainable parameter (double accumulation).
+double grad_global_norm(const param_table_t *pt);
+// Multiply every gradient by s.
+void grad_scale(param_table_t *pt, float s);
+// 1 if every gradient is finite.
+int grad_all_finite(const param_table_t *pt);
+
+// Learning rate at step `it` (0-based): linear warmup lr·(it+1)/(warmup+1) for it < warmup, then
+// cosine from lr to min_lr until `total`, min_lr after.
+float lr_at(long it, long warmup, long total, float lr, float min_lr);
+
+#endif

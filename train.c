@@ -1,0 +1,453 @@
+// train.c — `train`: trains a decoder-only Transformer on a text file (ARCHITECTURE.md §6).
+// Flow: flags → (export | resume | fresh model) → data → steps of forward/backward/clip/AdamW with
+// periodic evaluation and atomic checkpoints → final evaluation on the whole validation split.
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "cli/args.h"
+#include "cli/eval.h"
+#include "data/dataset.h"
+#include "model/check.h"
+#include "model/checkpoint.h"
+#include "model/model.h"
+#include "model/optim.h"
+#include "tokenizer/tokenizer.h"
+
+// ---------------------------------------------------------------------------------------------
+// flags
+
+typedef struct {
+    const char *layers, *tokenizer, *out, *log, *resume, *init_from;
+    long dim, heads, ctx, batch, steps, warmup, grad_accum, eval_every, eval_batches, save_every, seed, threads,
+        stop_after, log_every;
+    double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
+} opts_t;
+
+static opts_t o;  // the parsed flags (one run per process)
+static flag_t flags[] = {
+    {"layers", FLAG_STR, &o.layers, "4*softmax/mlp", 0, 0, 1, "layer spec: mixer[(opt=v,..)][/ffn[(..)]], N* repeats", 0},
+    {"dim", FLAG_INT, &o.dim, "128", 1, 65536, 1, "model width d", 0},
+    {"heads", FLAG_INT, &o.heads, "4", 1, 4096, 1, "attention heads (must divide dim)", 0},
+    {"ctx", FLAG_INT, &o.ctx, "64", 1, 1 << 20, 1, "context length T", 0},
+    {"batch", FLAG_INT, &o.batch, "12", 1, 1 << 20, 1, "sequences per micro-batch B", 0},
+    {"steps", FLAG_INT, &o.steps, "2000", 1, 1e12, 1, "optimizer steps (the schedule's length)", 0},
+    {"lr", FLAG_FLOAT, &o.lr, "1e-3", 0, 10, 1, "peak learning rate", 0},
+    {"min-lr", FLAG_FLOAT, &o.min_lr, "1e-4", 0, 10, 1, "final learning rate of the cosine decay", 0},
+    {"warmup", FLAG_INT, &o.warmup, "100", 0, 1e12, 1, "linear warmup steps", 0},
+    {"weight-decay", FLAG_FLOAT, &o.weight_decay, "0.1", 0, 10, 1, "AdamW decoupled weight decay (matrices only)", 0},
+    {"beta1", FLAG_FLOAT, &o.beta1, "0.9", 0, 0.999999, 1, "AdamW beta1", 0},
+    {"beta2", FLAG_FLOAT, &o.beta2, "0.99", 0, 0.999999, 1, "AdamW beta2", 0},
+    {"grad-clip", FLAG_FLOAT, &o.grad_clip, "1.0", 0, 1e9, 1, "clip the global gradient norm to this (0 = off)", 0},
+    {"grad-accum", FLAG_INT, &o.grad_accum, "1", 1, 1 << 20, 1, "micro-batches per optimizer step", 0},
+    {"dropout", FLAG_FLOAT, &o.dropout, "0", 0, 0.99, 1, "dropout on embeddings, attention and residual branches", 0},
+    {"tokenizer", FLAG_STR, &o.tokenizer, "byte", 0, 0, 1, "byte | char", 0},
+    {"eval-every", FLAG_INT, &o.eval_every, "250", 1, 1e12, 1, "steps between evaluations", 0},
+    {"eval-batches", FLAG_INT, &o.eval_batches, "20", 1, 1 << 20, 1, "random validation batches per evaluation", 0},
+    {"save-every", FLAG_INT, &o.save_every, "0", 0, 1e12, 0, "steps between checkpoints (0 = at every evaluation)", 0},
+    {"seed", FLAG_INT, &o.seed, "1337", 0, 9e15, 1, "random seed (init, batches, dropout)", 0},
+    {"threads", FLAG_INT, &o.threads, "0", 0, 4096, 0, "threads for OpenMP and OpenBLAS (0 = all cores)", 0},
+    {"out", FLAG_STR, &o.out, "weights/model.safetensors", 0, 0, 0, "checkpoint path", 0},
+    {"log", FLAG_STR, &o.log, "", 0, 0, 0, "CSV log path (header row; one row per report)", 0},
+    {"log-every", FLAG_INT, &o.log_every, "10", 1, 1e12, 0, "steps between progress lines", 0},
+    {"resume", FLAG_STR, &o.resume, "", 0, 0, 0, "continue the run stored in this checkpoint", 0},
+    {"stop-after", FLAG_INT, &o.stop_after, "0", 0, 1e12, 0, "stop and save at this step, keeping --steps' schedule", 0},
+    {"init-from", FLAG_STR, &o.init_from, "", 0, 0, 0, "copy every tensor whose name and shape match from this checkpoint", 0},
+    {"time-budget", FLAG_FLOAT, &o.time_budget, "0", 0, 1e9, 0, "stop training after this many seconds (0 = none)", 0},
+};
+enum { N_FLAGS = sizeof flags / sizeof *flags };
+
+static const char *USAGE =
+    "usage: train FILE [options]            train a model on a text file\n"
+    "       train --export CKPT OUT         copy a checkpoint without its optimizer state";
+
+// ---------------------------------------------------------------------------------------------
+// small helpers
+
+static volatile sig_atomic_t g_interrupted = 0;
+static void on_signal(int sig) { g_interrupted = sig; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t fnv1a(const uint8_t *p, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static void rng_to_hex(const rng_t *r, char *buf, size_t n) {
+    snprintf(buf, n, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64, r->s[0], r->s[1], r->s[2], r->s[3]);
+}
+static int rng_from_hex(rng_t *r, const char *hex) {
+    if (!hex || strlen(hex) != 64) return -1;
+    for (int i = 0; i < 4; i++) {
+        char part[17];
+        memcpy(part, hex + 16 * i, 16);
+        part[16] = 0;
+        char *end;
+        r->s[i] = strtoull(part, &end, 16);
+        if (*end) return -1;
+    }
+    return 0;
+}
+
+static void set_threads(long n) {
+#ifdef _OPENMP
+    if (n <= 0) n = omp_get_num_procs();
+    omp_set_num_threads((int)n);
+#endif
+    openblas_set_num_threads((int)(n > 0 ? n : 1));
+}
+
+static void fmt_eta(double s, char *buf, size_t n) {
+    if (!isfinite(s) || s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+}
+
+// ---------------------------------------------------------------------------------------------
+// run state kept in the checkpoint
+
+typedef struct {
+    long step;          // completed optimizer steps
+    long tokens_seen;
+    rng_t data_rng, drop_rng;
+    uint64_t data_hash;
+    size_t data_bytes;
+    double elapsed;     // training seconds so far
+} run_t;
+
+static char *train_state_json(const run_t *r) {
+    cJSON *st = cJSON_CreateObject();
+    args_to_json(flags, N_FLAGS, st);
+    cJSON_AddNumberToObject(st, "step", (double)r->step);
+    cJSON_AddNumberToObject(st, "tokens_seen", (double)r->tokens_seen);
+    char hex[80];
+    rng_to_hex(&r->data_rng, hex, sizeof hex);
+    cJSON_AddStringToObject(st, "rng_data", hex);
+    rng_to_hex(&r->drop_rng, hex, sizeof hex);
+    cJSON_AddStringToObject(st, "rng_dropout", hex);
+    snprintf(hex, sizeof hex, "%016" PRIx64, r->data_hash);
+    cJSON_AddStringToObject(st, "data_fnv1a64", hex);
+    cJSON_AddNumberToObject(st, "data_bytes", (double)r->data_bytes);
+    cJSON_AddNumberToObject(st, "elapsed_s", r->elapsed);
+    char *s = cJSON_PrintUnformatted(st);
+    cJSON_Delete(st);
+    return s;
+}
+
+static void restore_run(const char *ckpt, const char *json, run_t *r) {
+    cJSON *st = json ? cJSON_Parse(json) : NULL;
+    if (!st) die(EXIT_RUNTIME, "checkpoint '%s' has no training state to resume (exported or written by infer); use --init-from", ckpt);
+    // Model shape and data handling are fixed by the run; the schedule may be extended with --steps.
+    args_from_json(flags, N_FLAGS, st, "steps,eval-every,eval-batches", ckpt);
+    const cJSON *step = cJSON_GetObjectItem(st, "step"), *tokens = cJSON_GetObjectItem(st, "tokens_seen"),
+                *hash = cJSON_GetObjectItem(st, "data_fnv1a64"), *bytes = cJSON_GetObjectItem(st, "data_bytes"),
+                *el = cJSON_GetObjectItem(st, "elapsed_s");
+    if (!cJSON_IsNumber(step) || !cJSON_IsNumber(tokens) || !cJSON_IsString(hash) || !cJSON_IsNumber(bytes) ||
+        rng_from_hex(&r->data_rng, cJSON_GetStringValue(cJSON_GetObjectItem(st, "rng_data"))) ||
+        rng_from_hex(&r->drop_rng, cJSON_GetStringValue(cJSON_GetObjectItem(st, "rng_dropout"))))
+        die(EXIT_RUNTIME, "checkpoint '%s': training state is incomplete or corrupted", ckpt);
+    r->step = (long)step->valuedouble;
+    r->tokens_seen = (long)tokens->valuedouble;
+    r->data_hash = strtoull(hash->valuestring, NULL, 16);
+    r->data_bytes = (size_t)bytes->valuedouble;
+    r->elapsed = cJSON_IsNumber(el) ? el->valuedouble : 0;
+    cJSON_Delete(st);
+}
+
+// ---------------------------------------------------------------------------------------------
+// export
+
+static int do_export(const char *src, const char *dst) {
+    char err[1024];
+    ckpt_t c;
+    if (ckpt_load(src, 0.0f, &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    if (ckpt_save(dst, &c.model, &c.tok, c.train_state, 0, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    printf("exported %s without optimizer state\ncheckpoint: %s\n", src, dst);
+    ckpt_free(&c);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// reporting
+
+typedef struct {
+    FILE *log;
+} report_t;
+
+static void log_row(report_t *rep, long step, const char *split, double loss, double bpb, double lr, double gnorm,
+                    double tps, double ms) {
+    if (!rep->log) return;
+    fprintf(rep->log, "%ld,%s,%.6f,%.6f,%.6f,%.6g,%.6g,%.1f,%.3f\n", step, split, loss, exp(loss), bpb, lr, gnorm, tps, ms);
+    fflush(rep->log);
+}
+
+static void print_spans(const model_t *m) {
+    float sp[4096];
+    int any = 0;
+    for (int l = 0; l < m->L; l++) {
+        const block_t *b = &m->layers[l].mixer;
+        if (!b->ops->spans) continue;
+        int h = b->ops->spans(b, sp);
+        if (h <= 0) continue;
+        float mean = 0, mx = 0;
+        for (int i = 0; i < h; i++) {
+            mean += sp[i] / h;
+            mx = sp[i] > mx ? sp[i] : mx;
+        }
+        printf("%s L%d %.1f/%.1f", any ? "," : "  spans mean/max:", l, mean, mx);
+        any = 1;
+    }
+    if (any) printf("\n");
+}
+
+// Random-window validation estimate, from an RNG stream of its own (seeded by seed and step), so
+// evaluating never changes training.
+static void eval_random(model_t *m, const tokenizer_t *tok, const dataset_t *ds, long step, eval_sums_t *s,
+                        int32_t *x, int32_t *y) {
+    rng_t r;
+    rng_seed(&r, (uint64_t)o.seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)step ^ 0xE7A1ull);
+    run_ctx_t rc = {.training = 0};
+    *s = (eval_sums_t){0};
+    for (long i = 0; i < o.eval_batches; i++) {
+        dataset_val_batch(ds, &r, (int)o.batch, (int)o.ctx, x, y);
+        model_forward(m, x, y, (int)o.batch, (int)o.ctx, &rc);
+        eval_accumulate(m, tok, y, (int)o.batch, (int)o.ctx, s);
+    }
+}
+
+static void save_or_die(const model_t *m, const tokenizer_t *tok, const run_t *run) {
+    char err[1024];
+    char *state = train_state_json(run);
+    int rc = ckpt_save(o.out, m, tok, state, 1, err, sizeof err);
+    free(state);
+    if (rc) die(EXIT_RUNTIME, "%s", err);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *pos[3];
+    int n_pos, want_help, want_version, export_mode = 0;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--export") == 0) export_mode = i;
+    if (export_mode) {
+        if (argc != 4 || export_mode != 1) die(EXIT_USAGE, "train: usage: train --export CKPT OUT");
+        return do_export(argv[2], argv[3]);
+    }
+    args_parse(flags, N_FLAGS, argc, argv, pos, 1, &n_pos, &want_help, &want_version, "train");
+    if (want_help) {
+        args_print_help(flags, N_FLAGS, USAGE);
+        return 0;
+    }
+    if (want_version) {
+        printf("attnlab train %s\n", ATTNLAB_VERSION);
+        return 0;
+    }
+    if (n_pos != 1) die(EXIT_USAGE, "train: expected one text FILE to train on (see --help)");
+    const char *file = pos[0];
+    if (o.resume[0] && o.init_from[0]) die(EXIT_USAGE, "train: --resume and --init-from exclude each other");
+    set_threads(o.threads);
+
+    char err[1024];
+    model_t model_fresh, *m = NULL;
+    tokenizer_t tok_fresh, *tok = NULL;
+    ckpt_t ck;
+    run_t run = {0};
+    int resumed = 0;
+    if (o.resume[0]) {
+        // First read the stored run's flags (the dropout sizes the model's masks), then load for real.
+        if (ckpt_load(o.resume, 0.0f, &ck, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+        if (!ck.has_optimizer) die(EXIT_RUNTIME, "checkpoint '%s' has no optimizer state (exported); use --init-from to start a new run from it", o.resume);
+        restore_run(o.resume, ck.train_state, &run);
+        ckpt_free(&ck);
+        if (ckpt_load(o.resume, (float)o.dropout, &ck, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+        m = &ck.model;
+        tok = &ck.tok;
+        resumed = 1;
+    }
+    if (o.stop_after && o.stop_after > o.steps) die(EXIT_USAGE, "train: --stop-after %ld is beyond --steps %ld", o.stop_after, o.steps);
+    if (o.min_lr > o.lr) die(EXIT_USAGE, "train: --min-lr %g is above --lr %g", o.min_lr, o.lr);
+    if (o.dim % o.heads) die(EXIT_USAGE, "train: --heads %ld does not divide --dim %ld", o.heads, o.dim);
+    tok_kind_t tkind;
+    if (tok_kind_parse(o.tokenizer, &tkind)) die(EXIT_USAGE, "train: --tokenizer must be byte or char, got '%s'", o.tokenizer);
+
+    // Data: the char vocabulary comes from the whole file (train and validation splits).
+    uint8_t *text;
+    size_t text_n;
+    if (read_file_bytes(file, &text, &text_n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    uint64_t hash = fnv1a(text, text_n);
+    if (!resumed) {
+        if (tkind == TOK_CHAR) {
+            if (tok_build_char(&tok_fresh, text, text_n, err, sizeof err)) die(EXIT_RUNTIME, "'%s': %s", file, err);
+        } else {
+            tok_init_byte(&tok_fresh);
+        }
+        tok = &tok_fresh;
+    } else if (hash != run.data_hash || text_n != run.data_bytes) {
+        die(EXIT_USAGE, "train: '%s' is not the file the run in '%s' was trained on (%zu bytes, hash differs)", file, o.resume, run.data_bytes);
+    }
+    free(text);
+    dataset_t ds;
+    if (dataset_load(&ds, file, tok, (int)o.ctx, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+
+    if (!resumed) {
+        model_dims_t dims = {.vocab = tok->vocab_size, .dim = (int)o.dim, .heads = (int)o.heads, .ctx = (int)o.ctx,
+                             .dropout = (float)o.dropout};
+        if (model_build(&model_fresh, &dims, o.layers, err, sizeof err)) die(EXIT_USAGE, "train: %s", err);
+        m = &model_fresh;
+        rng_t init_rng;
+        rng_seed(&init_rng, (uint64_t)o.seed);
+        model_init_weights(m, &init_rng);
+        rng_fork(&init_rng, 1, &run.data_rng);
+        rng_fork(&init_rng, 2, &run.drop_rng);
+        run.data_hash = hash;
+        run.data_bytes = ds.text_bytes;
+        if (o.init_from[0]) {
+            int loaded, total;
+            if (ckpt_init_from(o.init_from, m, &loaded, &total, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+            fprintf(stderr, "init-from %s: %d of %d tensors loaded by name and shape, the rest initialized\n", o.init_from, loaded, total);
+        }
+    }
+    if (run.step >= o.steps) die(EXIT_USAGE, "train: the run in '%s' already has %ld steps; pass a larger --steps to extend it", o.resume, run.step);
+    model_alloc_acts(m, (int)o.batch, (int)o.ctx);
+    if (o.save_every == 0) o.save_every = o.eval_every;
+
+    size_t n_params = params_count_trainable(&m->params);
+    printf("model: %s | d %d, heads %d, ctx %d, vocab %d (%s) | %zu parameters\n", m->spec, m->dims.dim, m->dims.heads,
+           m->dims.ctx, m->dims.vocab, tok_kind_name(tok->kind), n_params);
+    printf("data: %s | %zu tokens: %zu train, %zu validation | batch %ld x %ld, accum %ld\n", file, ds.n_tokens, ds.n_train,
+           ds.n_tokens - ds.n_train, o.batch, o.ctx, o.grad_accum);
+    if (resumed) printf("resuming %s at step %ld of %ld\n", o.resume, run.step, o.steps);
+
+    report_t rep = {0};
+    if (o.log[0]) {
+        int exists = 0;
+        FILE *probe = fopen(o.log, "r");
+        if (probe) { exists = 1; fclose(probe); }
+        rep.log = fopen(o.log, resumed ? "a" : "w");
+        if (!rep.log) die(EXIT_RUNTIME, "cannot write log '%s': %s", o.log, strerror(errno));
+        if (!resumed || !exists) fprintf(rep.log, "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step\n");
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    adamw_cfg_t acfg = {.beta1 = (float)o.beta1, .beta2 = (float)o.beta2, .eps = 1e-8f, .weight_decay = (float)o.weight_decay};
+    int B = (int)o.batch, T = (int)o.ctx;
+    int32_t *x = xmalloc((size_t)B * T * sizeof *x), *y = xmalloc((size_t)B * T * sizeof *y);
+    long stop = o.stop_after ? o.stop_after : o.steps;
+    double t_start = now_s(), t_interval = t_start, interval_loss = 0, last_gnorm = 0;
+    long interval_steps = 0;
+    int status = 0;
+    const char *stop_reason = NULL;
+    while (run.step < stop) {
+        double lr = lr_at(run.step, o.warmup, o.steps, (float)o.lr, (float)o.min_lr);
+        params_zero_grad(&m->params);
+        double loss = 0;
+        run_ctx_t rc = {.training = 1, .dropout = (float)o.dropout, .rng = &run.drop_rng};
+        for (long micro = 0; micro < o.grad_accum; micro++) {
+            dataset_train_batch(&ds, &run.data_rng, B, T, x, y);
+            loss += model_forward(m, x, y, B, T, &rc) / (double)o.grad_accum;
+            model_backward(m, 1.0f / (float)o.grad_accum, &rc);
+        }
+        model_extra_loss(m, 1);  // e.g. the adaptive-span penalty: in the objective, not in the reported loss
+        if (!isfinite(loss) || !grad_all_finite(&m->params)) {
+            fprintf(stderr, "attnlab: loss became %s at step %ld; stopping without saving (the last checkpoint, if any, is kept)\n",
+                    isfinite(loss) ? "finite but a gradient non-finite" : (isnan(loss) ? "NaN" : "infinite"), run.step + 1);
+            status = EXIT_RUNTIME;
+            break;
+        }
+        last_gnorm = grad_global_norm(&m->params);
+        if (o.grad_clip > 0 && last_gnorm > o.grad_clip) grad_scale(&m->params, (float)(o.grad_clip / last_gnorm));
+        run.step++;
+        adamw_step(&m->params, &acfg, (float)lr, run.step);
+        model_after_step(m, run.step, &run.drop_rng);
+        run.tokens_seen += (long)B * T * o.grad_accum;
+        interval_loss += loss;
+        interval_steps++;
+
+        double t = now_s();
+        if (run.step % o.log_every == 0 || run.step == stop) {
+            double dt = t - t_interval, ms = 1000.0 * dt / interval_steps;
+            double tps = (double)interval_steps * B * T * o.grad_accum / dt;
+            double elapsed = run.elapsed + (t - t_start);
+            char eta[32];
+            fmt_eta((double)(stop - run.step) * dt / interval_steps, eta, sizeof eta);
+            double mean_loss = interval_loss / interval_steps;
+            printf("step %ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f ms/step | elapsed %.0fs | ETA %s\n",
+                   run.step, o.steps, mean_loss, lr, last_gnorm, tps, ms, elapsed, eta);
+            log_row(&rep, run.step, "train", mean_loss, NAN, lr, last_gnorm, tps, ms);
+            interval_loss = 0;
+            interval_steps = 0;
+            t_interval = now_s();
+        }
+        if (run.step % o.eval_every == 0 && run.step < o.steps) {
+            eval_sums_t s;
+            eval_random(m, tok, &ds, run.step, &s, x, y);
+            printf("step %ld/%ld | val loss %.4f | ppl %.3f | bpb %.4f  (%ld random windows)\n", run.step, o.steps,
+                   eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), o.eval_batches * o.batch);
+            print_spans(m);
+            log_row(&rep, run.step, "val", eval_loss(&s), eval_bpb(&s), lr, NAN, NAN, NAN);
+            t_interval = now_s();
+        }
+        if (run.step % o.save_every == 0 && run.step < stop) {
+            run.elapsed += now_s() - t_start;
+            t_start = now_s();
+            save_or_die(m, tok, &run);
+        }
+        if (g_interrupted) {
+            stop_reason = "interrupted";
+            break;
+        }
+        if (o.time_budget > 0 && run.elapsed + (now_s() - t_start) >= o.time_budget) {
+            stop_reason = "time budget reached";
+            break;
+        }
+    }
+    run.elapsed += now_s() - t_start;
+    if (status == 0) {
+        if (stop_reason) printf("%s at step %ld\n", stop_reason, run.step);
+        // Final evaluation on the whole validation split (skipped when stopping early to resume later).
+        if (run.step == o.steps || (stop_reason && strcmp(stop_reason, "time budget reached") == 0)) {
+            eval_sums_t s;
+            double t0 = now_s();
+            eval_sequence(m, tok, ds.tokens + ds.n_train, ds.n_tokens - ds.n_train, &s);
+            printf("final step %ld | val loss %.4f | ppl %.3f | bpb %.4f  (whole validation split, %zu tokens, %.1fs)\n",
+                   run.step, eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), s.tokens, now_s() - t0);
+            print_spans(m);
+            log_row(&rep, run.step, "final", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
+        }
+        save_or_die(m, tok, &run);
+        printf("checkpoint: %s\n", o.out);
+        if (g_interrupted) status = EXIT_INTERRUPTED;
+    }
+    if (rep.log) fclose(rep.log);
+    free(x);
+    free(y);
+    dataset_free(&ds);
+    if (resumed) {
+        ckpt_free(&ck);
+    } else {
+        model_free(m);
+        tok_free(tok);
+    }
+    return status;
+}
