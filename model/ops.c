@@ -1,6 +1,8 @@
 // ops.c — forward/backward of the elementary ops (see ops.h for the conventions).
 #include "model/ops.h"
 
+#include "model/fastmath.h"
+
 #include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -137,7 +139,7 @@ void gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + fast_tanhf(GELU_K * (x + 0.044715f * x * x * x)));
     }
 }
 
@@ -148,7 +150,7 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
 #pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        float th = tanhf(GELU_K * (x + 0.044715f * x * x * x));
+        float th = fast_tanhf(GELU_K * (x + 0.044715f * x * x * x));
         float grad = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
         if (in_place) dinp[i] = grad * dout[i];
         else dinp[i] += grad * dout[i];

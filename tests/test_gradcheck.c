@@ -86,7 +86,7 @@ static void test_ops(void) {
         for (int i = 0; i < N_ * C_; i++) dinp[i] = 0.5f;
         gelu_backward(dinp, c.inp, c.probe, N_ * C_);
         for (int i = 0; i < N_ * C_; i++) dinp[i] -= 0.5f;  // backward accumulates: remove the seed
-        fd_check("dinp", gelu_loss, &c, c.inp, dinp, N_ * C_, 1e-3f, OP_ATOL, OP_RTOL);
+        fd_check("dinp", gelu_loss, &c, c.inp, dinp, N_ * C_, OP_EPS, OP_ATOL, OP_RTOL);
         float inplace[N_ * C_];
         memcpy(inplace, c.probe, sizeof inplace);
         gelu_backward(inplace, c.inp, inplace, N_ * C_);

@@ -1,0 +1,42 @@
+// test_ops_math.c — the vectorized exp/tanh (model/fastmath.h) against libm in double, over the
+// whole range that matters, and GELU against its definition.
+#include <math.h>
+#include <stdio.h>
+
+#include "model/fastmath.h"
+#include "model/ops.h"
+#include "tests/testlib.h"
+
+int main(void) {
+    TEST_CASE("fast_expf within 3e-7 relative of exp on [-87, 88]") {
+        double worst = 0, at = 0;
+        for (double x = -87.0; x <= 88.0; x += 0.000731) {
+            double want = exp((double)(float)x), got = fast_expf((float)x);
+            double rel = fabs(got - want) / want;
+            if (rel > worst) { worst = rel; at = x; }
+        }
+        EXPECT_MSG(worst < 3e-7, "worst relative error %.3g at x = %.6f", worst, at);
+        EXPECT(fast_expf(-1000.0f) >= 0.0f && fast_expf(-1000.0f) < 1e-37f);
+        EXPECT(isfinite(fast_expf(1000.0f)));
+    }
+    TEST_CASE("fast_tanhf within 2e-7 absolute of tanh") {
+        double worst = 0, at = 0;
+        for (double u = -20.0; u <= 20.0; u += 0.0001237) {
+            double d = fabs(fast_tanhf((float)u) - tanh((double)(float)u));
+            if (d > worst) { worst = d; at = u; }
+        }
+        EXPECT_MSG(worst < 2e-7, "worst absolute error %.3g at u = %.6f", worst, at);
+    }
+    TEST_CASE("gelu_forward matches the tanh-approximation definition") {
+        enum { N = 4001 };
+        static float x[N], y[N], want[N];
+        for (int i = 0; i < N; i++) {
+            x[i] = -10.0f + 20.0f * i / (N - 1);
+            double xd = x[i];
+            want[i] = (float)(0.5 * xd * (1.0 + tanh(0.7978845608028654 * (xd + 0.044715 * xd * xd * xd))));
+        }
+        gelu_forward(y, x, N);
+        EXPECT_CLOSE("gelu", y, want, N, 1e-6, 1e-6);
+    }
+    return test_main_end();
+}
