@@ -103,7 +103,7 @@ int attn_span_window(const attn_span_t *a, int h, int T) {
 }
 
 static int row_block(int W) {
-    int rb = W / 4;  // a block's product reads W + RB − 1 keys per row: keep RB small against W
+    int rb = W / 8;  // a block's product reads W + RB − 1 keys per row: keep RB small against W
     return rb < 8 ? 8 : rb > 32 ? 32 : rb;
 }
 

@@ -1,0 +1,33 @@
+// mixer_adaptive.c — Adaptive Attention Span (Sukhbaatar et al., ACL 2019, arXiv 1905.07799): softmax
+// attention whose heads each learn a soft span z_h = S·z̃_h (mask clamp((R+z−x)/R,0,1) inside the
+// normalization), with an L1 penalty on the spans and optional persistent memory (persist=N).
+// Options: span (ctx), ramp (32), init (0.5), lambda (2e-6), persist (0). The math is in attn_span.c.
+#include <stdlib.h>
+
+#include "model/attn_span.h"
+#include "model/check.h"
+
+static int adaptive_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
+    attn_span_t *a = xcalloc(1, sizeof *a);
+    b->priv = a;  // freed by model_free, also on error
+    return attn_span_configure(a, b, spec, "adaptive", err, errlen);
+}
+
+const block_ops_t mixer_adaptive_ops = {
+    .kind = "adaptive",
+    .role = ROLE_MIXER,
+    .options = "span, ramp, init, lambda, persist",
+    .configure = adaptive_configure,
+    .describe = attn_span_block_describe,
+    .register_params = attn_span_block_register,
+    .act_floats = attn_span_block_act_floats,
+    .scratch_floats = attn_span_block_scratch_floats,
+    .forward = attn_span_block_forward,
+    .backward = attn_span_block_backward,
+    .extra_loss = attn_span_block_extra_loss,
+    .after_step = attn_span_block_after_step,
+    .cache_floats = attn_span_block_cache_floats,
+    .decode_scratch_floats = attn_span_block_decode_scratch_floats,
+    .decode_step = attn_span_block_decode_step,
+    .spans = attn_span_block_spans,
+};

@@ -1,0 +1,33 @@
+// mixer_allattn.c — all-attention with persistent memory (Sukhbaatar et al. 2019, arXiv 1907.01470):
+// N learned key/value pairs per head joined to the context keys in one softmax, with an adaptive span
+// as in the paper; the layer has no ffn (model_build forces `none`).
+// Options: persist (256), span (ctx), ramp (32), init (0.5), lambda (2e-6). The math is in attn_span.c.
+#include <stdlib.h>
+
+#include "model/attn_span.h"
+#include "model/check.h"
+
+static int allattn_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
+    attn_span_t *a = xcalloc(1, sizeof *a);
+    b->priv = a;  // freed by model_free, also on error
+    return attn_span_configure(a, b, spec, "allattn", err, errlen);
+}
+
+const block_ops_t mixer_allattn_ops = {
+    .kind = "allattn",
+    .role = ROLE_MIXER,
+    .options = "persist, span, ramp, init, lambda",
+    .configure = allattn_configure,
+    .describe = attn_span_block_describe,
+    .register_params = attn_span_block_register,
+    .act_floats = attn_span_block_act_floats,
+    .scratch_floats = attn_span_block_scratch_floats,
+    .forward = attn_span_block_forward,
+    .backward = attn_span_block_backward,
+    .extra_loss = attn_span_block_extra_loss,
+    .after_step = attn_span_block_after_step,
+    .cache_floats = attn_span_block_cache_floats,
+    .decode_scratch_floats = attn_span_block_decode_scratch_floats,
+    .decode_step = attn_span_block_decode_step,
+    .spans = attn_span_block_spans,
+};

@@ -1,0 +1,344 @@
+// mixer_linformer.c — causal chunked Linformer attention (Wang et al. 2020, arXiv 2006.04768, made causal by
+// chunks as in Transformer-LS, arXiv 2107.02192).
+//   q, k, v = x·Wqᵀ + bq, x·Wkᵀ + bk, x·Wvᵀ + bv          (per head, D wide)
+//   positions in chunks of c; each COMPLETED chunk u is compressed to k vectors:
+//     K̄_u = E·K[u·c … u·c+c−1],  V̄_u = F·V[…]            E, F (k, c), shared by chunks and heads
+//   a query in chunk b attends in ONE softmax (scale 1/sqrt(D)) to the exact keys of chunks
+//   b−w … b (causally: j ≤ i) and to the compressed vectors of chunks < b−w; then concat·Woᵀ + bo.
+// The paper's E·K mixes all n positions, future ones included; here a compressed vector only ever
+// mixes a chunk that lies wholly in the past of every query that sees it.
+// Tensors: attn.wq, wk, wv (C,C) consecutive, attn.bq, bk, bv (C), attn.wo, bo (as softmax, so a softmax
+// checkpoint loads by name), attn.E (k, c) and attn.F (k, c) (no F with share=kv), init U(±1/sqrt(c)).
+// No attention dropout (residual dropout still applies); see docs/blocks/linformer.md.
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/block.h"
+#include "model/check.h"
+#include "model/ops.h"
+
+typedef struct {
+    param_t *wq, *wk, *wv, *bq, *bk, *bv, *wo, *bo, *E, *F;  // F == E with share=kv
+    int c, k, w, share;
+} linformer_t;
+
+// ---------------------------------------------------------------------------------------------
+// configuration
+
+static int linformer_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
+    char where[64];
+    snprintf(where, sizeof where, "layer %d (linformer)", b->layer);
+    long c, k, w;
+    int share;
+    if (spec_get_int(spec, "chunk", 32, 1, 1L << 16, &c, where, err, errlen)) return -1;
+    if (spec_get_int(spec, "k", 4, 1, 1L << 16, &k, where, err, errlen)) return -1;
+    if (spec_get_int(spec, "window", 0, 0, 1L << 16, &w, where, err, errlen)) return -1;
+    if (spec_get_enum(spec, "share", "none|kv", 0, &share, where, err, errlen)) return -1;
+    if (k > c)
+        return seterr(err, errlen, "%s: k=%ld exceeds chunk=%ld: each chunk of c tokens is compressed to k vectors, so k ≤ chunk",
+                      where, k, c);
+    linformer_t *s = xcalloc(1, sizeof *s);
+    s->c = (int)c;
+    s->k = (int)k;
+    s->w = (int)w;
+    s->share = share;
+    b->priv = s;
+    return 0;
+}
+
+static void linformer_describe(const block_t *b, char *buf, size_t n) {
+    const linformer_t *s = b->priv;
+    snprintf(buf, n, "linformer(chunk=%d,k=%d,window=%d,share=%s)", s->c, s->k, s->w, s->share ? "kv" : "none");
+}
+
+static void linformer_register(block_t *b, param_table_t *pt, const char *prefix) {
+    linformer_t *s = b->priv;
+    int C = b->dims->dim;
+    char name[80];
+    float bound = 1.0f / sqrtf((float)s->c);
+#define ADD(field, init, scale, decay, ...)           \
+    snprintf(name, sizeof name, "%s" #field, prefix); \
+    s->field = params_add(pt, name, init, scale, decay, __VA_ARGS__)
+    ADD(wq, INIT_NORMAL, 0.02f, 1, 2, C, C);
+    ADD(wk, INIT_NORMAL, 0.02f, 1, 2, C, C);
+    ADD(wv, INIT_NORMAL, 0.02f, 1, 2, C, C);
+    ADD(bq, INIT_ZEROS, 0, 0, 1, C);
+    ADD(bk, INIT_ZEROS, 0, 0, 1, C);
+    ADD(bv, INIT_ZEROS, 0, 0, 1, C);
+    ADD(wo, INIT_NORMAL, block_out_proj_std(b->dims), 1, 2, C, C);
+    ADD(bo, INIT_ZEROS, 0, 0, 1, C);
+    ADD(E, INIT_UNIFORM, bound, 1, 2, s->k, s->c);
+    if (s->share) s->F = s->E;
+    else { ADD(F, INIT_UNIFORM, bound, 1, 2, s->k, s->c); }
+#undef ADD
+}
+
+// ---------------------------------------------------------------------------------------------
+// shapes: nb chunks, NC compressed chunks ever needed (those < nb−1−w), Lmax columns per score row
+
+static int n_chunks(const linformer_t *s, int T) { return (T + s->c - 1) / s->c; }
+static int n_comp(const linformer_t *s, int T) {
+    int nc = n_chunks(s, T) - 1 - s->w;
+    return nc > 0 ? nc : 0;
+}
+static int row_len(const linformer_t *s, int T) {
+    int full = n_comp(s, T) * s->k + (s->w + 1) * s->c;
+    return full < T + n_comp(s, T) * s->k ? full : T + n_comp(s, T) * s->k;
+}
+
+// per (batch, head) act: Kbar, Vbar (NC·k, D) | P (T, Lmax)
+static size_t head_act(const linformer_t *s, int T, int D) {
+    return 2 * (size_t)n_comp(s, T) * s->k * D + (size_t)T * row_len(s, T);
+}
+// per (batch, head) scratch: dP (c, Lmax) | dKbar, dVbar (NC·k, D) | dE, dF (k, c)
+static size_t head_scratch(const linformer_t *s, int T, int D) {
+    return (size_t)s->c * row_len(s, T) + 2 * (size_t)n_comp(s, T) * s->k * D + 2 * (size_t)s->k * s->c;
+}
+
+static size_t linformer_act_floats(const block_t *b, int B, int T) {
+    int C = b->dims->dim, D = C / b->dims->heads;
+    return 4 * (size_t)B * T * C + (size_t)B * b->dims->heads * head_act(b->priv, T, D);
+}
+static size_t linformer_scratch_floats(const block_t *b, int B, int T) {
+    int C = b->dims->dim, D = C / b->dims->heads;
+    return 4 * (size_t)B * T * C + (size_t)B * b->dims->heads * head_scratch(b->priv, T, D);
+}
+
+// ---------------------------------------------------------------------------------------------
+// forward
+
+// One (batch, head). Q, K, V row stride ld; O row stride ldo. Kbar, Vbar (NC·k, D); P (T, L).
+static void head_forward(const linformer_t *s, const float *Q, const float *K, const float *V, int ld, float *O,
+                         int ldo, float *Kbar, float *Vbar, float *P, int T, int D) {
+    int c = s->c, kk = s->k, w = s->w, nb = n_chunks(s, T), NC = n_comp(s, T), L = row_len(s, T);
+    float scale = 1.0f / sqrtf((float)D);
+    for (int u = 0; u < NC; u++) {
+        // K̄_u = E·K_u, V̄_u = F·V_u     (k,c)·(c,D)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, D, c, 1.0f, s->E->data, c, K + (size_t)u * c * ld,
+                    ld, 0.0f, Kbar + (size_t)u * kk * D, D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, D, c, 1.0f, s->F->data, c, V + (size_t)u * c * ld,
+                    ld, 0.0f, Vbar + (size_t)u * kk * D, D);
+    }
+    for (int b = 0; b < nb; b++) {
+        int s0 = b * c, n = T - s0 < c ? T - s0 : c, ncb = b - w > 0 ? b - w : 0;
+        int nk = ncb * kk, x0 = ncb * c, ne = s0 + n - x0;  // compressed columns, exact range [x0, s0+n)
+        float *Pb = P + (size_t)s0 * L;
+        if (nk)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, D, scale, Q + (size_t)s0 * ld, ld, Kbar, D, 0.0f,
+                        Pb, L);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ne, D, scale, Q + (size_t)s0 * ld, ld,
+                    K + (size_t)x0 * ld, ld, 0.0f, Pb + nk, L);
+        for (int i = 0; i < n; i++) {
+            float *row = Pb + (size_t)i * L;
+            int valid = nk + (s0 + i - x0) + 1;
+            float mx = row[0];
+            for (int j = 1; j < valid; j++) mx = row[j] > mx ? row[j] : mx;
+            float sum = 0;
+            for (int j = 0; j < valid; j++) {
+                row[j] = expf(row[j] - mx);
+                sum += row[j];
+            }
+            float inv = 1.0f / sum;
+            for (int j = 0; j < valid; j++) row[j] *= inv;
+            for (int j = valid; j < L; j++) row[j] = 0.0f;
+        }
+        float *Ob = O + (size_t)s0 * ldo;
+        if (nk) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, nk, 1.0f, Pb, L, Vbar, D, 0.0f, Ob, ldo);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, ne, 1.0f, Pb + nk, L, V + (size_t)x0 * ld, ld,
+                    nk ? 1.0f : 0.0f, Ob, ldo);
+    }
+}
+
+static void linformer_forward(block_t *b, float *y, const float *x, float *act, float *scratch, int B, int T,
+                              const run_ctx_t *rc) {
+    linformer_t *s = b->priv;
+    int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
+    size_t BTC = (size_t)N * C, HA = head_act(s, T, D), KB = (size_t)n_comp(s, T) * s->k * D;
+    float *qkv = act, *heads = act + 3 * BTC, *hbase = act + 4 * BTC;
+    matmul_forward(qkv, x, s->wq->data, s->bq->data, N, C, 3 * C);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int bb = 0; bb < B; bb++)
+        for (int h = 0; h < H; h++) {
+            size_t bh = (size_t)bb * H + h;
+            const float *base = qkv + (size_t)bb * T * 3 * C;
+            float *ha = hbase + bh * HA;
+            head_forward(s, base + h * D, base + C + h * D, base + 2 * C + h * D, 3 * C,
+                         heads + (size_t)bb * T * C + h * D, C, ha, ha + KB, ha + 2 * KB, T, D);
+        }
+    matmul_forward(y, heads, s->wo->data, s->bo->data, N, C, C);
+}
+
+// ---------------------------------------------------------------------------------------------
+// backward. Per query chunk, with W = [K̄_<b−w ; K_x0..] and U = [V̄ ; V] the rows the chunk sees:
+//   dP = dO·Uᵀ,  dU += Pᵀ·dO,  dS = P⊙(dP − rowsum(dP⊙P)),  dQ += scale·dS·W,  dW += scale·dSᵀ·Q
+// then for each compressed chunk (K̄_u = E·K_u):  dE += dK̄_u·K_uᵀ,  dK_u += Eᵀ·dK̄_u  (same for F, V)
+// — over every chunk and head; per-head dE partials are summed after the parallel loop.
+static void head_backward(const linformer_t *s, const float *Q, const float *K, const float *V, int ld,
+                          const float *dO, int ldo, float *dQ, float *dK, float *dV, const float *Kbar,
+                          const float *Vbar, const float *P, float *sc, int T, int D) {
+    int c = s->c, kk = s->k, w = s->w, nb = n_chunks(s, T), NC = n_comp(s, T), L = row_len(s, T);
+    float scale = 1.0f / sqrtf((float)D);
+    float *dP = sc, *dKbar = dP + (size_t)c * L, *dVbar = dKbar + (size_t)NC * kk * D;
+    float *dE = dVbar + (size_t)NC * kk * D, *dF = dE + (size_t)kk * c;
+    memset(dKbar, 0, 2 * (size_t)NC * kk * D * sizeof(float));
+    memset(dE, 0, 2 * (size_t)kk * c * sizeof(float));
+    for (int b = 0; b < nb; b++) {
+        int s0 = b * c, n = T - s0 < c ? T - s0 : c, ncb = b - w > 0 ? b - w : 0;
+        int nk = ncb * kk, x0 = ncb * c, ne = s0 + n - x0;
+        const float *Pb = P + (size_t)s0 * L, *dOb = dO + (size_t)s0 * ldo, *Qb = Q + (size_t)s0 * ld;
+        if (nk) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, D, 1.0f, dOb, ldo, Vbar, D, 0.0f, dP, L);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, n, 1.0f, Pb, L, dOb, ldo, 1.0f, dVbar, D);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ne, D, 1.0f, dOb, ldo, V + (size_t)x0 * ld, ld, 0.0f,
+                    dP + nk, L);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ne, D, n, 1.0f, Pb + nk, L, dOb, ldo, 1.0f,
+                    dV + (size_t)x0 * ld, ld);
+        for (int i = 0; i < n; i++) {
+            float *d = dP + (size_t)i * L;
+            const float *p = Pb + (size_t)i * L;
+            int valid = nk + (s0 + i - x0) + 1;
+            float dot = 0;
+            for (int j = 0; j < valid; j++) dot += d[j] * p[j];
+            for (int j = 0; j < valid; j++) d[j] = p[j] * (d[j] - dot);
+            for (int j = valid; j < nk + ne; j++) d[j] = 0.0f;
+        }
+        if (nk) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, nk, scale, dP, L, Kbar, D, 1.0f,
+                        dQ + (size_t)s0 * ld, ld);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, n, scale, dP, L, Qb, ld, 1.0f, dKbar, D);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, ne, scale, dP + nk, L, K + (size_t)x0 * ld, ld,
+                    1.0f, dQ + (size_t)s0 * ld, ld);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ne, D, n, scale, dP + nk, L, Qb, ld, 1.0f,
+                    dK + (size_t)x0 * ld, ld);
+    }
+    for (int u = 0; u < NC; u++) {
+        const float *dKu = dKbar + (size_t)u * kk * D, *dVu = dVbar + (size_t)u * kk * D;
+        const float *Ku = K + (size_t)u * c * ld, *Vu = V + (size_t)u * c * ld;
+        // dE (k,c) += dK̄_u (k,D) · K_uᵀ (D,c);  dK_u (c,D) += Eᵀ (c,k) · dK̄_u (k,D)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kk, c, D, 1.0f, dKu, D, Ku, ld, 1.0f, dE, c);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c, D, kk, 1.0f, s->E->data, c, dKu, D, 1.0f,
+                    dK + (size_t)u * c * ld, ld);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kk, c, D, 1.0f, dVu, D, Vu, ld, 1.0f, dF, c);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c, D, kk, 1.0f, s->F->data, c, dVu, D, 1.0f,
+                    dV + (size_t)u * c * ld, ld);
+    }
+}
+
+static void linformer_backward(block_t *b, float *dx, const float *dy, const float *x, const float *act,
+                               float *scratch, int B, int T, const run_ctx_t *rc) {
+    linformer_t *s = b->priv;
+    int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
+    size_t BTC = (size_t)N * C, HA = head_act(s, T, D), HS = head_scratch(s, T, D);
+    size_t KB = (size_t)n_comp(s, T) * s->k * D, EC = (size_t)s->k * s->c;
+    const float *qkv = act, *heads = act + 3 * BTC, *hbase = act + 4 * BTC;
+    float *dheads = scratch, *dqkv = scratch + BTC, *sbase = scratch + 4 * BTC;
+    memset(dheads, 0, 4 * BTC * sizeof(float));
+    matmul_backward(dheads, s->wo->grad, s->bo->grad, dy, heads, s->wo->data, N, C, C);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int bb = 0; bb < B; bb++)
+        for (int h = 0; h < H; h++) {
+            size_t bh = (size_t)bb * H + h, row = (size_t)bb * T;
+            const float *base = qkv + row * 3 * C, *ha = hbase + bh * HA;
+            float *dbase = dqkv + row * 3 * C;
+            head_backward(s, base + h * D, base + C + h * D, base + 2 * C + h * D, 3 * C, dheads + row * C + h * D, C,
+                          dbase + h * D, dbase + C + h * D, dbase + 2 * C + h * D, ha, ha + KB, ha + 2 * KB,
+                          sbase + bh * HS, T, D);
+        }
+    // E and F gradients: the sum over every batch row and head (fixed order: deterministic)
+    for (size_t bh = 0; bh < (size_t)B * H; bh++) {
+        const float *dE = sbase + bh * HS + HS - 2 * EC, *dF = dE + EC;
+        for (size_t i = 0; i < EC; i++) s->E->grad[i] += dE[i];
+        for (size_t i = 0; i < EC; i++) s->F->grad[i] += dF[i];  // F == E with share=kv
+    }
+    matmul_backward(dx, s->wq->grad, s->bq->grad, dqkv, x, s->wq->data, N, C, 3 * C);
+}
+
+// ---------------------------------------------------------------------------------------------
+// decode. cache: raw K, V of the last w+1 chunks in a ring ((w+1)·c, C) each, then K̄, V̄ of the
+// compressed chunks (NCmax·k, C) each — T·k/c + (w+1)·c vectors per head instead of T.
+
+static int decode_ncomp(const linformer_t *s, int ctx) { return n_comp(s, ctx); }
+
+static size_t linformer_cache_floats(const block_t *b) {
+    const linformer_t *s = b->priv;
+    size_t C = (size_t)b->dims->dim;
+    return 2 * (size_t)(s->w + 1) * s->c * C + 2 * (size_t)decode_ncomp(s, b->dims->ctx) * s->k * C;
+}
+static size_t linformer_decode_scratch_floats(const block_t *b) {
+    const linformer_t *s = b->priv;
+    return 4 * (size_t)b->dims->dim + (size_t)decode_ncomp(s, b->dims->ctx) * s->k + (size_t)(s->w + 1) * s->c;
+}
+
+static void linformer_decode_step(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch) {
+    linformer_t *s = b->priv;
+    int C = b->dims->dim, H = b->dims->heads, D = C / H, ctx = b->dims->ctx, c = s->c, kk = s->k, w = s->w;
+    CHECK(pos >= 0 && pos < ctx);
+    int R = (w + 1) * c, NCmax = decode_ncomp(s, ctx);
+    float *Kr = cache, *Vr = Kr + (size_t)R * C, *Kb = Vr + (size_t)R * C, *Vb = Kb + (size_t)NCmax * kk * C;
+    float *qkv = scratch, *heads = qkv + 3 * C, *sc = heads + C;
+    matmul_forward(qkv, x, s->wq->data, s->bq->data, 1, C, 3 * C);
+    int cb = pos / c, t = pos % c;
+    if (t == 0 && cb >= w + 1) {
+        // chunk cb−w−1 leaves the exact window: compress it before its ring slot is reused
+        int u = cb - w - 1, slot = u % (w + 1);
+        CHECK(u < NCmax);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, C, c, 1.0f, s->E->data, c, Kr + (size_t)slot * c * C,
+                    C, 0.0f, Kb + (size_t)u * kk * C, C);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, C, c, 1.0f, s->F->data, c, Vr + (size_t)slot * c * C,
+                    C, 0.0f, Vb + (size_t)u * kk * C, C);
+    }
+    size_t rowi = (size_t)(cb % (w + 1)) * c + t;
+    memcpy(Kr + rowi * C, qkv + C, (size_t)C * sizeof(float));
+    memcpy(Vr + rowi * C, qkv + 2 * C, (size_t)C * sizeof(float));
+    int ncb = cb - w > 0 ? cb - w : 0, nk = ncb * kk, x0 = ncb * c, n = nk + pos - x0 + 1;
+    float scale = 1.0f / sqrtf((float)D);
+#define KEY_ROW(j) ((j) < nk ? Kb + (size_t)(j) * C : Kr + ((size_t)(((x0 + (j) - nk) / c) % (w + 1)) * c + (x0 + (j) - nk) % c) * C)
+#define VAL_ROW(j) ((j) < nk ? Vb + (size_t)(j) * C : Vr + ((size_t)(((x0 + (j) - nk) / c) % (w + 1)) * c + (x0 + (j) - nk) % c) * C)
+    for (int h = 0; h < H; h++) {
+        const float *q = qkv + h * D;
+        float mx = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            const float *kr = KEY_ROW(j) + h * D;
+            float d = 0;
+            for (int e = 0; e < D; e++) d += q[e] * kr[e];
+            sc[j] = d * scale;
+            mx = sc[j] > mx ? sc[j] : mx;
+        }
+        float sum = 0;
+        for (int j = 0; j < n; j++) {
+            sc[j] = expf(sc[j] - mx);
+            sum += sc[j];
+        }
+        float *o = heads + h * D;
+        for (int e = 0; e < D; e++) o[e] = 0;
+        for (int j = 0; j < n; j++) {
+            const float *vr = VAL_ROW(j) + h * D;
+            float a = sc[j] / sum;
+            for (int e = 0; e < D; e++) o[e] += a * vr[e];
+        }
+    }
+#undef KEY_ROW
+#undef VAL_ROW
+    matmul_forward(y, heads, s->wo->data, s->bo->data, 1, C, C);
+}
+
+const block_ops_t mixer_linformer_ops = {
+    .kind = "linformer",
+    .role = ROLE_MIXER,
+    .options = "chunk, k, window, share",
+    .configure = linformer_configure,
+    .describe = linformer_describe,
+    .register_params = linformer_register,
+    .act_floats = linformer_act_floats,
+    .scratch_floats = linformer_scratch_floats,
+    .forward = linformer_forward,
+    .backward = linformer_backward,
+    .cache_floats = linformer_cache_floats,
+    .decode_scratch_floats = linformer_decode_scratch_floats,
+    .decode_step = linformer_decode_step,
+};
