@@ -17,7 +17,9 @@
 static inline float fast_expf(float x) {
     x = x < -87.3f ? -87.3f : x;
     x = x > 88.0f ? 88.0f : x;
-    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    // n = round(x·log2 e): adding and subtracting 1.5·2²³ rounds to nearest in float arithmetic
+    // (a floorf call would not vectorize).
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float r2 = r * r;
     float p = 1.9875691500e-4f;
