@@ -87,7 +87,11 @@ int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, c
         char mdesc[128], fdesc[128];
         mixer->describe(&ly->mixer, mdesc, sizeof mdesc);
         ffn->describe(&ly->ffn, fdesc, sizeof fdesc);
-        spec_len += (size_t)snprintf(m->spec + spec_len, spec_cap - spec_len, "%s%s/%s", l ? "," : "", mdesc, fdesc);
+        // The resolved spec re-parses to the same model: allattn's ffn is implied, never written.
+        if (ffn_forced_none)
+            spec_len += (size_t)snprintf(m->spec + spec_len, spec_cap - spec_len, "%s%s", l ? "," : "", mdesc);
+        else
+            spec_len += (size_t)snprintf(m->spec + spec_len, spec_cap - spec_len, "%s%s/%s", l ? "," : "", mdesc, fdesc);
         CHECK(spec_len < spec_cap);
     }
     m->lnfw = params_add(&m->params, "lnf.weight", INIT_ONES, 0, 0, 1, C);
