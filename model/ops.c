@@ -121,11 +121,18 @@ void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, co
     if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, dinp, IN);
     if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, N, 1.0f, dout, OUT, inp, IN, 1.0f, dw, IN);
     if (dbias) {
-#pragma omp parallel for
-        for (int o = 0; o < OUT; o++) {
-            float s = 0;
-            for (int n = 0; n < N; n++) s += dout[(size_t)n * OUT + o];
-            dbias[o] += s;
+        // Column sums, walked row by row so the inner loop is contiguous (vectorized); each thread owns
+        // a range of 64 columns, so the summation order is fixed whatever the thread count.
+#pragma omp parallel for schedule(static)
+        for (int o0 = 0; o0 < OUT; o0 += 64) {
+            int o1 = o0 + 64 < OUT ? o0 + 64 : OUT;
+            float acc[64] = {0};
+            for (int n = 0; n < N; n++) {
+                const float *row = dout + (size_t)n * OUT;
+#pragma omp simd
+                for (int o = o0; o < o1; o++) acc[o - o0] += row[o];
+            }
+            for (int o = o0; o < o1; o++) dbias[o] += acc[o - o0];
         }
     }
 }
