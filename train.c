@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -57,9 +58,9 @@ static flag_t flags[] = {
     {"save-every", FLAG_INT, &o.save_every, "0", 0, 1e12, 0, "steps between checkpoints (0 = at every evaluation)", 0},
     {"seed", FLAG_INT, &o.seed, "1337", 0, 9e15, 1, "random seed (init, batches, dropout)", 0},
     {"threads", FLAG_INT, &o.threads, "0", 0, 4096, 0, "threads for OpenMP and OpenBLAS (0 = all cores)", 0},
-    {"out", FLAG_STR, &o.out, "weights/model.safetensors", 0, 0, 0, "checkpoint path", 0},
+    {"out", FLAG_STR, &o.out, "weights/model.safetensors", 0, 0, 0, "checkpoint path (with --resume: the resumed file)", 0},
     {"log", FLAG_STR, &o.log, "", 0, 0, 0, "CSV log path (header row; one row per report)", 0},
-    {"log-every", FLAG_INT, &o.log_every, "10", 1, 1e12, 0, "steps between progress lines", 0},
+    {"log-every", FLAG_INT, &o.log_every, "10", 1, 1e12, 1, "steps between progress lines", 0},
     {"resume", FLAG_STR, &o.resume, "", 0, 0, 0, "continue the run stored in this checkpoint", 0},
     {"stop-after", FLAG_INT, &o.stop_after, "0", 0, 1e12, 0, "stop and save at this step, keeping --steps' schedule", 0},
     {"init-from", FLAG_STR, &o.init_from, "", 0, 0, 0, "copy every tensor whose name and shape match from this checkpoint", 0},
@@ -119,6 +120,19 @@ static void fmt_eta(double s, char *buf, size_t n) {
     snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
 }
 
+// Fail before training, not at the first save, when the checkpoint's directory cannot take a file:
+// create and remove a probe file beside the target (what the atomic save will do with its temp file).
+static int check_writable(const char *path, char *err, size_t errlen) {
+    char probe[4096];
+    if (snprintf(probe, sizeof probe, "%s.probe-%ld", path, (long)getpid()) >= (int)sizeof probe)
+        return seterr(err, errlen, "--out path is too long");
+    FILE *f = fopen(probe, "wb");
+    if (!f) return seterr(err, errlen, "cannot write checkpoint '%s': %s", path, strerror(errno));
+    fclose(f);
+    remove(probe);
+    return 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // run state kept in the checkpoint
 
@@ -144,7 +158,9 @@ static char *train_state_json(const run_t *r) {
     snprintf(hex, sizeof hex, "%016" PRIx64, r->data_hash);
     cJSON_AddStringToObject(st, "data_fnv1a64", hex);
     cJSON_AddNumberToObject(st, "data_bytes", (double)r->data_bytes);
-    cJSON_AddNumberToObject(st, "elapsed_s", r->elapsed);
+    // Wall-clock time is kept only for --time-budget runs (it needs it to resume the budget); without
+    // it, two runs with the same seed and threads write byte-identical checkpoints.
+    if (o.time_budget > 0) cJSON_AddNumberToObject(st, "elapsed_s", r->elapsed);
     char *s = cJSON_PrintUnformatted(st);
     cJSON_Delete(st);
     return s;
@@ -154,7 +170,7 @@ static void restore_run(const char *ckpt, const char *json, run_t *r) {
     cJSON *st = json ? cJSON_Parse(json) : NULL;
     if (!st) die(EXIT_RUNTIME, "checkpoint '%s' has no training state to resume (exported or written by infer); use --init-from", ckpt);
     // Model shape and data handling are fixed by the run; the schedule may be extended with --steps.
-    args_from_json(flags, N_FLAGS, st, "steps,eval-every,eval-batches", ckpt);
+    args_from_json(flags, N_FLAGS, st, "steps,eval-every,eval-batches,log-every", ckpt);
     const cJSON *step = cJSON_GetObjectItem(st, "step"), *tokens = cJSON_GetObjectItem(st, "tokens_seen"),
                 *hash = cJSON_GetObjectItem(st, "data_fnv1a64"), *bytes = cJSON_GetObjectItem(st, "data_bytes"),
                 *el = cJSON_GetObjectItem(st, "elapsed_s");
@@ -282,6 +298,8 @@ int main(int argc, char **argv) {
         tok = &ck.tok;
         resumed = 1;
     }
+    if (resumed && !args_find(flags, N_FLAGS, "out")->given) o.out = o.resume;
+    if (check_writable(o.out, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     if (o.stop_after && o.stop_after > o.steps) die(EXIT_USAGE, "train: --stop-after %ld is beyond --steps %ld", o.stop_after, o.steps);
     if (o.min_lr > o.lr) die(EXIT_USAGE, "train: --min-lr %g is above --lr %g", o.min_lr, o.lr);
     if (o.dim % o.heads) die(EXIT_USAGE, "train: --heads %ld does not divide --dim %ld", o.heads, o.dim);

@@ -5,6 +5,9 @@
 // decode == forward (through the ring cache), clamping, and that a short span shortens the work.
 #include <math.h>
 #include <stdio.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -112,7 +115,7 @@ static void expect_resolved(const char *spec, int ctx, const char *want) {
 static void test_options(void) {
     TEST_CASE("options: defaults resolved (span ctx, ramp 32, init 0.5, lambda 2e-6, persist 0 / 256)") {
         expect_resolved("adaptive", 64, "adaptive(span=64,ramp=32,init=0.5,lambda=2e-06,persist=0)/mlp(hidden=32)");
-        expect_resolved("allattn", 64, "allattn(persist=256,span=64,ramp=32,init=0.5,lambda=2e-06)/none");
+        expect_resolved("allattn", 64, "allattn(persist=256,span=64,ramp=32,init=0.5,lambda=2e-06)");
         expect_resolved("softmax(persist=3)/none", 16, "softmax(persist=3)/none");
         expect_resolved("adaptive(span=6,ramp=3,init=0.4,lambda=0.05,persist=2)/none", 8,
                         "adaptive(span=6,ramp=3,init=0.4,lambda=0.05,persist=2)/none");
@@ -500,8 +503,15 @@ static void test_compute(void) {
         rng_seed(&r, 3);
         for (size_t i = 0; i < n; i++) x[i] = rng_normal(&r);
         run_ctx_t rc = {.training = 0, .rng = &r};
-        double t_short[5], t_long[5];
-        for (int rep = 0; rep < 5; rep++)
+        // Single-threaded, and the minimum of 9 repetitions: on a shared machine the fastest run is the
+        // one least disturbed by others (medians of 2-thread runs flaked under load).
+#ifdef _OPENMP
+        int saved_threads = omp_get_max_threads();
+        omp_set_num_threads(1);
+#endif
+        enum { REPS = 9 };
+        double t_short[REPS], t_long[REPS];
+        for (int rep = 0; rep < REPS; rep++)
             for (int which = 0; which < 2; which++) {
                 for (int h = 0; h < H; h++) s->data[h] = which ? 1.0f : 32.0f / T;
                 double t0 = now();
@@ -509,11 +519,14 @@ static void test_compute(void) {
                 blk->ops->backward(blk, dx, y, x, act, scr, B, T, &rc);
                 (which ? t_long : t_short)[rep] = now() - t0;
             }
-        qsort(t_short, 5, sizeof(double), cmp_double);
-        qsort(t_long, 5, sizeof(double), cmp_double);
-        printf("  median ms: short %.2f, full %.2f, ratio %.1f\n", 1e3 * t_short[2], 1e3 * t_long[2],
-               t_long[2] / t_short[2]);
-        EXPECT_MSG(t_long[2] > 2.0 * t_short[2], "short span only %.2fx faster", t_long[2] / t_short[2]);
+#ifdef _OPENMP
+        omp_set_num_threads(saved_threads);
+#endif
+        qsort(t_short, REPS, sizeof(double), cmp_double);
+        qsort(t_long, REPS, sizeof(double), cmp_double);
+        printf("  fastest ms: short %.2f, full %.2f, ratio %.1f\n", 1e3 * t_short[0], 1e3 * t_long[0],
+               t_long[0] / t_short[0]);
+        EXPECT_MSG(t_long[0] > 2.0 * t_short[0], "short span only %.2fx faster", t_long[0] / t_short[0]);
         params_zero_grad(&m.params);
         free(act);
         free(scr);

@@ -1,0 +1,241 @@
+// bench_train.c — training-step and decode throughput of one model shape (docs/performance.md).
+//
+//   bench_train [--layers SPEC] [--dim 128] [--heads 4] [--ctx 64] [--batch 12] [--vocab 65]
+//               [--steps 30] [--warmup-steps 3] [--threads 0] [--seed 1337]
+//   bench_train --decode [--dim ..] [--reps 20] ...      KV-cached generation instead of training
+//
+// Training mode builds the model from the flags, fills random tokens, and times full optimizer
+// steps exactly as train.c's loop makes them: params_zero_grad, model_forward, model_backward,
+// model_extra_loss, the finiteness check, grad_global_norm + clip, adamw_step, model_after_step
+// (batch drawing excluded: it is a memcpy of B·T ints). It prints one machine-readable line:
+//
+//   train layers=.. dim=.. ... ms_step=MEDIAN tokens_per_s=.. flops_per_token=.. gflops=.. fwd_ms=..
+//         bwd_ms=.. opt_ms=.. peak_rss_mb=..
+//
+// Model FLOPs per token (nanoGPT's estimate_mfu / llm.c convention, with the causal half of attention):
+//   flops_per_token = 6·P_mm + 6·L·T·d
+//   P_mm = parameters that take part in a matrix product: per softmax layer 4d² (Wq, Wk, Wv, Wo),
+//          per mlp 2·d·hidden (W1, W2), plus V·d for the tied logits product (wte used as lm_head).
+//          Biases, LayerNorms and the embedding lookups (wte gather, wpe) are not counted.
+//   6 = 2 (multiply-add) × 3 (forward, and backward's two products: dX and dW).
+//   6·L·T·d = attention scores Q·Kᵀ and P·V: 2 products × 2 flops × d × T/2 causal keys on average per
+//          token = 2·T·d forward, ×3 with backward. nanoGPT counts 12·L·T·d (no causal halving).
+// achieved GFLOP/s = flops_per_token · tokens/s; MFU = that / the cblas_sgemm ceiling (sgemm_ceiling).
+//
+// Decode mode times decode_step (the KV-cached path `infer` uses, one thread as infer sets it) over
+// full windows of ctx tokens, reps times, and prints tokens/s and the median per-token time at the
+// first 8 and the last 8 positions of the window (flat = the cache works; quadratic work would grow).
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "model/check.h"
+#include "model/model.h"
+#include "model/optim.h"
+#include "model/rng.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;  // Linux: kilobytes
+}
+
+static void set_threads(int n) {
+#ifdef _OPENMP
+    if (n <= 0) n = omp_get_num_procs();
+    omp_set_num_threads(n);
+#endif
+    openblas_set_num_threads(n > 0 ? n : 1);
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: bench_train [--layers SPEC] [--dim 128] [--heads 4] [--ctx 64] [--batch 12] [--vocab 65]\n"
+            "                   [--steps 30] [--warmup-steps 3] [--threads 0] [--seed 1337] [--decode] [--reps 20]\n");
+    exit(EXIT_USAGE);
+}
+
+static long int_arg(const char *flag, const char *v, long lo, long hi) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi) die(EXIT_USAGE, "bench_train: %s expects an integer in [%ld, %ld], got '%s'", flag, lo, hi, v);
+    return x;
+}
+
+// Model FLOPs per token (see the header comment): 6·P_mm + 6·L·T·d.
+static double flops_per_token(const model_t *m, int T) {
+    double p_mm = (double)m->dims.vocab * m->dims.dim;  // tied logits
+    const param_table_t *pt = &m->params;
+    for (int i = 0; i < pt->count; i++) {
+        const param_t *p = pt->items[i];
+        if (p->ndim == 2 && strncmp(p->name, "layers.", 7) == 0) p_mm += (double)p->numel;  // Wq,Wk,Wv,Wo,W1,W2
+    }
+    return 6.0 * p_mm + 6.0 * m->L * (double)T * m->dims.dim;
+}
+
+int main(int argc, char **argv) {
+    const char *layers = NULL;
+    int dim = 128, heads = 4, ctx = 64, batch = 12, vocab = 65, steps = 30, warm = 3, threads = 0, decode = 0, reps = 20;
+    long seed = 1337;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--decode") == 0) { decode = 1; continue; }
+        if (strcmp(a, "--help") == 0) usage();
+        if (i + 1 >= argc) usage();
+        const char *v = argv[++i];
+        if (strcmp(a, "--layers") == 0) layers = v;
+        else if (strcmp(a, "--dim") == 0) dim = (int)int_arg(a, v, 1, 65536);
+        else if (strcmp(a, "--heads") == 0) heads = (int)int_arg(a, v, 1, 4096);
+        else if (strcmp(a, "--ctx") == 0) ctx = (int)int_arg(a, v, 1, 1 << 20);
+        else if (strcmp(a, "--batch") == 0) batch = (int)int_arg(a, v, 1, 1 << 20);
+        else if (strcmp(a, "--vocab") == 0) vocab = (int)int_arg(a, v, 1, 1 << 24);
+        else if (strcmp(a, "--steps") == 0) steps = (int)int_arg(a, v, 1, 1 << 20);
+        else if (strcmp(a, "--warmup-steps") == 0) warm = (int)int_arg(a, v, 0, 1 << 20);
+        else if (strcmp(a, "--threads") == 0) threads = (int)int_arg(a, v, 0, 4096);
+        else if (strcmp(a, "--seed") == 0) seed = int_arg(a, v, 0, 1L << 62);
+        else if (strcmp(a, "--reps") == 0) reps = (int)int_arg(a, v, 1, 1 << 20);
+        else {
+            fprintf(stderr, "bench_train: unknown flag '%s'\n", a);
+            usage();
+        }
+    }
+    char spec_buf[64];
+    if (!layers) {
+        snprintf(spec_buf, sizeof spec_buf, "4*softmax/mlp");
+        layers = spec_buf;
+    }
+    set_threads(decode ? 1 : threads);
+    int nthreads = 1;
+#ifdef _OPENMP
+    nthreads = omp_get_max_threads();
+#endif
+
+    model_dims_t dims = {.vocab = vocab, .dim = dim, .heads = heads, .ctx = ctx, .dropout = 0.0f};
+    model_t m;
+    char err[1024];
+    if (model_build(&m, &dims, layers, err, sizeof err)) die(EXIT_USAGE, "bench_train: %s", err);
+    rng_t rng;
+    rng_seed(&rng, (uint64_t)seed);
+    model_init_weights(&m, &rng);
+    double fpt = flops_per_token(&m, ctx);
+
+    if (decode) {
+        decode_state_t ds;
+        decode_init(&ds, &m);
+        int32_t *toks = xmalloc((size_t)ctx * sizeof *toks);
+        for (int t = 0; t < ctx; t++) toks[t] = (int32_t)rng_below(&rng, (uint64_t)vocab);
+        double *per = xmalloc((size_t)reps * ctx * sizeof *per);
+        int edge = ctx >= 16 ? 8 : (ctx + 1) / 2;
+        double *early = xmalloc((size_t)reps * edge * sizeof *early), *late = xmalloc((size_t)reps * edge * sizeof *late);
+        volatile float sink = 0;
+        for (int r = -1; r < reps; r++) {  // r = -1 warms caches up
+            decode_reset(&ds);
+            for (int t = 0; t < ctx; t++) {
+                double t0 = now_s();
+                const float *logits = decode_step(&m, &ds, toks[t]);
+                double dt = now_s() - t0;
+                sink += logits[0];
+                if (r < 0) continue;
+                per[(size_t)r * ctx + t] = dt;
+                if (t < edge) early[(size_t)r * edge + t] = dt;
+                if (t >= ctx - edge) late[(size_t)r * edge + (t - (ctx - edge))] = dt;
+            }
+        }
+        double total = 0;
+        for (int i = 0; i < reps * ctx; i++) total += per[i];
+        double rep_time[1024];
+        int nr = reps < 1024 ? reps : 1024;
+        for (int r = 0; r < nr; r++) {
+            rep_time[r] = 0;
+            for (int t = 0; t < ctx; t++) rep_time[r] += per[(size_t)r * ctx + t];
+        }
+        double med_window = median(rep_time, nr);
+        double e = median(early, reps * edge) * 1e6, l = median(late, reps * edge) * 1e6;
+        printf("decode layers=%s dim=%d heads=%d ctx=%d vocab=%d threads=1 reps=%d tokens_per_s=%.0f "
+               "tokens_per_s_mean=%.0f us_token_first%d=%.1f us_token_last%d=%.1f late_over_early=%.2f peak_rss_mb=%.1f\n",
+               layers, dim, heads, ctx, vocab, reps, ctx / med_window, reps * ctx / total, edge, e, edge, l, l / e,
+               peak_rss_mb());
+        (void)sink;
+        free(toks);
+        free(per);
+        free(early);
+        free(late);
+        decode_free(&ds);
+        model_free(&m);
+        return 0;
+    }
+
+    model_alloc_acts(&m, batch, ctx);
+    size_t BT = (size_t)batch * ctx;
+    int32_t *x = xmalloc(BT * sizeof *x), *y = xmalloc(BT * sizeof *y);
+    for (size_t i = 0; i < BT; i++) {
+        x[i] = (int32_t)rng_below(&rng, (uint64_t)vocab);
+        y[i] = (int32_t)rng_below(&rng, (uint64_t)vocab);
+    }
+    adamw_cfg_t acfg = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f};
+    run_ctx_t rc = {.training = 1, .dropout = 0.0f, .rng = &rng};
+    double *t_step = xmalloc((size_t)steps * sizeof(double)), *t_fwd = xmalloc((size_t)steps * sizeof(double)),
+           *t_bwd = xmalloc((size_t)steps * sizeof(double)), *t_opt = xmalloc((size_t)steps * sizeof(double));
+    double first_loss = 0, last_loss = 0;
+    for (int s = -warm; s < steps; s++) {
+        long step = s + warm + 1;
+        double t0 = now_s();
+        params_zero_grad(&m.params);
+        float loss = model_forward(&m, x, y, batch, ctx, &rc);
+        double t1 = now_s();
+        model_backward(&m, 1.0f, &rc);
+        double t2 = now_s();
+        model_extra_loss(&m, 1);
+        if (!isfinite(loss) || !grad_all_finite(&m.params)) die(EXIT_RUNTIME, "bench_train: non-finite loss at step %ld", step);
+        double gnorm = grad_global_norm(&m.params);
+        if (gnorm > 1.0) grad_scale(&m.params, (float)(1.0 / gnorm));
+        adamw_step(&m.params, &acfg, 1e-3f, step);
+        model_after_step(&m, step, &rng);
+        double t3 = now_s();
+        if (s == -warm) first_loss = loss;
+        last_loss = loss;
+        if (s < 0) continue;
+        // zero_grad is counted with the forward, extra loss + clip + AdamW as the optimizer
+        t_fwd[s] = t1 - t0;
+        t_bwd[s] = t2 - t1;
+        t_opt[s] = t3 - t2;
+        t_step[s] = t3 - t0;
+    }
+    double ms = median(t_step, steps) * 1e3;
+    double tps = (double)BT / (ms * 1e-3);
+    printf("train layers=%s dim=%d heads=%d ctx=%d batch=%d vocab=%d threads=%d steps=%d ms_step=%.3f tokens_per_s=%.0f "
+           "flops_per_token=%.0f gflops=%.2f fwd_ms=%.3f bwd_ms=%.3f opt_ms=%.3f loss_first=%.4f loss_last=%.4f "
+           "peak_rss_mb=%.1f\n",
+           layers, dim, heads, ctx, batch, vocab, nthreads, steps, ms, tps, fpt, fpt * tps * 1e-9, median(t_fwd, steps) * 1e3,
+           median(t_bwd, steps) * 1e3, median(t_opt, steps) * 1e3, first_loss, last_loss, peak_rss_mb());
+    free(x);
+    free(y);
+    free(t_step);
+    free(t_fwd);
+    free(t_bwd);
+    free(t_opt);
+    model_free(&m);
+    return 0;
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# bench/run.sh — the performance report `make bench` prints (method: docs/performance.md).
+#   BUILD=build/release bash bench/run.sh
+# Env: BENCH_ROUNDS (default 3) interleaved ours/twin rounds per shape; BENCH_QUICK=1 fewer steps.
+# 1. the machine's cblas_sgemm ceiling on 2 threads (bench/sgemm_ceiling.c);
+# 2. per shape, rounds of  attnlab (bench_train) | PyTorch twin (bench/twin_bench.py)  interleaved, so
+#    that load from other processes hits both; medians over rounds, the ratio of tokens/s, MFU;
+# 3. KV-cached decode tokens/s and per-token time early vs late in the window;
+# 4. diagnostics: ours with 1 thread and with OMP_WAIT_POLICY=passive (load sensitivity);
+# 5. bench_adaptive / bench_scaling if they are built.
+# A copy of the report goes to bench/out/ (git-ignored).
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build/release}
+B=$BUILD/bench
+ROUNDS=${BENCH_ROUNDS:-3}
+PY=/usr/bin/python3
+mkdir -p bench/out
+report=bench/out/bench-$(date +%Y%m%d-%H%M%S).txt
+exec > >(tee "$report") 2>&1
+
+for bin in bench_train sgemm_ceiling; do
+  [ -x "$B/$bin" ] || { echo "bench: $B/$bin is not built (run make bench)"; exit 1; }
+done
+have_twin=0
+if [ -x "$PY" ] && "$PY" -c 'import torch' >/dev/null 2>&1; then have_twin=1; fi
+
+# field NAME LINE -> value of NAME=... in LINE
+field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1; }
+# med v1 v2 ... -> median
+med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+calc() { awk "BEGIN {printf \"%.${2:-2}f\", $1}"; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+echo "attnlab bench — $(date -u '+%Y-%m-%d %H:%M UTC') — $(uname -srm), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)'); build $BUILD; rounds $ROUNDS"
+echo "load average at start (1/5/15 min): $(load)   [2 cores: above ~2 means other processes compete]"
+echo
+
+echo "== cblas_sgemm ceiling (2 threads, square 1024/1536/2048, median of 7) =="
+sg=$("$B/sgemm_ceiling" --threads 2 --reps 7)
+echo "$sg"
+ceiling=$(field ceiling_gflops "$sg")
+echo
+
+# run_shape NAME "flags" ours_steps ours_warm twin_steps twin_warm
+summary=()
+run_shape() {
+  local name=$1 flags=$2 steps=$3 warm=$4 tsteps=$5 twarm=$6
+  local o_tps=() o_ms=() t_tps=() t_ms=() ratios=() rss_o=() rss_t=() line fpt=0 fwd=() bwd=() opt=()
+  echo "== training: $name ($flags) =="
+  for r in $(seq 1 "$ROUNDS"); do
+    # shellcheck disable=SC2086
+    line=$("$B/bench_train" $flags --steps "$steps" --warmup-steps "$warm")
+    echo "round $r  ours: $line"
+    o_tps+=("$(field tokens_per_s "$line")"); o_ms+=("$(field ms_step "$line")"); rss_o+=("$(field peak_rss_mb "$line")")
+    fwd+=("$(field fwd_ms "$line")"); bwd+=("$(field bwd_ms "$line")"); opt+=("$(field opt_ms "$line")")
+    fpt=$(field flops_per_token "$line")
+    if [ $have_twin = 1 ]; then
+      # shellcheck disable=SC2086
+      line=$("$PY" bench/twin_bench.py $flags --steps "$tsteps" --warmup-steps "$twarm")
+      echo "round $r  twin: $line"
+      t_tps+=("$(field tokens_per_s "$line")"); t_ms+=("$(field ms_step "$line")"); rss_t+=("$(field peak_rss_mb "$line")")
+      twin_threads=$(field threads "$line")
+      ratios+=("$(calc "${o_tps[-1]} / ${t_tps[-1]}" 3)")
+    fi
+    echo "         load $(load)"
+  done
+  local ot om gf mfu
+  ot=$(med "${o_tps[@]}"); om=$(med "${o_ms[@]}")
+  gf=$(calc "$fpt * $ot / 1e9" 1); mfu=$(calc "100 * $gf / $ceiling" 1)
+  echo "-- $name: ours median $om ms/step, $ot tokens/s (fwd $(med "${fwd[@]}") | bwd $(med "${bwd[@]}") | opt $(med "${opt[@]}") ms)"
+  echo "   model FLOPs/token $(calc "$fpt / 1e6" 2) M -> $gf GFLOP/s = MFU $mfu% of the $ceiling GFLOP/s sgemm ceiling; peak RSS $(med "${rss_o[@]}") MB"
+  local line_sum="$name: ours $ot tok/s ($om ms/step), $gf GFLOP/s, MFU $mfu%, RSS $(med "${rss_o[@]}") MB"
+  if [ $have_twin = 1 ]; then
+    local tt tm
+    tt=$(med "${t_tps[@]}"); tm=$(med "${t_ms[@]}")
+    echo "   twin median $tm ms/step, $tt tokens/s (torch threads $twin_threads), peak RSS $(med "${rss_t[@]}") MB"
+    echo "   ratio ours/twin tokens/s: median of per-round ratios $(med "${ratios[@]}") (rounds: ${ratios[*]}); ratio of medians $(calc "$ot / $tt" 3)"
+    line_sum="$line_sum | twin $tt tok/s (torch threads $twin_threads) | ours/twin $(med "${ratios[@]}")x"
+  fi
+  summary+=("$line_sum")
+  echo
+}
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  run_shape "default (4 layers, d 128, ctx 64, batch 12, vocab 65)" "--layers 4*softmax/mlp --dim 128 --heads 4 --ctx 64 --batch 12 --vocab 65" 10 2 10 2
+  run_shape "large (6 layers, 6 heads, d 384, ctx 256, batch 16)" "--layers 6*softmax/mlp --dim 384 --heads 6 --ctx 256 --batch 16 --vocab 65" 2 1 2 1
+else
+  run_shape "default (4 layers, d 128, ctx 64, batch 12, vocab 65)" "--layers 4*softmax/mlp --dim 128 --heads 4 --ctx 64 --batch 12 --vocab 65" 30 3 30 3
+  run_shape "large (6 layers, 6 heads, d 384, ctx 256, batch 16)" "--layers 6*softmax/mlp --dim 384 --heads 6 --ctx 256 --batch 16 --vocab 65" 3 1 2 1
+fi
+
+echo "== decode (default model, KV cache, 1 thread as infer uses; full 64-token windows) =="
+dec_tps=(); dec_e=(); dec_l=()
+for r in $(seq 1 "$ROUNDS"); do
+  line=$("$B/bench_train" --decode --layers 4*softmax/mlp --dim 128 --heads 4 --ctx 64 --vocab 65 --reps 30)
+  echo "round $r: $line"
+  dec_tps+=("$(field tokens_per_s "$line")"); dec_e+=("$(field us_token_first8 "$line")"); dec_l+=("$(field us_token_last8 "$line")")
+done
+de=$(med "${dec_e[@]}"); dl=$(med "${dec_l[@]}")
+echo "-- decode: median $(med "${dec_tps[@]}") tokens/s; per token $de us at positions 0-7, $dl us at 56-63 (late/early $(calc "$dl / $de" 2))"
+summary+=("decode: $(med "${dec_tps[@]}") tok/s; per token $de us (pos 0-7) vs $dl us (pos 56-63)")
+echo
+
+echo "== load sensitivity (default shape): ours with 1 thread, and 2 threads with OMP_WAIT_POLICY=passive =="
+d_flags="--layers 4*softmax/mlp --dim 128 --heads 4 --ctx 64 --batch 12 --vocab 65 --steps 20 --warmup-steps 3"
+one=(); pas=(); two=()
+for r in $(seq 1 "$ROUNDS"); do
+  # shellcheck disable=SC2086
+  two+=("$(field tokens_per_s "$("$B/bench_train" $d_flags)")")
+  # shellcheck disable=SC2086
+  one+=("$(field tokens_per_s "$("$B/bench_train" $d_flags --threads 1)")")
+  # shellcheck disable=SC2086
+  pas+=("$(field tokens_per_s "$(OMP_WAIT_POLICY=passive "$B/bench_train" $d_flags)")")
+done
+echo "tokens/s per round — 2 threads: ${two[*]} | 1 thread: ${one[*]} | 2 threads passive: ${pas[*]}"
+echo "-- medians: 2 threads $(med "${two[@]}"), 1 thread $(med "${one[@]}"), 2 threads OMP_WAIT_POLICY=passive $(med "${pas[@]}") tokens/s"
+summary+=("default shape, load sensitivity: 2 threads $(med "${two[@]}") | 1 thread $(med "${one[@]}") | 2 threads passive $(med "${pas[@]}") tok/s")
+echo
+
+for extra in bench_adaptive bench_scaling; do
+  if [ -x "$B/$extra" ]; then
+    echo "== $extra =="
+    "$B/$extra" || echo "($extra exited with status $?)"
+    echo
+  fi
+done
+
+echo "== summary (sgemm ceiling $ceiling GFLOP/s on 2 threads; load at end $(load)) =="
+printf '%s\n' "${summary[@]}"
+echo "report: $report"
