@@ -72,11 +72,12 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libattnlab.a
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libattnlab.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-# The user-facing binaries live at the top level.
+# The user-facing binaries live at the top level; replaced by rename, so a running ./train keeps
+# its file (a plain cp fails with "Text file busy").
 train: $(BUILD)/train
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 infer: $(BUILD)/infer
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 tests-build: $(TEST_BIN) $(BUILD)/train $(BUILD)/infer train infer
 

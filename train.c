@@ -376,6 +376,14 @@ int main(int argc, char **argv) {
     long interval_steps = 0;
     int status = 0;
     const char *stop_reason = NULL;
+    if (o.init_from[0] && run.step == 0) {
+        // The converted model before any fine-tuning step (e.g. softmax weights in Performer layers).
+        eval_sums_t s;
+        eval_random(m, tok, &ds, 0, &s, x, y);
+        printf("step 0/%ld | val loss %.4f | ppl %.3f | bpb %.4f  (%ld random windows, right after --init-from)\n", o.steps,
+               eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), o.eval_batches * o.batch);
+        log_row(&rep, 0, "val", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
+    }
     while (run.step < stop) {
         double lr = lr_at(run.step, o.warmup, o.steps, (float)o.lr, (float)o.min_lr);
         params_zero_grad(&m->params);

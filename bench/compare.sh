@@ -14,8 +14,8 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do specs+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 flags=("$@")
 jobs=${JOBS:-1}
-train=${ATTNLAB_BUILD:+$ATTNLAB_BUILD/}train
-[ -x "$train" ] || train=./train
+train=./train
+[ -n "${ATTNLAB_BUILD:-}" ] && [ -x "$ATTNLAB_BUILD/train" ] && train=$ATTNLAB_BUILD/train
 mkdir -p "$out"
 extra=()
 if [ "$jobs" -gt 1 ] && ! printf '%s\n' "${flags[@]}" | grep -q -- '--threads'; then extra=(--threads 1); fi

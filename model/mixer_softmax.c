@@ -273,6 +273,7 @@ static void softmax_decode_step(block_t *b, float *y, const float *x, int pos, f
         for (int j = 0; j <= pos; j++) {
             const float *k = Kc + (size_t)j * C + h * D;
             float dot = 0;
+#pragma omp simd reduction(+ : dot)
             for (int e = 0; e < D; e++) dot += q[e] * k[e];
             w[j] = dot * scale;
             mx = w[j] > mx ? w[j] : mx;
@@ -287,6 +288,7 @@ static void softmax_decode_step(block_t *b, float *y, const float *x, int pos, f
         for (int j = 0; j <= pos; j++) {
             const float *vv = Vc + (size_t)j * C + h * D;
             float a = w[j] / sum;
+#pragma omp simd
             for (int e = 0; e < D; e++) o[e] += a * vv[e];
         }
     }
