@@ -8,19 +8,16 @@
 // window, each ctx/2 new tokens cost ctx/2 extra cached steps (2× amortized), and every token
 // still sees at least ctx/2 tokens of context. Models whose every mixer keeps constant-size state
 // (Performer) never slide.
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "cli/args.h"
 #include "cli/eval.h"
+#include "cli/runtime.h"
 #include "cli/spans_png.h"
 #include "data/dataset.h"
 #include "model/check.h"
@@ -58,20 +55,6 @@ static const char *USAGE =
     "       infer CKPT --eval FILE\n"
     "       infer CKPT --info\n"
     "       infer CKPT --spans";
-
-static void set_threads(long n) {
-#ifdef _OPENMP
-    if (n <= 0) n = omp_get_num_procs();
-    omp_set_num_threads((int)n);
-#endif
-    openblas_set_num_threads((int)(n > 0 ? n : 1));
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 // ---------------------------------------------------------------------------------------------
 // sampling
@@ -182,7 +165,7 @@ static int generate(ckpt_t *c) {
         fwrite(text, 1, text_n, stdout);
     }
     free(text);
-    set_threads(1);  // one token at a time: threads cost more than they give
+    cli_set_threads(1);  // one token at a time: threads cost more than they give
     decode_state_t ds;
     decode_init(&ds, m);
     int streams = model_streams(m), V = m->dims.vocab;
@@ -193,7 +176,7 @@ static int generate(ckpt_t *c) {
     rng_seed(&rng, (uint64_t)o.seed);
     const float *logits = NULL;
     for (size_t i = 0; i < n_prompt; i++) logits = feed(m, &ds, prompt[i], history, &n_hist, streams);
-    double t0 = now_s();
+    double t0 = cli_now();
     for (long i = 0; i < o.tokens; i++) {
         int next = sample(logits, V, cand, &rng);
         uint8_t buf[4];
@@ -201,7 +184,7 @@ static int generate(ckpt_t *c) {
         fflush(stdout);
         if (i + 1 < o.tokens) logits = feed(m, &ds, next, history, &n_hist, streams);
     }
-    double dt = now_s() - t0;
+    double dt = cli_now() - t0;
     printf("\n");
     if (o.tokens > 0) fprintf(stderr, "generated %ld tokens in %.2fs (%.0f tokens/s)\n", o.tokens, dt, o.tokens / dt);
     free(prompt);
@@ -332,7 +315,7 @@ int main(int argc, char **argv) {
     int modes = (o.eval[0] != 0) + o.info + o.spans;
     if (modes > 1) die(EXIT_USAGE, "infer: --eval, --info and --spans exclude each other");
     if (o.prompt[0] && o.prompt_file[0]) die(EXIT_USAGE, "infer: give --prompt or --prompt-file, not both");
-    set_threads(o.threads);
+    cli_set_threads(o.threads);
     char err[1024];
     ckpt_t c;
     if (ckpt_load(pos[0], 0.0f, &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);

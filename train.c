@@ -1,7 +1,6 @@
 // train.c — `train`: trains a decoder-only Transformer on a text file (ARCHITECTURE.md §6).
 // Flow: flags → (export | resume | fresh model) → data → steps of forward/backward/clip/AdamW with
 // periodic evaluation and atomic checkpoints → final evaluation on the whole validation split.
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -12,12 +11,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "cli/args.h"
 #include "cli/eval.h"
+#include "cli/runtime.h"
 #include "data/dataset.h"
 #include "model/check.h"
 #include "model/checkpoint.h"
@@ -78,12 +75,6 @@ static const char *USAGE =
 static volatile sig_atomic_t g_interrupted = 0;
 static void on_signal(int sig) { g_interrupted = sig; }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static uint64_t fnv1a(const uint8_t *p, size_t n) {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
@@ -104,14 +95,6 @@ static int rng_from_hex(rng_t *r, const char *hex) {
         if (*end) return -1;
     }
     return 0;
-}
-
-static void set_threads(long n) {
-#ifdef _OPENMP
-    if (n <= 0) n = omp_get_num_procs();
-    omp_set_num_threads((int)n);
-#endif
-    openblas_set_num_threads((int)(n > 0 ? n : 1));
 }
 
 static void fmt_eta(double s, char *buf, size_t n) {
@@ -279,7 +262,7 @@ int main(int argc, char **argv) {
     if (n_pos != 1) die(EXIT_USAGE, "train: expected one text FILE to train on (see --help)");
     const char *file = pos[0];
     if (o.resume[0] && o.init_from[0]) die(EXIT_USAGE, "train: --resume and --init-from exclude each other");
-    set_threads(o.threads);
+    cli_set_threads(o.threads);
 
     char err[1024];
     model_t model_fresh, *m = NULL;
@@ -372,7 +355,7 @@ int main(int argc, char **argv) {
     int B = (int)o.batch, T = (int)o.ctx;
     int32_t *x = xmalloc((size_t)B * T * sizeof *x), *y = xmalloc((size_t)B * T * sizeof *y);
     long stop = o.stop_after ? o.stop_after : o.steps;
-    double t_start = now_s(), t_interval = t_start, interval_loss = 0, last_gnorm = 0;
+    double t_start = cli_now(), t_interval = t_start, interval_loss = 0, last_gnorm = 0;
     long interval_steps = 0;
     int status = 0;
     const char *stop_reason = NULL;
@@ -410,7 +393,7 @@ int main(int argc, char **argv) {
         interval_loss += loss;
         interval_steps++;
 
-        double t = now_s();
+        double t = cli_now();
         if (run.step % o.log_every == 0 || run.step == stop) {
             double dt = t - t_interval, ms = 1000.0 * dt / interval_steps;
             double tps = (double)interval_steps * B * T * o.grad_accum / dt;
@@ -423,7 +406,7 @@ int main(int argc, char **argv) {
             log_row(&rep, run.step, "train", mean_loss, NAN, lr, last_gnorm, tps, ms);
             interval_loss = 0;
             interval_steps = 0;
-            t_interval = now_s();
+            t_interval = cli_now();
         }
         if (run.step % o.eval_every == 0 && run.step < o.steps) {
             eval_sums_t s;
@@ -432,32 +415,32 @@ int main(int argc, char **argv) {
                    eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), o.eval_batches * o.batch);
             print_spans(m);
             log_row(&rep, run.step, "val", eval_loss(&s), eval_bpb(&s), lr, NAN, NAN, NAN);
-            t_interval = now_s();
+            t_interval = cli_now();
         }
         if (run.step % o.save_every == 0 && run.step < stop) {
-            run.elapsed += now_s() - t_start;
-            t_start = now_s();
+            run.elapsed += cli_now() - t_start;
+            t_start = cli_now();
             save_or_die(m, tok, &run);
         }
         if (g_interrupted) {
             stop_reason = "interrupted";
             break;
         }
-        if (o.time_budget > 0 && run.elapsed + (now_s() - t_start) >= o.time_budget) {
+        if (o.time_budget > 0 && run.elapsed + (cli_now() - t_start) >= o.time_budget) {
             stop_reason = "time budget reached";
             break;
         }
     }
-    run.elapsed += now_s() - t_start;
+    run.elapsed += cli_now() - t_start;
     if (status == 0) {
         if (stop_reason) printf("%s at step %ld\n", stop_reason, run.step);
         // Final evaluation on the whole validation split (skipped when stopping early to resume later).
         if (run.step == o.steps || (stop_reason && strcmp(stop_reason, "time budget reached") == 0)) {
             eval_sums_t s;
-            double t0 = now_s();
+            double t0 = cli_now();
             eval_sequence(m, tok, ds.tokens + ds.n_train, ds.n_tokens - ds.n_train, &s);
             printf("final step %ld | val loss %.4f | ppl %.3f | bpb %.4f  (whole validation split, %zu tokens, %.1fs)\n",
-                   run.step, eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), s.tokens, now_s() - t0);
+                   run.step, eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), s.tokens, cli_now() - t0);
             print_spans(m);
             log_row(&rep, run.step, "final", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
         }

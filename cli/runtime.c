@@ -1,0 +1,22 @@
+// runtime.c — threads and clock (see runtime.h).
+#include "cli/runtime.h"
+
+#include <cblas.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void cli_set_threads(long n) {
+#ifdef _OPENMP
+    if (n <= 0) n = omp_get_num_procs();
+    omp_set_num_threads((int)n);
+#endif
+    openblas_set_num_threads((int)(n > 0 ? n : 1));
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

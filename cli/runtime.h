@@ -1,0 +1,11 @@
+// runtime.h — process-level helpers shared by train and infer: threads and a monotonic clock.
+#ifndef ATTNLAB_RUNTIME_H
+#define ATTNLAB_RUNTIME_H
+
+// Set the OpenMP and OpenBLAS thread counts together (they share one pool: Debian's OpenMP build
+// of OpenBLAS). n <= 0 means every core.
+void cli_set_threads(long n);
+// Seconds on a monotonic clock.
+double cli_now(void);
+
+#endif
