@@ -3,6 +3,8 @@
 //   bench_train [--layers SPEC] [--dim 128] [--heads 4] [--ctx 64] [--batch 12] [--vocab 65]
 //               [--steps 30] [--warmup-steps 3] [--threads 0] [--seed 1337]
 //   bench_train --decode [--dim ..] [--reps 20] ...      KV-cached generation instead of training
+//   bench_train --decode --positions 10100 --layers '4*performer/mlp' [--reps 3] ...
+//                                                          per-token cost early vs late in a long stream
 //
 // Training mode builds the model from the flags, fills random tokens, and times full optimizer
 // steps exactly as train.c's loop makes them: params_zero_grad, model_forward, model_backward,
@@ -25,6 +27,18 @@
 // Decode mode times decode_step (the KV-cached path `infer` uses, one thread as infer sets it) over
 // full windows of ctx tokens, reps times, and prints tokens/s and the median per-token time at the
 // first 8 and the last 8 positions of the window (flat = the cache works; quadratic work would grow).
+//
+// Decode with --positions P (P ≥ 300) instead decodes one stream of P tokens per rep (random tokens,
+// decode_reset between reps; the warm-up rep decodes only the first 200) and prints the median
+// per-token time of positions 100–199 and of the last 100, P−100 … P−1, and their ratio:
+//
+//   decode_positions layers=.. positions=P ... us_token_pos100_199=.. us_token_posA_B=.. late_over_early=..
+//
+// The first 100 positions are left out so that both windows run with warm caches and branch
+// predictors. P may exceed ctx only when every mixer keeps constant-size decode state
+// (block_ops_t.unbounded_decode, e.g. performer): decode_step then embeds positions ≥ ctx with
+// wpe[ctx−1] (docs/blocks/performer.md). Any other model is refused for P > ctx: its cache is
+// bounded by ctx, and `infer` slides the window for it — a different measurement.
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -73,7 +87,8 @@ static void set_threads(int n) {
 static void usage(void) {
     fprintf(stderr,
             "usage: bench_train [--layers SPEC] [--dim 128] [--heads 4] [--ctx 64] [--batch 12] [--vocab 65]\n"
-            "                   [--steps 30] [--warmup-steps 3] [--threads 0] [--seed 1337] [--decode] [--reps 20]\n");
+            "                   [--steps 30] [--warmup-steps 3] [--threads 0] [--seed 1337] [--decode] [--reps 20]\n"
+            "                   [--positions P]   (with --decode: one stream of P tokens, positions 100-199 vs the last 100)\n");
     exit(EXIT_USAGE);
 }
 
@@ -97,7 +112,7 @@ static double flops_per_token(const model_t *m, int T) {
 
 int main(int argc, char **argv) {
     const char *layers = NULL;
-    int dim = 128, heads = 4, ctx = 64, batch = 12, vocab = 65, steps = 30, warm = 3, threads = 0, decode = 0, reps = 20;
+    int dim = 128, heads = 4, ctx = 64, batch = 12, vocab = 65, steps = 30, warm = 3, threads = 0, decode = 0, reps = 20, positions = 0;
     long seed = 1337;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -116,11 +131,13 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--threads") == 0) threads = (int)int_arg(a, v, 0, 4096);
         else if (strcmp(a, "--seed") == 0) seed = int_arg(a, v, 0, 1L << 62);
         else if (strcmp(a, "--reps") == 0) reps = (int)int_arg(a, v, 1, 1 << 20);
+        else if (strcmp(a, "--positions") == 0) positions = (int)int_arg(a, v, 300, 1 << 26);
         else {
             fprintf(stderr, "bench_train: unknown flag '%s'\n", a);
             usage();
         }
     }
+    if (positions && !decode) die(EXIT_USAGE, "bench_train: --positions goes with --decode");
     char spec_buf[64];
     if (!layers) {
         snprintf(spec_buf, sizeof spec_buf, "4*softmax/mlp");
@@ -140,6 +157,63 @@ int main(int argc, char **argv) {
     rng_seed(&rng, (uint64_t)seed);
     model_init_weights(&m, &rng);
     double fpt = flops_per_token(&m, ctx);
+
+    if (decode && positions) {
+        int unbounded = m.L > 0, first_bounded = -1;
+        for (int l = 0; l < m.L; l++)
+            if (!m.layers[l].mixer.ops->unbounded_decode) {
+                unbounded = 0;
+                if (first_bounded < 0) first_bounded = l;
+            }
+        if (!unbounded && positions > ctx)
+            die(EXIT_USAGE,
+                "bench_train: --positions %d exceeds --ctx %d, and layer %d's mixer '%s' decodes only positions < ctx "
+                "(its cache is bounded by ctx). Only models whose every mixer keeps constant-size state (e.g. "
+                "performer) decode past ctx; for bounded models `infer` slides the window, which this benchmark "
+                "does not measure. Raise --ctx to at least %d, or use an all-performer --layers.",
+                positions, ctx, first_bounded, m.layers[first_bounded >= 0 ? first_bounded : 0].mixer.ops->kind, positions);
+        size_t cache_floats = 0;
+        for (int l = 0; l < m.L; l++)
+            cache_floats += m.layers[l].mixer.ops->cache_floats(&m.layers[l].mixer) + m.layers[l].ffn.ops->cache_floats(&m.layers[l].ffn);
+        enum { W = 100, E0 = 100 };  // window width; the early window starts at position E0
+        int L0 = positions - W;      // the late window: L0 … positions−1
+        decode_state_t ds;
+        decode_init(&ds, &m);
+        int32_t *toks = xmalloc((size_t)positions * sizeof *toks);
+        for (int t = 0; t < positions; t++) toks[t] = (int32_t)rng_below(&rng, (uint64_t)vocab);
+        double *early = xmalloc((size_t)reps * W * sizeof *early), *late = xmalloc((size_t)reps * W * sizeof *late);
+        double *stream = xmalloc((size_t)reps * sizeof *stream);
+        volatile float sink = 0;
+        for (int r = -1; r < reps; r++) {  // r = -1: a short warm-up
+            decode_reset(&ds);
+            int n = r < 0 ? 2 * W : positions;
+            double ts = now_s();
+            for (int t = 0; t < n; t++) {
+                double t0 = now_s();
+                const float *logits = decode_step(&m, &ds, toks[t]);
+                double dt = now_s() - t0;
+                sink += logits[0];
+                if (r < 0) continue;
+                if (t >= E0 && t < E0 + W) early[(size_t)r * W + (t - E0)] = dt;
+                if (t >= L0) late[(size_t)r * W + (t - L0)] = dt;
+            }
+            if (r >= 0) stream[r] = now_s() - ts;
+        }
+        double e = median(early, reps * W) * 1e6, l = median(late, reps * W) * 1e6;
+        printf("decode_positions layers=%s dim=%d heads=%d ctx=%d vocab=%d threads=1 reps=%d positions=%d "
+               "us_token_pos%d_%d=%.1f us_token_pos%d_%d=%.1f late_over_early=%.3f stream_tokens_per_s=%.0f "
+               "cache_kib=%.1f peak_rss_mb=%.1f\n",
+               layers, dim, heads, ctx, vocab, reps, positions, E0, E0 + W - 1, e, L0, positions - 1, l, l / e,
+               positions / median(stream, reps), (double)cache_floats * sizeof(float) / 1024.0, peak_rss_mb());
+        (void)sink;
+        free(toks);
+        free(early);
+        free(late);
+        free(stream);
+        decode_free(&ds);
+        model_free(&m);
+        return 0;
+    }
 
     if (decode) {
         decode_state_t ds;

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # bench/run.sh — the performance report `make bench` prints (method: docs/performance.md).
 #   BUILD=build/release bash bench/run.sh
-# Env: BENCH_ROUNDS (default 3) interleaved ours/twin rounds per shape; BENCH_QUICK=1 fewer steps.
+# Env: BENCH_ROUNDS (default 3) interleaved ours/twin rounds per shape; BENCH_QUICK=1 fewer steps;
+#      BENCH_SCALING_REPS (default 2, 1 with BENCH_QUICK) timed runs per bench_scaling row.
 # 1. the machine's cblas_sgemm ceiling on 2 threads (bench/sgemm_ceiling.c);
 # 2. per shape, rounds of  attnlab (bench_train) | PyTorch twin (bench/twin_bench.py)  interleaved, so
 #    that load from other processes hits both; medians over rounds, the ratio of tokens/s, MFU;
-# 3. KV-cached decode tokens/s and per-token time early vs late in the window;
+# 3. KV-cached decode tokens/s and per-token time early vs late in the window; an all-performer
+#    model's per-token time at positions 100-199 vs 10,000-10,099 of one 10,100-token stream (ctx 64);
 # 4. diagnostics: ours with 1 thread and with OMP_WAIT_POLICY=passive (load sensitivity);
-# 5. bench_adaptive / bench_scaling if they are built.
+# 5. bench_adaptive / bench_scaling if they are built (bench_scaling also writes bench/out/scaling.png).
 # A copy of the report goes to bench/out/ (git-ignored).
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build/release}
 B=$BUILD/bench
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -71,7 +73,8 @@ run_shape() {
   gf=$(calc "$fpt * $ot / 1e9" 1); mfu=$(calc "100 * $gf / $ceiling" 1)
   echo "-- $name: ours median $om ms/step, $ot tokens/s (fwd $(med "${fwd[@]}") | bwd $(med "${bwd[@]}") | opt $(med "${opt[@]}") ms)"
   echo "   model FLOPs/token $(calc "$fpt / 1e6" 2) M -> $gf GFLOP/s = MFU $mfu% of the $ceiling GFLOP/s sgemm ceiling; peak RSS $(med "${rss_o[@]}") MB"
-  local line_sum="$name: ours $ot tok/s ($om ms/step), $gf GFLOP/s, MFU $mfu%, RSS $(med "${rss_o[@]}") MB"
+  local line_sum
+  line_sum="$name: ours $ot tok/s ($om ms/step), $gf GFLOP/s, MFU $mfu%, RSS $(med "${rss_o[@]}") MB"
   if [ $have_twin = 1 ]; then
     local tt tm
     tt=$(med "${t_tps[@]}"); tm=$(med "${t_ms[@]}")
@@ -103,6 +106,19 @@ echo "-- decode: median $(med "${dec_tps[@]}") tokens/s; per token $de us at pos
 summary+=("decode: $(med "${dec_tps[@]}") tok/s; per token $de us (pos 0-7) vs $dl us (pos 56-63)")
 echo
 
+echo "== decode far past ctx (4*performer/mlp, d 128, ctx 64; one stream of 10,100 tokens, 2 per round, 1 thread) =="
+far_e=(); far_l=(); far_r=()
+for r in $(seq 1 "$ROUNDS"); do
+  line=$("$B/bench_train" --decode --positions 10100 --layers '4*performer/mlp' --dim 128 --heads 4 --ctx 64 --vocab 65 --reps 2)
+  echo "round $r: $line"
+  far_e+=("$(field us_token_pos100_199 "$line")"); far_l+=("$(field us_token_pos10000_10099 "$line")")
+  far_r+=("$(field late_over_early "$line")")
+done
+fe=$(med "${far_e[@]}"); fl=$(med "${far_l[@]}")
+echo "-- performer decode: per token $fe us at positions 100-199, $fl us at 10,000-10,099; late/early median of per-round ratios $(med "${far_r[@]}") (rounds: ${far_r[*]})"
+summary+=("performer decode: per token $fe us (pos 100-199) vs $fl us (pos 10,000-10,099), late/early $(med "${far_r[@]}")")
+echo
+
 echo "== load sensitivity (default shape): ours with 1 thread, and 2 threads with OMP_WAIT_POLICY=passive =="
 d_flags="--layers 4*softmax/mlp --dim 128 --heads 4 --ctx 64 --batch 12 --vocab 65 --steps 20 --warmup-steps 3"
 one=(); pas=(); two=()
@@ -119,13 +135,18 @@ echo "-- medians: 2 threads $(med "${two[@]}"), 1 thread $(med "${one[@]}"), 2 t
 summary+=("default shape, load sensitivity: 2 threads $(med "${two[@]}") | 1 thread $(med "${one[@]}") | 2 threads passive $(med "${pas[@]}") tok/s")
 echo
 
-for extra in bench_adaptive bench_scaling; do
-  if [ -x "$B/$extra" ]; then
-    echo "== $extra =="
-    "$B/$extra" || echo "($extra exited with status $?)"
-    echo
-  fi
-done
+if [ -x "$B/bench_adaptive" ]; then
+  echo "== bench_adaptive =="
+  "$B/bench_adaptive" || echo "(bench_adaptive exited with status $?)"
+  echo
+fi
+if [ -x "$B/bench_scaling" ]; then
+  if [ "${BENCH_QUICK:-0}" = 1 ]; then sreps=${BENCH_SCALING_REPS:-1}; else sreps=${BENCH_SCALING_REPS:-2}; fi
+  echo "== bench_scaling (tokens 4096, ctx 128-4096, reps $sreps; plot bench/out/scaling.png) =="
+  "$B/bench_scaling" 4096 4096 "$sreps" 4096 --png bench/out || echo "(bench_scaling exited with status $?)"
+  [ bench/out/scaling.png -nt "$report" ] && summary+=("scaling plot (us/token vs ctx, log-log): bench/out/scaling.png")
+  echo
+fi
 
 echo "== summary (sgemm ceiling $ceiling GFLOP/s on 2 threads; load at end $(load)) =="
 printf '%s\n' "${summary[@]}"
