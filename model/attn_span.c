@@ -66,14 +66,7 @@ void attn_span_register(attn_span_t *a, const block_t *b, param_table_t *pt, con
 #define ADD(field, tname, init, scale, decay, ...)                           \
     snprintf(name, sizeof name, "%s" tname, prefix);                         \
     a->field = params_add(pt, name, init, scale, decay, __VA_ARGS__)
-    ADD(wq, "wq", INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(wk, "wk", INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(wv, "wv", INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(bq, "bq", INIT_ZEROS, 0, 0, 1, C);
-    ADD(bk, "bk", INIT_ZEROS, 0, 0, 1, C);
-    ADD(bv, "bv", INIT_ZEROS, 0, 0, 1, C);
-    ADD(wo, "wo", INIT_NORMAL, block_out_proj_std(b->dims), 1, 2, C, C);
-    ADD(bo, "bo", INIT_ZEROS, 0, 0, 1, C);
+    attn_proj_register(&a->proj, b->dims, pt, prefix);
     if (a->span_on) {
         // z̃: every head starts at `init`; no weight decay (the L1 penalty is its only pressure).
         ADD(span, "span", INIT_CUSTOM, (float)a->init, 0, 1, H);
@@ -249,7 +242,7 @@ void attn_span_forward(attn_span_t *a, const model_dims_t *dims, float *y, const
                        int B, int T, const run_ctx_t *rc) {
     int C = dims->dim, H = dims->heads, D = C / H, NT = B * T;
     views_t v = views(a, dims, act, B, T);
-    matmul_forward(v.qkv, x, a->wq->data, a->bq->data, NT, C, 3 * C);
+    attn_proj_in_forward(&a->proj, v.qkv, x, NT, C);
     if (v.mask) {
         // Attention dropout: masks drawn serially, in (b, h, i, key, persistent) order, for the
         // entries each row actually uses, before the parallel loop.
@@ -279,7 +272,7 @@ void attn_span_forward(attn_span_t *a, const model_dims_t *dims, float *y, const
                                    v.heads + (size_t)bb * T * C + h * D);
         }
     a->keys_scored = scored;
-    matmul_forward(y, v.heads, a->wo->data, a->bo->data, NT, C, C);
+    attn_proj_out_forward(&a->proj, y, v.heads, NT, C);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -358,7 +351,7 @@ void attn_span_backward(attn_span_t *a, const model_dims_t *dims, float *dx, con
     memset(dheads, 0, (size_t)NT * 4 * C * sizeof(float));
     memset(dKp, 0, (2 * BH * ND + BH) * sizeof(float));
     // y = heads·Woᵀ + bo
-    matmul_backward(dheads, a->wo->grad, a->bo->grad, dy, v.heads, a->wo->data, NT, C, C);
+    attn_proj_out_backward(&a->proj, dheads, dy, v.heads, NT, C);
     const float *pk = a->pk ? a->pk->data : NULL, *pv = a->pv ? a->pv->data : NULL;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
@@ -395,7 +388,7 @@ void attn_span_backward(attn_span_t *a, const model_dims_t *dims, float *dx, con
         }
     }
     // qkv = x·Wqkvᵀ + bqkv
-    matmul_backward(dx, a->wq->grad, a->bq->grad, dqkv, x, a->wq->data, NT, C, 3 * C);
+    attn_proj_in_backward(&a->proj, dx, dqkv, x, NT, C);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -450,7 +443,7 @@ void attn_span_decode_step(attn_span_t *a, const model_dims_t *dims, float *y, c
     CHECK(pos >= 0 && pos < dims->ctx);
     float *qkv = scratch, *heads = scratch + 3 * C, *w = heads + C;
     float *Kc = cache, *Vc = cache + (size_t)P * C;
-    matmul_forward(qkv, x, a->wq->data, a->bq->data, 1, C, 3 * C);
+    attn_proj_in_forward(&a->proj, qkv, x, 1, C);
     memcpy(Kc + (size_t)(pos % P) * C, qkv + C, (size_t)C * sizeof(float));
     memcpy(Vc + (size_t)(pos % P) * C, qkv + 2 * C, (size_t)C * sizeof(float));
     for (int h = 0; h < H; h++) {
@@ -494,7 +487,7 @@ void attn_span_decode_step(attn_span_t *a, const model_dims_t *dims, float *y, c
             for (int e = 0; e < D; e++) o[e] += p * Vp[(size_t)n * D + e];
         }
     }
-    matmul_forward(y, heads, a->wo->data, a->bo->data, 1, C, C);
+    attn_proj_out_forward(&a->proj, y, heads, 1, C);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,19 +9,23 @@
 // mixes a chunk that lies wholly in the past of every query that sees it.
 // Tensors: attn.wq, wk, wv (C,C) consecutive, attn.bq, bk, bv (C), attn.wo, bo (as softmax, so a softmax
 // checkpoint loads by name), attn.E (k, c) and attn.F (k, c) (no F with share=kv), init U(±1/sqrt(c)).
-// No attention dropout (residual dropout still applies); see docs/blocks/linformer.md.
+// Attention dropout (dims->dropout > 0) on the joint softmax's probabilities, as softmax does: P' = P⊙M,
+// M drawn before the parallel loop in (batch, head, row i, column j of P's (T, Lmax) layout) order;
+// see docs/blocks/linformer.md.
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/attn_proj.h"
 #include "model/block.h"
 #include "model/check.h"
 #include "model/ops.h"
 
 typedef struct {
-    param_t *wq, *wk, *wv, *bq, *bk, *bv, *wo, *bo, *E, *F;  // F == E with share=kv
+    attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (model/attn_proj.h)
+    param_t *E, *F;  // F == E with share=kv
     int c, k, w, share;
 } linformer_t;
 
@@ -56,20 +60,12 @@ static void linformer_describe(const block_t *b, char *buf, size_t n) {
 
 static void linformer_register(block_t *b, param_table_t *pt, const char *prefix) {
     linformer_t *s = b->priv;
-    int C = b->dims->dim;
     char name[80];
     float bound = 1.0f / sqrtf((float)s->c);
 #define ADD(field, init, scale, decay, ...)           \
     snprintf(name, sizeof name, "%s" #field, prefix); \
     s->field = params_add(pt, name, init, scale, decay, __VA_ARGS__)
-    ADD(wq, INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(wk, INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(wv, INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(bq, INIT_ZEROS, 0, 0, 1, C);
-    ADD(bk, INIT_ZEROS, 0, 0, 1, C);
-    ADD(bv, INIT_ZEROS, 0, 0, 1, C);
-    ADD(wo, INIT_NORMAL, block_out_proj_std(b->dims), 1, 2, C, C);
-    ADD(bo, INIT_ZEROS, 0, 0, 1, C);
+    attn_proj_register(&s->proj, b->dims, pt, prefix);
     ADD(E, INIT_UNIFORM, bound, 1, 2, s->k, s->c);
     if (s->share) s->F = s->E;
     else { ADD(F, INIT_UNIFORM, bound, 1, 2, s->k, s->c); }
@@ -89,9 +85,11 @@ static int row_len(const linformer_t *s, int T) {
     return full < T + n_comp(s, T) * s->k ? full : T + n_comp(s, T) * s->k;
 }
 
-// per (batch, head) act: Kbar, Vbar (NC·k, D) | P (T, Lmax)
-static size_t head_act(const linformer_t *s, int T, int D) {
-    return 2 * (size_t)n_comp(s, T) * s->k * D + (size_t)T * row_len(s, T);
+static int has_dropout(const block_t *b) { return b->dims->dropout > 0.0f; }
+
+// per (batch, head) act: Kbar, Vbar (NC·k, D) | P (T, Lmax) | [dropped P' (T, Lmax) | mask M (T, Lmax)]
+static size_t head_act(const linformer_t *s, int T, int D, int drop) {
+    return 2 * (size_t)n_comp(s, T) * s->k * D + (size_t)T * row_len(s, T) * (drop ? 3 : 1);
 }
 // per (batch, head) scratch: dP (c, Lmax) | dKbar, dVbar (NC·k, D) | dE, dF (k, c)
 static size_t head_scratch(const linformer_t *s, int T, int D) {
@@ -100,7 +98,7 @@ static size_t head_scratch(const linformer_t *s, int T, int D) {
 
 static size_t linformer_act_floats(const block_t *b, int B, int T) {
     int C = b->dims->dim, D = C / b->dims->heads;
-    return 4 * (size_t)B * T * C + (size_t)B * b->dims->heads * head_act(b->priv, T, D);
+    return 4 * (size_t)B * T * C + (size_t)B * b->dims->heads * head_act(b->priv, T, D, has_dropout(b));
 }
 static size_t linformer_scratch_floats(const block_t *b, int B, int T) {
     int C = b->dims->dim, D = C / b->dims->heads;
@@ -111,8 +109,9 @@ static size_t linformer_scratch_floats(const block_t *b, int B, int T) {
 // forward
 
 // One (batch, head). Q, K, V row stride ld; O row stride ldo. Kbar, Vbar (NC·k, D); P (T, L).
+// With mask M (T, L) (NULL: no dropout), Pd = P⊙M and O = Pd·U; without, Pd == P.
 static void head_forward(const linformer_t *s, const float *Q, const float *K, const float *V, int ld, float *O,
-                         int ldo, float *Kbar, float *Vbar, float *P, int T, int D) {
+                         int ldo, float *Kbar, float *Vbar, float *P, float *Pd, const float *M, int T, int D) {
     int c = s->c, kk = s->k, w = s->w, nb = n_chunks(s, T), NC = n_comp(s, T), L = row_len(s, T);
     float scale = 1.0f / sqrtf((float)D);
     for (int u = 0; u < NC; u++) {
@@ -144,10 +143,16 @@ static void head_forward(const linformer_t *s, const float *Q, const float *K, c
             float inv = 1.0f / sum;
             for (int j = 0; j < valid; j++) row[j] *= inv;
             for (int j = valid; j < L; j++) row[j] = 0.0f;
+            if (M) {
+                const float *m = M + (size_t)(s0 + i) * L;
+                float *pd = Pd + (size_t)(s0 + i) * L;
+                for (int j = 0; j < L; j++) pd[j] = row[j] * m[j];
+            }
         }
+        const float *Pdb = Pd + (size_t)s0 * L;
         float *Ob = O + (size_t)s0 * ldo;
-        if (nk) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, nk, 1.0f, Pb, L, Vbar, D, 0.0f, Ob, ldo);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, ne, 1.0f, Pb + nk, L, V + (size_t)x0 * ld, ld,
+        if (nk) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, nk, 1.0f, Pdb, L, Vbar, D, 0.0f, Ob, ldo);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, ne, 1.0f, Pdb + nk, L, V + (size_t)x0 * ld, ld,
                     nk ? 1.0f : 0.0f, Ob, ldo);
     }
 }
@@ -156,29 +161,46 @@ static void linformer_forward(block_t *b, float *y, const float *x, float *act, 
                               const run_ctx_t *rc) {
     linformer_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
-    size_t BTC = (size_t)N * C, HA = head_act(s, T, D), KB = (size_t)n_comp(s, T) * s->k * D;
+    int drop = has_dropout(b);
+    size_t BTC = (size_t)N * C, HA = head_act(s, T, D, drop), KB = (size_t)n_comp(s, T) * s->k * D;
+    size_t TL = (size_t)T * row_len(s, T);
     float *qkv = act, *heads = act + 3 * BTC, *hbase = act + 4 * BTC;
-    matmul_forward(qkv, x, s->wq->data, s->bq->data, N, C, 3 * C);
+    attn_proj_in_forward(&s->proj, qkv, x, N, C);
+    if (drop) {
+        // Attention dropout: masks drawn serially, before the parallel loop, in (batch, head, i, j) order
+        // over each head's whole (T, Lmax) probability layout (the unused tail of a row draws too).
+        float p = rc->training ? rc->dropout : 0.0f, keep = p > 0 ? 1.0f / (1.0f - p) : 1.0f;
+        for (size_t bh = 0; bh < (size_t)B * H; bh++) {
+            float *M = hbase + bh * HA + 2 * KB + 2 * TL;
+            if (p > 0)
+                for (size_t i = 0; i < TL; i++) M[i] = rng_uniform(rc->rng) < p ? 0.0f : keep;
+            else
+                for (size_t i = 0; i < TL; i++) M[i] = 1.0f;
+        }
+    }
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
             size_t bh = (size_t)bb * H + h;
             const float *base = qkv + (size_t)bb * T * 3 * C;
-            float *ha = hbase + bh * HA;
+            float *ha = hbase + bh * HA, *P = ha + 2 * KB;
             head_forward(s, base + h * D, base + C + h * D, base + 2 * C + h * D, 3 * C,
-                         heads + (size_t)bb * T * C + h * D, C, ha, ha + KB, ha + 2 * KB, T, D);
+                         heads + (size_t)bb * T * C + h * D, C, ha, ha + KB, P, drop ? P + TL : P,
+                         drop ? P + 2 * TL : NULL, T, D);
         }
-    matmul_forward(y, heads, s->wo->data, s->bo->data, N, C, C);
+    attn_proj_out_forward(&s->proj, y, heads, N, C);
 }
 
 // ---------------------------------------------------------------------------------------------
-// backward. Per query chunk, with W = [K̄_<b−w ; K_x0..] and U = [V̄ ; V] the rows the chunk sees:
-//   dP = dO·Uᵀ,  dU += Pᵀ·dO,  dS = P⊙(dP − rowsum(dP⊙P)),  dQ += scale·dS·W,  dW += scale·dSᵀ·Q
+// backward. Per query chunk, with W = [K̄_<b−w ; K_x0..] and U = [V̄ ; V] the rows the chunk sees, and
+// P' = P⊙M the dropped probabilities (P' == P, M == 1 without dropout):
+//   dP' = dO·Uᵀ,  dU += P'ᵀ·dO,  dP = dP'⊙M,  dS = P⊙(dP − rowsum(dP⊙P)),  dQ += scale·dS·W,  dW += scale·dSᵀ·Q
 // then for each compressed chunk (K̄_u = E·K_u):  dE += dK̄_u·K_uᵀ,  dK_u += Eᵀ·dK̄_u  (same for F, V)
 // — over every chunk and head; per-head dE partials are summed after the parallel loop.
 static void head_backward(const linformer_t *s, const float *Q, const float *K, const float *V, int ld,
                           const float *dO, int ldo, float *dQ, float *dK, float *dV, const float *Kbar,
-                          const float *Vbar, const float *P, float *sc, int T, int D) {
+                          const float *Vbar, const float *P, const float *Pd, const float *M, float *sc, int T,
+                          int D) {
     int c = s->c, kk = s->k, w = s->w, nb = n_chunks(s, T), NC = n_comp(s, T), L = row_len(s, T);
     float scale = 1.0f / sqrtf((float)D);
     float *dP = sc, *dKbar = dP + (size_t)c * L, *dVbar = dKbar + (size_t)NC * kk * D;
@@ -188,19 +210,24 @@ static void head_backward(const linformer_t *s, const float *Q, const float *K, 
     for (int b = 0; b < nb; b++) {
         int s0 = b * c, n = T - s0 < c ? T - s0 : c, ncb = b - w > 0 ? b - w : 0;
         int nk = ncb * kk, x0 = ncb * c, ne = s0 + n - x0;
-        const float *Pb = P + (size_t)s0 * L, *dOb = dO + (size_t)s0 * ldo, *Qb = Q + (size_t)s0 * ld;
+        const float *Pb = P + (size_t)s0 * L, *Pdb = Pd + (size_t)s0 * L, *dOb = dO + (size_t)s0 * ldo;
+        const float *Qb = Q + (size_t)s0 * ld;
         if (nk) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, D, 1.0f, dOb, ldo, Vbar, D, 0.0f, dP, L);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, n, 1.0f, Pb, L, dOb, ldo, 1.0f, dVbar, D);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, n, 1.0f, Pdb, L, dOb, ldo, 1.0f, dVbar, D);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ne, D, 1.0f, dOb, ldo, V + (size_t)x0 * ld, ld, 0.0f,
                     dP + nk, L);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ne, D, n, 1.0f, Pb + nk, L, dOb, ldo, 1.0f,
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ne, D, n, 1.0f, Pdb + nk, L, dOb, ldo, 1.0f,
                     dV + (size_t)x0 * ld, ld);
         for (int i = 0; i < n; i++) {
             float *d = dP + (size_t)i * L;
             const float *p = Pb + (size_t)i * L;
             int valid = nk + (s0 + i - x0) + 1;
+            if (M) {
+                const float *m = M + (size_t)(s0 + i) * L;
+                for (int j = 0; j < valid; j++) d[j] *= m[j];
+            }
             float dot = 0;
             for (int j = 0; j < valid; j++) dot += d[j] * p[j];
             for (int j = 0; j < valid; j++) d[j] = p[j] * (d[j] - dot);
@@ -233,21 +260,22 @@ static void linformer_backward(block_t *b, float *dx, const float *dy, const flo
                                float *scratch, int B, int T, const run_ctx_t *rc) {
     linformer_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
-    size_t BTC = (size_t)N * C, HA = head_act(s, T, D), HS = head_scratch(s, T, D);
-    size_t KB = (size_t)n_comp(s, T) * s->k * D, EC = (size_t)s->k * s->c;
+    int drop = has_dropout(b);
+    size_t BTC = (size_t)N * C, HA = head_act(s, T, D, drop), HS = head_scratch(s, T, D);
+    size_t KB = (size_t)n_comp(s, T) * s->k * D, EC = (size_t)s->k * s->c, TL = (size_t)T * row_len(s, T);
     const float *qkv = act, *heads = act + 3 * BTC, *hbase = act + 4 * BTC;
     float *dheads = scratch, *dqkv = scratch + BTC, *sbase = scratch + 4 * BTC;
     memset(dheads, 0, 4 * BTC * sizeof(float));
-    matmul_backward(dheads, s->wo->grad, s->bo->grad, dy, heads, s->wo->data, N, C, C);
+    attn_proj_out_backward(&s->proj, dheads, dy, heads, N, C);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
             size_t bh = (size_t)bb * H + h, row = (size_t)bb * T;
-            const float *base = qkv + row * 3 * C, *ha = hbase + bh * HA;
+            const float *base = qkv + row * 3 * C, *ha = hbase + bh * HA, *P = ha + 2 * KB;
             float *dbase = dqkv + row * 3 * C;
             head_backward(s, base + h * D, base + C + h * D, base + 2 * C + h * D, 3 * C, dheads + row * C + h * D, C,
-                          dbase + h * D, dbase + C + h * D, dbase + 2 * C + h * D, ha, ha + KB, ha + 2 * KB,
-                          sbase + bh * HS, T, D);
+                          dbase + h * D, dbase + C + h * D, dbase + 2 * C + h * D, ha, ha + KB, P,
+                          drop ? P + TL : P, drop ? P + 2 * TL : NULL, sbase + bh * HS, T, D);
         }
     // E and F gradients: the sum over every batch row and head (fixed order: deterministic)
     for (size_t bh = 0; bh < (size_t)B * H; bh++) {
@@ -255,7 +283,7 @@ static void linformer_backward(block_t *b, float *dx, const float *dy, const flo
         for (size_t i = 0; i < EC; i++) s->E->grad[i] += dE[i];
         for (size_t i = 0; i < EC; i++) s->F->grad[i] += dF[i];  // F == E with share=kv
     }
-    matmul_backward(dx, s->wq->grad, s->bq->grad, dqkv, x, s->wq->data, N, C, 3 * C);
+    attn_proj_in_backward(&s->proj, dx, dqkv, x, N, C);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -281,7 +309,7 @@ static void linformer_decode_step(block_t *b, float *y, const float *x, int pos,
     int R = (w + 1) * c, NCmax = decode_ncomp(s, ctx);
     float *Kr = cache, *Vr = Kr + (size_t)R * C, *Kb = Vr + (size_t)R * C, *Vb = Kb + (size_t)NCmax * kk * C;
     float *qkv = scratch, *heads = qkv + 3 * C, *sc = heads + C;
-    matmul_forward(qkv, x, s->wq->data, s->bq->data, 1, C, 3 * C);
+    attn_proj_in_forward(&s->proj, qkv, x, 1, C);
     int cb = pos / c, t = pos % c;
     if (t == 0 && cb >= w + 1) {
         // chunk cb−w−1 leaves the exact window: compress it before its ring slot is reused
@@ -324,7 +352,7 @@ static void linformer_decode_step(block_t *b, float *y, const float *x, int pos,
     }
 #undef KEY_ROW
 #undef VAL_ROW
-    matmul_forward(y, heads, s->wo->data, s->bo->data, 1, C, C);
+    attn_proj_out_forward(&s->proj, y, heads, 1, C);
 }
 
 const block_ops_t mixer_linformer_ops = {

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/attn_proj.h"
 #include "model/block.h"
 #include "model/check.h"
 #include "model/favor.h"
@@ -33,7 +34,8 @@ enum { KERNEL_SOFTMAX = 0, KERNEL_RELU = 1 };
 #define DEN_TINY 1e-30f  // y = numerator / max(denominator, DEN_TINY)
 
 typedef struct {
-    param_t *wq, *wk, *wv, *bq, *bk, *bv, *wo, *bo, *omega;
+    attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (model/attn_proj.h)
+    param_t *omega;
     int m, kernel, rows;
     long redraw;
     int D;
@@ -119,21 +121,10 @@ static void performer_describe(const block_t *b, char *buf, size_t n) {
 
 static void performer_register(block_t *b, param_table_t *pt, const char *prefix) {
     performer_t *s = b->priv;
-    int C = b->dims->dim;
     char name[80];
-#define ADD(field, init, scale, decay, ...)           \
-    snprintf(name, sizeof name, "%s" #field, prefix); \
-    s->field = params_add(pt, name, init, scale, decay, __VA_ARGS__)
-    ADD(wq, INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(wk, INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(wv, INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(bq, INIT_ZEROS, 0, 0, 1, C);
-    ADD(bk, INIT_ZEROS, 0, 0, 1, C);
-    ADD(bv, INIT_ZEROS, 0, 0, 1, C);
-    ADD(wo, INIT_NORMAL, block_out_proj_std(b->dims), 1, 2, C, C);
-    ADD(bo, INIT_ZEROS, 0, 0, 1, C);
-    ADD(omega, INIT_CUSTOM, 0, 0, 2, s->m, s->D);
-#undef ADD
+    attn_proj_register(&s->proj, b->dims, pt, prefix);
+    snprintf(name, sizeof name, "%somega", prefix);
+    s->omega = params_add(pt, name, INIT_CUSTOM, 0, 0, 2, s->m, s->D);
     s->omega->trainable = 0;
     s->omega->init_fn = omega_init;
     s->omega->init_owner = s;
@@ -308,7 +299,7 @@ static void performer_forward(block_t *b, float *y, const float *x, float *act, 
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
     size_t BTC = (size_t)N * C, HA = head_act(s, T), HS = head_scratch(s), R = (size_t)s->rows;
     float *qkv = act, *heads = act + 3 * BTC, *hbase = act + 4 * BTC;
-    matmul_forward(qkv, x, s->wq->data, s->bq->data, N, C, 3 * C);
+    attn_proj_in_forward(&s->proj, qkv, x, N, C);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
@@ -318,7 +309,7 @@ static void performer_forward(block_t *b, float *y, const float *x, float *act, 
             head_forward(s, head_views(s, hbase + bh * HA, T), base + h * D, base + C + h * D, base + 2 * C + h * D,
                          3 * C, heads + (size_t)bb * T * C + h * D, C, sc, sc + R * R, T);
         }
-    matmul_forward(y, heads, s->wo->data, s->bo->data, N, C, C);
+    attn_proj_out_forward(&s->proj, y, heads, N, C);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -433,7 +424,7 @@ static void performer_backward(block_t *b, float *dx, const float *dy, const flo
     float *hbase = (float *)act + 4 * BTC;
     float *dheads = scratch, *dqkv = scratch + BTC;
     memset(dheads, 0, 4 * BTC * sizeof(float));
-    matmul_backward(dheads, s->wo->grad, s->bo->grad, dy, heads, s->wo->data, N, C, C);
+    attn_proj_out_backward(&s->proj, dheads, dy, heads, N, C);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
@@ -444,7 +435,7 @@ static void performer_backward(block_t *b, float *dx, const float *dy, const flo
                           heads + row * C + h * D, dheads + row * C + h * D, C, dbase + h * D, dbase + C + h * D,
                           dbase + 2 * C + h * D, scratch + 4 * BTC + bh * HS, T);
         }
-    matmul_backward(dx, s->wq->grad, s->bq->grad, dqkv, x, s->wq->data, N, C, 3 * C);
+    attn_proj_in_backward(&s->proj, dx, dqkv, x, N, C);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -464,7 +455,7 @@ static void performer_decode_step(block_t *b, float *y, const float *x, int pos,
     int C = b->dims->dim, H = b->dims->heads, D = s->D, D1 = D + 1, m = s->m;
     CHECK(pos >= 0);
     float *qkv = scratch, *heads = qkv + 3 * C, *qf = heads + C, *kf = qf + m, *num = kf + m;
-    matmul_forward(qkv, x, s->wq->data, s->bq->data, 1, C, 3 * C);
+    attn_proj_in_forward(&s->proj, qkv, x, 1, C);
     size_t per_head = (size_t)m * D1 + 1;
     for (int h = 0; h < H; h++) {
         float *S = cache + h * per_head, *cstate = S + (size_t)m * D1;
@@ -494,7 +485,7 @@ static void performer_decode_step(block_t *b, float *y, const float *x, int pos,
         float inv = 1.0f / fmaxf(num[D], DEN_TINY);
         for (int d = 0; d < D; d++) heads[h * D + d] = num[d] * inv;
     }
-    matmul_forward(y, heads, s->wo->data, s->bo->data, 1, C, C);
+    attn_proj_out_forward(&s->proj, y, heads, 1, C);
 }
 
 const block_ops_t mixer_performer_ops = {

@@ -13,12 +13,13 @@
 #include <string.h>
 
 #include "model/attn_span.h"
+#include "model/attn_proj.h"
 #include "model/block.h"
 #include "model/check.h"
 #include "model/ops.h"
 
 typedef struct {
-    param_t *wq, *wk, *wv, *bq, *bk, *bv, *wo, *bo;
+    attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (model/attn_proj.h)
     long persist;      // > 0: everything below delegates to the attn_span core
     attn_span_t span;
 } softmax_t;
@@ -49,20 +50,7 @@ static void softmax_register(block_t *b, param_table_t *pt, const char *prefix) 
         attn_span_register(&s->span, b, pt, prefix);
         return;
     }
-    int C = b->dims->dim;
-    char name[80];
-#define ADD(field, init, scale, decay, ...)                                  \
-    snprintf(name, sizeof name, "%s" #field, prefix);                        \
-    s->field = params_add(pt, name, init, scale, decay, __VA_ARGS__)
-    ADD(wq, INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(wk, INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(wv, INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(bq, INIT_ZEROS, 0, 0, 1, C);
-    ADD(bk, INIT_ZEROS, 0, 0, 1, C);
-    ADD(bv, INIT_ZEROS, 0, 0, 1, C);
-    ADD(wo, INIT_NORMAL, block_out_proj_std(b->dims), 1, 2, C, C);
-    ADD(bo, INIT_ZEROS, 0, 0, 1, C);
-#undef ADD
+    attn_proj_register(&s->proj, b->dims, pt, prefix);
 }
 
 // act layout: qkv (B,T,3C) | probs (B,H,T,T) | [dropped probs (B,H,T,T) | mask (B,H,T,T)] | heads (B,T,C)
@@ -148,7 +136,7 @@ static void softmax_forward(block_t *b, float *y, const float *x, float *act, fl
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
     views_t v = views(b, act, B, T);
     // qkv = x·[Wq;Wk;Wv]ᵀ + [bq;bk;bv], one (N,C)×(C,3C) product over the contiguous weights.
-    matmul_forward(v.qkv, x, s->wq->data, s->bq->data, N, C, 3 * C);
+    attn_proj_in_forward(&s->proj, v.qkv, x, N, C);
     if (v.mask) {
         // Attention dropout: masks drawn serially, in (b,h,i,j) order, before the parallel loop.
         float p = rc->training ? rc->dropout : 0.0f;
@@ -170,7 +158,7 @@ static void softmax_forward(block_t *b, float *y, const float *x, float *act, fl
                          v.heads + (size_t)bb * T * C + h * D, v.mask ? v.mask + bh * TT : NULL,
                          v.mask ? v.dropped + bh * TT : NULL, T, D, 3 * C, C, scale);
         }
-    matmul_forward(y, v.heads, s->wo->data, s->bo->data, N, C, C);
+    attn_proj_out_forward(&s->proj, y, v.heads, N, C);
 }
 
 // Backward for one (batch, head). Forward: S = scale·QKᵀ (causal), P = softmax(S), P' = P⊙M, O = P'V.
@@ -223,7 +211,7 @@ static void softmax_backward(block_t *b, float *dx, const float *dy, const float
     float *dheads = scratch, *dqkv = scratch + (size_t)N * C, *dP = dqkv + (size_t)N * 3 * C;
     memset(dheads, 0, (size_t)N * 4 * C * sizeof(float));
     // y = heads·Woᵀ + bo
-    matmul_backward(dheads, s->wo->grad, s->bo->grad, dy, v.heads, s->wo->data, N, C, C);
+    attn_proj_out_backward(&s->proj, dheads, dy, v.heads, N, C);
     float scale = 1.0f / sqrtf((float)D);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
@@ -236,7 +224,7 @@ static void softmax_backward(block_t *b, float *dx, const float *dy, const float
                           dbase + C + h * D, dbase + 2 * C + h * D, dP + bh * TT, T, D, 3 * C, C, scale);
         }
     // qkv = x·Wqkvᵀ + bqkv
-    matmul_backward(dx, s->wq->grad, s->bq->grad, dqkv, x, s->wq->data, N, C, 3 * C);
+    attn_proj_in_backward(&s->proj, dx, dqkv, x, N, C);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -263,7 +251,7 @@ static void softmax_decode_step(block_t *b, float *y, const float *x, int pos, f
     CHECK(pos >= 0 && pos < ctx);
     float *qkv = scratch, *heads = scratch + 3 * C, *w = heads + C;
     float *Kc = cache, *Vc = cache + (size_t)ctx * C;
-    matmul_forward(qkv, x, s->wq->data, s->bq->data, 1, C, 3 * C);
+    attn_proj_in_forward(&s->proj, qkv, x, 1, C);
     memcpy(Kc + (size_t)pos * C, qkv + C, (size_t)C * sizeof(float));
     memcpy(Vc + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(float));
     float scale = 1.0f / sqrtf((float)D);
@@ -292,7 +280,7 @@ static void softmax_decode_step(block_t *b, float *y, const float *x, int pos, f
             for (int e = 0; e < D; e++) o[e] += a * vv[e];
         }
     }
-    matmul_forward(y, heads, s->wo->data, s->bo->data, 1, C, C);
+    attn_proj_out_forward(&s->proj, y, heads, 1, C);
 }
 
 const block_ops_t mixer_softmax_ops = {
