@@ -13,14 +13,20 @@ float64.
     /usr/bin/python3 tests/twin.py CKPT --eval FILE      prints "loss X | ppl Y | bpb Z | tokens N"
     /usr/bin/python3 tests/twin.py CKPT --info           config, layer kinds, parameter count
 
-Implemented block kinds: mixer softmax (persist=0), ffn mlp(hidden=N) and none. Any other kind (or
-option value) raises NotImplementedError naming the layer. bench/twin_bench.py imports this file
-for the same model in float32.
+Implemented block kinds, every built one, written from the math of BLOCKS.md and docs/blocks/*.md:
+mixers softmax (persist=N), adaptive (span, ramp, persist; BLOCKS.md §2), allattn (§3), performer
+(softmax and relu kernels, the stored omega; §5), linformer (causal chunks, window, share=kv; §6);
+ffns mlp(hidden=N) and none. Any other kind (or option) raises NotImplementedError naming the layer.
+Training-only options (init, lambda, redraw) do not enter the forward. bench/twin_bench.py imports
+this file for the same model in float32.
 
 Conventions mirrored here (independently of the C code): wte [V,d], wpe [ctx,d]; pre-LN residual
 blocks x += mixer(LN1(x)); x += ffn(LN2(x)) (no LN2 and no ffn term when the ffn is `none`); final
 LN; logits = x . wte^T (tied); LayerNorm eps 1e-5 with biased variance; GELU tanh approximation;
 linear weights stored [out, in] as nn.Linear; attention head h owns columns h*D..h*D+D-1 of q, k, v.
+Per-kind tensors (docs/blocks/*.md): attn.span (H) holds z~ with z = span*z~; attn.persist_k and
+persist_v are (H, N, D); attn.omega (m, D), one per layer shared by its heads; attn.E, attn.F (k, c),
+no F with share=kv. Evaluation windows are never longer than ctx, so position t uses wpe[t].
 """
 import json
 import math
@@ -68,6 +74,18 @@ def read_safetensors(path):
 _BLOCK_RE = re.compile(r"^([a-z_]+)(?:\((.*)\))?$")
 
 
+def _parse_value(v):
+    """An option value: int, then float, else a word (kernel=relu, share=kv)."""
+    try:
+        return int(v, 0)
+    except ValueError:
+        pass
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
 def _parse_block(text):
     m = _BLOCK_RE.match(text)
     if not m:
@@ -76,7 +94,7 @@ def _parse_block(text):
     if m.group(2):
         for kv in m.group(2).split(","):
             k, v = kv.split("=")
-            opts[k.strip()] = float(v) if any(c in v for c in ".eE") and not v.startswith("0x") else int(v, 0)
+            opts[k.strip()] = _parse_value(v.strip())
     return m.group(1), opts
 
 
@@ -176,18 +194,186 @@ class MLP(nn.Module):
         return self.w2(F.gelu(h, approximate="tanh") if self.fast else gelu_tanh(h))
 
 
+def _qkv_heads(mod, x):
+    """q, k, v of shape (B, H, T, D); head h owns columns h*D .. h*D+D-1."""
+    B, T, C = x.shape
+    H, D = mod.H, mod.D
+    return tuple(w(x).view(B, T, H, D).transpose(1, 2) for w in (mod.wq, mod.wk, mod.wv))
+
+
+def _merge_heads(mod, o):
+    B, H, T, D = o.shape
+    return mod.wo(o.transpose(1, 2).reshape(B, T, H * D))
+
+
+class SpanAttention(nn.Module):
+    """BLOCKS.md §2 and §3: softmax attention with an optional adaptive span mask (adaptive, allattn)
+    and N optional persistent key/value pairs per head (allattn, persist=N of softmax and adaptive).
+
+    Per head h, query i, key j <= i at distance x = i - j, scores s_ij = q_i.k_j / sqrt(D):
+        z_h = S * span_h (span_h the stored z~_h), m(x) = clamp((R + z_h - x) / R, 0, 1)
+        persistent logits q_i.Kp_n (Kp stored (H, N, D); the used sqrt(D) Kp over sqrt(D) cancels),
+        persistent values sqrt(N) * Vp_n,
+        one joint normalization Z_i = sum_j m(i-j) e^{s_ij} + sum_n e^{q_i.Kp_n}
+    computed here as a softmax over [s_ij + log m(i-j) (j <= i) | q_i.Kp_n] (log 0 = -inf)."""
+
+    def __init__(self, C, H, span=None, ramp=None, N=0):
+        super().__init__()
+        self.H, self.D = H, C // H
+        self.wq, self.wk, self.wv, self.wo = (nn.Linear(C, C) for _ in range(4))
+        self.S, self.R, self.N = span, ramp, N
+        if span is not None:
+            self.span = nn.Parameter(torch.zeros(H))
+        if N > 0:
+            self.persist_k = nn.Parameter(torch.zeros(H, N, self.D))
+            self.persist_v = nn.Parameter(torch.zeros(H, N, self.D))
+
+    def forward(self, x):
+        q, k, v = _qkv_heads(self, x)
+        T, D = x.shape[1], self.D
+        s = q @ k.transpose(-1, -2) / math.sqrt(D)  # (B, H, T, T)
+        pos = torch.arange(T, device=x.device)
+        dist = (pos[:, None] - pos[None, :]).to(s.dtype)  # i - j
+        if self.S is not None:
+            z = (self.S * self.span).view(-1, 1, 1)  # (H, 1, 1), tokens
+            m = ((self.R + z - dist) / self.R).clamp(0.0, 1.0)  # (H, T, T)
+            s = s + torch.log(m)  # mask inside the normalization
+        s = s.masked_fill(dist < 0, float("-inf"))  # causal: j <= i
+        if self.N > 0:
+            sp = q @ self.persist_k.transpose(-1, -2)  # (B, H, T, N): never masked, no position
+            p = torch.softmax(torch.cat([s, sp], dim=-1), dim=-1)
+            o = p[..., :T] @ v + p[..., T:] @ (math.sqrt(self.N) * self.persist_v)
+        else:
+            o = torch.softmax(s, dim=-1) @ v
+        return _merge_heads(self, o)
+
+
+class PerformerAttention(nn.Module):
+    """BLOCKS.md §5, docs/blocks/performer.md: causal FAVOR+ with the stored random features
+    omega (m, D), shared by the layer's heads, as stored (eval never redraws).
+
+    x^ = D^(-1/4) x for q and k. softmax kernel: phi(x^)_r = m^(-1/2) exp(w_r.x^ - |x^|^2/2);
+    relu kernel: phi(x^)_r = ReLU(w_r.x^) + 1e-3. y_i = sum_{j<=i} (phi_q_i.phi_k_j) v_j /
+    max(sum_{j<=i} phi_q_i.phi_k_j, 1e-30). The prefix sums S_i, z_i are written here as the
+    equivalent causal T x T matrix A_ij = phi_q_i.phi_k_j (j <= i), a direct transcription of the
+    definition. Stabilizers, factors common to a whole row i of A that cancel between numerator and
+    denominator: the query's own max over features (its -|q^|^2/2 is dropped, constant along the
+    row too), and for keys c_i = max over j <= i and r of (w_r.k^_j - |k^_j|^2/2), applied as
+    phi_k_j relative to its own c_j times exp(c_j - c_i) <= 1 (so no exponent is ever positive)."""
+
+    def __init__(self, C, H, m, kernel):
+        super().__init__()
+        if kernel not in ("softmax", "relu"):
+            raise NotImplementedError(f"performer kernel '{kernel}'")
+        self.H, self.D, self.m, self.kernel = H, C // H, m, kernel
+        self.wq, self.wk, self.wv, self.wo = (nn.Linear(C, C) for _ in range(4))
+        self.register_buffer("omega", torch.zeros(m, self.D))
+
+    def forward(self, x):
+        q, k, v = _qkv_heads(self, x)
+        T, D, m = x.shape[1], self.D, self.m
+        qh, kh = q * D ** -0.25, k * D ** -0.25
+        aq = qh @ self.omega.t()  # (B, H, T, m): w_r.x^
+        ak = kh @ self.omega.t()
+        if self.kernel == "relu":
+            fq, fk = torch.relu(aq) + 1e-3, torch.relu(ak) + 1e-3
+        else:
+            ak = ak - 0.5 * (kh * kh).sum(-1, keepdim=True)
+            fq = m ** -0.5 * torch.exp(aq - aq.amax(-1, keepdim=True))
+            c = torch.cummax(ak.amax(-1), dim=-1).values  # (B, H, T): prefix max over j <= i and r
+            fk = m ** -0.5 * torch.exp(ak - c.unsqueeze(-1))
+        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+        A = fq @ fk.transpose(-1, -2)  # (B, H, T, T)
+        if self.kernel == "relu":
+            A = A * causal
+        else:  # A_ij * exp(c_j - c_i), j <= i
+            A = A * torch.exp((c.unsqueeze(-2) - c.unsqueeze(-1)).masked_fill(~causal, float("-inf")))
+        o = (A @ v) / A.sum(-1, keepdim=True).clamp_min(1e-30)
+        return _merge_heads(self, o)
+
+
+class LinformerAttention(nn.Module):
+    """BLOCKS.md §6, docs/blocks/linformer.md: causal chunked Linformer. Positions are cut into
+    chunks of c; every completed chunk u is compressed to k keys Kbar_u = E.K[uc .. uc+c-1] and
+    values Vbar_u = F.V[...] (K, V after their biases; E[rho, tau] weighs the chunk's tau-th token,
+    oldest first; F = E with share=kv; shared by chunks and heads). A query i in chunk b = i // c
+    attends in ONE softmax, scale 1/sqrt(D), to the exact keys j <= i of chunks b-w .. b and to the
+    compressed vectors of chunks u < b-w (never both for a chunk). Written here as one score matrix
+    over [all completed chunks' compressed vectors | all exact keys] with a per-query column mask."""
+
+    def __init__(self, C, H, chunk, k, window, share):
+        super().__init__()
+        if share not in ("none", "kv"):
+            raise NotImplementedError(f"linformer share '{share}'")
+        self.H, self.D, self.c, self.k, self.w, self.share = H, C // H, chunk, k, window, share
+        self.wq, self.wk, self.wv, self.wo = (nn.Linear(C, C) for _ in range(4))
+        self.E = nn.Parameter(torch.zeros(k, chunk))
+        if share == "none":
+            self.F = nn.Parameter(torch.zeros(k, chunk))
+
+    def forward(self, x):
+        q, k, v = _qkv_heads(self, x)
+        B, H, T, D = q.shape
+        c, kk, w = self.c, self.k, self.w
+        F_ = self.E if self.share == "kv" else self.F
+        U = T // c  # completed chunks (only these can ever be compressed)
+        kc = k[:, :, :U * c].reshape(B, H, U, c, D)
+        vc = v[:, :, :U * c].reshape(B, H, U, c, D)
+        kbar = torch.einsum("rt,bhutd->bhurd", self.E, kc).reshape(B, H, U * kk, D)
+        vbar = torch.einsum("rt,bhutd->bhurd", F_, vc).reshape(B, H, U * kk, D)
+        i = torch.arange(T, device=x.device)
+        qchunk = i // c  # b of query i
+        # compressed column (u, rho) visible to query i iff u < b - w
+        ucol = torch.arange(U, device=x.device).repeat_interleave(kk)
+        vis_comp = ucol[None, :] < (qchunk[:, None] - w)
+        # exact key j visible iff j <= i and chunk(j) >= b - w
+        vis_exact = (i[None, :] <= i[:, None]) & ((i[None, :] // c) >= (qchunk[:, None] - w))
+        vis = torch.cat([vis_comp, vis_exact], dim=1)  # (T, U*kk + T)
+        s = torch.cat([q @ kbar.transpose(-1, -2), q @ k.transpose(-1, -2)], dim=-1) / math.sqrt(D)
+        p = torch.softmax(s.masked_fill(~vis, float("-inf")), dim=-1)
+        o = p[..., :U * kk] @ vbar + p[..., U * kk:] @ v
+        return _merge_heads(self, o)
+
+
+# options of every built kind and their defaults (BLOCKS.md, "Options per kind"); None: ctx
+_MIXER_OPTS = {
+    "softmax": {"persist": 0},
+    "adaptive": {"span": None, "ramp": 32, "init": 0.5, "lambda": 2e-6, "persist": 0},
+    "allattn": {"persist": 256, "span": None, "ramp": 32, "init": 0.5, "lambda": 2e-6},
+    "performer": {"features": 128, "kernel": "softmax", "redraw": 1000},
+    "linformer": {"chunk": 32, "k": 4, "window": 0, "share": "none"},
+}
+
+
+def make_mixer(idx, C, H, ctx, kind, opts):
+    if kind not in _MIXER_OPTS:
+        raise NotImplementedError(f"layer {idx}: mixer '{kind}' is not implemented in the twin "
+                                  f"(only {', '.join(_MIXER_OPTS)})")
+    unknown = set(opts) - set(_MIXER_OPTS[kind])
+    if unknown:
+        raise NotImplementedError(f"layer {idx}: mixer '{kind}' option(s) {sorted(unknown)} not known to the twin")
+    o = dict(_MIXER_OPTS[kind], **opts)
+    if kind == "softmax":
+        return SoftmaxAttention(C, H) if o["persist"] == 0 else SpanAttention(C, H, N=o["persist"])
+    if kind in ("adaptive", "allattn"):
+        S = ctx if o["span"] is None else o["span"]
+        return SpanAttention(C, H, span=S, ramp=o["ramp"], N=o["persist"])
+    if kind == "performer":
+        return PerformerAttention(C, H, o["features"], o["kernel"])
+    return LinformerAttention(C, H, o["chunk"], o["k"], o["window"], o["share"])
+
+
 class Layer(nn.Module):
-    def __init__(self, idx, C, H, mixer, ffn, fast=False):
+    def __init__(self, idx, C, H, mixer, ffn, fast=False, ctx=None):
         super().__init__()
         mk, mo = mixer
         fk, fo = ffn
-        if mk != "softmax" or mo.get("persist", 0) != 0:
-            raise NotImplementedError(f"layer {idx}: mixer '{mk}' with options {mo} is not implemented in the twin "
-                                      "(only softmax(persist=0))")
         if fk not in ("mlp", "none"):
             raise NotImplementedError(f"layer {idx}: ffn '{fk}' is not implemented in the twin (only mlp, none)")
+        if mk == "allattn" and fk != "none":
+            raise ValueError(f"layer {idx}: allattn takes no ffn (got '{fk}')")
         self.ln1 = LayerNorm(C, fast)
-        self.attn = SoftmaxAttention(C, H)
+        self.attn = make_mixer(idx, C, H, ctx, mk, mo)
         self.has_ffn = fk == "mlp"
         if self.has_ffn:
             self.ln2 = LayerNorm(C, fast)
@@ -210,7 +396,7 @@ class GPT(nn.Module):
         self.vocab, self.dim, self.heads, self.ctx = vocab, dim, heads, ctx
         self.wte = nn.Parameter(torch.zeros(vocab, dim))
         self.wpe = nn.Parameter(torch.zeros(ctx, dim))
-        self.layers = nn.ModuleList(Layer(i, dim, heads, m, f, fast) for i, (m, f) in enumerate(layers))
+        self.layers = nn.ModuleList(Layer(i, dim, heads, m, f, fast, ctx) for i, (m, f) in enumerate(layers))
         self.lnf = LayerNorm(dim, fast)
 
     def init_weights(self, gen=None):
@@ -224,8 +410,15 @@ class GPT(nn.Module):
                     p.normal_(0.0, 0.02, generator=gen)
                 elif ".ln" in name or name.startswith("lnf"):
                     p.fill_(1.0 if name.endswith("weight") else 0.0)
+                elif name.endswith("attn.span"):
+                    p.fill_(0.5)
+                elif name.endswith("attn.persist_k") or name.endswith("attn.persist_v"):
+                    p.normal_(0.0, 1.0 / math.sqrt(p.shape[-1 if name.endswith("k") else -2]), generator=gen)
                 else:
                     p.zero_()
+            for name, b in self.named_buffers():  # performer omega: i.i.d. N(0, 1) rows (not orthogonal)
+                if name.endswith("attn.omega"):
+                    b.normal_(0.0, 1.0, generator=gen)
 
     def forward(self, idx, targets=None):
         B, T = idx.shape
@@ -254,7 +447,7 @@ def _twin_name(name):
     m = re.match(r"^lnf\.(weight|bias)$", name)
     if m:
         return f"lnf.{m.group(1)}"
-    return name  # wte, wpe
+    return name  # wte, wpe, layers.L.attn.{span, persist_k, persist_v, omega, E, F}
 
 
 def load_checkpoint(path, dtype=torch.float64):
@@ -266,6 +459,7 @@ def load_checkpoint(path, dtype=torch.float64):
     layers = parse_spec(cfg["layers"])
     model = GPT(cfg["vocab"], cfg["dim"], cfg["heads"], cfg["ctx"], layers)
     params = dict(model.named_parameters())
+    params.update(model.named_buffers())  # performer's omega: a buffer, loaded as stored
     seen = set()
     with torch.no_grad():
         for name, arr in tensors.items():
