@@ -5,33 +5,8 @@
 # the deliberate 130), and an existing checkpoint at --out is never lost or corrupted.
 #   ATTNLAB_BUILD=build/release bash tests/cli_badinput.sh
 set -u
-cd "$(dirname "$0")/.."
-BUILD=${ATTNLAB_BUILD:-.}
-TRAIN=$BUILD/train; [ -x "$TRAIN" ] || TRAIN=./train
-INFER=$BUILD/infer; [ -x "$INFER" ] || INFER=./infer
-PY=/usr/bin/python3
-DATA=../shared/data/tinyshakespeare.txt
-[ -x "$TRAIN" ] && [ -x "$INFER" ] || { echo "train/infer not built (run make)"; exit 1; }
-[ -r "$DATA" ] || { echo "skip: $DATA not found"; exit 77; }
-# Passive OpenMP waiting: on a loaded 2-core machine, spinning threads make multi-threaded runs
-# 10-20x slower; the wait policy changes no result.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-
-# ---------------------------------------------------------------------------------------------
-# helpers
-
-LAST=""; RC=0
-fail() {
-    echo "FAIL: $*"
-    if [ -n "$LAST" ]; then
-        echo "  command: $LAST"; echo "  exit status: $RC"
-        echo "  stdout: $(head -c 1500 "$W/out" 2>/dev/null)"; echo "  stderr: $(head -c 1500 "$W/err" 2>/dev/null)"
-    fi
-    exit 1
-}
-check() { echo "check: $*"; }
-run() { LAST="$*"; "$@" >"$W/out" 2>"$W/err"; RC=$?; }
+# shellcheck source=tests/lib_cli.sh
+source "$(dirname "$0")/lib_cli.sh"
 
 # expect_err CODE REGEX CMD...: exit status CODE, exactly one non-empty stderr line matching REGEX
 # (extended, case-insensitive), and no crash.

@@ -6,31 +6,8 @@
 # --resume are exit 2 naming the flag; --steps extends a finished run.
 #   ATTNLAB_BUILD=build/release bash tests/cli_resume.sh
 set -u
-cd "$(dirname "$0")/.."
-BUILD=${ATTNLAB_BUILD:-.}
-TRAIN=$BUILD/train; [ -x "$TRAIN" ] || TRAIN=./train
-INFER=$BUILD/infer; [ -x "$INFER" ] || INFER=./infer
-PY=/usr/bin/python3
-DATA=../shared/data/tinyshakespeare.txt
-[ -x "$TRAIN" ] && [ -x "$INFER" ] || { echo "train/infer not built (run make)"; exit 1; }
-[ -r "$DATA" ] || { echo "skip: $DATA not found"; exit 77; }
-# Passive OpenMP waiting: on a loaded 2-core machine, spinning threads make multi-threaded runs
-# 10-20x slower; the wait policy changes no result.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-
-LAST=""; RC=0
-fail() {
-    echo "FAIL: $*"
-    if [ -n "$LAST" ]; then
-        echo "  command: $LAST"; echo "  exit status: $RC"
-        echo "  stdout: $(head -c 3000 "$W/out" 2>/dev/null)"; echo "  stderr: $(head -c 1500 "$W/err" 2>/dev/null)"
-    fi
-    exit 1
-}
-check() { echo "check: $*"; }
-run() { LAST="$*"; "$@" >"$W/out" 2>"$W/err"; RC=$?; }
-expect_ok() { run "$@"; [ $RC -eq 0 ] || fail "expected exit status 0"; }
+# shellcheck source=tests/lib_cli.sh
+source "$(dirname "$0")/lib_cli.sh"
 
 head -c 40000 "$DATA" >"$W/text.txt"
 head -c 6000 "$W/text.txt" >"$W/eval.txt"
