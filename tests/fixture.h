@@ -98,21 +98,21 @@ static inline double fixture_model_loss(void *p) {
     return model_forward(&c->m, c->tok, c->tgt, c->B, c->T, &rc) + model_extra_loss(&c->m, 0);
 }
 
-// Whole-model gradient check of spec (V 11, C 8, H 2, ctx 8, B 2, T 7, weights std `std`): every
-// trainable tensor, element by element, against finite differences of (loss + extra loss).
-// skip_prefix: tensors whose name starts with it are not checked (NULL: check all).
-// Returns the worst ratio to the tolerance (≤ 1 passes).
-static inline double fixture_gradcheck_model(const char *spec, float dropout, float std, uint64_t seed) {
+// Set up a whole-model gradient check of spec (V 11, C 8, H 2, ctx 8, B 2, T 7, weights std `std`):
+// build, apply tweak (optional, e.g. a block-size hook), run forward, backward and the extra loss's
+// gradient once. NULL if the model does not build (the case is marked failed).
+static inline fixture_ctx_t *fixture_gradcheck_begin(const char *spec, float dropout, float std, uint64_t seed,
+                                                     void (*tweak)(model_t *)) {
     fixture_ctx_t *c = xcalloc(1, sizeof *c);
     c->B = 2;
     c->T = 7;
     c->dropout = dropout;
-    double worst = 0;
     if (fixture_model(&c->m, spec, 11, 8, 2, 8, dropout, std, seed)) {
         tl_case_failed = 1;
         free(c);
-        return INFINITY;
+        return NULL;
     }
+    if (tweak) tweak(&c->m);
     model_alloc_acts(&c->m, c->B, c->T);
     fixture_tokens(c->tok, 14, 11, 5);
     fixture_tokens(c->tgt, 14, 11, 6);
@@ -123,15 +123,37 @@ static inline double fixture_gradcheck_model(const char *spec, float dropout, fl
     model_forward(&c->m, c->tok, c->tgt, c->B, c->T, &rc);
     model_backward(&c->m, 1.0f, &rc);
     model_extra_loss(&c->m, 1);
+    return c;
+}
+
+static inline void fixture_gradcheck_end(fixture_ctx_t *c) {
+    model_free(&c->m);
+    free(c);
+}
+
+// Every trainable tensor of the model set up by fixture_gradcheck_begin, element by element, against
+// finite differences of (loss + extra loss) with step eps. Returns the worst ratio to the tolerance
+// (≤ 1 passes; INFINITY if the model did not build).
+static inline double fixture_gradcheck_model_ex(const char *spec, float dropout, float std, uint64_t seed,
+                                                void (*tweak)(model_t *), float eps) {
+    fixture_ctx_t *c = fixture_gradcheck_begin(spec, dropout, std, seed, tweak);
+    if (!c) return INFINITY;
+    double worst = 0;
+    int checked = 0;
     for (int i = 0; i < c->m.params.count; i++) {
         param_t *p = c->m.params.items[i];
         if (!p->trainable) continue;
-        double w = fd_check(p->name, fixture_model_loss, c, p->data, p->grad, p->numel, 1e-2f, 2e-4, 1e-2);
+        double w = fd_check(p->name, fixture_model_loss, c, p->data, p->grad, p->numel, eps, 2e-4, 1e-2);
         worst = w > worst ? w : worst;
+        checked++;
     }
-    model_free(&c->m);
-    free(c);
+    EXPECT(checked > 0);
+    fixture_gradcheck_end(c);
     return worst;
+}
+
+static inline double fixture_gradcheck_model(const char *spec, float dropout, float std, uint64_t seed) {
+    return fixture_gradcheck_model_ex(spec, dropout, std, seed, NULL, 1e-2f);
 }
 
 static inline void fixture_logits(model_t *m, const int32_t *tok, int T, float dropout, float *out) {

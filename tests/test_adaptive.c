@@ -44,36 +44,7 @@ static void tweak_spans(model_t *m) {
 
 // fixture_gradcheck_model with a tweak applied after the model is built (V 11, C 8, H 2, ctx 8, B 2, T 7).
 static double gradcheck_tweaked(const char *spec, float dropout, void (*tweak)(model_t *)) {
-    fixture_ctx_t *c = xcalloc(1, sizeof *c);
-    c->B = 2;
-    c->T = 7;
-    c->dropout = dropout;
-    double worst = 0;
-    if (fixture_model(&c->m, spec, 11, 8, 2, 8, dropout, 0.4f, 3)) {
-        tl_case_failed = 1;
-        free(c);
-        return INFINITY;
-    }
-    if (tweak) tweak(&c->m);
-    model_alloc_acts(&c->m, c->B, c->T);
-    fixture_tokens(c->tok, 14, 11, 5);
-    fixture_tokens(c->tgt, 14, 11, 6);
-    params_zero_grad(&c->m.params);
-    rng_t r;
-    rng_seed(&r, 99);
-    run_ctx_t rc = {.training = 1, .dropout = dropout, .rng = &r};
-    model_forward(&c->m, c->tok, c->tgt, c->B, c->T, &rc);
-    model_backward(&c->m, 1.0f, &rc);
-    model_extra_loss(&c->m, 1);
-    for (int i = 0; i < c->m.params.count; i++) {
-        param_t *p = c->m.params.items[i];
-        if (!p->trainable) continue;
-        double w = fd_check(p->name, fixture_model_loss, c, p->data, p->grad, p->numel, 1e-2f, 2e-4, 1e-2);
-        worst = w > worst ? w : worst;
-    }
-    model_free(&c->m);
-    free(c);
-    return worst;
+    return fixture_gradcheck_model_ex(spec, dropout, 0.4f, 3, tweak, 1e-2f);
 }
 
 static param_t *find_param(model_t *m, int layer, const char *what) {

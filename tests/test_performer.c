@@ -36,34 +36,7 @@ static void tweak(model_t *m) {
 
 // fixture_gradcheck_model with the tweak (block rows), same shapes and tolerances.
 static double gradcheck(const char *spec, float dropout, float std, uint64_t seed, float eps) {
-    fixture_ctx_t *c = xcalloc(1, sizeof *c);
-    c->B = 2;
-    c->T = 7;
-    c->dropout = dropout;
-    double worst = 0;
-    CHECK(fixture_model(&c->m, spec, 11, 8, 2, 8, dropout, std, seed) == 0);
-    tweak(&c->m);
-    model_alloc_acts(&c->m, c->B, c->T);
-    fixture_tokens(c->tok, 14, 11, 5);
-    fixture_tokens(c->tgt, 14, 11, 6);
-    params_zero_grad(&c->m.params);
-    rng_t r;
-    rng_seed(&r, 99);
-    run_ctx_t rc = {.training = 1, .dropout = dropout, .rng = &r};
-    model_forward(&c->m, c->tok, c->tgt, c->B, c->T, &rc);
-    model_backward(&c->m, 1.0f, &rc);
-    int checked = 0;
-    for (int i = 0; i < c->m.params.count; i++) {
-        param_t *p = c->m.params.items[i];
-        if (!p->trainable) continue;
-        double w = fd_check(p->name, fixture_model_loss, c, p->data, p->grad, p->numel, eps, 2e-4, 1e-2);
-        worst = w > worst ? w : worst;
-        checked++;
-    }
-    EXPECT(checked > 0);
-    model_free(&c->m);
-    free(c);
-    return worst;
+    return fixture_gradcheck_model_ex(spec, dropout, std, seed, tweak, eps);
 }
 
 // The relu kernel has kinks at ω·x̂ = 0: a central difference whose step straddles one is wrong
@@ -71,20 +44,8 @@ static double gradcheck(const char *spec, float dropout, float std, uint64_t see
 // ~2.5%, at 2 ~0.1%. So this check runs 2 features and allows 1% of elements outside the
 // tolerance; a planted error (a missing ReLU mask, a sign flip) puts most attention elements out.
 static void gradcheck_fraction(const char *spec, float std, uint64_t seed, double max_frac) {
-    fixture_ctx_t *c = xcalloc(1, sizeof *c);
-    c->B = 2;
-    c->T = 7;
-    CHECK(fixture_model(&c->m, spec, 11, 8, 2, 8, 0.0f, std, seed) == 0);
-    tweak(&c->m);
-    model_alloc_acts(&c->m, c->B, c->T);
-    fixture_tokens(c->tok, 14, 11, 5);
-    fixture_tokens(c->tgt, 14, 11, 6);
-    params_zero_grad(&c->m.params);
-    rng_t r;
-    rng_seed(&r, 99);
-    run_ctx_t rc = {.training = 1, .rng = &r};
-    model_forward(&c->m, c->tok, c->tgt, c->B, c->T, &rc);
-    model_backward(&c->m, 1.0f, &rc);
+    fixture_ctx_t *c = fixture_gradcheck_begin(spec, 0.0f, std, seed, tweak);
+    CHECK(c != NULL);
     size_t bad = 0, total = 0, attn_bad = 0, attn_total = 0;
     for (int i = 0; i < c->m.params.count; i++) {
         param_t *p = c->m.params.items[i];
@@ -104,8 +65,7 @@ static void gradcheck_fraction(const char *spec, float std, uint64_t seed, doubl
     printf("  %zu of %zu elements outside tolerance (attention: %zu of %zu)\n", bad, total, attn_bad, attn_total);
     EXPECT_MSG(bad <= max_frac * total && attn_bad <= max_frac * attn_total,
                "more than %.0f%% of elements outside tolerance", 100 * max_frac);
-    model_free(&c->m);
-    free(c);
+    fixture_gradcheck_end(c);
 }
 
 static void test_gradcheck(void) {
