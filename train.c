@@ -369,6 +369,7 @@ int main(int argc, char **argv) {
     }
     while (run.step < stop) {
         double lr = lr_at(run.step, o.warmup, o.steps, (float)o.lr, (float)o.min_lr);
+        model_before_step(m, run.step + 1, &run.drop_rng);  // e.g. Performer's random-feature redraw
         params_zero_grad(&m->params);
         double loss = 0;
         run_ctx_t rc = {.training = 1, .dropout = (float)o.dropout, .rng = &run.drop_rng};

@@ -277,6 +277,7 @@ int main(int argc, char **argv) {
         long step = s + warm + 1;
         double t0 = now_s();
         params_zero_grad(&m.params);
+        model_before_step(&m, step, &rng);
         float loss = model_forward(&m, x, y, batch, ctx, &rc);
         double t1 = now_s();
         model_backward(&m, 1.0f, &rc);

@@ -62,8 +62,12 @@ typedef struct {
     // Optional: a term added to the training objective (not to reported loss); adds its gradient
     // to the parameters' ->grad when add_grad is 1.
     float (*extra_loss)(block_t *b, int add_grad);
-    // Optional: called after every optimizer step (clamps, redraws).
+    // Optional: called after every optimizer step `step` (1-based) — clamps that the saved
+    // parameters must satisfy.
     void (*after_step)(block_t *b, long step, rng_t *rng);
+    // Optional: called before training step `step` (1-based) runs — random-feature redraws, so that
+    // a redraw always precedes steps that train with it and never follows the last one.
+    void (*before_step)(block_t *b, long step, rng_t *rng);
     // Incremental decoding of one sequence.
     size_t (*cache_floats)(const block_t *b);
     size_t (*decode_scratch_floats)(const block_t *b);

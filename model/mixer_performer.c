@@ -130,10 +130,12 @@ static void performer_register(block_t *b, param_table_t *pt, const char *prefix
     s->omega->init_owner = s;
 }
 
-// Redraw Ω after every `redraw`-th optimizer step (step = steps completed); eval never calls this.
-static void performer_after_step(block_t *b, long step, rng_t *rng) {
+// Redraw Ω before steps redraw+1, 2·redraw+1, … (step = the 1-based step about to run): each Ω
+// trains for `redraw` steps, and the Ω a run ends with is one it trained with (redrawing after the
+// last step would hand evaluation features the weights never saw). Eval never calls this.
+static void performer_before_step(block_t *b, long step, rng_t *rng) {
     performer_t *s = b->priv;
-    if (s->redraw > 0 && step > 0 && step % s->redraw == 0) favor_draw_omega(s->omega->data, s->m, s->D, rng, s->work);
+    if (s->redraw > 0 && step > 1 && (step - 1) % s->redraw == 0) favor_draw_omega(s->omega->data, s->m, s->D, rng, s->work);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -499,7 +501,7 @@ const block_ops_t mixer_performer_ops = {
     .scratch_floats = performer_scratch_floats,
     .forward = performer_forward,
     .backward = performer_backward,
-    .after_step = performer_after_step,
+    .before_step = performer_before_step,
     .cache_floats = performer_cache_floats,
     .decode_scratch_floats = performer_decode_scratch_floats,
     .decode_step = performer_decode_step,

@@ -276,6 +276,14 @@ float model_extra_loss(model_t *m, int add_grad) {
     return total;
 }
 
+void model_before_step(model_t *m, long step, rng_t *rng) {
+    for (int l = 0; l < m->L; l++) {
+        block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};
+        for (int i = 0; i < 2; i++)
+            if (blocks[i]->ops->before_step) blocks[i]->ops->before_step(blocks[i], step, rng);
+    }
+}
+
 void model_after_step(model_t *m, long step, rng_t *rng) {
     for (int l = 0; l < m->L; l++) {
         block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};

@@ -61,7 +61,9 @@ float model_forward(model_t *m, const int32_t *tokens, const int32_t *targets, i
 void model_backward(model_t *m, float loss_scale, const run_ctx_t *rc);
 // Sum of the blocks' extra training-objective terms (adds their gradients when add_grad); 0 if none.
 float model_extra_loss(model_t *m, int add_grad);
-// Per-step hooks of the blocks (clamps, redraws).
+// Per-step hooks of the blocks: before_step before training step `step` (1-based) runs (redraws),
+// after_step after its optimizer update (clamps).
+void model_before_step(model_t *m, long step, rng_t *rng);
 void model_after_step(model_t *m, long step, rng_t *rng);
 void model_free(model_t *m);
 

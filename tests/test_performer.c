@@ -358,7 +358,7 @@ static void test_omega(void) {
         }
         model_free(&m);
     }
-    TEST_CASE("omega redraw: every `redraw` steps from the run's RNG, never with redraw=0") {
+    TEST_CASE("omega redraw: before steps redraw+1, 2*redraw+1, never after the last step, never with redraw=0") {
         const char *specs[] = {"performer(features=8,redraw=3)/mlp", "performer(features=8,redraw=0)/mlp"};
         for (int k = 0; k < 2; k++) {
             model_t m;
@@ -372,10 +372,13 @@ static void test_omega(void) {
             for (long step = 1; step <= 6; step++) {
                 float prev[32];
                 memcpy(prev, p->data, sizeof prev);
-                model_after_step(&m, step, &r);
+                model_before_step(&m, step, &r);  // as train.c: before step `step` runs
+                model_after_step(&m, step, &r);   // (after_step must not redraw)
                 changed[step] = memcmp(prev, p->data, sizeof prev) != 0;
             }
-            if (k == 0) EXPECT(!changed[1] && !changed[2] && changed[3] && !changed[4] && !changed[5] && changed[6]);
+            // redraw=3: steps 1-3 train with the initial draw, 4-6 with the second; a 6-step run ends
+            // with the features it trained on (no redraw after step 6)
+            if (k == 0) EXPECT(!changed[1] && !changed[2] && !changed[3] && changed[4] && !changed[5] && !changed[6]);
             else EXPECT(!changed[1] && !changed[2] && !changed[3] && !changed[6] && !memcmp(before, p->data, sizeof before));
             model_free(&m);
         }
