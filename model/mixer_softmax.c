@@ -228,7 +228,9 @@ static void softmax_backward(block_t *b, float *dx, const float *dy, const float
 }
 
 // ---------------------------------------------------------------------------------------------
-// decode: cache holds K (ctx, C) then V (ctx, C) of the positions seen so far.
+// decode: the cache holds, per head h, K_h (ctx, D) then V_h (ctx, D) of the positions seen so far —
+// per-head contiguous, so a head's scores s = K_h[0..pos]·q and output o = V_h[0..pos]ᵀ·w are one
+// matrix-vector product each.
 
 static size_t softmax_cache_floats(const block_t *b) {
     const softmax_t *s = b->priv;
@@ -250,35 +252,22 @@ static void softmax_decode_step(block_t *b, float *y, const float *x, int pos, f
     int C = b->dims->dim, H = b->dims->heads, D = C / H, ctx = b->dims->ctx;
     CHECK(pos >= 0 && pos < ctx);
     float *qkv = scratch, *heads = scratch + 3 * C, *w = heads + C;
-    float *Kc = cache, *Vc = cache + (size_t)ctx * C;
     attn_proj_in_forward(&s->proj, qkv, x, 1, C);
-    memcpy(Kc + (size_t)pos * C, qkv + C, (size_t)C * sizeof(float));
-    memcpy(Vc + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(float));
     float scale = 1.0f / sqrtf((float)D);
     for (int h = 0; h < H; h++) {
-        const float *q = qkv + h * D;
-        float mx = -INFINITY;
-        for (int j = 0; j <= pos; j++) {
-            const float *k = Kc + (size_t)j * C + h * D;
-            float dot = 0;
-#pragma omp simd reduction(+ : dot)
-            for (int e = 0; e < D; e++) dot += q[e] * k[e];
-            w[j] = dot * scale;
-            mx = w[j] > mx ? w[j] : mx;
-        }
+        float *Kh = cache + (size_t)2 * h * ctx * D, *Vh = Kh + (size_t)ctx * D;
+        memcpy(Kh + (size_t)pos * D, qkv + C + h * D, (size_t)D * sizeof(float));
+        memcpy(Vh + (size_t)pos * D, qkv + 2 * C + h * D, (size_t)D * sizeof(float));
+        // w = scale·K_h[0..pos]·q, softmax over j ≤ pos, o = V_h[0..pos]ᵀ·w
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, pos + 1, D, scale, Kh, D, qkv + h * D, 1, 0.0f, w, 1);
+        float mx = w[0];
+        for (int j = 1; j <= pos; j++) mx = w[j] > mx ? w[j] : mx;
         float sum = 0;
         for (int j = 0; j <= pos; j++) {
             w[j] = expf(w[j] - mx);
             sum += w[j];
         }
-        float *o = heads + h * D;
-        for (int e = 0; e < D; e++) o[e] = 0;
-        for (int j = 0; j <= pos; j++) {
-            const float *vv = Vc + (size_t)j * C + h * D;
-            float a = w[j] / sum;
-#pragma omp simd
-            for (int e = 0; e < D; e++) o[e] += a * vv[e];
-        }
+        cblas_sgemv(CblasRowMajor, CblasTrans, pos + 1, D, 1.0f / sum, Vh, D, w, 1, 0.0f, heads + h * D, 1);
     }
     attn_proj_out_forward(&s->proj, y, heads, 1, C);
 }

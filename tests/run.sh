@@ -5,7 +5,7 @@
 # Each C test binary prints its own "N passed, N failed"; script tests (tests/*.sh, tests/*.py)
 # count as one test each. Exit status is non-zero if anything failed.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build/release}
 unit_only=0
 [ "${1:-}" = "--unit" ] && unit_only=1
