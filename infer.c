@@ -186,6 +186,7 @@ static int generate(ckpt_t *c) {
     }
     double dt = cli_now() - t0;
     printf("\n");
+    fflush(stdout);  // the text ends before the summary on stderr
     if (o.tokens > 0) fprintf(stderr, "generated %ld tokens in %.2fs (%.0f tokens/s)\n", o.tokens, dt, o.tokens / dt);
     free(prompt);
     free(history);
