@@ -10,23 +10,13 @@
 #include <time.h>
 
 #include "model/attn_span.h"
+#include "cli/runtime.h"
 #include "model/check.h"
 #include "model/model.h"
 #include "model/ops.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    qsort(v, (size_t)n, sizeof *v, cli_cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
@@ -56,10 +46,10 @@ static double arm_time(arm_t *a, float *y, float *dx, const float *x, int B, int
     rng_t r;
     rng_seed(&r, 2);
     run_ctx_t rc = {.training = 1, .rng = &r};
-    double t0 = now();
+    double t0 = cli_now();
     a->blk->ops->forward(a->blk, y, x, a->act, a->scratch, B, T, &rc);
     a->blk->ops->backward(a->blk, dx, y, x, a->act, a->scratch, B, T, &rc);
-    return now() - t0;
+    return cli_now() - t0;
 }
 
 int main(int argc, char **argv) {
@@ -87,12 +77,12 @@ int main(int argc, char **argv) {
     for (int rep = 0; rep < rounds; rep++) {
         for (int k = 0; k < ARMS; k++) t[k][rep] = arm_time(&arms[k], y, dx, x, B, T);
         // the projections every arm shares: qkv = x·Wqkvᵀ, y = heads·Woᵀ, and their backward
-        double t0 = now();
+        double t0 = cli_now();
         matmul_forward(qkv, x, w, bias, N, C, 3 * C);
         matmul_forward(y, x, w + 3 * C * C, bias, N, C, C);
         matmul_backward(dx, dw + 3 * C * C, db, y, x, w + 3 * C * C, N, C, C);
         matmul_backward(dx, dw, db, qkv, x, w, N, C, 3 * C);
-        t[ARMS][rep] = now() - t0;
+        t[ARMS][rep] = cli_now() - t0;
     }
     double med[ARMS + 1];
     for (int k = 0; k <= ARMS; k++) med[k] = median(t[k], rounds);

@@ -36,19 +36,9 @@
 
 #include <stb_image_write.h>  // implementation compiled once into libattnlab.a (cli/spans_png.c)
 
+#include "cli/runtime.h"
 #include "model/check.h"
 #include "model/model.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static double peak_rss_mib(void) {
     struct rusage ru;
@@ -79,12 +69,12 @@ static double time_mixer(const char *spec, int C, int H, int B, int T, int reps,
     run_ctx_t rc = {.training = 1, .rng = &r};
     double *t = xcalloc((size_t)reps, sizeof *t);
     for (int k = -1; k < reps; k++) {
-        double t0 = now();
+        double t0 = cli_now();
         b->ops->forward(b, y, x, act, scratch, B, T, &rc);
         b->ops->backward(b, dx, dy, x, act, scratch, B, T, &rc);
-        if (k >= 0) t[k] = 1e3 * (now() - t0);
+        if (k >= 0) t[k] = 1e3 * (cli_now() - t0);
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    qsort(t, (size_t)reps, sizeof *t, cli_cmp_double);
     double med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
     free(t);
     free(x);
@@ -390,7 +380,7 @@ int main(int argc, char **argv) {
     const int dims[NDIM][2] = {{128, 4}, {384, 6}};
     results_t res = {0};
     for (int T = 128; T <= max_ctx && res.n < MAX_ROWS; T *= 2) res.ctx[res.n++] = T;
-    double start = now();
+    double start = cli_now();
     printf("# one mixer layer, forward+backward, batch x ctx = %d tokens, median of %d\n", tokens, reps);
     printf("# performer: features 128, kernel softmax; linformer: chunk 32, k 4, window 0\n");
     printf("# act MiB: one layer's activation memory per step = the block's (act_floats + scratch_floats)(B, T)\n"
@@ -430,6 +420,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_scaling: cannot write '%s': %s\n", path, errno ? strerror(errno) : "write failed");
     else
         printf("\n# plot: %s (us per token vs ctx, log-log, one panel per width)\n", path);
-    printf("\n# total %.1f s\n", now() - start);
+    printf("\n# total %.1f s\n", cli_now() - start);
     return 0;
 }

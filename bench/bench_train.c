@@ -50,23 +50,14 @@
 #include <omp.h>
 #endif
 
+#include "cli/runtime.h"
 #include "model/check.h"
 #include "model/model.h"
 #include "model/optim.h"
 #include "model/rng.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    qsort(v, (size_t)n, sizeof *v, cli_cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
@@ -187,17 +178,17 @@ int main(int argc, char **argv) {
         for (int r = -1; r < reps; r++) {  // r = -1: a short warm-up
             decode_reset(&ds);
             int n = r < 0 ? 2 * W : positions;
-            double ts = now_s();
+            double ts = cli_now();
             for (int t = 0; t < n; t++) {
-                double t0 = now_s();
+                double t0 = cli_now();
                 const float *logits = decode_step(&m, &ds, toks[t]);
-                double dt = now_s() - t0;
+                double dt = cli_now() - t0;
                 sink += logits[0];
                 if (r < 0) continue;
                 if (t >= E0 && t < E0 + W) early[(size_t)r * W + (t - E0)] = dt;
                 if (t >= L0) late[(size_t)r * W + (t - L0)] = dt;
             }
-            if (r >= 0) stream[r] = now_s() - ts;
+            if (r >= 0) stream[r] = cli_now() - ts;
         }
         double e = median(early, reps * W) * 1e6, l = median(late, reps * W) * 1e6;
         printf("decode_positions layers=%s dim=%d heads=%d ctx=%d vocab=%d threads=1 reps=%d positions=%d "
@@ -227,9 +218,9 @@ int main(int argc, char **argv) {
         for (int r = -1; r < reps; r++) {  // r = -1 warms caches up
             decode_reset(&ds);
             for (int t = 0; t < ctx; t++) {
-                double t0 = now_s();
+                double t0 = cli_now();
                 const float *logits = decode_step(&m, &ds, toks[t]);
-                double dt = now_s() - t0;
+                double dt = cli_now() - t0;
                 sink += logits[0];
                 if (r < 0) continue;
                 per[(size_t)r * ctx + t] = dt;
@@ -275,20 +266,20 @@ int main(int argc, char **argv) {
     double first_loss = 0, last_loss = 0;
     for (int s = -warm; s < steps; s++) {
         long step = s + warm + 1;
-        double t0 = now_s();
+        double t0 = cli_now();
         params_zero_grad(&m.params);
         model_before_step(&m, step, &rng);
         float loss = model_forward(&m, x, y, batch, ctx, &rc);
-        double t1 = now_s();
+        double t1 = cli_now();
         model_backward(&m, 1.0f, &rc);
-        double t2 = now_s();
+        double t2 = cli_now();
         model_extra_loss(&m, 1);
         if (!isfinite(loss) || !grad_all_finite(&m.params)) die(EXIT_RUNTIME, "bench_train: non-finite loss at step %ld", step);
         double gnorm = grad_global_norm(&m.params);
         if (gnorm > 1.0) grad_scale(&m.params, (float)(1.0 / gnorm));
         adamw_step(&m.params, &acfg, 1e-3f, step);
         model_after_step(&m, step, &rng);
-        double t3 = now_s();
+        double t3 = cli_now();
         if (s == -warm) first_loss = loss;
         last_loss = loss;
         if (s < 0) continue;

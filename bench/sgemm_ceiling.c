@@ -15,18 +15,8 @@
 #include <omp.h>
 #endif
 
+#include "cli/runtime.h"
 #include "model/check.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
     int threads = 2, reps = 7;
@@ -55,11 +45,11 @@ int main(int argc, char **argv) {
         int n = sizes[s];
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);  // warm-up
         for (int r = 0; r < reps; r++) {
-            double t0 = now_s();
+            double t0 = cli_now();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-            g[r] = 2.0 * n * (double)n * n / (now_s() - t0) * 1e-9;
+            g[r] = 2.0 * n * (double)n * n / (cli_now() - t0) * 1e-9;
         }
-        qsort(g, (size_t)reps, sizeof *g, cmp_double);
+        qsort(g, (size_t)reps, sizeof *g, cli_cmp_double);
         med[s] = reps % 2 ? g[reps / 2] : 0.5 * (g[reps / 2 - 1] + g[reps / 2]);
         if (med[s] > best) best = med[s];
     }

@@ -7,5 +7,7 @@
 void cli_set_threads(long n);
 // Seconds on a monotonic clock.
 double cli_now(void);
+// qsort comparator for doubles, ascending (for medians of timings).
+int cli_cmp_double(const void *a, const void *b);
 
 #endif

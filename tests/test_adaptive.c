@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "model/attn_span.h"
+#include "cli/runtime.h"
 #include "model/check.h"
 #include "model/model.h"
 #include "tests/fixture.h"
@@ -411,17 +412,6 @@ static void test_causality_decode(void) {
 // ---------------------------------------------------------------------------------------------
 // compute follows the span
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void test_compute(void) {
     TEST_CASE("short span: keys beyond ceil(max z)+R are never scored; window follows z~") {
         model_t m;
@@ -485,16 +475,16 @@ static void test_compute(void) {
         for (int rep = 0; rep < REPS; rep++)
             for (int which = 0; which < 2; which++) {
                 for (int h = 0; h < H; h++) s->data[h] = which ? 1.0f : 32.0f / T;
-                double t0 = now();
+                double t0 = cli_now();
                 blk->ops->forward(blk, y, x, act, scr, B, T, &rc);
                 blk->ops->backward(blk, dx, y, x, act, scr, B, T, &rc);
-                (which ? t_long : t_short)[rep] = now() - t0;
+                (which ? t_long : t_short)[rep] = cli_now() - t0;
             }
 #ifdef _OPENMP
         omp_set_num_threads(saved_threads);
 #endif
-        qsort(t_short, REPS, sizeof(double), cmp_double);
-        qsort(t_long, REPS, sizeof(double), cmp_double);
+        qsort(t_short, REPS, sizeof(double), cli_cmp_double);
+        qsort(t_long, REPS, sizeof(double), cli_cmp_double);
         printf("  fastest ms: short %.2f, full %.2f, ratio %.1f\n", 1e3 * t_short[0], 1e3 * t_long[0],
                t_long[0] / t_short[0]);
         EXPECT_MSG(t_long[0] > 2.0 * t_short[0], "short span only %.2fx faster", t_long[0] / t_short[0]);
