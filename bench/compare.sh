@@ -5,6 +5,7 @@
 #   bash bench/compare.sh FILE OUTDIR "SPEC1" "SPEC2" ... -- [train flags shared by every run]
 # Runs are sequential unless JOBS=N (then N at a time, each with --threads 1 unless flags say
 # otherwise). Each run's output stays in OUTDIR/<n>.out, its checkpoint in OUTDIR/<n>.safetensors.
+# TABLE_ONLY=1 prints the table again from an earlier run's OUTDIR without training.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 3 ] || { echo "usage: bash bench/compare.sh FILE OUTDIR SPEC... -- [train flags]" >&2; exit 2; }
@@ -27,6 +28,7 @@ run_one() {
 }
 i=0
 for spec in "${specs[@]}"; do
+  [ -n "${TABLE_ONLY:-}" ] && break
   run_one $i "$spec" &
   i=$((i + 1))
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
@@ -37,13 +39,14 @@ printf '%-60s %10s %9s %8s %10s  %s\n' "layers" "params" "val loss" "val bpb" "t
 i=0
 for spec in "${specs[@]}"; do
   f=$out/$i.out
-  params=$(grep -oE '\| [0-9]+ parameters' "$f" | grep -oE '[0-9]+' | head -1)
-  final=$(grep -E '^final step' "$f" | tail -1)
-  loss=$(echo "$final" | grep -oE 'val loss [0-9.]+' | awk '{print $3}')
-  bpb=$(echo "$final" | grep -oE 'bpb [0-9.]+' | awk '{print $2}')
+  # (each pipeline ends in `|| true`: a missing field prints '-', it must not end the script under pipefail)
+  params=$(grep -oE '\| [0-9]+ parameters' "$f" | grep -oE '[0-9]+' | head -1 || true)
+  final=$(grep -E '^final step' "$f" | tail -1 || true)
+  loss=$(echo "$final" | grep -oE 'val loss [0-9.]+' | awk '{print $3}' || true)
+  bpb=$(echo "$final" | grep -oE 'bpb [0-9.]+' | awk '{print $2}' || true)
   # median of the progress lines' tokens/s (the first interval includes start-up)
-  tps=$(grep -oE '\| [0-9]+ tok/s' "$f" | awk '{print $2}' | tail -n +2 | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}')
-  spans=$(grep -A1 -E '^final step' "$f" | grep 'spans mean/max' | sed 's/.*spans mean\/max: //')
+  tps=$(grep -oE '\| [0-9]+ tok/s' "$f" | awk '{print $2}' | tail -n +2 | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}' || true)
+  spans=$(grep -A1 -E '^final step' "$f" | grep 'spans mean/max' | sed 's/.*spans mean\/max: //' || true)
   printf '%-60s %10s %9s %8s %10s  %s\n' "$spec" "${params:--}" "${loss:-failed}" "${bpb:--}" "${tps:--}" "${spans:-}"
   i=$((i + 1))
 done
