@@ -272,12 +272,20 @@ interrupt() {
     tiny_args "$W/text.txt" --steps 1000000 --eval-every 1000 --log-every 1 --out "$out" "$@"
     "$TRAIN" "${TARGS[@]}" >"$W/sig.out" 2>"$W/sig.err" &
     local pid=$! i
-    for i in $(seq 1 300); do
+    # Wait for the progress lines (the handler is installed before the first): a signal sent earlier
+    # would hit a background job whose SIGINT the shell set to ignored, and the run would never end.
+    # Generous bounds for loaded machines; on expiry the test fails instead of hanging.
+    for i in $(seq 1 6000); do
         [ "$(grep -c '^step ' "$W/sig.out")" -ge "$seen" ] && break
         kill -0 $pid 2>/dev/null || break
         sleep 0.05
     done
+    if [ "$(grep -c '^step ' "$W/sig.out")" -lt "$seen" ]; then
+        kill -KILL $pid 2>/dev/null; fail "train printed fewer than $seen progress lines in 300 s"
+    fi
     kill -"$sig" $pid 2>/dev/null
+    for i in $(seq 1 2400); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+    if kill -0 $pid 2>/dev/null; then kill -KILL $pid; fail "train still running 120 s after SIG$sig"; fi
     wait $pid; RC=$?
     LAST="train ... --out $out (then kill -$sig after $seen progress lines)"
     cp "$W/sig.out" "$W/out"; cp "$W/sig.err" "$W/err"
