@@ -110,7 +110,7 @@ int main(void) {
         char err[512];
         EXPECT(ckpt_save(p1, &src, &tok, NULL, 0, err, sizeof err) == 0);
         int loaded = 0, total = 0;
-        EXPECT(ckpt_init_from(p1, &dst, &loaded, &total, err, sizeof err) == 0);
+        EXPECT(ckpt_init_from(p1, &dst, 1, &loaded, &total, NULL, 0, err, sizeof err) == 0);
         param_t *a = params_find(&src.params, "layers.0.attn.wq"), *b = params_find(&dst.params, "layers.0.attn.wq");
         EXPECT(a && b && memcmp(a->data, b->data, a->numel * 4) == 0);
         param_t *w1 = params_find(&dst.params, "layers.1.ffn.w1"), *w1s = params_find(&src.params, "layers.1.ffn.w1");
