@@ -322,8 +322,17 @@ int main(int argc, char **argv) {
         run.data_bytes = ds.text_bytes;
         if (o.init_from[0]) {
             int loaded, total;
-            if (ckpt_init_from(o.init_from, m, &loaded, &total, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-            fprintf(stderr, "init-from %s: %d of %d tensors loaded by name and shape, the rest initialized\n", o.init_from, loaded, total);
+            char notes[4096];
+            if (ckpt_init_from(o.init_from, m, (uint64_t)o.seed, &loaded, &total, notes, sizeof notes, err, sizeof err))
+                die(EXIT_RUNTIME, "%s", err);
+            fprintf(stderr, "init-from %s: %d of %d tensors loaded by name and shape or converted, the rest initialized\n",
+                    o.init_from, loaded, total);
+            for (char *line = notes, *next; *line; line = next) {  // one line per converted block
+                next = strchr(line, '\n');
+                if (next) *next++ = 0;
+                else next = line + strlen(line);
+                fprintf(stderr, "init-from %s\n", line);
+            }
         }
     }
     if (run.step >= o.steps) die(EXIT_USAGE, "train: the run in '%s' already has %ld steps; pass a larger --steps to extend it", o.resume, run.step);

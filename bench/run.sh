@@ -140,6 +140,10 @@ if [ -x "$B/bench_adaptive" ]; then
   "$B/bench_adaptive" || echo "(bench_adaptive exited with status $?)"
   echo
 fi
+if [ -x "$B/bench_collab" ]; then
+  echo "== bench_collab (collab vs softmax fwd+bwd, ratios; CP/ALS conversion) =="
+  "$B/bench_collab" || echo "(bench_collab exited with status $?)"
+fi
 if [ -x "$B/bench_scaling" ]; then
   if [ "${BENCH_QUICK:-0}" = 1 ]; then sreps=${BENCH_SCALING_REPS:-1}; else sreps=${BENCH_SCALING_REPS:-2}; fi
   echo "== bench_scaling (tokens 4096, ctx 128-4096, reps $sreps; plot bench/out/scaling.png) =="

@@ -19,6 +19,7 @@
 #define ATTNLAB_BLOCK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "model/params.h"
 #include "model/rng.h"
@@ -42,6 +43,15 @@ typedef struct {
 typedef enum { ROLE_MIXER = 0, ROLE_FFN = 1 } block_role_t;
 
 typedef struct block block_t;
+
+// Read access to a source checkpoint's tensors under one layer's block prefix (for --init-from):
+// find(ctx, "wq", shape, ndim) returns the data of "<prefix>wq" if the source has it with exactly
+// that shape, else NULL. heads and dim are the source model's.
+typedef struct {
+    const void *ctx;
+    const float *(*find)(const void *ctx, const char *name, const int64_t *shape, int ndim);
+    int heads, dim;
+} block_source_t;
 
 typedef struct {
     const char *kind;       // name used in --layers
@@ -80,6 +90,11 @@ typedef struct {
     // 1: decode_step keeps constant-size state and accepts any pos ≥ 0 (Performer streaming); the
     // model then never slides its window (see model.c decode_step for how positions ≥ ctx embed).
     int unbounded_decode;
+    // Optional (--init-from): after the copy by name and shape, initialize this block's tensors as a
+    // function of the source's tensors under the same prefix (e.g. collab from a softmax layer's Q/K).
+    // seed is the run's --seed. Returns the number of tensors it set (> 0) with a one-line note in
+    // msg, 0 if the source has nothing it converts from (msg untouched), or -1 with an error in msg.
+    int (*init_from)(block_t *b, const block_source_t *src, uint64_t seed, char *msg, size_t msglen);
 } block_ops_t;
 
 struct block {

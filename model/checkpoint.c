@@ -202,7 +202,25 @@ void ckpt_free(ckpt_t *c) {
     memset(c, 0, sizeof *c);
 }
 
-int ckpt_init_from(const char *path, model_t *m, int *loaded, int *total, char *err, size_t errlen) {
+// block_source_t over one layer's prefix of an open safetensors file (for the blocks' init_from).
+typedef struct {
+    const st_file_t *f;
+    char prefix[64];
+} layer_source_t;
+
+static const float *layer_source_find(const void *ctx, const char *name, const int64_t *shape, int ndim) {
+    const layer_source_t *ls = ctx;
+    char full[160];
+    snprintf(full, sizeof full, "%s%s", ls->prefix, name);
+    const st_entry_t *e = st_find(ls->f, full);
+    if (!e || e->ndim != ndim) return NULL;
+    for (int d = 0; d < ndim; d++)
+        if (e->shape[d] != shape[d]) return NULL;
+    return e->data;
+}
+
+int ckpt_init_from(const char *path, model_t *m, uint64_t seed, int *loaded, int *total, char *notes, size_t notes_len,
+                   char *err, size_t errlen) {
     st_file_t f;
     if (st_read(path, &f, err, errlen)) return -1;
     const char *format = st_meta_get(&f, "format");
@@ -212,6 +230,7 @@ int ckpt_init_from(const char *path, model_t *m, int *loaded, int *total, char *
     }
     *loaded = 0;
     *total = m->params.count;
+    if (notes_len) notes[0] = 0;
     for (int i = 0; i < m->params.count; i++) {
         param_t *p = m->params.items[i];
         const st_entry_t *e = st_find(&f, p->name);
@@ -220,6 +239,32 @@ int ckpt_init_from(const char *path, model_t *m, int *loaded, int *total, char *
             (*loaded)++;
         }
     }
+    // Then the blocks that convert from another kind's tensors (block.h init_from), layer by layer.
+    int heads = 0, dim = 0, rc = 0;
+    const char *cfg_text = st_meta_get(&f, "config");
+    cJSON *cfg = cfg_text ? cJSON_Parse(cfg_text) : NULL;
+    if (cfg && (json_int(cfg, "heads", 1, 1 << 12, &heads, path, err, errlen) ||
+                json_int(cfg, "dim", 1, 1 << 16, &dim, path, err, errlen)))
+        rc = -1;
+    cJSON_Delete(cfg);
+    for (int l = 0; rc == 0 && cfg_text && l < m->L; l++) {
+        block_t *blocks[2] = {&m->layers[l].mixer, m->layers[l].has_ffn ? &m->layers[l].ffn : NULL};
+        for (int k = 0; k < 2 && rc == 0; k++) {
+            block_t *b = blocks[k];
+            if (!b || !b->ops->init_from) continue;
+            layer_source_t ls = {.f = &f};
+            snprintf(ls.prefix, sizeof ls.prefix, "layers.%d.%s.", l, k == 0 ? "attn" : "ffn");
+            block_source_t src = {.ctx = &ls, .find = layer_source_find, .heads = heads, .dim = dim};
+            char msg[256] = "";
+            int n = b->ops->init_from(b, &src, seed, msg, sizeof msg);
+            if (n < 0) rc = seterr(err, errlen, "%s", msg);
+            else if (n > 0) {
+                *loaded += n;
+                size_t len = notes_len ? strlen(notes) : 0;
+                if (len + 1 < notes_len) snprintf(notes + len, notes_len - len, "%s%s", len ? "\n" : "", msg);
+            }
+        }
+    }
     st_free(&f);
-    return 0;
+    return rc;
 }

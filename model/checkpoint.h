@@ -8,6 +8,7 @@
 #define ATTNLAB_CHECKPOINT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -32,7 +33,11 @@ int ckpt_load(const char *path, float dropout, ckpt_t *out, char *err, size_t er
 void ckpt_free(ckpt_t *c);
 
 // Copy every tensor of the checkpoint at `path` whose name and shape match a parameter of m into m
-// (for --init-from); *loaded / *total count tensors. Moments are not copied. Returns 0 or -1.
-int ckpt_init_from(const char *path, model_t *m, int *loaded, int *total, char *err, size_t errlen);
+// (for --init-from); then let every block with an init_from hook (block.h) initialize itself from the
+// source's tensors under its layer prefix (e.g. collab from softmax's Q/K, seeded by `seed`), their
+// one-line notes joined by newlines into notes. *loaded / *total count tensors (a hook's count
+// included). Moments are not copied. Returns 0 or -1.
+int ckpt_init_from(const char *path, model_t *m, uint64_t seed, int *loaded, int *total, char *notes, size_t notes_len,
+                   char *err, size_t errlen);
 
 #endif

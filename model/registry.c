@@ -10,6 +10,7 @@ extern const block_ops_t mixer_adaptive_ops;
 extern const block_ops_t mixer_allattn_ops;
 extern const block_ops_t mixer_performer_ops;
 extern const block_ops_t mixer_linformer_ops;
+extern const block_ops_t mixer_collab_ops;
 extern const block_ops_t ffn_mlp_ops;
 extern const block_ops_t ffn_none_ops;
 
@@ -19,12 +20,13 @@ static const block_ops_t *const registry[] = {
     &mixer_allattn_ops,
     &mixer_performer_ops,
     &mixer_linformer_ops,
+    &mixer_collab_ops,
     &ffn_mlp_ops,
     &ffn_none_ops,
 };
 
 // Kinds described in BLOCKS.md that are planned but not built yet (clear message instead of "unknown").
-static const char *const planned[] = {"collab", "pkm"};
+static const char *const planned[] = {"pkm"};
 
 const block_ops_t *block_find(const char *kind) {
     for (size_t i = 0; i < sizeof registry / sizeof *registry; i++)

@@ -106,6 +106,10 @@ run_model 4 "allattn(persist=8,span=20,ramp=6), 2*softmax/mlp" char 48 4 33 alla
 run_model 5 "performer(kernel=relu,features=8)/mlp, performer(features=16)/mlp" byte 32 2 45 performer
 # 6: causal chunked linformer: ctx 35 is a multiple of neither chunk; window 1 and share=kv
 run_model 6 "linformer(chunk=4,k=2)/mlp, linformer(chunk=3,k=1,window=1,share=kv)/mlp" char 32 2 35 linformer
+# 7: collab: dk < d not a multiple of H, dk = d/2 (default), dk > d; ctx 37 crosses the 32-row blocks.
+#    Planted twin bug: the content bias indexed by query i instead of key j moved the loss 4.1e-3
+#    relative (35x the tolerance)
+run_model 7 "collab(dk=13)/mlp, collab/mlp, collab(dk=40)/none" char 32 4 37 collab
 
 # the twin refuses kinds it does not know, with a message naming the layer
 "$PY" - "$TWIN" <<'EOF2' || { echo "FAIL: the twin should refuse an unknown kind naming its layer"; fail=1; }
@@ -113,7 +117,7 @@ import importlib.util, sys
 spec = importlib.util.spec_from_file_location("twin", sys.argv[1]); twin = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(twin)
 try:
-    twin.GPT(16, 8, 2, 8, twin.parse_spec("softmax/mlp,collab(dk=4)/mlp"))
+    twin.GPT(16, 8, 2, 8, twin.parse_spec("softmax/mlp,softmax/pkm"))
 except NotImplementedError as e:
     assert "layer 1" in str(e), e
     print(f"twin refuses an unimplemented kind: {e}")

@@ -17,6 +17,7 @@ static const char *specs[] = {
     "allattn(persist=4,span=7,ramp=2),adaptive(persist=2)/mlp",
     "performer(features=12)/mlp,performer(kernel=relu,features=8,redraw=0)/none",
     "linformer(chunk=2,k=1)/mlp,linformer(chunk=3,k=2,window=1,share=kv)/mlp",
+    "collab(dk=3)/mlp,collab/none,collab(dk=11)/mlp",
 };
 
 static int files_equal(const char *a, const char *b) {
@@ -110,7 +111,7 @@ int main(void) {
         char err[512];
         EXPECT(ckpt_save(p1, &src, &tok, NULL, 0, err, sizeof err) == 0);
         int loaded = 0, total = 0;
-        EXPECT(ckpt_init_from(p1, &dst, &loaded, &total, err, sizeof err) == 0);
+        EXPECT(ckpt_init_from(p1, &dst, 1, &loaded, &total, NULL, 0, err, sizeof err) == 0);
         param_t *a = params_find(&src.params, "layers.0.attn.wq"), *b = params_find(&dst.params, "layers.0.attn.wq");
         EXPECT(a && b && memcmp(a->data, b->data, a->numel * 4) == 0);
         param_t *w1 = params_find(&dst.params, "layers.1.ffn.w1"), *w1s = params_find(&src.params, "layers.1.ffn.w1");

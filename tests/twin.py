@@ -15,7 +15,8 @@ float64.
 
 Implemented block kinds, every built one, written from the math of BLOCKS.md and docs/blocks/*.md:
 mixers softmax (persist=N), adaptive (span, ramp, persist; BLOCKS.md §2), allattn (§3), performer
-(softmax and relu kernels, the stored omega; §5), linformer (causal chunks, window, share=kv; §6);
+(softmax and relu kernels, the stored omega; §5), linformer (causal chunks, window, share=kv; §6),
+collab (dk, shared Q/K, mixing, content bias; §7);
 ffns mlp(hidden=N) and none. Any other kind (or option) raises NotImplementedError naming the layer.
 Training-only options (init, lambda, redraw) do not enter the forward. bench/twin_bench.py imports
 this file for the same model in float32.
@@ -26,7 +27,7 @@ LN; logits = x . wte^T (tied); LayerNorm eps 1e-5 with biased variance; GELU tan
 linear weights stored [out, in] as nn.Linear; attention head h owns columns h*D..h*D+D-1 of q, k, v.
 Per-kind tensors (docs/blocks/*.md): attn.span (H) holds z~ with z = span*z~; attn.persist_k and
 persist_v are (H, N, D); attn.omega (m, D), one per layer shared by its heads; attn.E, attn.F (k, c),
-no F with share=kv. Evaluation windows are never longer than ctx, so position t uses wpe[t].
+no F with share=kv; collab's attn.cq, attn.ck (dk, d), attn.mix (H, dk), attn.cb (H, d). Evaluation windows are never longer than ctx, so position t uses wpe[t].
 """
 import json
 import math
@@ -335,6 +336,36 @@ class LinformerAttention(nn.Module):
         return _merge_heads(self, o)
 
 
+class CollabAttention(nn.Module):
+    """BLOCKS.md §7, docs/blocks/collab.md: collaborative attention. Heads share Q~ = x.cq^T and
+    K~ = x.ck^T (width dk, no biases) and differ by a mixing vector m_h (row h of mix, (H, dk)); a
+    content bias (x_j.cb^T)_h per key (cb (H, d)); the scale is 1/sqrt(d/H) of the original heads.
+    s^h_ij = ((Q~_i * m_h).K~_j + (x_j cb^T)_h) / sqrt(D), causal softmax over j <= i; values and the
+    output projection as softmax attention (wv, wo nn.Linear)."""
+
+    def __init__(self, C, H, dk):
+        super().__init__()
+        self.H, self.D, self.R = H, C // H, dk
+        self.cq = nn.Parameter(torch.zeros(dk, C))
+        self.ck = nn.Parameter(torch.zeros(dk, C))
+        self.cb = nn.Parameter(torch.zeros(H, C))
+        self.mix = nn.Parameter(torch.zeros(H, dk))
+        self.wv, self.wo = nn.Linear(C, C), nn.Linear(C, C)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        H, D = self.H, self.D
+        qt, kt = x @ self.cq.t(), x @ self.ck.t()                      # (B, T, R)
+        qh = qt[:, None, :, :] * self.mix[None, :, None, :]             # (B, H, T, R)
+        bias = (x @ self.cb.t()).transpose(1, 2)[:, :, None, :]         # (B, H, 1, T): per key j
+        s = (qh @ kt[:, None].transpose(-1, -2) + bias) / math.sqrt(D)
+        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+        p = torch.softmax(s.masked_fill(~causal, float("-inf")), dim=-1)
+        v = self.wv(x).view(B, T, H, D).transpose(1, 2)
+        o = (p @ v).transpose(1, 2).reshape(B, T, C)
+        return self.wo(o)
+
+
 # options of every built kind and their defaults (BLOCKS.md, "Options per kind"); None: ctx
 _MIXER_OPTS = {
     "softmax": {"persist": 0},
@@ -342,6 +373,7 @@ _MIXER_OPTS = {
     "allattn": {"persist": 256, "span": None, "ramp": 32, "init": 0.5, "lambda": 2e-6},
     "performer": {"features": 128, "kernel": "softmax", "redraw": 1000},
     "linformer": {"chunk": 32, "k": 4, "window": 0, "share": "none"},
+    "collab": {"dk": None},  # None: d/2
 }
 
 
@@ -360,6 +392,8 @@ def make_mixer(idx, C, H, ctx, kind, opts):
         return SpanAttention(C, H, span=S, ramp=o["ramp"], N=o["persist"])
     if kind == "performer":
         return PerformerAttention(C, H, o["features"], o["kernel"])
+    if kind == "collab":
+        return CollabAttention(C, H, C // 2 if o["dk"] is None else o["dk"])
     return LinformerAttention(C, H, o["chunk"], o["k"], o["window"], o["share"])
 
 
@@ -410,6 +444,8 @@ class GPT(nn.Module):
                     p.normal_(0.0, 0.02, generator=gen)
                 elif ".ln" in name or name.startswith("lnf"):
                     p.fill_(1.0 if name.endswith("weight") else 0.0)
+                elif name.endswith("attn.mix"):  # collab mixing, std 0.2 (BLOCKS.md §7)
+                    p.normal_(0.0, 0.2, generator=gen)
                 elif name.endswith("attn.span"):
                     p.fill_(0.5)
                 elif name.endswith("attn.persist_k") or name.endswith("attn.persist_v"):
