@@ -12,6 +12,7 @@ extern const block_ops_t mixer_performer_ops;
 extern const block_ops_t mixer_linformer_ops;
 extern const block_ops_t ffn_mlp_ops;
 extern const block_ops_t ffn_none_ops;
+extern const block_ops_t ffn_pkm_ops;
 
 static const block_ops_t *const registry[] = {
     &mixer_softmax_ops,
@@ -21,10 +22,11 @@ static const block_ops_t *const registry[] = {
     &mixer_linformer_ops,
     &ffn_mlp_ops,
     &ffn_none_ops,
+    &ffn_pkm_ops,
 };
 
 // Kinds described in BLOCKS.md that are planned but not built yet (clear message instead of "unknown").
-static const char *const planned[] = {"collab", "pkm"};
+static const char *const planned[] = {"collab"};
 
 const block_ops_t *block_find(const char *kind) {
     for (size_t i = 0; i < sizeof registry / sizeof *registry; i++)

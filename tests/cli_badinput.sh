@@ -173,6 +173,10 @@ for spec in 'linformer/mlp' 'collab/mlp' 'softmax/pkm'; do
     unbuilt=1
 done
 [ $unbuilt = 1 ] || echo "  (every planned kind is built now: nothing to check)"
+check "pkm options out of range: exit 2 naming the layer and the option"
+expect_err 2 "layer 1 \(pkm\): option slots=1000 is not a perfect square" tiny "$W/text.txt" --layers 'softmax/mlp,softmax/pkm(slots=1000)'; kept
+expect_err 2 "layer 0 \(pkm\): option k=32 exceeds sqrt\(slots\)=16" tiny "$W/text.txt" --layers 'softmax/pkm(slots=256)'; kept
+expect_err 2 "layer 0 \(pkm\): option dk=9 must be even" tiny "$W/text.txt" --layers 'softmax/pkm(dk=9)'; kept
 check "unknown option: exit 2, names it"
 expect_err 2 "unknown option.*--bogus" tiny "$W/text.txt" --bogus 1; kept
 expect_err 2 "unknown option.*--bogus" "$INFER" "$W/char.st" --bogus

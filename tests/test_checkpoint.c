@@ -17,6 +17,7 @@ static const char *specs[] = {
     "allattn(persist=4,span=7,ramp=2),adaptive(persist=2)/mlp",
     "performer(features=12)/mlp,performer(kernel=relu,features=8,redraw=0)/none",
     "linformer(chunk=2,k=1)/mlp,linformer(chunk=3,k=2,window=1,share=kv)/mlp",
+    "softmax/pkm(slots=64,k=4,heads=2,dk=8),softmax/pkm(slots=16,k=3,heads=1,dk=6),softmax/mlp",
 };
 
 static int files_equal(const char *a, const char *b) {
