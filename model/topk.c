@@ -2,22 +2,27 @@
 #include "model/topk.h"
 
 #include <math.h>
+#include <string.h>
 
 // (va, ia) comes before (vb, ib): higher score, or equal score and lower index.
 static inline int before(float va, int64_t ia, float vb, int64_t ib) { return va > vb || (va == vb && ia < ib); }
 
-// Insert (v, i) into the sorted buffer val/idx of *cnt ≤ k entries, keeping the best k.
+// Insert (v, i) into the sorted buffer val/idx of *cnt ≤ k entries, keeping the best k: binary search
+// for the first entry (v, i) comes before, then one memmove of the tail.
 static inline void insert(float *val, int32_t *idx, int *cnt, int k, float v, int64_t i) {
     if (isnan(v)) return;
     if (*cnt == k && !before(v, i, val[k - 1], idx[k - 1])) return;
-    int pos = *cnt < k ? (*cnt)++ : k - 1;
-    while (pos > 0 && before(v, i, val[pos - 1], idx[pos - 1])) {
-        val[pos] = val[pos - 1];
-        idx[pos] = idx[pos - 1];
-        pos--;
+    int lo = 0, hi = *cnt < k ? *cnt : k - 1;  // the answer lies in [lo, hi]
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (before(v, i, val[mid], idx[mid])) hi = mid;
+        else lo = mid + 1;
     }
-    val[pos] = v;
-    idx[pos] = (int32_t)i;
+    int last = *cnt < k ? (*cnt)++ : k - 1;  // the entry at `last` falls off (or is the free slot)
+    memmove(val + lo + 1, val + lo, (size_t)(last - lo) * sizeof *val);
+    memmove(idx + lo + 1, idx + lo, (size_t)(last - lo) * sizeof *idx);
+    val[lo] = v;
+    idx[lo] = (int32_t)i;
 }
 
 static int contains(const int32_t *idx, int cnt, int64_t i) {
