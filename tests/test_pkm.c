@@ -567,7 +567,7 @@ static void test_sparse_adam(void) {
 // One training step's time at two slot counts (B 1, T 8, k 4, 1 head, d 16): nothing may scale with
 // the slot count — dense zeroing, norm or Adam over 262144×16 values would cost milliseconds
 // (16× the 16384 model's); the sparse step costs microseconds at both. The two models' steps
-// alternate, so that load from other processes hits both alike; medians.
+// alternate, so that load from other processes hits both alike, on one thread; medians.
 typedef struct {
     model_t m;
     int32_t x[8], y[8];
@@ -600,10 +600,19 @@ static void test_no_slot_scaling(void) {
         timed_init(small, "softmax/pkm(slots=16384,k=4,heads=1,dk=8)");
         timed_init(big, "softmax/pkm(slots=262144,k=4,heads=1,dk=8)");
         double ts[REPS], tb[REPS];
+#ifdef _OPENMP
+        // one thread: on a loaded machine a parallel region's barrier can wait a whole scheduler slice
+        // for a descheduled thread (hundreds of ms measured), whichever model runs
+        int saved = omp_get_max_threads();
+        omp_set_num_threads(1);
+#endif
         for (int r = 0; r < REPS; r++) {
             ts[r] = timed_step(small);
             tb[r] = timed_step(big);
         }
+#ifdef _OPENMP
+        omp_set_num_threads(saved);
+#endif
         qsort(ts, REPS, sizeof *ts, cli_cmp_double);
         qsort(tb, REPS, sizeof *tb, cli_cmp_double);
         double s = ts[REPS / 2], b = tb[REPS / 2];
