@@ -69,6 +69,8 @@ $(BUILD)/infer: $(BUILD)/infer.o $(BUILD)/libattnlab.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libattnlab.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+# AdamW's sqrtf vectorizes only without errno (v ≥ 0, and IEEE sqrt/div are exact either way).
+$(BUILD)/model/optim.o: CFLAGS += -fno-math-errno
 # test_noalloc counts every allocation attnlab's own code makes (wrapped at link time).
 $(BUILD)/tests/test_noalloc: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libattnlab.a

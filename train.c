@@ -448,10 +448,12 @@ int main(int argc, char **argv) {
         if (run.step == o.steps || (stop_reason && strcmp(stop_reason, "time budget reached") == 0)) {
             eval_sums_t s;
             double t0 = cli_now();
+            int stats = model_stats_begin(m);  // pkm layers: slot usage over the final evaluation
             eval_sequence(m, tok, ds.tokens + ds.n_train, ds.n_tokens - ds.n_train, &s);
             printf("final step %ld | val loss %.4f | ppl %.3f | bpb %.4f  (whole validation split, %zu tokens, %.1fs)\n",
                    run.step, eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), s.tokens, cli_now() - t0);
             print_spans(m);
+            if (stats) model_stats_print(m, stdout, "  ");
             log_row(&rep, run.step, "final", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
         }
         save_or_die(m, tok, &run);

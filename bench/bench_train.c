@@ -96,7 +96,8 @@ static double flops_per_token(const model_t *m, int T) {
     const param_table_t *pt = &m->params;
     for (int i = 0; i < pt->count; i++) {
         const param_t *p = pt->items[i];
-        if (p->ndim == 2 && strncmp(p->name, "layers.", 7) == 0) p_mm += (double)p->numel;  // Wq,Wk,Wv,Wo,W1,W2
+        // Wq,Wk,Wv,Wo,W1,W2 (pkm's Wq too); not pkm's value table, a gather of k rows per head, not a product
+        if (p->ndim == 2 && !p->sparse_rows && strncmp(p->name, "layers.", 7) == 0) p_mm += (double)p->numel;
     }
     return 6.0 * p_mm + 6.0 * m->L * (double)T * m->dims.dim;
 }

@@ -9,7 +9,7 @@
 # 3. KV-cached decode tokens/s and per-token time early vs late in the window; an all-performer
 #    model's per-token time at positions 100-199 vs 10,000-10,099 of one 10,100-token stream (ctx 64);
 # 4. diagnostics: ours with 1 thread and with OMP_WAIT_POLICY=passive (load sensitivity);
-# 5. bench_adaptive / bench_scaling if they are built (bench_scaling also writes bench/out/scaling.png).
+# 5. bench_adaptive / bench_pkm / bench_scaling if they are built (bench_scaling also writes bench/out/scaling.png).
 # A copy of the report goes to bench/out/ (git-ignored).
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -143,6 +143,14 @@ fi
 if [ -x "$B/bench_collab" ]; then
   echo "== bench_collab (collab vs softmax fwd+bwd, ratios; CP/ALS conversion) =="
   "$B/bench_collab" || echo "(bench_collab exited with status $?)"
+  echo
+fi
+if [ -x "$B/bench_pkm" ]; then
+  echo "== bench_pkm (one ffn's training step: mlp vs pkm at 16384 and 262144 slots, default shape) =="
+  pk=$("$B/bench_pkm" 7 16384,262144) || echo "(bench_pkm exited with status $?)"
+  echo "$pk"
+  summary+=("$(printf '%s\n' "$pk" | grep '^ratio pkm/mlp')")
+  echo
 fi
 if [ -x "$B/bench_scaling" ]; then
   if [ "${BENCH_QUICK:-0}" = 1 ]; then sreps=${BENCH_SCALING_REPS:-1}; else sreps=${BENCH_SCALING_REPS:-2}; fi

@@ -87,6 +87,13 @@ typedef struct {
     // number of heads written to out (≤ H), 0 if the kind has no spans. Used by the training log and
     // `infer --spans`.
     int (*spans)(const block_t *b, float *out);
+    // Optional: usage statistics gathered over an evaluation pass (PKM: the fraction of memory slots
+    // selected and the KL divergence from uniform of the slot weights). stats_begin zeroes the counters
+    // and switches counting on (forward then adds to them, outside any timed training step);
+    // stats_report switches it off and writes a one-line summary of what was counted since ("" when
+    // nothing was). Kinds without statistics leave both NULL and cost nothing.
+    void (*stats_begin)(block_t *b);
+    void (*stats_report)(block_t *b, char *buf, size_t n);
     // 1: decode_step keeps constant-size state and accepts any pos ≥ 0 (Performer streaming); the
     // model then never slides its window (see model.c decode_step for how positions ≥ ctx embed).
     int unbounded_decode;

@@ -292,6 +292,31 @@ void model_after_step(model_t *m, long step, rng_t *rng) {
     }
 }
 
+int model_stats_begin(model_t *m) {
+    int n = 0;
+    for (int l = 0; l < m->L; l++) {
+        block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};
+        for (int i = 0; i < 2; i++)
+            if (blocks[i]->ops->stats_begin) {
+                blocks[i]->ops->stats_begin(blocks[i]);
+                n++;
+            }
+    }
+    return n;
+}
+
+void model_stats_print(model_t *m, FILE *f, const char *prefix) {
+    for (int l = 0; l < m->L; l++) {
+        block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};
+        for (int i = 0; i < 2; i++) {
+            if (!blocks[i]->ops->stats_report) continue;
+            char buf[512];
+            blocks[i]->ops->stats_report(blocks[i], buf, sizeof buf);
+            if (buf[0]) fprintf(f, "%s%s\n", prefix, buf);
+        }
+    }
+}
+
 void model_free(model_t *m) {
     for (int l = 0; m->layers && l < m->L; l++) {
         block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "model/block.h"
 #include "model/params.h"
@@ -66,6 +67,11 @@ float model_extra_loss(model_t *m, int add_grad);
 void model_before_step(model_t *m, long step, rng_t *rng);
 void model_after_step(model_t *m, long step, rng_t *rng);
 void model_free(model_t *m);
+// Usage statistics of the blocks that keep them (block_ops_t.stats_begin, e.g. pkm) over the forwards
+// run between begin and print. begin returns how many blocks count (0: nothing to do, no cost);
+// print writes one line per such block to f, each starting with prefix.
+int model_stats_begin(model_t *m);
+void model_stats_print(model_t *m, FILE *f, const char *prefix);
 
 // ---------------------------------------------------------------------------------------------
 // Incremental decoding of one sequence with per-layer caches.

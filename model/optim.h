@@ -12,9 +12,12 @@ typedef struct {
 // One AdamW update of every trainable parameter; t is the 1-based update count (bias correction).
 //   m = β1·m + (1−β1)·g,  v = β2·v + (1−β2)·g²,  p −= lr·(wd·p·[decay] + m̂/(sqrt(v̂) + eps))
 // with m̂ = m/(1−β1^t), v̂ = v/(1−β2^t) (PyTorch's AdamW: decay applied to p before the step).
+// A tensor with fixed_lr > 0 uses that rate instead of lr. A sparse-rows tensor is updated in its
+// touched rows only (lazy Adam; bias correction with the same global t).
 void adamw_step(param_table_t *pt, const adamw_cfg_t *cfg, float lr, long t);
 
-// sqrt(Σ g²) over every trainable parameter (double accumulation).
+// sqrt(Σ g²) over every trainable parameter (double accumulation); sparse-rows tensors contribute
+// their touched rows (the rest of their gradient is zero).
 double grad_global_norm(const param_table_t *pt);
 // Multiply every gradient by s.
 void grad_scale(param_table_t *pt, float s);

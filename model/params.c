@@ -44,6 +44,12 @@ param_t *params_add(param_table_t *pt, const char *name, init_kind_t init, float
     return p;
 }
 
+void params_set_sparse_rows(param_t *p, float fixed_lr) {
+    CHECK(p->ndim == 2 && p->data == NULL && fixed_lr >= 0.0f);
+    p->sparse_rows = 1;
+    p->fixed_lr = fixed_lr;
+}
+
 void params_allocate(param_table_t *pt) {
     CHECK(pt->data == NULL);
     pt->data = xalloc_floats(pt->total);
@@ -56,6 +62,10 @@ void params_allocate(param_table_t *pt) {
         p->grad = pt->grad + p->offset;
         p->m = pt->m + p->offset;
         p->v = pt->v + p->offset;
+        if (p->sparse_rows) {
+            p->touched = xcalloc((size_t)p->shape[0], sizeof *p->touched);
+            p->row_mark = xcalloc((size_t)p->shape[0], 1);
+        }
     }
 }
 
@@ -85,7 +95,22 @@ void params_init_values(param_table_t *pt, rng_t *rng) {
     memset(pt->v, 0, pt->total * sizeof(float));
 }
 
-void params_zero_grad(param_table_t *pt) { memset(pt->grad, 0, pt->total * sizeof(float)); }
+void params_zero_grad(param_table_t *pt) {
+    for (int i = 0; i < pt->count; i++) {
+        param_t *p = pt->items[i];
+        if (!p->sparse_rows) {
+            memset(p->grad, 0, p->numel * sizeof(float));
+            continue;
+        }
+        size_t len = (size_t)p->shape[1];
+        for (size_t r = 0; r < p->n_touched; r++) {
+            size_t row = (size_t)p->touched[r];
+            memset(p->grad + row * len, 0, len * sizeof(float));
+            p->row_mark[row] = 0;
+        }
+        p->n_touched = 0;
+    }
+}
 
 param_t *params_find(const param_table_t *pt, const char *name) {
     for (int i = 0; i < pt->count; i++)
@@ -101,7 +126,11 @@ size_t params_count_trainable(const param_table_t *pt) {
 }
 
 void params_free(param_table_t *pt) {
-    for (int i = 0; i < pt->count; i++) free(pt->items[i]);
+    for (int i = 0; i < pt->count; i++) {
+        free(pt->items[i]->touched);
+        free(pt->items[i]->row_mark);
+        free(pt->items[i]);
+    }
     free(pt->items);
     free(pt->data);
     free(pt->grad);

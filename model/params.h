@@ -33,6 +33,16 @@ struct param {
     void *init_owner;
     int decay;            // 1: AdamW weight decay applies (matrices), 0: none (biases, norms, spans)
     int trainable;        // 0: a buffer saved in the checkpoint but never updated (e.g. random features)
+    // Sparse rows (a 2-D tensor of which a step reaches only a few rows: PKM's value table; see
+    // docs/design.md "Sparse row updates"). Its gradient is zero outside the rows listed in `touched`;
+    // the backward that writes a row first calls params_touch_row. Zeroing, the norm, clipping, the
+    // finiteness check and Adam then walk those rows only (lazy Adam: untouched rows and their moments
+    // are left exactly as they are), so no per-step work is proportional to the row count.
+    int sparse_rows;
+    float fixed_lr;       // > 0: this tensor's own constant learning rate instead of the schedule's
+    int32_t *touched;     // [shape[0]] rows touched since the last params_zero_grad, in first-touch order
+    size_t n_touched;
+    uint8_t *row_mark;    // [shape[0]] 1 if the row is in `touched`
     float *data;          // [numel] views into the arenas, valid after params_allocate
     float *grad;
     float *m, *v;
@@ -50,8 +60,21 @@ void params_init_table(param_table_t *pt);
 // Shapes are given as ndim int values (1..4). Tensors registered one after another are contiguous in
 // every arena (blocks rely on this to run wq|wk|wv as one matrix product).
 param_t *params_add(param_table_t *pt, const char *name, init_kind_t init, float scale, int decay, int ndim, ...);
+// Mark p (2-D, registered before params_allocate) as updated by sparse rows with its own constant
+// learning rate fixed_lr (0: the schedule's).
+void params_set_sparse_rows(param_t *p, float fixed_lr);
+// Record that backward writes into row `row` of a sparse-rows tensor's gradient (not thread-safe:
+// call from serial code, in a fixed order, so the touched list — and the norm summed over it — repeat).
+static inline void params_touch_row(param_t *p, size_t row) {
+    if (!p->row_mark[row]) {
+        p->row_mark[row] = 1;
+        p->touched[p->n_touched++] = (int32_t)row;
+    }
+}
 void params_allocate(param_table_t *pt);
 void params_init_values(param_table_t *pt, rng_t *rng);  // draws in registration order
+// Zero every gradient: dense tensors whole, sparse-rows tensors only in their touched rows (then the
+// touched lists are emptied).
 void params_zero_grad(param_table_t *pt);
 param_t *params_find(const param_table_t *pt, const char *name);
 size_t params_count_trainable(const param_table_t *pt);

@@ -13,6 +13,7 @@ extern const block_ops_t mixer_linformer_ops;
 extern const block_ops_t mixer_collab_ops;
 extern const block_ops_t ffn_mlp_ops;
 extern const block_ops_t ffn_none_ops;
+extern const block_ops_t ffn_pkm_ops;
 
 static const block_ops_t *const registry[] = {
     &mixer_softmax_ops,
@@ -23,10 +24,8 @@ static const block_ops_t *const registry[] = {
     &mixer_collab_ops,
     &ffn_mlp_ops,
     &ffn_none_ops,
+    &ffn_pkm_ops,
 };
-
-// Kinds described in BLOCKS.md that are planned but not built yet (clear message instead of "unknown").
-static const char *const planned[] = {"pkm"};
 
 const block_ops_t *block_find(const char *kind) {
     for (size_t i = 0; i < sizeof registry / sizeof *registry; i++)
@@ -52,10 +51,6 @@ int block_unknown_kind_error(const char *kind, block_role_t role, int layer, cha
         return seterr(err, errlen, "--layers: layer %d: '%s' is %s, not %s (mixers: %s; ffns: %s)", layer, kind,
                       other->role == ROLE_MIXER ? "a mixer" : "an ffn", role == ROLE_MIXER ? "a mixer" : "an ffn",
                       mixers, ffns);
-    for (size_t i = 0; i < sizeof planned / sizeof *planned; i++)
-        if (strcmp(planned[i], kind) == 0)
-            return seterr(err, errlen, "--layers: layer %d: block kind '%s' is not built yet (built mixers: %s; ffns: %s)",
-                          layer, kind, mixers, ffns);
     return seterr(err, errlen, "--layers: layer %d: unknown %s kind '%s' (mixers: %s; ffns: %s)", layer,
                   role == ROLE_MIXER ? "mixer" : "ffn", kind, mixers, ffns);
 }

@@ -162,17 +162,15 @@ expect_err 2 "'?bar'?.*softmax.*mlp" tiny "$W/text.txt" --layers 'softmax/bar'; 
 check "unknown block option: exit 2, names it and lists the kind's options"
 expect_err 2 "bogus.*persist" tiny "$W/text.txt" --layers 'softmax(bogus=1)/mlp'; kept
 expect_err 2 "bogus.*hidden" tiny "$W/text.txt" --layers 'softmax/mlp(bogus=1)'; kept
-check "a kind described in BLOCKS.md but not built yet: exit 2, says so"
-# (the planned kinds get built over time: test whichever is still missing)
-unbuilt=0
-for spec in 'linformer/mlp' 'collab/mlp' 'softmax/pkm'; do
-    run tiny "$W/text.txt" --layers "$spec" --out "$W/kind.st"
-    [ $RC -eq 0 ] && continue
-    kind=${spec#softmax/}; kind=${kind%/mlp}
-    expect_err 2 "$kind.*not built" tiny "$W/text.txt" --layers "$spec"; kept
-    unbuilt=1
+check "every block kind of BLOCKS.md is built: a model of each trains"
+for spec in 'softmax/mlp' 'adaptive/mlp' 'allattn(persist=4)' 'performer/mlp' 'linformer/mlp' 'collab/mlp' \
+            'softmax/pkm(slots=64,k=4,dk=8)' 'softmax/none'; do
+    expect_ok tiny "$W/text.txt" --layers "$spec" --out "$W/kind.st"
 done
-[ $unbuilt = 1 ] || echo "  (every planned kind is built now: nothing to check)"
+check "pkm options out of range: exit 2 naming the layer and the option"
+expect_err 2 "layer 1 \(pkm\): option slots=1000 is not a perfect square" tiny "$W/text.txt" --layers 'softmax/mlp,softmax/pkm(slots=1000)'; kept
+expect_err 2 "layer 0 \(pkm\): option k=32 exceeds sqrt\(slots\)=16" tiny "$W/text.txt" --layers 'softmax/pkm(slots=256)'; kept
+expect_err 2 "layer 0 \(pkm\): option dk=9 must be even" tiny "$W/text.txt" --layers 'softmax/pkm(dk=9)'; kept
 check "unknown option: exit 2, names it"
 expect_err 2 "unknown option.*--bogus" tiny "$W/text.txt" --bogus 1; kept
 expect_err 2 "unknown option.*--bogus" "$INFER" "$W/char.st" --bogus

@@ -4,7 +4,7 @@
 # ffn is `none`, a ctx that is not a multiple of the attention's 32-row tiling, a file with
 # multi-byte UTF-8 characters (so bpb's byte counts matter) and an eval file whose last window is
 # short — one model per family of block kinds (softmax; adaptive and persist=N; allattn; performer
-# with both kernels; linformer with window and share=kv, ctx not a multiple of the chunk) — then
+# with both kernels; linformer with window and share=kv, ctx not a multiple of the chunk; pkm) — then
 # compares loss, ppl and bpb of `infer CKPT --eval FILE` with the twin's float64 figures.
 # Exit 77 (skip) when /usr/bin/python3 cannot import torch and numpy.
 #   bash tests/py_twin.sh            (ATTNLAB_BUILD=build/release by default; TWIN=path overrides the twin)
@@ -79,7 +79,7 @@ run_model() {
 # a high learning rate without warmup grows the weights enough that attention scores matter; 300
 # steps so that the kind-specific details do too: each planted twin bug (adaptive ramp distance off
 # by one, allattn's sqrt(D) applied twice to persistent logits, performer without -|k^|^2/2,
-# linformer's E applied newest-first) moved the loss by 1.6e-3 to 2.5e-2 relative, 13x the tolerance
+# linformer's E applied newest-first; pkm's softmax over H·k) moved the loss by 1.6e-3 to 2.5e-2 relative, 13x the tolerance
 # or more (at 40 steps, 1e-5 to 7e-5: undetectable). One thread: on a loaded 2-core machine OpenMP
 # with 2 threads ran a 100-step training in 58 s instead of 0.3 s; infer --eval runs single-threaded too.
 common=(--steps 300 --lr 1e-2 --min-lr 1e-3 --warmup 0 --eval-every 300 --eval-batches 2 --batch 8 --threads 1)
@@ -110,6 +110,10 @@ run_model 6 "linformer(chunk=4,k=2)/mlp, linformer(chunk=3,k=1,window=1,share=kv
 #    Planted twin bug: the content bias indexed by query i instead of key j moved the loss 4.1e-3
 #    relative (35x the tolerance)
 run_model 7 "collab(dk=13)/mlp, collab/mlp, collab(dk=40)/none" char 32 4 37 collab
+# 8: product-key memory ffns in both layers (values as sparse rows with their own lr 1e-3), 8 and 4
+#    memory heads: a softmax over all H·k scores instead of per head (BLOCKS.md's pitfall, planted in
+#    the twin) moved the loss 7.7e-3 relative (66x the tolerance); with 2 heads it moved 1.9e-4 only
+run_model 8 "softmax/pkm(slots=256,k=8,heads=8,dk=16), softmax/pkm(slots=64,k=4,heads=4,dk=8)" char 32 2 33 pkm
 
 # the twin refuses kinds it does not know, with a message naming the layer
 "$PY" - "$TWIN" <<'EOF2' || { echo "FAIL: the twin should refuse an unknown kind naming its layer"; fail=1; }
@@ -117,7 +121,7 @@ import importlib.util, sys
 spec = importlib.util.spec_from_file_location("twin", sys.argv[1]); twin = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(twin)
 try:
-    twin.GPT(16, 8, 2, 8, twin.parse_spec("softmax/mlp,softmax/pkm"))
+    twin.GPT(16, 8, 2, 8, twin.parse_spec("softmax/mlp,softmax/bogus"))
 except NotImplementedError as e:
     assert "layer 1" in str(e), e
     print(f"twin refuses an unimplemented kind: {e}")

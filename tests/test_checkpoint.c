@@ -18,6 +18,7 @@ static const char *specs[] = {
     "performer(features=12)/mlp,performer(kernel=relu,features=8,redraw=0)/none",
     "linformer(chunk=2,k=1)/mlp,linformer(chunk=3,k=2,window=1,share=kv)/mlp",
     "collab(dk=3)/mlp,collab/none,collab(dk=11)/mlp",
+    "softmax/pkm(slots=64,k=4,heads=2,dk=8),softmax/pkm(slots=16,k=3,heads=1,dk=6),softmax/mlp",
 };
 
 static int files_equal(const char *a, const char *b) {

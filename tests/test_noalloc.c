@@ -26,6 +26,7 @@ static const char *specs[] = {
     "performer(features=12,redraw=1)/mlp,performer(kernel=relu)/mlp",
     "linformer(chunk=4,k=2)/mlp,linformer(chunk=3,k=1,window=1,share=kv)/mlp",
     "collab(dk=5)/mlp,collab/none",
+    "softmax/pkm(slots=64,k=4,heads=2,dk=8),softmax/pkm(slots=16,k=4,heads=3,dk=6)",
 };
 
 int main(void) {

@@ -16,8 +16,8 @@ float64.
 Implemented block kinds, every built one, written from the math of BLOCKS.md and docs/blocks/*.md:
 mixers softmax (persist=N), adaptive (span, ramp, persist; BLOCKS.md §2), allattn (§3), performer
 (softmax and relu kernels, the stored omega; §5), linformer (causal chunks, window, share=kv; §6),
-collab (dk, shared Q/K, mixing, content bias; §7);
-ffns mlp(hidden=N) and none. Any other kind (or option) raises NotImplementedError naming the layer.
+collab (dk, shared Q/K, mixing, content bias; §7); ffns mlp(hidden=N), none and pkm (slots, k,
+heads, dk; §4). Any other kind (or option) raises NotImplementedError naming the layer.
 Training-only options (init, lambda, redraw) do not enter the forward. bench/twin_bench.py imports
 this file for the same model in float32.
 
@@ -27,7 +27,9 @@ LN; logits = x . wte^T (tied); LayerNorm eps 1e-5 with biased variance; GELU tan
 linear weights stored [out, in] as nn.Linear; attention head h owns columns h*D..h*D+D-1 of q, k, v.
 Per-kind tensors (docs/blocks/*.md): attn.span (H) holds z~ with z = span*z~; attn.persist_k and
 persist_v are (H, N, D); attn.omega (m, D), one per layer shared by its heads; attn.E, attn.F (k, c),
-no F with share=kv; collab's attn.cq, attn.ck (dk, d), attn.mix (H, dk), attn.cb (H, d). Evaluation windows are never longer than ctx, so position t uses wpe[t].
+no F with share=kv; collab's attn.cq, attn.ck (dk, d), attn.mix (H, dk), attn.cb (H, d); pkm:
+ffn.wq (H*dk, d), ffn.bq, ffn.qln.{weight,bias} (dk/2), ffn.keys (H, 2, n, dk/2), ffn.values
+(n^2, d). Evaluation windows are never longer than ctx, so position t uses wpe[t].
 """
 import json
 import math
@@ -364,6 +366,42 @@ class CollabAttention(nn.Module):
         v = self.wv(x).view(B, T, H, D).transpose(1, 2)
         o = (p @ v).transpose(1, 2).reshape(B, T, C)
         return self.wo(o)
+class PKM(nn.Module):
+    """BLOCKS.md §4, docs/blocks/pkm.md: product-key memory as the ffn. Per token and memory head h:
+    q = x Wq^T + bq laid out (head, half, dk/2); each half through ONE LayerNorm of width dk/2 shared
+    by all heads and halves; sub-key scores s1 = K1_h q1, s2 = K2_h q2 (keys stored (H, 2, n, dk/2));
+    the k best of each half; the k^2 sums s1_a + s2_b with slot a*n + b; the k best of those; softmax
+    over those k (per head); y = sum_h sum_j w_hj V[slot_hj] with one value table V (n^2, C).
+    Every top-k orders by score descending, ties to the lower index (stable sorts)."""
+
+    def __init__(self, C, slots, k, heads, dk):
+        super().__init__()
+        n = int(round(math.sqrt(slots)))
+        if n * n != slots or k > n or dk % 2:
+            raise ValueError(f"pkm(slots={slots},k={k},dk={dk}) is not a valid product-key memory")
+        self.n, self.k, self.H, self.dk = n, k, heads, dk
+        self.wq = nn.Parameter(torch.zeros(heads * dk, C))
+        self.bq = nn.Parameter(torch.zeros(heads * dk))
+        self.qln = LayerNorm(dk // 2)
+        self.keys = nn.Parameter(torch.zeros(heads, 2, n, dk // 2))
+        self.values = nn.Parameter(torch.zeros(slots, C))
+
+    def forward(self, x):
+        B, T, C = x.shape
+        H, n, k, half = self.H, self.n, self.k, self.dk // 2
+        q = self.qln((x @ self.wq.t() + self.bq).view(B, T, H, 2, half))
+        s = torch.einsum("bthfe,hfne->bthfn", q, self.keys)  # (B, T, H, 2, n)
+        sv, si = torch.sort(s, dim=-1, descending=True, stable=True)
+        sv, si = sv[..., :k], si[..., :k]  # (B, T, H, 2, k)
+        cand = (sv[..., 0, :, None] + sv[..., 1, None, :]).reshape(B, T, H, k * k)
+        slot = (si[..., 0, :, None] * n + si[..., 1, None, :]).reshape(B, T, H, k * k)
+        # order by slot, then stably by score: ties end up with the lower slot first
+        so, oi = torch.sort(slot, dim=-1, stable=True)
+        cv = torch.gather(cand, -1, oi)
+        best, bi = torch.sort(cv, dim=-1, descending=True, stable=True)
+        top = torch.gather(so, -1, bi[..., :k])  # (B, T, H, k)
+        w = torch.softmax(best[..., :k], dim=-1)  # per head
+        return (w.unsqueeze(-1) * self.values[top]).sum(dim=(2, 3))
 
 
 # options of every built kind and their defaults (BLOCKS.md, "Options per kind"); None: ctx
@@ -375,6 +413,9 @@ _MIXER_OPTS = {
     "linformer": {"chunk": 32, "k": 4, "window": 0, "share": "none"},
     "collab": {"dk": None},  # None: d/2
 }
+
+
+_PKM_OPTS = {"slots": 16384, "k": 32, "heads": 4, "dk": 128}
 
 
 def make_mixer(idx, C, H, ctx, kind, opts):
@@ -402,16 +443,23 @@ class Layer(nn.Module):
         super().__init__()
         mk, mo = mixer
         fk, fo = ffn
-        if fk not in ("mlp", "none"):
-            raise NotImplementedError(f"layer {idx}: ffn '{fk}' is not implemented in the twin (only mlp, none)")
+        if fk not in ("mlp", "none", "pkm"):
+            raise NotImplementedError(f"layer {idx}: ffn '{fk}' is not implemented in the twin (only mlp, none, pkm)")
         if mk == "allattn" and fk != "none":
             raise ValueError(f"layer {idx}: allattn takes no ffn (got '{fk}')")
         self.ln1 = LayerNorm(C, fast)
         self.attn = make_mixer(idx, C, H, ctx, mk, mo)
-        self.has_ffn = fk == "mlp"
+        self.has_ffn = fk != "none"
         if self.has_ffn:
             self.ln2 = LayerNorm(C, fast)
-            self.ffn = MLP(C, int(fo.get("hidden", 4 * C)), fast)
+            if fk == "mlp":
+                self.ffn = MLP(C, int(fo.get("hidden", 4 * C)), fast)
+            else:
+                unknown = set(fo) - set(_PKM_OPTS)
+                if unknown:
+                    raise NotImplementedError(f"layer {idx}: pkm option(s) {sorted(unknown)} not known to the twin")
+                o = dict(_PKM_OPTS, **fo)
+                self.ffn = PKM(C, o["slots"], o["k"], o["heads"], o["dk"])
 
     def forward(self, x):
         x = x + self.attn(self.ln1(x))
@@ -440,14 +488,18 @@ class GPT(nn.Module):
             for name, p in self.named_parameters():
                 if name.endswith("attn.wo.weight") or name.endswith("ffn.w2.weight"):
                     p.normal_(0.0, 0.02 / math.sqrt(2 * L), generator=gen)
+                elif name.endswith("attn.mix"):  # collab mixing, std 0.2 (BLOCKS.md §7)
+                    p.normal_(0.0, 0.2, generator=gen)
+                elif name.endswith("ffn.values"):  # pkm values std 1/sqrt(d)
+                    p.normal_(0.0, p.shape[-1] ** -0.5, generator=gen)
                 elif p.dim() == 2:
                     p.normal_(0.0, 0.02, generator=gen)
                 elif ".ln" in name or name.startswith("lnf"):
                     p.fill_(1.0 if name.endswith("weight") else 0.0)
-                elif name.endswith("attn.mix"):  # collab mixing, std 0.2 (BLOCKS.md §7)
-                    p.normal_(0.0, 0.2, generator=gen)
                 elif name.endswith("attn.span"):
                     p.fill_(0.5)
+                elif name.endswith("ffn.keys"):  # pkm sub-keys U(+-1/sqrt(dk/2))
+                    p.uniform_(-p.shape[-1] ** -0.5, p.shape[-1] ** -0.5, generator=gen)
                 elif name.endswith("attn.persist_k") or name.endswith("attn.persist_v"):
                     p.normal_(0.0, 1.0 / math.sqrt(p.shape[-1 if name.endswith("k") else -2]), generator=gen)
                 else:

@@ -1,0 +1,394 @@
+// ffn_pkm.c — the Product-Key Memory layer as an ffn (Lample et al., NeurIPS 2019, arXiv 1907.05242;
+// BLOCKS.md §4, docs/blocks/pkm.md). Per token x (C) and memory head h (H of them), n = sqrt(slots):
+//   q      = x·Wqᵀ + bq (H·dk), laid out (head, half, dk/2): q_h = [q1 | q2]
+//   q1, q2 = LN(q1), LN(q2)            one affine LayerNorm of width dk/2 shared by heads and halves
+//   σ1 = K1_h·q1, σ2 = K2_h·q2 (n each); top-k of each; the k² sums σ1_a + σ2_b with slot a·n + b;
+//   top-k of those: slots I_h (k), scores s_h (k);  w_h = softmax(s_h) (per head)
+//   y      = Σ_h Σ_j w_hj · V[I_hj]     one value table V (slots, C) shared by the heads
+// Tensors: ffn.wq (H·dk, C) std 0.02, ffn.bq (H·dk), ffn.qln.weight/bias (dk/2), ffn.keys (H, 2, n,
+// dk/2) U(±1/sqrt(dk/2)) — keys[h][0] = K1_h, keys[h][1] = K2_h — and ffn.values (slots, C) std
+// 1/sqrt(C), updated as sparse rows (lazy Adam, constant lr 1e-3, no weight decay: params.h).
+// Top-k: model/topk.c (ties to the lower index). Backward treats the selected indices as constants.
+#include "model/ffn_pkm.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "model/block.h"
+#include "model/check.h"
+#include "model/ops.h"
+#include "model/topk.h"
+
+// The reference's (XLM) constant learning rate of the value table, independent of --lr and its schedule.
+#define PKM_VALUES_LR 1e-3f
+#define PKM_MAX_SLOTS (1L << 24)  // 4096²: slot indices stay far inside int32
+
+typedef struct {
+    int slots, n, k, H, dk, half;  // half = dk/2
+    param_t *wq, *bq, *lnw, *lnb, *keys, *values;
+    // usage statistics (stats_begin/stats_report), allocated at the first stats_begin
+    int stats_on;
+    double *slot_w;    // (slots) summed softmax weight
+    uint8_t *slot_hit; // (slots) selected at least once
+    double total_w;
+    long long hits;    // selections counted
+} pkm_t;
+
+// ---------------------------------------------------------------------------------------------
+// configuration
+
+static int pkm_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
+    char where[64];
+    snprintf(where, sizeof where, "layer %d (pkm)", b->layer);
+    long slots, k, heads, dk;
+    if (spec_get_int(spec, "slots", 16384, 1, PKM_MAX_SLOTS, &slots, where, err, errlen)) return -1;
+    long n = lround(sqrt((double)slots));
+    while (n * n > slots) n--;
+    while ((n + 1) * (n + 1) <= slots) n++;
+    if (n * n != slots)
+        return seterr(err, errlen, "%s: option slots=%ld is not a perfect square (slots = n² for n sub-keys per half, e.g. 16384 = 128²)",
+                      where, slots);
+    if (spec_get_int(spec, "k", 32, 1, 1L << 20, &k, where, err, errlen)) return -1;
+    if (k > n)
+        return seterr(err, errlen, "%s: option k=%ld exceeds sqrt(slots)=%ld (each half picks k of its n sub-keys)",
+                      where, k, n);
+    if (spec_get_int(spec, "heads", 4, 1, 4096, &heads, where, err, errlen)) return -1;
+    if (spec_get_int(spec, "dk", 128, 4, 1L << 16, &dk, where, err, errlen)) return -1;
+    if (dk % 2)
+        return seterr(err, errlen, "%s: option dk=%ld must be even (the query splits into two halves of dk/2)",
+                      where, dk);
+    pkm_t *p = xcalloc(1, sizeof *p);
+    p->slots = (int)slots;
+    p->n = (int)n;
+    p->k = (int)k;
+    p->H = (int)heads;
+    p->dk = (int)dk;
+    p->half = (int)dk / 2;
+    b->priv = p;
+    return 0;
+}
+
+static void pkm_describe(const block_t *b, char *buf, size_t n) {
+    const pkm_t *p = b->priv;
+    snprintf(buf, n, "pkm(slots=%d,k=%d,heads=%d,dk=%d)", p->slots, p->k, p->H, p->dk);
+}
+
+static void pkm_register(block_t *b, param_table_t *pt, const char *prefix) {
+    pkm_t *p = b->priv;
+    int C = b->dims->dim, Q = p->H * p->dk;
+    char name[80];
+    snprintf(name, sizeof name, "%swq", prefix);
+    p->wq = params_add(pt, name, INIT_NORMAL, 0.02f, 1, 2, Q, C);
+    snprintf(name, sizeof name, "%sbq", prefix);
+    p->bq = params_add(pt, name, INIT_ZEROS, 0, 0, 1, Q);
+    snprintf(name, sizeof name, "%sqln.weight", prefix);
+    p->lnw = params_add(pt, name, INIT_ONES, 0, 0, 1, p->half);
+    snprintf(name, sizeof name, "%sqln.bias", prefix);
+    p->lnb = params_add(pt, name, INIT_ZEROS, 0, 0, 1, p->half);
+    // sub-keys: no weight decay (a retrieval table, as the reference trains it; decay would shrink
+    // every score, selected or not)
+    snprintf(name, sizeof name, "%skeys", prefix);
+    p->keys = params_add(pt, name, INIT_UNIFORM, 1.0f / sqrtf((float)p->half), 0, 4, p->H, 2, p->n, p->half);
+    snprintf(name, sizeof name, "%svalues", prefix);
+    p->values = params_add(pt, name, INIT_NORMAL, 1.0f / sqrtf((float)C), 0, 2, p->slots, C);
+    params_set_sparse_rows(p->values, PKM_VALUES_LR);
+}
+
+static void pkm_free(block_t *b) {
+    pkm_t *p = b->priv;
+    if (!p) return;
+    free(p->slot_w);
+    free(p->slot_hit);
+}
+
+// ---------------------------------------------------------------------------------------------
+// activation and scratch layout, for N = B·T rows:
+//   act:     qpre (N, H·dk) | qn (N, H·dk) | mean, rstd (N·H·2 each) | idx (N, H, k) int32 | w (N, H, k)
+//   scratch: forward  S (N, n) | hv (N, H, 2, k) | hi (N, H, 2, k) int32
+//            backward dqn (N, H·dk) | dqpre (N, H·dk) | ds (N, H, k)
+
+typedef struct {
+    float *qpre, *qn, *mean, *rstd, *w;
+    int32_t *idx;
+} pkm_act_t;
+
+static size_t act_size(const pkm_t *p, size_t N) {
+    return 2 * N * p->H * p->dk + 4 * N * p->H + 2 * N * p->H * p->k;
+}
+static pkm_act_t act_views(const pkm_t *p, float *act, size_t N) {
+    pkm_act_t a;
+    size_t Q = N * p->H * p->dk, R = N * p->H * 2, K = N * p->H * p->k;
+    a.qpre = act;
+    a.qn = a.qpre + Q;
+    a.mean = a.qn + Q;
+    a.rstd = a.mean + R;
+    a.idx = (int32_t *)(a.rstd + R);  // int32 in float-sized slots (never read as float)
+    a.w = a.rstd + R + K;
+    return a;
+}
+static size_t scratch_size(const pkm_t *p, size_t N) {
+    size_t fwd = N * p->n + 4 * N * p->H * p->k;
+    size_t bwd = 2 * N * p->H * p->dk + N * p->H * p->k;
+    return fwd > bwd ? fwd : bwd;
+}
+
+static size_t pkm_act_floats(const block_t *b, int B, int T) { return act_size(b->priv, (size_t)B * T); }
+static size_t pkm_scratch_floats(const block_t *b, int B, int T) { return scratch_size(b->priv, (size_t)B * T); }
+
+// ---------------------------------------------------------------------------------------------
+// forward
+
+static void pkm_run(pkm_t *p, float *y, const float *x, float *act, float *scratch, int N, int C) {
+    int H = p->H, dk = p->dk, half = p->half, n = p->n, k = p->k, Q = H * dk;
+    pkm_act_t a = act_views(p, act, (size_t)N);
+    float *S = scratch, *hv = S + (size_t)N * n;
+    int32_t *hi = (int32_t *)(hv + (size_t)N * H * 2 * k);
+    // q = x·Wqᵀ + bq, then the shared LayerNorm over each (row, head, half) of width dk/2
+    matmul_forward(a.qpre, x, p->wq->data, p->bq->data, N, C, Q);
+    layernorm_forward(a.qn, a.mean, a.rstd, a.qpre, p->lnw->data, p->lnb->data, N * H * 2, half);
+    // sub-key scores of one (head, half) for every row: S (N, n) = q_half (N, dk/2, row stride Q)·Kᵀ,
+    // then each row's top-k into hv/hi[row, h, half, :]
+    for (int h = 0; h < H; h++)
+        for (int f = 0; f < 2; f++) {
+            const float *K = p->keys->data + ((size_t)h * 2 + f) * n * half;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, n, half, 1.0f, a.qn + (size_t)h * dk + f * half, Q,
+                        K, half, 0.0f, S, n);
+#pragma omp parallel for schedule(static)
+            for (int r = 0; r < N; r++) {
+                size_t o = (((size_t)r * H + h) * 2 + f) * k;
+                topk_row(S + (size_t)r * n, n, k, hv + o, hi + o);
+            }
+        }
+    // per (row, head): top-k of the k² candidate sums, softmax over those k, y = Σ_h Σ_j w·V[I]
+    const float *V = p->values->data;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        float *yr = y + (size_t)r * C;
+        for (int c = 0; c < C; c++) yr[c] = 0.0f;
+        for (int h = 0; h < H; h++) {
+            size_t o = ((size_t)r * H + h) * 2 * k, oj = ((size_t)r * H + h) * k;
+            float *w = a.w + oj;
+            int32_t *sl = a.idx + oj;
+            topk_product(hv + o, hi + o, hv + o + k, hi + o + k, k, n, w, sl);
+            float mx = w[0], sum = 0.0f;  // w[0] is the largest score
+            for (int j = 0; j < k; j++) {
+                w[j] = expf(w[j] - mx);
+                sum += w[j];
+            }
+            float inv = 1.0f / sum;
+            for (int j = 0; j < k; j++) {
+                w[j] *= inv;
+                const float *v = V + (size_t)sl[j] * C;
+                for (int c = 0; c < C; c++) yr[c] += w[j] * v[c];
+            }
+        }
+    }
+    if (p->stats_on) {  // evaluation statistics: serial, O(N·H·k)
+        for (size_t j = 0; j < (size_t)N * H * k; j++) {
+            p->slot_w[a.idx[j]] += a.w[j];
+            p->slot_hit[a.idx[j]] = 1;
+            p->total_w += a.w[j];
+        }
+        p->hits += (long long)N * H * k;
+    }
+}
+
+static void pkm_forward(block_t *b, float *y, const float *x, float *act, float *scratch, int B, int T,
+                        const run_ctx_t *rc) {
+    pkm_run(b->priv, y, x, act, scratch, B * T, b->dims->dim);
+}
+
+// ---------------------------------------------------------------------------------------------
+// backward. Selected slots I are constants; per row r, head h, j < k (g = dy_r):
+//   y = Σ w_j V[I_j]          →  dV[I_j] += w_j·g,   u_j = g·V[I_j]
+//   w = softmax(s)            →  ds_j = w_j·(u_j − Σ_i w_i u_i)
+//   s_j = σ1[a_j] + σ2[b_j]   (a_j = I_j / n, b_j = I_j mod n: the sub-keys that made slot I_j)
+//   σ1[a] = K1[a]·q1          →  dq1 += ds_j·K1[a_j],  dK1[a_j] += ds_j·q1   (likewise half 2 with b_j)
+// then the LayerNorm backward and dx += dq·Wq, dWq += dqᵀ·x, dbq += Σ dq. Only the rows of K1, K2
+// and V that were selected receive gradient; a slot selected several times (by other heads, rows or
+// batch entries) accumulates every contribution.
+
+static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x, const float *act, float *scratch,
+                         int B, int T, const run_ctx_t *rc) {
+    pkm_t *p = b->priv;
+    int N = B * T, C = b->dims->dim, H = p->H, dk = p->dk, half = p->half, n = p->n, k = p->k, Q = H * dk;
+    pkm_act_t a = act_views(p, (float *)act, (size_t)N);
+    float *dqn = scratch, *dqpre = dqn + (size_t)N * Q, *ds = dqpre + (size_t)N * Q;
+    const float *V = p->values->data;
+    // u_j = g·V[I_j] and the softmax backward, per row (independent rows)
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const float *g = dy + (size_t)r * C;
+        for (int h = 0; h < H; h++) {
+            size_t oj = ((size_t)r * H + h) * k;
+            const float *w = a.w + oj;
+            const int32_t *sl = a.idx + oj;
+            float *d = ds + oj, wu = 0.0f;
+            for (int j = 0; j < k; j++) {
+                const float *v = V + (size_t)sl[j] * C;
+                float u = 0.0f;
+#pragma omp simd reduction(+ : u)
+                for (int c = 0; c < C; c++) u += g[c] * v[c];
+                d[j] = u;
+                wu += w[j] * u;
+            }
+            for (int j = 0; j < k; j++) d[j] = w[j] * (d[j] - wu);
+        }
+    }
+    // dV[I_j] += w_j·g: mark the rows (serial, fixed order), then accumulate with each thread owning a
+    // slice of the columns and walking every (r, h, j) in the same order — no two threads write one
+    // element, and every element sums in the same order whatever the thread count.
+    size_t NK = (size_t)N * H * k;
+    for (size_t j = 0; j < NK; j++) params_touch_row(p->values, (size_t)a.idx[j]);
+    float *dV = p->values->grad;
+#pragma omp parallel
+    {
+        int nt = 1, t = 0;
+#ifdef _OPENMP
+        nt = omp_get_num_threads();
+        t = omp_get_thread_num();
+#endif
+        int c0 = (int)((long)C * t / nt), c1 = (int)((long)C * (t + 1) / nt);
+        for (size_t j = 0; j < NK; j++) {
+            const float *g = dy + (j / ((size_t)H * k)) * C;
+            float wj = a.w[j], *row = dV + (size_t)a.idx[j] * C;
+            for (int c = c0; c < c1; c++) row[c] += wj * g[c];
+        }
+    }
+    // dq1 += ds_j·K1[a_j], dq2 += ds_j·K2[b_j] (per row)
+    memset(dqn, 0, (size_t)N * Q * sizeof(float));
+    memset(dqpre, 0, (size_t)N * Q * sizeof(float));
+    const float *Kd = p->keys->data;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++)
+        for (int h = 0; h < H; h++) {
+            size_t oj = ((size_t)r * H + h) * k;
+            float *dq1 = dqn + (size_t)r * Q + (size_t)h * dk, *dq2 = dq1 + half;
+            const float *K1 = Kd + (size_t)h * 2 * n * half, *K2 = K1 + (size_t)n * half;
+            for (int j = 0; j < k; j++) {
+                int32_t sl = a.idx[oj + j];
+                const float *k1 = K1 + (size_t)(sl / n) * half, *k2 = K2 + (size_t)(sl % n) * half;
+                float d = ds[oj + j];
+                for (int e = 0; e < half; e++) {
+                    dq1[e] += d * k1[e];
+                    dq2[e] += d * k2[e];
+                }
+            }
+        }
+    // dK1[a_j] += ds_j·q1, dK2[b_j] += ds_j·q2: one task per (head, half), rows in order (a sub-key
+    // row is shared by many rows and slots; a task owns its table, so no races and a fixed order)
+    float *dK = p->keys->grad;
+#pragma omp parallel for schedule(static)
+    for (int hf = 0; hf < 2 * H; hf++) {
+        int h = hf / 2, f = hf % 2;
+        float *dKt = dK + (size_t)hf * n * half;
+        for (int r = 0; r < N; r++) {
+            const float *q = a.qn + (size_t)r * Q + (size_t)h * dk + (size_t)f * half;
+            size_t oj = ((size_t)r * H + h) * k;
+            for (int j = 0; j < k; j++) {
+                int32_t sl = a.idx[oj + j];
+                float *row = dKt + (size_t)(f == 0 ? sl / n : sl % n) * half, d = ds[oj + j];
+                for (int e = 0; e < half; e++) row[e] += d * q[e];
+            }
+        }
+    }
+    layernorm_backward(dqpre, p->lnw->grad, p->lnb->grad, dqn, a.qpre, p->lnw->data, a.mean, a.rstd, N * H * 2, half);
+    matmul_backward(dx, p->wq->grad, p->bq->grad, dqpre, x, p->wq->data, N, C, Q);
+}
+
+// ---------------------------------------------------------------------------------------------
+// decoding: a lookup per token, no cache; the forward on one row
+
+static size_t pkm_cache_floats(const block_t *b) { return 0; }
+static size_t pkm_decode_scratch_floats(const block_t *b) { return act_size(b->priv, 1) + scratch_size(b->priv, 1); }
+
+static void pkm_decode_step(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch) {
+    pkm_run(b->priv, y, x, scratch, scratch + act_size(b->priv, 1), 1, b->dims->dim);
+}
+
+// ---------------------------------------------------------------------------------------------
+// usage statistics (the paper's memory-health figures)
+
+static void pkm_stats_begin(block_t *b) {
+    pkm_t *p = b->priv;
+    if (!p->slot_w) {
+        p->slot_w = xcalloc((size_t)p->slots, sizeof *p->slot_w);
+        p->slot_hit = xcalloc((size_t)p->slots, 1);
+    } else {
+        memset(p->slot_w, 0, (size_t)p->slots * sizeof *p->slot_w);
+        memset(p->slot_hit, 0, (size_t)p->slots);
+    }
+    p->total_w = 0;
+    p->hits = 0;
+    p->stats_on = 1;
+}
+
+void pkm_usage(const block_t *b, double *used_frac, double *kl) {
+    const pkm_t *p = b->priv;
+    long used = 0;
+    double s = 0;
+    for (int i = 0; i < p->slots; i++) {
+        used += p->slot_hit[i];
+        if (p->slot_w[i] > 0) {
+            double q = p->slot_w[i] / p->total_w;
+            s += q * log(q * p->slots);
+        }
+    }
+    *used_frac = (double)used / p->slots;
+    *kl = s;
+}
+
+static void pkm_stats_report(block_t *b, char *buf, size_t n) {
+    pkm_t *p = b->priv;
+    buf[0] = 0;
+    if (!p->slot_w || !p->stats_on) return;
+    p->stats_on = 0;
+    if (!p->hits) return;
+    double frac, kl;
+    pkm_usage(b, &frac, &kl);
+    snprintf(buf, n, "pkm layer %d: %.1f%% of %d slots selected (%.0f), KL(slot weights || uniform) %.3f nats over %lld selections",
+             b->layer, 100.0 * frac, p->slots, frac * p->slots, kl, p->hits);
+}
+
+// ---------------------------------------------------------------------------------------------
+// views for tests and benchmarks
+
+const int32_t *pkm_act_slots(const block_t *b, const float *act, int N) {
+    return act_views(b->priv, (float *)act, (size_t)N).idx;
+}
+const float *pkm_act_weights(const block_t *b, const float *act, int N) {
+    return act_views(b->priv, (float *)act, (size_t)N).w;
+}
+const float *pkm_act_query(const block_t *b, const float *act, int N) { return act; }
+void pkm_shape(const block_t *b, int *slots, int *k, int *heads, int *dk) {
+    const pkm_t *p = b->priv;
+    *slots = p->slots;
+    *k = p->k;
+    *heads = p->H;
+    *dk = p->dk;
+}
+
+const block_ops_t ffn_pkm_ops = {
+    .kind = "pkm",
+    .role = ROLE_FFN,
+    .options = "slots, k, heads, dk",
+    .configure = pkm_configure,
+    .describe = pkm_describe,
+    .register_params = pkm_register,
+    .act_floats = pkm_act_floats,
+    .scratch_floats = pkm_scratch_floats,
+    .forward = pkm_forward,
+    .backward = pkm_backward,
+    .cache_floats = pkm_cache_floats,
+    .decode_scratch_floats = pkm_decode_scratch_floats,
+    .decode_step = pkm_decode_step,
+    .free_priv = pkm_free,
+    .stats_begin = pkm_stats_begin,
+    .stats_report = pkm_stats_report,
+};
