@@ -139,16 +139,7 @@ static void head_forward(float *Pr, const float *Qh, const float *K, const float
     for (int i = 0; i < T; i++) {
         float *row = Pr + (size_t)i * T;
         for (int j = 0; j <= i; j++) row[j] += scale * cb[(size_t)j * P];
-        float mx = row[0];
-        for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-        float sum = 0;
-        for (int j = 0; j <= i; j++) {
-            row[j] = expf(row[j] - mx);
-            sum += row[j];
-        }
-        float inv = 1.0f / sum;
-        for (int j = 0; j <= i; j++) row[j] *= inv;
-        for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+        causal_softmax_row(row, i, T);
         if (mask) {
             const float *mk = mask + (size_t)i * T;
             float *pd = Pd + (size_t)i * T;
@@ -170,17 +161,8 @@ static void collab_forward(block_t *b, float *y, const float *x, float *act, flo
     int C = b->dims->dim, H = b->dims->heads, D = C / H, R = (int)s->R, P = proj_width(b), N = B * T;
     views_t v = views(b, act, B, T);
     project(s, v.proj, x, N, C, H, P);
-    if (v.mask) {
-        // Attention dropout: masks drawn serially, in (b,h,i,j) order, before the parallel loop.
-        float p = rc->training ? rc->dropout : 0.0f;
-        size_t A = att_floats(b, B, T);
-        if (p > 0) {
-            float keep = 1.0f / (1.0f - p);
-            for (size_t i = 0; i < A; i++) v.mask[i] = rng_uniform(rc->rng) < p ? 0.0f : keep;
-        } else {
-            for (size_t i = 0; i < A; i++) v.mask[i] = 1.0f;
-        }
-    }
+    // Attention dropout: masks drawn serially, in (b,h,i,j) order, before the parallel loop.
+    if (v.mask) dropout_mask_draw(v.mask, rc->training ? rc->dropout : 0.0f, rc->rng, att_floats(b, B, T));
     float scale = 1.0f / sqrtf((float)D);
     // One thread per sequence: its heads share Q̃ and the Qh buffer.
 #pragma omp parallel for schedule(static)
@@ -230,13 +212,8 @@ static void seq_backward(const collab_t *s, const views_t *v, const float *dhead
                 const float *mk = mask + (size_t)i * T;
                 for (int j = 0; j <= i; j++) d[j] *= mk[j];
             }
-            float dot = 0;
-            for (int j = 0; j <= i; j++) dot += d[j] * p[j];
-            for (int j = 0; j <= i; j++) {
-                d[j] = p[j] * (d[j] - dot);
-                dcb[(size_t)j * P] += scale * d[j];
-            }
-            for (int j = i + 1; j < T; j++) d[j] = 0.0f;
+            causal_softmax_row_backward(d, p, i, T);
+            for (int j = 0; j <= i; j++) dcb[(size_t)j * P] += scale * d[j];
         }
         mix_query(Qh, Q, m, T, R, P);
         for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {

@@ -102,16 +102,7 @@ static void head_forward(float *P, const float *Pd, const float *Q, const float 
     }
     for (int i = 0; i < T; i++) {
         float *row = P + (size_t)i * T;
-        float mx = row[0];
-        for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-        float sum = 0;
-        for (int j = 0; j <= i; j++) {
-            row[j] = expf(row[j] - mx);
-            sum += row[j];
-        }
-        float inv = 1.0f / sum;
-        for (int j = 0; j <= i; j++) row[j] *= inv;
-        for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+        causal_softmax_row(row, i, T);
         if (mask) {
             const float *m = mask + (size_t)i * T;
             float *pd = Pdrop + (size_t)i * T;
@@ -137,17 +128,8 @@ static void softmax_forward(block_t *b, float *y, const float *x, float *act, fl
     views_t v = views(b, act, B, T);
     // qkv = x·[Wq;Wk;Wv]ᵀ + [bq;bk;bv], one (N,C)×(C,3C) product over the contiguous weights.
     attn_proj_in_forward(&s->proj, v.qkv, x, N, C);
-    if (v.mask) {
-        // Attention dropout: masks drawn serially, in (b,h,i,j) order, before the parallel loop.
-        float p = rc->training ? rc->dropout : 0.0f;
-        size_t A = att_floats(b, B, T);
-        if (p > 0) {
-            float keep = 1.0f / (1.0f - p);
-            for (size_t i = 0; i < A; i++) v.mask[i] = rng_uniform(rc->rng) < p ? 0.0f : keep;
-        } else {
-            for (size_t i = 0; i < A; i++) v.mask[i] = 1.0f;
-        }
-    }
+    // Attention dropout: masks drawn serially, in (b,h,i,j) order, before the parallel loop.
+    if (v.mask) dropout_mask_draw(v.mask, rc->training ? rc->dropout : 0.0f, rc->rng, att_floats(b, B, T));
     float scale = 1.0f / sqrtf((float)D);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
@@ -183,10 +165,7 @@ static void head_backward(const float *P, const float *Pd, const float *mask, co
             const float *m = mask + (size_t)i * T;
             for (int j = 0; j <= i; j++) d[j] *= m[j];
         }
-        float dot = 0;
-        for (int j = 0; j <= i; j++) dot += d[j] * p[j];
-        for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - dot);
-        for (int j = i + 1; j < T; j++) d[j] = 0.0f;
+        causal_softmax_row_backward(d, p, i, T);
     }
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;

@@ -206,14 +206,21 @@ void crossentropy_backward(float *dlogits, const float *probs, const int32_t *ta
 // ---------------------------------------------------------------------------------------------
 // dropout
 
-void dropout_forward(float *out, float *mask, const float *inp, float p, rng_t *rng, size_t n) {
+void dropout_mask_draw(float *mask, float p, rng_t *rng, size_t n) {
     if (p <= 0.0f) {
         for (size_t i = 0; i < n; i++) mask[i] = 1.0f;
-        if (out != inp) memcpy(out, inp, n * sizeof(float));
         return;
     }
     float keep_scale = 1.0f / (1.0f - p);
     for (size_t i = 0; i < n; i++) mask[i] = rng_uniform(rng) < p ? 0.0f : keep_scale;
+}
+
+void dropout_forward(float *out, float *mask, const float *inp, float p, rng_t *rng, size_t n) {
+    dropout_mask_draw(mask, p, rng, n);
+    if (p <= 0.0f) {
+        if (out != inp) memcpy(out, inp, n * sizeof(float));
+        return;
+    }
 #pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) out[i] = inp[i] * mask[i];
 }
@@ -221,4 +228,27 @@ void dropout_forward(float *out, float *mask, const float *inp, float p, rng_t *
 void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n) {
 #pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * mask[i];
+}
+
+// ---------------------------------------------------------------------------------------------
+// causal attention rows
+
+void causal_softmax_row(float *row, int i, int T) {
+    float mx = row[0];
+    for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+    float sum = 0;
+    for (int j = 0; j <= i; j++) {
+        row[j] = expf(row[j] - mx);
+        sum += row[j];
+    }
+    float inv = 1.0f / sum;
+    for (int j = 0; j <= i; j++) row[j] *= inv;
+    for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+}
+
+void causal_softmax_row_backward(float *d, const float *p, int i, int T) {
+    float dot = 0;
+    for (int j = 0; j <= i; j++) dot += d[j] * p[j];
+    for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - dot);
+    for (int j = i + 1; j < T; j++) d[j] = 0.0f;
 }

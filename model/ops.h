@@ -48,7 +48,17 @@ void crossentropy_backward(float *dlogits, const float *probs, const int32_t *ta
 // Dropout: mask[i] = 0 with probability p, else 1/(1-p); out = inp·mask. Masks are drawn in index
 // order from rng, so a run is deterministic. p == 0 writes mask = 1 without drawing.
 void dropout_forward(float *out, float *mask, const float *inp, float p, rng_t *rng, size_t n);
+// The masks alone: mask[i] = 0 with probability p, else 1/(1−p); all 1 when p ≤ 0. Drawn serially
+// from rng in index order (callers draw before their parallel loops, so runs are reproducible).
+void dropout_mask_draw(float *mask, float p, rng_t *rng, size_t n);
 // dinp += dout·mask
 void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n);
+
+// Causal attention rows (softmax, collab). Row i of a (T,T) score matrix:
+//   forward   row[0..i] ← softmax(row[0..i]) (max-subtracted), row[i+1..T) ← 0
+//   backward  with p = that softmax and d = dL/dp: d[j] ← p[j]·(d[j] − Σ_{j'≤i} d[j']·p[j']) for j ≤ i,
+//             d[i+1..T) ← 0   (the softmax Jacobian diag(p) − p·pᵀ applied to d)
+void causal_softmax_row(float *row, int i, int T);
+void causal_softmax_row_backward(float *d, const float *p, int i, int T);
 
 #endif
