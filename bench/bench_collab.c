@@ -126,17 +126,8 @@ int main(int argc, char **argv) {
                 int ok = 0, sweeps = 0;
                 for (int trial = 0; trial < 10; trial++) {
                     double *A = malloc(sizeof(double) * n1 * R), *Bm = malloc(sizeof(double) * n2 * R),
-                           *Cf = malloc(sizeof(double) * n3 * R), *X = calloc((size_t)n1 * n2 * n3, sizeof(double));
-                    rng_t g;
-                    rng_seed(&g, 1000 + trial);
-                    for (int i = 0; i < n1 * R; i++) A[i] = rng_normal(&g);
-                    for (int i = 0; i < n2 * R; i++) Bm[i] = rng_normal(&g);
-                    for (int i = 0; i < n3 * R; i++) Cf[i] = rng_normal(&g);
-                    for (int i = 0; i < n1; i++)
-                        for (int j = 0; j < n2; j++)
-                            for (int l = 0; l < n3; l++)
-                                for (int r = 0; r < R; r++)
-                                    X[((size_t)i * n2 + j) * n3 + l] += A[i * R + r] * Bm[j * R + r] * Cf[l * R + r];
+                           *Cf = malloc(sizeof(double) * n3 * R), *X = malloc(sizeof(double) * n1 * n2 * n3);
+                    cp_random_exact_rank(1000 + trial, n1, n2, n3, R, A, Bm, Cf, X);
                     cp_result_t res;
                     cp_als(X, n1, n2, n3, R, 1, CP_MAX_SWEEPS, CP_TOL, flags[f], A, Bm, Cf, &res);
                     ok += res.rel_error < 1e-6;

@@ -249,3 +249,18 @@ void cp_normalize(double *A, double *Bm, double *Cf, int n1, int n2, int n3, int
         for (int j = 0; j < n2; j++) Bm[(size_t)j * R + r] /= nb;
     }
 }
+
+void cp_random_exact_rank(uint64_t seed, int n1, int n2, int n3, int R, double *A, double *Bm, double *Cf, double *X) {
+    rng_t g;
+    rng_seed(&g, seed);
+    for (int i = 0; i < n1 * R; i++) A[i] = rng_normal(&g);
+    for (int i = 0; i < n2 * R; i++) Bm[i] = rng_normal(&g);
+    for (int i = 0; i < n3 * R; i++) Cf[i] = rng_normal(&g);
+    for (int i = 0; i < n1; i++)
+        for (int j = 0; j < n2; j++)
+            for (int l = 0; l < n3; l++) {
+                double x = 0;
+                for (int r = 0; r < R; r++) x += A[i * R + r] * Bm[j * R + r] * Cf[l * R + r];
+                X[((size_t)i * n2 + j) * n3 + l] = x;
+            }
+}

@@ -31,5 +31,8 @@ double cp_rel_error(const double *X, int n1, int n2, int n3, int R, const double
 // Rescale so that every column of Bm has unit norm and A's and Cf's columns carry equal norms
 // (the scale of each rank-one term split equally between A and Cf); the tensor is unchanged.
 void cp_normalize(double *A, double *Bm, double *Cf, int n1, int n2, int n3, int R);
+// A tensor of CP rank ≤ R with known factors, for the recovery tests and bench: A, Bm, Cf drawn
+// N(0,1) from `seed` (in that order), then X = [[A,Bm,Cf]] (X overwritten).
+void cp_random_exact_rank(uint64_t seed, int n1, int n2, int n3, int R, double *A, double *Bm, double *Cf, double *X);
 
 #endif

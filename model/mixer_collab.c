@@ -106,17 +106,8 @@ typedef struct {
 
 static views_t views(const block_t *b, float *act, int B, int T) {
     size_t BT = (size_t)B * T, A = att_floats(b, B, T);
-    views_t v = {.proj = act, .probs = act + BT * proj_width(b)};
-    float *p = v.probs + A;
-    if (has_dropout(b)) {
-        v.dropped = p;
-        v.mask = p + A;
-        p += 2 * A;
-    } else {
-        v.dropped = v.probs;
-        v.mask = NULL;
-    }
-    v.heads = p;
+    views_t v = {.proj = act};
+    v.heads = attn_probs_layout(act + BT * proj_width(b), A, has_dropout(b), &v.probs, &v.dropped, &v.mask);
     return v;
 }
 

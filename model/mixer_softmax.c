@@ -76,17 +76,8 @@ typedef struct {
 
 static views_t views(const block_t *b, float *act, int B, int T) {
     size_t BTC = (size_t)B * T * b->dims->dim, A = att_floats(b, B, T);
-    views_t v = {.qkv = act, .probs = act + 3 * BTC};
-    float *p = v.probs + A;
-    if (has_dropout(b)) {
-        v.dropped = p;
-        v.mask = p + A;
-        p += 2 * A;
-    } else {
-        v.dropped = v.probs;
-        v.mask = NULL;
-    }
-    v.heads = p;
+    views_t v = {.qkv = act};
+    v.heads = attn_probs_layout(act + 3 * BTC, A, has_dropout(b), &v.probs, &v.dropped, &v.mask);
     return v;
 }
 

@@ -59,6 +59,15 @@ void dropout_backward(float *dinp, const float *dout, const float *mask, size_t 
 //   backward  with p = that softmax and d = dL/dp: d[j] ← p[j]·(d[j] − Σ_{j'≤i} d[j']·p[j']) for j ≤ i,
 //             d[i+1..T) ← 0   (the softmax Jacobian diag(p) − p·pᵀ applied to d)
 void causal_softmax_row(float *row, int i, int T);
+// The probability buffers of such an attention, laid out from p: probs (A) | [dropped (A) | mask (A)].
+// Without dropout, dropped aliases probs and mask is NULL. Returns the first float after them.
+static inline float *attn_probs_layout(float *p, size_t A, int dropout, float **probs, float **dropped,
+                                       float **mask) {
+    *probs = p;
+    *dropped = dropout ? p + A : p;
+    *mask = dropout ? p + 2 * A : NULL;
+    return p + (dropout ? 3 * A : A);
+}
 void causal_softmax_row_backward(float *d, const float *p, int i, int T);
 
 #endif
