@@ -156,6 +156,22 @@ static inline double fixture_gradcheck_model(const char *spec, float dropout, fl
     return fixture_gradcheck_model_ex(spec, dropout, std, seed, NULL, 1e-2f);
 }
 
+// One test case per (spec, dropout), "gradcheck SPEC dropout P", weights at std `std`, seeds 1, 2, ...
+typedef struct {
+    const char *spec;
+    float dropout;
+} fixture_spec_t;
+static inline void fixture_gradcheck_cases(const fixture_spec_t *cases, size_t n, float std) {
+    for (size_t k = 0; k < n; k++) {
+        char name[200];
+        snprintf(name, sizeof name, "gradcheck %s dropout %.2f", cases[k].spec, cases[k].dropout);
+        TEST_CASE(name) {
+            double w = fixture_gradcheck_model(cases[k].spec, cases[k].dropout, std, 1 + k);
+            printf("  worst ratio to tolerance %.3f\n", w);
+        }
+    }
+}
+
 static inline void fixture_logits(model_t *m, const int32_t *tok, int T, float dropout, float *out) {
     rng_t r;
     rng_seed(&r, 4);

@@ -142,10 +142,7 @@ static void test_forward_reference(void) {
 
 static void test_gradcheck(void) {
     // fixture_gradcheck_model: C 8, H 2 (D 4), T 7.
-    static const struct {
-        const char *spec;
-        float dropout;
-    } cases[] = {
+    static const fixture_spec_t cases[] = {
         {"collab(dk=4)/mlp", 0.0f},                  // dk = d/2 (the default)
         {"collab(dk=8)/mlp", 0.0f},                  // dk = d
         {"collab(dk=3)/mlp", 0.0f},                  // dk not a multiple of H
@@ -154,14 +151,7 @@ static void test_gradcheck(void) {
         {"collab/mlp", 0.2f},                        // attention, residual and embedding dropout
         {"collab(dk=3)/none,collab(dk=8)/mlp", 0.25f},
     };
-    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        char name[200];
-        snprintf(name, sizeof name, "gradcheck %s dropout %.2f", cases[k].spec, cases[k].dropout);
-        TEST_CASE(name) {
-            double w = fixture_gradcheck_model(cases[k].spec, cases[k].dropout, 0.2f, 1 + k);
-            printf("  worst ratio to tolerance %.3f\n", w);
-        }
-    }
+    fixture_gradcheck_cases(cases, sizeof cases / sizeof *cases, 0.2f);
 }
 
 static void test_causality_decode(void) {

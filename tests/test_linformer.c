@@ -30,10 +30,7 @@ static void scale_keys(model_t *m) {
 
 static void test_gradcheck(void) {
     // fixture_gradcheck_model: T 7, D 4. chunk 2 → chunks {0,1} {2,3} {4,5} {6}: three compressed.
-    static const struct {
-        const char *spec;
-        float dropout;
-    } cases[] = {
+    static const fixture_spec_t cases[] = {
         {"linformer(chunk=2,k=1)/mlp", 0.0f},
         {"linformer(chunk=2,k=2)/mlp", 0.0f},
         {"linformer(chunk=2,k=1,window=1)/mlp", 0.0f},
@@ -46,14 +43,7 @@ static void test_gradcheck(void) {
         {"linformer(chunk=3,k=2,window=1)/none", 0.25f},
         {"linformer(chunk=2,k=2,window=1,share=kv)/none,linformer(chunk=3,k=1)/mlp", 0.25f},
     };
-    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        char name[200];
-        snprintf(name, sizeof name, "gradcheck %s dropout %.2f", cases[k].spec, cases[k].dropout);
-        TEST_CASE(name) {
-            double w = fixture_gradcheck_model(cases[k].spec, cases[k].dropout, 0.2f, 1 + k);
-            printf("  worst ratio to tolerance %.3f\n", w);
-        }
-    }
+    fixture_gradcheck_cases(cases, sizeof cases / sizeof *cases, 0.2f);
 }
 
 static void test_causality(void) {
