@@ -42,7 +42,7 @@ ifeq ($(SAN),1)
 endif
 
 BUILD   := build/$(VARIANT)
-LIB_SRC := $(wildcard model/*.c data/*.c tokenizer/*.c cli/*.c)
+LIB_SRC := $(wildcard base/*.c model/*.c blocks/*.c checkpoint/*.c data/*.c tokenizer/*.c cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)

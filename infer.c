@@ -20,8 +20,8 @@
 #include "cli/runtime.h"
 #include "cli/spans_png.h"
 #include "data/dataset.h"
-#include "model/check.h"
-#include "model/checkpoint.h"
+#include "base/check.h"
+#include "checkpoint/checkpoint.h"
 #include "model/model.h"
 
 typedef struct {

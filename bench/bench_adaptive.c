@@ -9,9 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "model/attn_span.h"
+#include "blocks/attn_span.h"
 #include "cli/runtime.h"
-#include "model/check.h"
+#include "base/check.h"
 #include "model/model.h"
 #include "model/ops.h"
 

@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "cli/runtime.h"
-#include "model/check.h"
-#include "model/cp_als.h"
+#include "base/check.h"
+#include "blocks/cp_als.h"
 #include "model/model.h"
 
 typedef struct {

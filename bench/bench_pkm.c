@@ -16,7 +16,7 @@
 
 #include "cli/runtime.h"
 #include "model/block.h"
-#include "model/check.h"
+#include "base/check.h"
 #include "model/optim.h"
 #include "model/spec.h"
 

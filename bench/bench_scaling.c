@@ -37,7 +37,7 @@
 #include <stb_image_write.h>  // implementation compiled once into libattnlab.a (cli/spans_png.c)
 
 #include "cli/runtime.h"
-#include "model/check.h"
+#include "base/check.h"
 #include "model/model.h"
 
 static double peak_rss_mib(void) {

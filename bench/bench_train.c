@@ -51,10 +51,10 @@
 #endif
 
 #include "cli/runtime.h"
-#include "model/check.h"
+#include "base/check.h"
 #include "model/model.h"
 #include "model/optim.h"
-#include "model/rng.h"
+#include "base/rng.h"
 
 static double median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cli_cmp_double);

@@ -16,7 +16,7 @@
 #endif
 
 #include "cli/runtime.h"
-#include "model/check.h"
+#include "base/check.h"
 
 int main(int argc, char **argv) {
     int threads = 2, reps = 7;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/check.h"
+#include "base/check.h"
 
 flag_t *args_find(flag_t *flags, int n_flags, const char *name) {
     for (int i = 0; i < n_flags; i++)

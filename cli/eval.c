@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "data/dataset.h"
-#include "model/check.h"
+#include "base/check.h"
 
 void eval_accumulate(const model_t *m, const tokenizer_t *tok, const int32_t *targets, int B, int T, eval_sums_t *s) {
     for (int i = 0; i < B * T; i++) {

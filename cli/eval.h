@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "model/model.h"
-#include "model/rng.h"
+#include "base/rng.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct {

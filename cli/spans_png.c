@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/check.h"
+#include "base/check.h"
 
 int spans_write_png(const char *path, const float *grid, int L, int H, char *err, size_t errlen) {
     enum { CELL = 32 };

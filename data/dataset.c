@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "model/check.h"
+#include "base/check.h"
 
 // ---------------------------------------------------------------------------- files
 

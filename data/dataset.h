@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/rng.h"
+#include "base/rng.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct {

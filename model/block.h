@@ -1,5 +1,5 @@
 // block.h — the block interface: every mixer (attention) and ffn kind is one `block_ops_t`
-// instance in its own file, listed in model/registry.c. The model loop (model.c) owns embeddings,
+// instance in its own file, listed in blocks/registry.c. The model loop (model.c) owns embeddings,
 // LayerNorms, residuals, dropout on residual branches and the loss; it calls blocks only through
 // this table. Adding a kind = one file + one registry line.
 //
@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "model/params.h"
-#include "model/rng.h"
+#include "base/rng.h"
 #include "model/spec.h"
 
 typedef struct {

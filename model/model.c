@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/check.h"
+#include "base/check.h"
 #include "model/ops.h"
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/rng.h"
+#include "base/rng.h"
 
 // out[b,t,:] = wte[tok[b,t],:] + wpe[t,:]           out (B,T,C), wte (V,C), wpe (ctx,C)
 void encoder_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C);

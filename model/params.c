@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/check.h"
+#include "base/check.h"
 
 void params_init_table(param_table_t *pt) { memset(pt, 0, sizeof *pt); }
 

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/rng.h"
+#include "base/rng.h"
 
 typedef enum {
     INIT_NORMAL = 0,  // N(0, scale²)

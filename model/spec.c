@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/check.h"
+#include "base/check.h"
 
 // The text with whitespace removed, so that positions in messages refer to the compact form.
 static char *strip_spaces(const char *s) {

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/check.h"
+#include "base/check.h"
 #include "model/model.h"
 #include "tests/testlib.h"
 

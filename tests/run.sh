@@ -29,7 +29,7 @@ for t in "$BUILD"/tests/test_*; do
 done
 
 if [ $unit_only = 0 ]; then
-  for t in tests/cli_*.sh tests/py_*.sh; do
+  for t in tests/cli_*.sh tests/test_*.sh tests/py_*.sh; do
     [ -f "$t" ] || continue
     name=$(basename "$t")
     out=$(bash "$t" 2>&1); rc=$?

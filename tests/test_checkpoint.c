@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "model/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 #include "tests/fixture.h"
 #include "tests/testlib.h"
 

@@ -1,5 +1,5 @@
-// test_collab.c — collaborative attention (model/mixer_collab.c) and its conversion from softmax
-// (init_from hook, model/cp_als.c): options and messages; the block's forward against a direct
+// test_collab.c — collaborative attention (blocks/mixer_collab.c) and its conversion from softmax
+// (init_from hook, blocks/cp_als.c): options and messages; the block's forward against a direct
 // double-precision implementation of BLOCKS.md §7; finite-difference gradient checks (dk < d, = d,
 // > d, not a multiple of H, with attention dropout); exact causality over more than one row block;
 // decode == forward; "concatenate" mixing reproduces softmax MHA; conversion through a checkpoint
@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "model/check.h"
-#include "model/checkpoint.h"
-#include "model/cp_als.h"
+#include "base/check.h"
+#include "checkpoint/checkpoint.h"
+#include "blocks/cp_als.h"
 #include "model/model.h"
 #include "tests/fixture.h"
 #include "tests/testlib.h"

@@ -1,4 +1,4 @@
-// test_linformer.c — the causal chunked linformer mixer (model/mixer_linformer.c): gradient checks for
+// test_linformer.c — the causal chunked linformer mixer (blocks/mixer_linformer.c): gradient checks for
 // each option that changes the math (chunk/k, window, share=kv) with several complete chunks in T 7,
 // exact causality with the perturbed token inside and across chunks (also with keys ×10), decode ==
 // forward (an independent implementation of the same math), equality with softmax attention when
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/check.h"
+#include "base/check.h"
 #include "model/model.h"
 #include "tests/fixture.h"
 #include "tests/testlib.h"

@@ -1,4 +1,4 @@
-// test_performer.c — the performer mixer (FAVOR+, model/mixer_performer.c): gradient checks of both
+// test_performer.c — the performer mixer (FAVOR+, blocks/mixer_performer.c): gradient checks of both
 // kernels with the sequence in one block and across several blocks, exact causality (also with keys
 // scaled ×10, where a non-causal stabilizer shows), decode == forward, the approach to exact softmax
 // attention as the number of features grows, Ω's structure and redraw schedule, option errors, and
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/check.h"
-#include "model/favor.h"
+#include "base/check.h"
+#include "blocks/favor.h"
 #include "model/model.h"
 #include "tests/fixture.h"
 #include "tests/testlib.h"

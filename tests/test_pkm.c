@@ -1,4 +1,4 @@
-// test_pkm.c — the product-key memory ffn (model/ffn_pkm.c, model/topk.c) and sparse-row Adam
+// test_pkm.c — the product-key memory ffn (blocks/ffn_pkm.c, blocks/topk.c) and sparse-row Adam
 // (model/params.c, model/optim.c): option errors; top-k order and ties; the product-key search equals
 // brute force over all n² slots; the forward against a direct double-precision implementation;
 // finite-difference gradient checks (selection verified unchanged at every perturbation) including
@@ -15,11 +15,11 @@
 #endif
 
 #include "cli/runtime.h"
-#include "model/check.h"
-#include "model/ffn_pkm.h"
+#include "base/check.h"
+#include "blocks/ffn_pkm.h"
 #include "model/model.h"
 #include "model/optim.h"
-#include "model/topk.h"
+#include "blocks/topk.h"
 #include "tests/fixture.h"
 #include "tests/testlib.h"
 

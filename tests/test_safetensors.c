@@ -1,6 +1,6 @@
 // test_safetensors.c — checkpoint file format: round trip, Python readability, every corruption
-// the reader must reject, and atomic writes that keep the old file (model/safetensors.h).
-#include "model/safetensors.h"
+// the reader must reject, and atomic writes that keep the old file (checkpoint/safetensors.h).
+#include "checkpoint/safetensors.h"
 #include "tests/testlib.h"
 
 #include <dirent.h>

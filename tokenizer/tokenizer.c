@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/check.h"
+#include "base/check.h"
 
 #define TOK_MAX_CP 0x10FFFFu
 #define TOK_BMP 0x10000u

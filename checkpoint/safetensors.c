@@ -1,8 +1,8 @@
 // safetensors.c — F32 safetensors reader and atomic writer (see safetensors.h).
 // Layout: https://github.com/huggingface/safetensors (the header limit of 100 MB is theirs too).
-#include "model/safetensors.h"
+#include "checkpoint/safetensors.h"
 
-#include "model/check.h"
+#include "base/check.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -8,8 +8,8 @@
 // Tensors: ffn.wq (H·dk, C) std 0.02, ffn.bq (H·dk), ffn.qln.weight/bias (dk/2), ffn.keys (H, 2, n,
 // dk/2) U(±1/sqrt(dk/2)) — keys[h][0] = K1_h, keys[h][1] = K2_h — and ffn.values (slots, C) std
 // 1/sqrt(C), updated as sparse rows (lazy Adam, constant lr 1e-3, no weight decay: params.h).
-// Top-k: model/topk.c (ties to the lower index). Backward treats the selected indices as constants.
-#include "model/ffn_pkm.h"
+// Top-k: blocks/topk.c (ties to the lower index). Backward treats the selected indices as constants.
+#include "blocks/ffn_pkm.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -21,9 +21,9 @@
 #endif
 
 #include "model/block.h"
-#include "model/check.h"
+#include "base/check.h"
 #include "model/ops.h"
-#include "model/topk.h"
+#include "blocks/topk.h"
 
 // The reference's (XLM) constant learning rate of the value table, independent of --lr and its schedule.
 #define PKM_VALUES_LR 1e-3f

@@ -1,10 +1,10 @@
 // favor.h — helpers of the performer mixer (FAVOR+, Choromanski et al. 2021, arXiv 2009.14794)
-// that tests and benchmarks reach directly. The kind itself is model/mixer_performer.c.
+// that tests and benchmarks reach directly. The kind itself is blocks/mixer_performer.c.
 #ifndef ATTNLAB_FAVOR_H
 #define ATTNLAB_FAVOR_H
 
 #include "model/block.h"
-#include "model/rng.h"
+#include "base/rng.h"
 
 // Ω (m, D): ceil(m/D) blocks of D rows; each block is a uniformly random orthogonal D×D matrix
 // (Gram-Schmidt, in double, of a Gaussian matrix's rows), each row then rescaled by the norm of an

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "model/block.h"
-#include "model/check.h"
+#include "base/check.h"
 #include "model/ops.h"
 
 typedef struct {

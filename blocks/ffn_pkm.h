@@ -1,4 +1,4 @@
-// ffn_pkm.h — what tests and benchmarks may see of the pkm ffn (model/ffn_pkm.c) beyond its vtable.
+// ffn_pkm.h — what tests and benchmarks may see of the pkm ffn (blocks/ffn_pkm.c) beyond its vtable.
 #ifndef ATTNLAB_FFN_PKM_H
 #define ATTNLAB_FFN_PKM_H
 

@@ -5,15 +5,15 @@
 //   G_C[k,r]  = Σ_{i,j} X[i,j,k] A[i,r] Bm[j,r]  = Σ_j (X_jᵀ·A)[k,r] Bm[j,r]
 //   G_B[j,r]  = Σ_{i,k} X[i,j,k] A[i,r] Cf[k,r]  = Σ_k (X_jᵀ·A)[k,r] Cf[k,r]
 // and the least-squares update of, e.g., A with Bm, Cf fixed is A = G_A·V⁻¹, V = (BmᵀBm)⊙(CfᵀCf).
-#include "model/cp_als.h"
+#include "blocks/cp_als.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/check.h"
-#include "model/rng.h"
+#include "base/check.h"
+#include "base/rng.h"
 
 // V (R,R) = (PᵀP) ⊙ (QᵀQ), P (m,R), Q (n,R)
 static void gram_hadamard(double *V, const double *P, int m, const double *Q, int n, int R, double *tmp) {

@@ -4,8 +4,8 @@
 // Options: persist (256), span (ctx), ramp (32), init (0.5), lambda (2e-6). The math is in attn_span.c.
 #include <stdlib.h>
 
-#include "model/attn_span.h"
-#include "model/check.h"
+#include "blocks/attn_span.h"
+#include "base/check.h"
 
 static int allattn_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
     attn_span_t *a = xcalloc(1, sizeof *a);

@@ -1,5 +1,5 @@
 // check.c — checked allocation and error reporting (see check.h).
-#include "model/check.h"
+#include "base/check.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "model/block.h"
-#include "model/check.h"
+#include "base/check.h"
 #include <math.h>
 
 extern const block_ops_t mixer_softmax_ops;

@@ -1,9 +1,9 @@
 // attn_proj.c — the shared Q/K/V/O projections (see attn_proj.h).
-#include "model/attn_proj.h"
+#include "blocks/attn_proj.h"
 
 #include <stdio.h>
 
-#include "model/check.h"
+#include "base/check.h"
 #include "model/ops.h"
 
 void attn_proj_register(attn_proj_t *p, const model_dims_t *dims, param_table_t *pt, const char *prefix) {

@@ -1,13 +1,13 @@
 // checkpoint.c — model + tokenizer + training state <-> safetensors (see checkpoint.h).
-#include "model/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/check.h"
-#include "model/safetensors.h"
+#include "base/check.h"
+#include "checkpoint/safetensors.h"
 
 static char *config_json(const model_t *m) {
     cJSON *o = cJSON_CreateObject();

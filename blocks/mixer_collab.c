@@ -9,7 +9,7 @@
 // one (N,C)×(C,2R+C+H) product computes Q̃|K̃|V|cb — then attn.mix (H,R) std 0.2, attn.bv (C),
 // attn.wo (C,C) std 0.02/sqrt(2L), attn.bo (C). wv, bv, wo, bo carry softmax's names and inits, so
 // `--init-from` copies them; cq, ck, mix, cb are built from softmax's wq, wk, bq by init_from below
-// (concatenate at R = C, CP/ALS decomposition (model/cp_als.c) below it).
+// (concatenate at R = C, CP/ALS decomposition (blocks/cp_als.c) below it).
 // Attention dropout as in softmax: one mask per (b,h,i,j), drawn serially before the parallel loop.
 #include <cblas.h>
 #include <math.h>
@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "model/block.h"
-#include "model/check.h"
-#include "model/cp_als.h"
+#include "base/check.h"
+#include "blocks/cp_als.h"
 #include "model/ops.h"
 
 typedef struct {
@@ -302,7 +302,7 @@ static void collab_decode_step(block_t *b, float *y, const float *x, int pos, fl
 //   T[a,h,c] ≈ Σ_r A[a,r]·M[h,r]·B[c,r]  gives cq = Aᵀ, mix = M, ck = Bᵀ.
 // R = C: "concatenate" (cq = wq, ck = wk, M[h,r] = 1 on head h's block) is exact. R > C: the same
 // with the extra mixing columns 0 (exact; the extra cq/ck rows keep their fresh init so they can
-// learn). R < C: ALS (model/cp_als.c). The query bias contributes bq^h·(x_j·Wk^h), a per-key term:
+// learn). R < C: ALS (blocks/cp_als.c). The query bias contributes bq^h·(x_j·Wk^h), a per-key term:
 //   cb[h,c] = Σ_{e ∈ head h} bq[e]·wk[e,c];  bk's terms are constant along a softmax row and drop.
 static int collab_init_from(block_t *b, const block_source_t *src, uint64_t seed, char *msg, size_t msglen) {
     collab_t *s = b->priv;

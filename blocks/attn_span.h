@@ -24,7 +24,7 @@
 
 #include <stddef.h>
 
-#include "model/attn_proj.h"
+#include "blocks/attn_proj.h"
 #include "model/block.h"
 
 typedef struct {
@@ -34,7 +34,7 @@ typedef struct {
     double init;       // initial z̃
     double lambda;     // span penalty λ·Σ_layers mean_h z_h
     long N;            // persistent key/value pairs per head (0: none)
-    attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (model/attn_proj.h)
+    attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (blocks/attn_proj.h)
     param_t *span;                                   // (H) z̃, or NULL
     param_t *pk, *pv;                                // (H,N,D) each, or NULL
     long long keys_scored;  // score entries computed by the last forward (Σ over batch, heads): for tests

@@ -12,14 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/attn_span.h"
-#include "model/attn_proj.h"
+#include "blocks/attn_span.h"
+#include "blocks/attn_proj.h"
 #include "model/block.h"
-#include "model/check.h"
+#include "base/check.h"
 #include "model/ops.h"
 
 typedef struct {
-    attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (model/attn_proj.h)
+    attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (blocks/attn_proj.h)
     long persist;      // > 0: everything below delegates to the attn_span core
     attn_span_t span;
 } softmax_t;

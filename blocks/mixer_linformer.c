@@ -18,13 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/attn_proj.h"
+#include "blocks/attn_proj.h"
 #include "model/block.h"
-#include "model/check.h"
+#include "base/check.h"
 #include "model/ops.h"
 
 typedef struct {
-    attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (model/attn_proj.h)
+    attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (blocks/attn_proj.h)
     param_t *E, *F;  // F == E with share=kv
     int c, k, w, share;
 } linformer_t;

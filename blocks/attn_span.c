@@ -1,13 +1,13 @@
 // attn_span.c — the causal attention core with an optional adaptive span mask (arXiv 1905.07799) and
 // optional persistent key/value pairs (arXiv 1907.01470); see attn_span.h and docs/blocks/adaptive.md.
-#include "model/attn_span.h"
+#include "blocks/attn_span.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "model/check.h"
+#include "base/check.h"
 #include "model/ops.h"
 
 // ---------------------------------------------------------------------------------------------

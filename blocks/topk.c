@@ -1,5 +1,5 @@
 // topk.c — exact top-k selection for product keys (see topk.h).
-#include "model/topk.h"
+#include "blocks/topk.h"
 
 #include <math.h>
 #include <string.h>

@@ -23,10 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/attn_proj.h"
+#include "blocks/attn_proj.h"
 #include "model/block.h"
-#include "model/check.h"
-#include "model/favor.h"
+#include "base/check.h"
+#include "blocks/favor.h"
 #include "model/ops.h"
 
 enum { KERNEL_SOFTMAX = 0, KERNEL_RELU = 1 };
@@ -34,7 +34,7 @@ enum { KERNEL_SOFTMAX = 0, KERNEL_RELU = 1 };
 #define DEN_TINY 1e-30f  // y = numerator / max(denominator, DEN_TINY)
 
 typedef struct {
-    attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (model/attn_proj.h)
+    attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (blocks/attn_proj.h)
     param_t *omega;
     int m, kernel, rows;
     long redraw;
