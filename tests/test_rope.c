@@ -305,7 +305,7 @@ static void test_table(void) {
         rope_table_free(&big);
     }
     TEST_CASE("a layout large enough for OpenMP gives the per-position result bit for bit") {
-        const int B = 4, T = 256, C = 128, H = 4, D = C / H;  // 4·256·2·128 floats ≥ the threshold
+        const int B = 16, T = 256, C = 128, H = 4, D = C / H;  // 16·256·2·128 = 2^20 floats: the parallel path
         rope_table_t tab = make_table(D, 200);                 // and rows beyond the table
         size_t n = (size_t)B * T * 3 * C;
         float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
