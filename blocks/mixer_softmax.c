@@ -26,7 +26,8 @@ typedef struct {
 enum { ROW_BLOCK = 32 };  // rows of the score matrix handled per product (lower-triangle tiling)
 
 // softmax(persist=N>0): its own ops table, of kind "softmax", with an attn_span_t as priv and the
-// attn_span core's functions (no span: no penalty, no clamp, no spans to report).
+// attn_span core's functions (no span: no penalty, no clamp, no spans to report). Not in the
+// registry and without configure: softmax_configure installs it after reading persist.
 static void persist_describe(const block_t *b, char *buf, size_t n) {
     snprintf(buf, n, "softmax(persist=%ld)", ((const attn_span_t *)b->priv)->N);
 }
