@@ -8,19 +8,18 @@
 
 void attn_proj_register(attn_proj_t *p, const model_dims_t *dims, param_table_t *pt, const char *prefix) {
     int C = dims->dim;
-    char name[80];
-#define ADD(field, init, scale, decay, ...)           \
-    snprintf(name, sizeof name, "%s" #field, prefix); \
-    p->field = params_add(pt, name, init, scale, decay, __VA_ARGS__)
-    ADD(wq, INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(wk, INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(wv, INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(bq, INIT_ZEROS, 0, 0, 1, C);
-    ADD(bk, INIT_ZEROS, 0, 0, 1, C);
-    ADD(bv, INIT_ZEROS, 0, 0, 1, C);
-    ADD(wo, INIT_NORMAL, block_out_proj_std(dims), 1, 2, C, C);
-    ADD(bo, INIT_ZEROS, 0, 0, 1, C);
-#undef ADD
+    const param_spec_t in = {.shape = {C, C}, .init = INIT_NORMAL, .std = 0.02f, .decay = 1},
+                       bias = {.shape = {C}, .init = INIT_ZEROS};
+    // wq, wk, wv then bq, bk, bv one after another: each trio is one contiguous (3C, ·) block.
+    p->wq = params_add(pt, prefix, "wq", in);
+    p->wk = params_add(pt, prefix, "wk", in);
+    p->wv = params_add(pt, prefix, "wv", in);
+    p->bq = params_add(pt, prefix, "bq", bias);
+    p->bk = params_add(pt, prefix, "bk", bias);
+    p->bv = params_add(pt, prefix, "bv", bias);
+    p->wo = params_add(pt, prefix, "wo", (param_spec_t){.shape = {C, C}, .init = INIT_NORMAL,
+                                                        .std = block_out_proj_std(dims), .decay = 1});
+    p->bo = params_add(pt, prefix, "bo", bias);
 }
 
 // The fused products read wq..wv (and bq..bv) as one block; the parameter table packs consecutive

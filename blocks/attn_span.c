@@ -13,9 +13,11 @@
 // ---------------------------------------------------------------------------------------------
 // options and parameters
 
-static int get_options(attn_span_t *a, const block_t *b, spec_block_t *spec, char *err, size_t errlen) {
-    char where[64];
-    snprintf(where, sizeof where, "layer %d (%s)", b->layer, a->kind);
+int attn_span_configure(attn_span_t *a, block_t *b, spec_block_t *spec, long persist_default, char *err,
+                        size_t errlen) {
+    memset(a, 0, sizeof *a);
+    a->span_on = 1;
+    const char *where = block_where(b);
     long ctx = b->dims->ctx;
     if (spec_get_int(spec, "span", ctx, 1, 1L << 30, &a->S, where, err, errlen)) return -1;
     if (a->S > ctx)
@@ -24,60 +26,34 @@ static int get_options(attn_span_t *a, const block_t *b, spec_block_t *spec, cha
     if (spec_get_int(spec, "ramp", 32, 1, 1L << 20, &a->R, where, err, errlen)) return -1;
     if (spec_get_float(spec, "init", 0.5, 0.0, 1.0, &a->init, where, err, errlen)) return -1;
     if (spec_get_float(spec, "lambda", 2e-6, 0.0, 1e3, &a->lambda, where, err, errlen)) return -1;
-    int allattn = strcmp(a->kind, "allattn") == 0;
-    if (spec_get_int(spec, "persist", allattn ? 256 : 0, 0, 1L << 20, &a->N, where, err, errlen)) return -1;
-    if (allattn && a->N < 1)
-        return seterr(err, errlen, "%s: persist=0 leaves allattn without memory and without an ffn; use persist >= 1, "
-                      "or adaptive(...)/none", where);
-    return 0;
-}
-
-int attn_span_configure(attn_span_t *a, const block_t *b, spec_block_t *spec, const char *kind, char *err,
-                        size_t errlen) {
-    memset(a, 0, sizeof *a);
-    a->kind = kind;
-    a->span_on = 1;
-    return get_options(a, b, spec, err, errlen);
+    return spec_get_int(spec, "persist", persist_default, 0, 1L << 20, &a->N, where, err, errlen);
 }
 
 void attn_span_init_persist(attn_span_t *a, long N) {
     memset(a, 0, sizeof *a);
-    a->kind = "softmax";
     a->N = N;
 }
 
-void attn_span_describe(const attn_span_t *a, char *buf, size_t n) {
-    if (!a->span_on) snprintf(buf, n, "%s(persist=%ld)", a->kind, a->N);
-    else if (strcmp(a->kind, "allattn") == 0)
-        snprintf(buf, n, "allattn(persist=%ld,span=%ld,ramp=%ld,init=%.9g,lambda=%.9g)", a->N, a->S, a->R, a->init,
-                 a->lambda);
-    else
-        snprintf(buf, n, "%s(span=%ld,ramp=%ld,init=%.9g,lambda=%.9g,persist=%ld)", a->kind, a->S, a->R, a->init,
-                 a->lambda, a->N);
-}
-
-static void init_constant(param_t *p, rng_t *rng, void *owner) {
-    for (size_t j = 0; j < p->numel; j++) p->data[j] = p->init_scale;
+// z̃ starts at the layer's `init` in every head.
+static void init_span(param_t *p, rng_t *rng, void *owner) {
+    const attn_span_t *a = owner;
+    for (size_t j = 0; j < p->numel; j++) p->data[j] = (float)a->init;
 }
 
 void attn_span_register(attn_span_t *a, const block_t *b, param_table_t *pt, const char *prefix) {
     int C = b->dims->dim, H = b->dims->heads, D = C / H;
-    char name[80];
-#define ADD(field, tname, init, scale, decay, ...)                           \
-    snprintf(name, sizeof name, "%s" tname, prefix);                         \
-    a->field = params_add(pt, name, init, scale, decay, __VA_ARGS__)
     attn_proj_register(&a->proj, b->dims, pt, prefix);
-    if (a->span_on) {
-        // z̃: every head starts at `init`; no weight decay (the L1 penalty is its only pressure).
-        ADD(span, "span", INIT_CUSTOM, (float)a->init, 0, 1, H);
-        a->span->init_fn = init_constant;
-    }
+    // z̃: no weight decay (the L1 penalty is its only pressure).
+    if (a->span_on)
+        a->span = params_add(pt, prefix, "span",
+                             (param_spec_t){.shape = {H}, .init = INIT_CUSTOM, .init_fn = init_span, .init_owner = a});
     if (a->N > 0) {
         // Stored so that sqrt(D)·K and sqrt(N)·V are what attention uses (paper's re-parametrization).
-        ADD(pk, "persist_k", INIT_NORMAL, 1.0f / sqrtf((float)D), 1, 3, H, (int)a->N, D);
-        ADD(pv, "persist_v", INIT_NORMAL, 1.0f / sqrtf((float)a->N), 1, 3, H, (int)a->N, D);
+        a->pk = params_add(pt, prefix, "persist_k", (param_spec_t){.shape = {H, a->N, D}, .init = INIT_NORMAL,
+                                                                   .std = 1.0f / sqrtf((float)D), .decay = 1});
+        a->pv = params_add(pt, prefix, "persist_v", (param_spec_t){.shape = {H, a->N, D}, .init = INIT_NORMAL,
+                                                                   .std = 1.0f / sqrtf((float)a->N), .decay = 1});
     }
-#undef ADD
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -493,7 +469,6 @@ void attn_span_decode_step(attn_span_t *a, const model_dims_t *dims, float *y, c
 // ---------------------------------------------------------------------------------------------
 // block wrappers (priv is an attn_span_t)
 
-void attn_span_block_describe(const block_t *b, char *buf, size_t n) { attn_span_describe(b->priv, buf, n); }
 void attn_span_block_register(block_t *b, param_table_t *pt, const char *prefix) {
     attn_span_register(b->priv, b, pt, prefix);
 }

@@ -28,7 +28,6 @@
 #include "model/block.h"
 
 typedef struct {
-    const char *kind;  // "softmax", "adaptive" or "allattn": for messages and describe
     int span_on;       // 1: per-head adaptive span mask
     long S, R;         // maximum span and ramp, in tokens (span kinds)
     double init;       // initial z̃
@@ -40,13 +39,12 @@ typedef struct {
     long long keys_scored;  // score entries computed by the last forward (Σ over batch, heads): for tests
 } attn_span_t;
 
-// Read the options of an `adaptive` (persist default 0) or `allattn` (persist default 256, ≥ 1)
-// layer into a. Returns 0, or -1 with a message naming the layer and option.
-int attn_span_configure(attn_span_t *a, const block_t *b, spec_block_t *spec, const char *kind, char *err,
+// Read the options span, ramp, init, lambda and persist (default persist_default) of a span kind
+// into a. Returns 0, or -1 with a message naming the layer (block_where) and option.
+int attn_span_configure(attn_span_t *a, block_t *b, spec_block_t *spec, long persist_default, char *err,
                         size_t errlen);
 // A plain causal softmax attention with N persistent pairs per head (softmax(persist=N)).
 void attn_span_init_persist(attn_span_t *a, long N);
-void attn_span_describe(const attn_span_t *a, char *buf, size_t n);
 void attn_span_register(attn_span_t *a, const block_t *b, param_table_t *pt, const char *prefix);
 
 size_t attn_span_act_floats(const attn_span_t *a, const model_dims_t *dims, int B, int T);
@@ -71,8 +69,7 @@ size_t attn_span_decode_scratch_floats(const attn_span_t *a, const model_dims_t 
 void attn_span_decode_step(attn_span_t *a, const model_dims_t *dims, float *y, const float *x, int pos, float *cache,
                            float *scratch);
 
-// Block-level wrappers for kinds whose priv is an attn_span_t (adaptive, allattn).
-void attn_span_block_describe(const block_t *b, char *buf, size_t n);
+// Block-level wrappers for kinds whose priv is an attn_span_t (adaptive, allattn, softmax(persist=N)).
 void attn_span_block_register(block_t *b, param_table_t *pt, const char *prefix);
 size_t attn_span_block_act_floats(const block_t *b, int B, int T);
 size_t attn_span_block_scratch_floats(const block_t *b, int B, int T);

@@ -13,8 +13,7 @@ typedef struct {
 } mlp_t;
 
 static int mlp_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
-    char where[64];
-    snprintf(where, sizeof where, "layer %d (mlp)", b->layer);
+    const char *where = block_where(b);
     long hidden;
     if (spec_get_int(spec, "hidden", 4L * b->dims->dim, 1, 1L << 20, &hidden, where, err, errlen)) return -1;
     mlp_t *m = xcalloc(1, sizeof *m);
@@ -30,15 +29,11 @@ static void mlp_describe(const block_t *b, char *buf, size_t n) {
 static void mlp_register(block_t *b, param_table_t *pt, const char *prefix) {
     mlp_t *m = b->priv;
     int C = b->dims->dim, Hd = m->hidden;
-    char name[80];
-    snprintf(name, sizeof name, "%sw1", prefix);
-    m->w1 = params_add(pt, name, INIT_NORMAL, 0.02f, 1, 2, Hd, C);
-    snprintf(name, sizeof name, "%sb1", prefix);
-    m->b1 = params_add(pt, name, INIT_ZEROS, 0, 0, 1, Hd);
-    snprintf(name, sizeof name, "%sw2", prefix);
-    m->w2 = params_add(pt, name, INIT_NORMAL, block_out_proj_std(b->dims), 1, 2, C, Hd);
-    snprintf(name, sizeof name, "%sb2", prefix);
-    m->b2 = params_add(pt, name, INIT_ZEROS, 0, 0, 1, C);
+    m->w1 = params_add(pt, prefix, "w1", (param_spec_t){.shape = {Hd, C}, .init = INIT_NORMAL, .std = 0.02f, .decay = 1});
+    m->b1 = params_add(pt, prefix, "b1", (param_spec_t){.shape = {Hd}, .init = INIT_ZEROS});
+    m->w2 = params_add(pt, prefix, "w2", (param_spec_t){.shape = {C, Hd}, .init = INIT_NORMAL,
+                                                        .std = block_out_proj_std(b->dims), .decay = 1});
+    m->b2 = params_add(pt, prefix, "b2", (param_spec_t){.shape = {C}, .init = INIT_ZEROS});
 }
 
 // act: pre (B,T,hidden) = x·W1ᵀ + b1, then h (B,T,hidden) = GELU(pre).

@@ -44,8 +44,7 @@ typedef struct {
 // configuration
 
 static int pkm_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
-    char where[64];
-    snprintf(where, sizeof where, "layer %d (pkm)", b->layer);
+    const char *where = block_where(b);
     long slots, k, heads, dk;
     if (spec_get_int(spec, "slots", 16384, 1, PKM_MAX_SLOTS, &slots, where, err, errlen)) return -1;
     long n = lround(sqrt((double)slots));
@@ -82,21 +81,16 @@ static void pkm_describe(const block_t *b, char *buf, size_t n) {
 static void pkm_register(block_t *b, param_table_t *pt, const char *prefix) {
     pkm_t *p = b->priv;
     int C = b->dims->dim, Q = p->H * p->dk;
-    char name[80];
-    snprintf(name, sizeof name, "%swq", prefix);
-    p->wq = params_add(pt, name, INIT_NORMAL, 0.02f, 1, 2, Q, C);
-    snprintf(name, sizeof name, "%sbq", prefix);
-    p->bq = params_add(pt, name, INIT_ZEROS, 0, 0, 1, Q);
-    snprintf(name, sizeof name, "%sqln.weight", prefix);
-    p->lnw = params_add(pt, name, INIT_ONES, 0, 0, 1, p->half);
-    snprintf(name, sizeof name, "%sqln.bias", prefix);
-    p->lnb = params_add(pt, name, INIT_ZEROS, 0, 0, 1, p->half);
+    p->wq = params_add(pt, prefix, "wq", (param_spec_t){.shape = {Q, C}, .init = INIT_NORMAL, .std = 0.02f, .decay = 1});
+    p->bq = params_add(pt, prefix, "bq", (param_spec_t){.shape = {Q}, .init = INIT_ZEROS});
+    p->lnw = params_add(pt, prefix, "qln.weight", (param_spec_t){.shape = {p->half}, .init = INIT_ONES});
+    p->lnb = params_add(pt, prefix, "qln.bias", (param_spec_t){.shape = {p->half}, .init = INIT_ZEROS});
     // sub-keys: no weight decay (a retrieval table, as the reference trains it; decay would shrink
     // every score, selected or not)
-    snprintf(name, sizeof name, "%skeys", prefix);
-    p->keys = params_add(pt, name, INIT_UNIFORM, 1.0f / sqrtf((float)p->half), 0, 4, p->H, 2, p->n, p->half);
-    snprintf(name, sizeof name, "%svalues", prefix);
-    p->values = params_add(pt, name, INIT_NORMAL, 1.0f / sqrtf((float)C), 0, 2, p->slots, C);
+    p->keys = params_add(pt, prefix, "keys", (param_spec_t){.shape = {p->H, 2, p->n, p->half}, .init = INIT_UNIFORM,
+                                                            .bound = 1.0f / sqrtf((float)p->half)});
+    p->values = params_add(pt, prefix, "values",
+                           (param_spec_t){.shape = {p->slots, C}, .init = INIT_NORMAL, .std = 1.0f / sqrtf((float)C)});
     params_set_sparse_rows(p->values, PKM_VALUES_LR);
 }
 

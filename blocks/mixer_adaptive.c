@@ -2,6 +2,7 @@
 // attention whose heads each learn a soft span z_h = S·z̃_h (mask clamp((R+z−x)/R,0,1) inside the
 // normalization), with an L1 penalty on the spans and optional persistent memory (persist=N).
 // Options: span (ctx), ramp (32), init (0.5), lambda (2e-6), persist (0). The math is in attn_span.c.
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "blocks/attn_span.h"
@@ -10,7 +11,13 @@
 static int adaptive_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
     attn_span_t *a = xcalloc(1, sizeof *a);
     b->priv = a;  // freed by model_free, also on error
-    return attn_span_configure(a, b, spec, "adaptive", err, errlen);
+    return attn_span_configure(a, b, spec, 0, err, errlen);
+}
+
+static void adaptive_describe(const block_t *b, char *buf, size_t n) {
+    const attn_span_t *a = b->priv;
+    snprintf(buf, n, "adaptive(span=%ld,ramp=%ld,init=%.9g,lambda=%.9g,persist=%ld)", a->S, a->R, a->init, a->lambda,
+             a->N);
 }
 
 const block_ops_t mixer_adaptive_ops = {
@@ -18,7 +25,7 @@ const block_ops_t mixer_adaptive_ops = {
     .role = ROLE_MIXER,
     .options = "span, ramp, init, lambda, persist",
     .configure = adaptive_configure,
-    .describe = attn_span_block_describe,
+    .describe = adaptive_describe,
     .register_params = attn_span_block_register,
     .act_floats = attn_span_block_act_floats,
     .scratch_floats = attn_span_block_scratch_floats,

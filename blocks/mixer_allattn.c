@@ -1,7 +1,8 @@
 // mixer_allattn.c — all-attention with persistent memory (Sukhbaatar et al. 2019, arXiv 1907.01470):
 // N learned key/value pairs per head joined to the context keys in one softmax, with an adaptive span
-// as in the paper; the layer has no ffn (model_build forces `none`).
+// as in the paper; the layer has no ffn (its ops declare `implied_ffn = "none"`).
 // Options: persist (256), span (ctx), ramp (32), init (0.5), lambda (2e-6). The math is in attn_span.c.
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "blocks/attn_span.h"
@@ -10,15 +11,26 @@
 static int allattn_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
     attn_span_t *a = xcalloc(1, sizeof *a);
     b->priv = a;  // freed by model_free, also on error
-    return attn_span_configure(a, b, spec, "allattn", err, errlen);
+    if (attn_span_configure(a, b, spec, 256, err, errlen)) return -1;
+    if (a->N < 1)
+        return seterr(err, errlen, "%s: persist=0 leaves allattn without memory and without an ffn; use persist >= 1, "
+                      "or adaptive(...)/none", block_where(b));
+    return 0;
+}
+
+static void allattn_describe(const block_t *b, char *buf, size_t n) {
+    const attn_span_t *a = b->priv;
+    snprintf(buf, n, "allattn(persist=%ld,span=%ld,ramp=%ld,init=%.9g,lambda=%.9g)", a->N, a->S, a->R, a->init,
+             a->lambda);
 }
 
 const block_ops_t mixer_allattn_ops = {
     .kind = "allattn",
     .role = ROLE_MIXER,
     .options = "persist, span, ramp, init, lambda",
+    .implied_ffn = "none",
     .configure = allattn_configure,
-    .describe = attn_span_block_describe,
+    .describe = allattn_describe,
     .register_params = attn_span_block_register,
     .act_floats = attn_span_block_act_floats,
     .scratch_floats = attn_span_block_scratch_floats,

@@ -30,8 +30,7 @@ typedef struct {
 enum { ROW_BLOCK = 32 };  // score rows per product (lower-triangle tiling, as in softmax)
 
 static int collab_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
-    char where[64];
-    snprintf(where, sizeof where, "layer %d (collab)", b->layer);
+    const char *where = block_where(b);
     long def = b->dims->dim / 2 > 0 ? b->dims->dim / 2 : 1, R;
     if (spec_get_int(spec, "dk", def, 1, 1L << 16, &R, where, err, errlen)) return -1;
     collab_t *s = xcalloc(1, sizeof(collab_t));
@@ -48,19 +47,17 @@ static void collab_describe(const block_t *b, char *buf, size_t n) {
 static void collab_register(block_t *b, param_table_t *pt, const char *prefix) {
     collab_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, R = (int)s->R;
-    char name[80];
-#define ADD(field, init, scale, decay, ...)           \
-    snprintf(name, sizeof name, "%s" #field, prefix); \
-    s->field = params_add(pt, name, init, scale, decay, __VA_ARGS__)
-    ADD(cq, INIT_NORMAL, 0.02f, 1, 2, R, C);
-    ADD(ck, INIT_NORMAL, 0.02f, 1, 2, R, C);
-    ADD(wv, INIT_NORMAL, 0.02f, 1, 2, C, C);
-    ADD(cb, INIT_NORMAL, 0.02f, 1, 2, H, C);
-    ADD(mix, INIT_NORMAL, 0.2f, 1, 2, H, R);
-    ADD(bv, INIT_ZEROS, 0, 0, 1, C);
-    ADD(wo, INIT_NORMAL, block_out_proj_std(b->dims), 1, 2, C, C);
-    ADD(bo, INIT_ZEROS, 0, 0, 1, C);
-#undef ADD
+    const param_spec_t qk = {.shape = {R, C}, .init = INIT_NORMAL, .std = 0.02f, .decay = 1},
+                       bias = {.shape = {C}, .init = INIT_ZEROS};
+    s->cq = params_add(pt, prefix, "cq", qk);
+    s->ck = params_add(pt, prefix, "ck", qk);
+    s->wv = params_add(pt, prefix, "wv", (param_spec_t){.shape = {C, C}, .init = INIT_NORMAL, .std = 0.02f, .decay = 1});
+    s->cb = params_add(pt, prefix, "cb", (param_spec_t){.shape = {H, C}, .init = INIT_NORMAL, .std = 0.02f, .decay = 1});
+    s->mix = params_add(pt, prefix, "mix", (param_spec_t){.shape = {H, R}, .init = INIT_NORMAL, .std = 0.2f, .decay = 1});
+    s->bv = params_add(pt, prefix, "bv", bias);
+    s->wo = params_add(pt, prefix, "wo", (param_spec_t){.shape = {C, C}, .init = INIT_NORMAL,
+                                                        .std = block_out_proj_std(b->dims), .decay = 1});
+    s->bo = params_add(pt, prefix, "bo", bias);
 }
 
 // Width of the fused projection row: Q̃ (R) | K̃ (R) | V (C) | cb (H).

@@ -33,8 +33,7 @@ typedef struct {
 // configuration
 
 static int linformer_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
-    char where[64];
-    snprintf(where, sizeof where, "layer %d (linformer)", b->layer);
+    const char *where = block_where(b);
     long c, k, w;
     int share;
     if (spec_get_int(spec, "chunk", 32, 1, 1L << 16, &c, where, err, errlen)) return -1;
@@ -60,16 +59,12 @@ static void linformer_describe(const block_t *b, char *buf, size_t n) {
 
 static void linformer_register(block_t *b, param_table_t *pt, const char *prefix) {
     linformer_t *s = b->priv;
-    char name[80];
-    float bound = 1.0f / sqrtf((float)s->c);
-#define ADD(field, init, scale, decay, ...)           \
-    snprintf(name, sizeof name, "%s" #field, prefix); \
-    s->field = params_add(pt, name, init, scale, decay, __VA_ARGS__)
+    // E, F (k, c): U(-1/sqrt(c), 1/sqrt(c)), with weight decay; share=kv registers E only.
+    const param_spec_t proj = {.shape = {s->k, s->c}, .init = INIT_UNIFORM, .bound = 1.0f / sqrtf((float)s->c),
+                               .decay = 1};
     attn_proj_register(&s->proj, b->dims, pt, prefix);
-    ADD(E, INIT_UNIFORM, bound, 1, 2, s->k, s->c);
-    if (s->share) s->F = s->E;
-    else { ADD(F, INIT_UNIFORM, bound, 1, 2, s->k, s->c); }
-#undef ADD
+    s->E = params_add(pt, prefix, "E", proj);
+    s->F = s->share ? s->E : params_add(pt, prefix, "F", proj);
 }
 
 // ---------------------------------------------------------------------------------------------

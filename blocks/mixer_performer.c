@@ -90,8 +90,7 @@ void performer_set_chunk(block_t *b, int rows) {
 // configuration
 
 static int performer_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
-    char where[64];
-    snprintf(where, sizeof where, "layer %d (performer)", b->layer);
+    const char *where = block_where(b);
     long m, redraw;
     int kernel;
     if (spec_get_int(spec, "features", 128, 1, 1L << 16, &m, where, err, errlen)) return -1;
@@ -121,13 +120,9 @@ static void performer_describe(const block_t *b, char *buf, size_t n) {
 
 static void performer_register(block_t *b, param_table_t *pt, const char *prefix) {
     performer_t *s = b->priv;
-    char name[80];
     attn_proj_register(&s->proj, b->dims, pt, prefix);
-    snprintf(name, sizeof name, "%somega", prefix);
-    s->omega = params_add(pt, name, INIT_CUSTOM, 0, 0, 2, s->m, s->D);
-    s->omega->trainable = 0;
-    s->omega->init_fn = omega_init;
-    s->omega->init_owner = s;
+    s->omega = params_add(pt, prefix, "omega", (param_spec_t){.shape = {s->m, s->D}, .init = INIT_CUSTOM,
+                                                              .init_fn = omega_init, .init_owner = s, .buffer = 1});
 }
 
 // Redraw Ω before steps redraw+1, 2·redraw+1, … (step = the 1-based step about to run): each Ω

@@ -4,8 +4,9 @@
 // Tensors: attn.wq, attn.wk, attn.wv (C,C) — registered consecutively so that they form one (3C,C)
 // matrix for a single product — attn.bq, attn.bk, attn.bv (C), attn.wo (C,C) std 0.02/sqrt(2L), attn.bo (C).
 // The score and weighted-sum products run over row blocks of the lower triangle only.
-// persist=N>0 (persistent key/value pairs per head, arXiv 1907.01470) runs on the shared core in
-// attn_span.c (adds attn.persist_k, attn.persist_v (H,N,D)); persist=0 keeps this file's fast path.
+// persist=N>0 (persistent key/value pairs per head, arXiv 1907.01470): configure switches the block
+// to softmax_persist_ops, the shared core in attn_span.c (adds attn.persist_k, attn.persist_v
+// (H,N,D)); persist=0 keeps this file's fast path.
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -20,36 +21,50 @@
 
 typedef struct {
     attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (blocks/attn_proj.h)
-    long persist;      // > 0: everything below delegates to the attn_span core
-    attn_span_t span;
 } softmax_t;
 
 enum { ROW_BLOCK = 32 };  // rows of the score matrix handled per product (lower-triangle tiling)
 
+// softmax(persist=N>0): its own ops table, of kind "softmax", with an attn_span_t as priv and the
+// attn_span core's functions (no span: no penalty, no clamp, no spans to report). Not in the
+// registry and without configure: softmax_configure installs it after reading persist.
+static void persist_describe(const block_t *b, char *buf, size_t n) {
+    snprintf(buf, n, "softmax(persist=%ld)", ((const attn_span_t *)b->priv)->N);
+}
+
+static const block_ops_t softmax_persist_ops = {
+    .kind = "softmax",
+    .role = ROLE_MIXER,
+    .options = "persist",
+    .describe = persist_describe,
+    .register_params = attn_span_block_register,
+    .act_floats = attn_span_block_act_floats,
+    .scratch_floats = attn_span_block_scratch_floats,
+    .forward = attn_span_block_forward,
+    .backward = attn_span_block_backward,
+    .cache_floats = attn_span_block_cache_floats,
+    .decode_scratch_floats = attn_span_block_decode_scratch_floats,
+    .decode_step = attn_span_block_decode_step,
+};
+
 static int softmax_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
-    char where[64];
-    snprintf(where, sizeof where, "layer %d (softmax)", b->layer);
     long persist;
-    if (spec_get_int(spec, "persist", 0, 0, 1L << 20, &persist, where, err, errlen)) return -1;
-    softmax_t *s = xcalloc(1, sizeof(softmax_t));
-    b->priv = s;
-    s->persist = persist;
-    if (persist) attn_span_init_persist(&s->span, persist);
+    if (spec_get_int(spec, "persist", 0, 0, 1L << 20, &persist, block_where(b), err, errlen)) return -1;
+    if (persist) {
+        attn_span_t *a = xcalloc(1, sizeof *a);
+        attn_span_init_persist(a, persist);
+        b->priv = a;
+        b->ops = &softmax_persist_ops;
+        return 0;
+    }
+    b->priv = xcalloc(1, sizeof(softmax_t));
     return 0;
 }
 
-static void softmax_describe(const block_t *b, char *buf, size_t n) {
-    const softmax_t *s = b->priv;
-    if (s->persist) attn_span_describe(&s->span, buf, n);
-    else snprintf(buf, n, "softmax(persist=0)");
-}
+static void softmax_describe(const block_t *b, char *buf, size_t n) { snprintf(buf, n, "softmax(persist=0)"); }
 
 static void softmax_register(block_t *b, param_table_t *pt, const char *prefix) {
     softmax_t *s = b->priv;
-    if (s->persist) {
-        attn_span_register(&s->span, b, pt, prefix);
-        return;
-    }
     attn_proj_register(&s->proj, b->dims, pt, prefix);
 }
 
@@ -58,15 +73,11 @@ static size_t att_floats(const block_t *b, int B, int T) { return (size_t)B * b-
 static int has_dropout(const block_t *b) { return b->dims->dropout > 0.0f; }
 
 static size_t softmax_act_floats(const block_t *b, int B, int T) {
-    const softmax_t *s = b->priv;
-    if (s->persist) return attn_span_act_floats(&s->span, b->dims, B, T);
     size_t BTC = (size_t)B * T * b->dims->dim;
     return 3 * BTC + att_floats(b, B, T) * (has_dropout(b) ? 3 : 1) + BTC;
 }
 // scratch: dheads (B,T,C) | dqkv (B,T,3C) | dP (B,H,T,T)
 static size_t softmax_scratch_floats(const block_t *b, int B, int T) {
-    const softmax_t *s = b->priv;
-    if (s->persist) return attn_span_scratch_floats(&s->span, b->dims, B, T);
     return 4 * (size_t)B * T * b->dims->dim + att_floats(b, B, T);
 }
 
@@ -111,10 +122,6 @@ static void head_forward(float *P, const float *Pd, const float *Q, const float 
 static void softmax_forward(block_t *b, float *y, const float *x, float *act, float *scratch, int B, int T,
                             const run_ctx_t *rc) {
     softmax_t *s = b->priv;
-    if (s->persist) {
-        attn_span_forward(&s->span, b->dims, y, x, act, scratch, B, T, rc);
-        return;
-    }
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
     views_t v = views(b, act, B, T);
     // qkv = x·[Wq;Wk;Wv]ᵀ + [bq;bk;bv], one (N,C)×(C,3C) product over the contiguous weights.
@@ -172,10 +179,6 @@ static void head_backward(const float *P, const float *Pd, const float *mask, co
 static void softmax_backward(block_t *b, float *dx, const float *dy, const float *x, const float *act, float *scratch,
                              int B, int T, const run_ctx_t *rc) {
     softmax_t *s = b->priv;
-    if (s->persist) {
-        attn_span_backward(&s->span, b->dims, dx, dy, x, act, scratch, B, T);
-        return;
-    }
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
     views_t v = views(b, (float *)act, B, T);
     float *dheads = scratch, *dqkv = scratch + (size_t)N * C, *dP = dqkv + (size_t)N * 3 * C;
@@ -203,22 +206,14 @@ static void softmax_backward(block_t *b, float *dx, const float *dy, const float
 // matrix-vector product each.
 
 static size_t softmax_cache_floats(const block_t *b) {
-    const softmax_t *s = b->priv;
-    if (s->persist) return attn_span_cache_floats(&s->span, b->dims);
     return 2 * (size_t)b->dims->ctx * b->dims->dim;
 }
 static size_t softmax_decode_scratch_floats(const block_t *b) {
-    const softmax_t *s = b->priv;
-    if (s->persist) return attn_span_decode_scratch_floats(&s->span, b->dims);
     return 4 * (size_t)b->dims->dim + b->dims->ctx;
 }
 
 static void softmax_decode_step(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch) {
     softmax_t *s = b->priv;
-    if (s->persist) {
-        attn_span_decode_step(&s->span, b->dims, y, x, pos, cache, scratch);
-        return;
-    }
     int C = b->dims->dim, H = b->dims->heads, D = C / H, ctx = b->dims->ctx;
     CHECK(pos >= 0 && pos < ctx);
     float *qkv = scratch, *heads = scratch + 3 * C, *w = heads + C;

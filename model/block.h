@@ -57,11 +57,20 @@ typedef struct {
     const char *kind;       // name used in --layers
     block_role_t role;
     const char *options;    // the option names it takes, for messages: "persist" or "" for none
+    // Mixers: the ffn kind this mixer implies (allattn: "none"); the layer may not name an ffn, and
+    // the resolved spec leaves it out. NULL: the layer's ffn is as named, `mlp` when omitted.
+    const char *implied_ffn;
+    // Ffns: 1 if the block is the identity (`none`): the layer has no LN2 and no ffn term, and the
+    // model calls nothing of it but configure, describe and the sizes (which are 0).
+    int identity;
     // Read and validate options from spec (spec_get_*), fill b->priv. Return 0 or -1 with a message.
+    // It may replace b->ops by a specialised table of the same kind (softmax with persist): every
+    // later call goes through b->ops, never through the registry's table.
     int (*configure)(block_t *b, spec_block_t *spec, char *err, size_t errlen);
     // Write the fully resolved spec of this block, e.g. "mlp(hidden=512)", for the checkpoint config.
     void (*describe)(const block_t *b, char *buf, size_t n);
-    // Register tensors under prefix (e.g. "layers.2.attn."), keeping the param_t pointers in priv.
+    // Register tensors under prefix (e.g. "layers.2.attn."), keeping the param_t pointers in priv:
+    // params_add(pt, prefix, "wq", (param_spec_t){...}) names the tensor "layers.2.attn.wq".
     void (*register_params)(block_t *b, param_table_t *pt, const char *prefix);
     size_t (*act_floats)(const block_t *b, int B, int T);
     size_t (*scratch_floats)(const block_t *b, int B, int T);
@@ -109,7 +118,11 @@ struct block {
     const model_dims_t *dims;
     int layer;  // index, for messages and names
     void *priv; // kind-specific state (options, param_t pointers), malloc'd by configure
+    char where[64];  // written by block_where
 };
+
+// How messages name a block: "layer 2 (adaptive)" (b->layer, b->ops->kind), kept in b->where.
+const char *block_where(block_t *b);
 
 // registry.c
 const block_ops_t *block_find(const char *kind);  // NULL if no such built kind

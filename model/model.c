@@ -13,6 +13,7 @@
 // ---------------------------------------------------------------------------------------------
 // build
 
+// Configure blk as a block of kind ops (the registry's table; configure may specialise blk->ops).
 static int configure_block(block_t *blk, const block_ops_t *ops, spec_block_t *spec, const model_t *m, int layer,
                            char *err, size_t errlen) {
     blk->ops = ops;
@@ -20,9 +21,7 @@ static int configure_block(block_t *blk, const block_ops_t *ops, spec_block_t *s
     blk->layer = layer;
     blk->priv = NULL;
     if (ops->configure(blk, spec, err, errlen)) return -1;
-    char where[64];
-    snprintf(where, sizeof where, "layer %d (%s)", layer, ops->kind);
-    return spec_check_unused(spec, where, ops->options, err, errlen);
+    return spec_check_unused(spec, block_where(blk), ops->options, err, errlen);
 }
 
 static int validate_dims(const model_dims_t *d, char *err, size_t errlen) {
@@ -46,8 +45,12 @@ int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, c
     m->layers = xcalloc((size_t)L, sizeof *m->layers);
     params_init_table(&m->params);
     int C = m->dims.dim;
-    m->wte = params_add(&m->params, "wte", INIT_NORMAL, 0.02f, 1, 2, m->dims.vocab, C);
-    m->wpe = params_add(&m->params, "wpe", INIT_NORMAL, 0.02f, 1, 2, m->dims.ctx, C);
+    // Embeddings N(0, 0.02²) with weight decay; LayerNorms weight 1, bias 0, no decay.
+    const param_spec_t ln_weight = {.shape = {C}, .init = INIT_ONES}, ln_bias = {.shape = {C}, .init = INIT_ZEROS};
+    m->wte = params_add(&m->params, "", "wte",
+                        (param_spec_t){.shape = {m->dims.vocab, C}, .init = INIT_NORMAL, .std = 0.02f, .decay = 1});
+    m->wpe = params_add(&m->params, "", "wpe",
+                        (param_spec_t){.shape = {m->dims.ctx, C}, .init = INIT_NORMAL, .std = 0.02f, .decay = 1});
     size_t spec_cap = 64 + (size_t)L * 160, spec_len = 0;
     m->spec = xcalloc(spec_cap, 1);
     int rc = -1;
@@ -56,46 +59,43 @@ int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, c
         spec_layer_t *sl = &specs[l];
         const block_ops_t *mixer = block_find(sl->mixer.kind);
         if (!mixer || mixer->role != ROLE_MIXER) { block_unknown_kind_error(sl->mixer.kind, ROLE_MIXER, l, err, errlen); goto done; }
-        // allattn brings its own persistent memory in place of an ffn: its ffn is `none` and may not be named.
-        int ffn_forced_none = strcmp(sl->mixer.kind, "allattn") == 0;
-        if (ffn_forced_none && sl->has_ffn) {
-            seterr(err, errlen, "--layers: layer %d: allattn replaces the ffn; remove '/%s'", l, sl->ffn.kind);
+        // A mixer that implies its ffn (allattn: persistent memory in place of one) may not be given one.
+        if (mixer->implied_ffn && sl->has_ffn) {
+            seterr(err, errlen, "--layers: layer %d: %s replaces the ffn; remove '/%s'", l, mixer->kind, sl->ffn.kind);
             goto done;
         }
-        if (!sl->has_ffn) strcpy(sl->ffn.kind, ffn_forced_none ? "none" : "mlp");
+        if (!sl->has_ffn) strcpy(sl->ffn.kind, mixer->implied_ffn ? mixer->implied_ffn : "mlp");
         const block_ops_t *ffn = block_find(sl->ffn.kind);
         if (!ffn || ffn->role != ROLE_FFN) { block_unknown_kind_error(sl->ffn.kind, ROLE_FFN, l, err, errlen); goto done; }
         if (configure_block(&ly->mixer, mixer, &sl->mixer, m, l, err, errlen)) goto done;
         if (configure_block(&ly->ffn, ffn, &sl->ffn, m, l, err, errlen)) goto done;
-        ly->has_ffn = ffn->forward != NULL;
+        ly->has_ffn = !ly->ffn.ops->identity;
 
-        char name[80], prefix[64];
-        snprintf(name, sizeof name, "layers.%d.ln1.weight", l);
-        ly->ln1w = params_add(&m->params, name, INIT_ONES, 0, 0, 1, C);
-        snprintf(name, sizeof name, "layers.%d.ln1.bias", l);
-        ly->ln1b = params_add(&m->params, name, INIT_ZEROS, 0, 0, 1, C);
-        snprintf(prefix, sizeof prefix, "layers.%d.attn.", l);
-        mixer->register_params(&ly->mixer, &m->params, prefix);
+        // Registration order = arena and checkpoint order: ln1, the mixer's tensors, ln2, the ffn's.
+        char layer_prefix[32], prefix[64];
+        snprintf(layer_prefix, sizeof layer_prefix, "layers.%d.", l);
+        ly->ln1w = params_add(&m->params, layer_prefix, "ln1.weight", ln_weight);
+        ly->ln1b = params_add(&m->params, layer_prefix, "ln1.bias", ln_bias);
+        snprintf(prefix, sizeof prefix, "%sattn.", layer_prefix);
+        ly->mixer.ops->register_params(&ly->mixer, &m->params, prefix);
         if (ly->has_ffn) {
-            snprintf(name, sizeof name, "layers.%d.ln2.weight", l);
-            ly->ln2w = params_add(&m->params, name, INIT_ONES, 0, 0, 1, C);
-            snprintf(name, sizeof name, "layers.%d.ln2.bias", l);
-            ly->ln2b = params_add(&m->params, name, INIT_ZEROS, 0, 0, 1, C);
-            snprintf(prefix, sizeof prefix, "layers.%d.ffn.", l);
-            ffn->register_params(&ly->ffn, &m->params, prefix);
+            ly->ln2w = params_add(&m->params, layer_prefix, "ln2.weight", ln_weight);
+            ly->ln2b = params_add(&m->params, layer_prefix, "ln2.bias", ln_bias);
+            snprintf(prefix, sizeof prefix, "%sffn.", layer_prefix);
+            ly->ffn.ops->register_params(&ly->ffn, &m->params, prefix);
         }
         char mdesc[128], fdesc[128];
-        mixer->describe(&ly->mixer, mdesc, sizeof mdesc);
-        ffn->describe(&ly->ffn, fdesc, sizeof fdesc);
-        // The resolved spec re-parses to the same model: allattn's ffn is implied, never written.
-        if (ffn_forced_none)
+        ly->mixer.ops->describe(&ly->mixer, mdesc, sizeof mdesc);
+        ly->ffn.ops->describe(&ly->ffn, fdesc, sizeof fdesc);
+        // The resolved spec re-parses to the same model: an implied ffn is never written.
+        if (mixer->implied_ffn)
             spec_len += (size_t)snprintf(m->spec + spec_len, spec_cap - spec_len, "%s%s", l ? "," : "", mdesc);
         else
             spec_len += (size_t)snprintf(m->spec + spec_len, spec_cap - spec_len, "%s%s/%s", l ? "," : "", mdesc, fdesc);
         CHECK(spec_len < spec_cap);
     }
-    m->lnfw = params_add(&m->params, "lnf.weight", INIT_ONES, 0, 0, 1, C);
-    m->lnfb = params_add(&m->params, "lnf.bias", INIT_ZEROS, 0, 0, 1, C);
+    m->lnfw = params_add(&m->params, "", "lnf.weight", ln_weight);
+    m->lnfb = params_add(&m->params, "", "lnf.bias", ln_bias);
     params_allocate(&m->params);
     rc = 0;
 done:
@@ -118,11 +118,10 @@ void model_alloc_acts(model_t *m, int B, int T) {
     int drop = m->dims.dropout > 0.0f;
     // First pass counts, second pass carves (the same code, so they cannot disagree).
     size_t scratch = 0;
-    for (int l = 0; l < m->L; l++) {
-        layer_t *ly = &m->layers[l];
-        size_t s1 = ly->mixer.ops->scratch_floats(&ly->mixer, B, T), s2 = ly->ffn.ops->scratch_floats(&ly->ffn, B, T);
-        scratch = s1 > scratch ? s1 : scratch;
-        scratch = s2 > scratch ? s2 : scratch;
+    for (int i = 0; i < model_n_blocks(m); i++) {
+        const block_t *b = model_block(m, i);
+        size_t s = b->ops->scratch_floats(b, B, T);
+        scratch = s > scratch ? s : scratch;
     }
     float *base = NULL;
     size_t used = 0;
@@ -268,62 +267,55 @@ void model_backward(model_t *m, float loss_scale, const run_ctx_t *rc) {
 
 float model_extra_loss(model_t *m, int add_grad) {
     float total = 0;
-    for (int l = 0; l < m->L; l++) {
-        block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};
-        for (int i = 0; i < 2; i++)
-            if (blocks[i]->ops->extra_loss) total += blocks[i]->ops->extra_loss(blocks[i], add_grad);
+    for (int i = 0; i < model_n_blocks(m); i++) {
+        block_t *b = model_block(m, i);
+        if (b->ops->extra_loss) total += b->ops->extra_loss(b, add_grad);
     }
     return total;
 }
 
 void model_before_step(model_t *m, long step, rng_t *rng) {
-    for (int l = 0; l < m->L; l++) {
-        block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};
-        for (int i = 0; i < 2; i++)
-            if (blocks[i]->ops->before_step) blocks[i]->ops->before_step(blocks[i], step, rng);
+    for (int i = 0; i < model_n_blocks(m); i++) {
+        block_t *b = model_block(m, i);
+        if (b->ops->before_step) b->ops->before_step(b, step, rng);
     }
 }
 
 void model_after_step(model_t *m, long step, rng_t *rng) {
-    for (int l = 0; l < m->L; l++) {
-        block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};
-        for (int i = 0; i < 2; i++)
-            if (blocks[i]->ops->after_step) blocks[i]->ops->after_step(blocks[i], step, rng);
+    for (int i = 0; i < model_n_blocks(m); i++) {
+        block_t *b = model_block(m, i);
+        if (b->ops->after_step) b->ops->after_step(b, step, rng);
     }
 }
 
 int model_stats_begin(model_t *m) {
     int n = 0;
-    for (int l = 0; l < m->L; l++) {
-        block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};
-        for (int i = 0; i < 2; i++)
-            if (blocks[i]->ops->stats_begin) {
-                blocks[i]->ops->stats_begin(blocks[i]);
-                n++;
-            }
+    for (int i = 0; i < model_n_blocks(m); i++) {
+        block_t *b = model_block(m, i);
+        if (b->ops->stats_begin) {
+            b->ops->stats_begin(b);
+            n++;
+        }
     }
     return n;
 }
 
 void model_stats_print(model_t *m, FILE *f, const char *prefix) {
-    for (int l = 0; l < m->L; l++) {
-        block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};
-        for (int i = 0; i < 2; i++) {
-            if (!blocks[i]->ops->stats_report) continue;
-            char buf[512];
-            blocks[i]->ops->stats_report(blocks[i], buf, sizeof buf);
-            if (buf[0]) fprintf(f, "%s%s\n", prefix, buf);
-        }
+    for (int i = 0; i < model_n_blocks(m); i++) {
+        block_t *b = model_block(m, i);
+        if (!b->ops->stats_report) continue;
+        char buf[512];
+        b->ops->stats_report(b, buf, sizeof buf);
+        if (buf[0]) fprintf(f, "%s%s\n", prefix, buf);
     }
 }
 
 void model_free(model_t *m) {
-    for (int l = 0; m->layers && l < m->L; l++) {
-        block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};
-        for (int i = 0; i < 2; i++) {
-            if (blocks[i]->ops && blocks[i]->ops->free_priv) blocks[i]->ops->free_priv(blocks[i]);
-            free(blocks[i]->priv);
-        }
+    // Also after a failed build: blocks never configured have no ops (and no priv).
+    for (int i = 0; m->layers && i < model_n_blocks(m); i++) {
+        block_t *b = model_block(m, i);
+        if (b->ops && b->ops->free_priv) b->ops->free_priv(b);
+        free(b->priv);
     }
     free(m->layers);
     free(m->spec);
@@ -342,15 +334,13 @@ void decode_init(decode_state_t *ds, const model_t *m) {
     memset(ds, 0, sizeof *ds);
     int C = m->dims.dim;
     size_t total = 0, scratch = 0;
-    ds->cache_offset = xcalloc(2 * (size_t)m->L, sizeof(size_t));
-    for (int l = 0; l < m->L; l++) {
-        const block_t *blocks[2] = {&m->layers[l].mixer, &m->layers[l].ffn};
-        for (int i = 0; i < 2; i++) {
-            ds->cache_offset[2 * l + i] = total;
-            total += blocks[i]->ops->cache_floats(blocks[i]);
-            size_t s = blocks[i]->ops->decode_scratch_floats(blocks[i]);
-            scratch = s > scratch ? s : scratch;
-        }
+    ds->cache_offset = xcalloc((size_t)model_n_blocks(m), sizeof(size_t));
+    for (int i = 0; i < model_n_blocks(m); i++) {
+        const block_t *b = model_block(m, i);
+        ds->cache_offset[i] = total;
+        total += b->ops->cache_floats(b);
+        size_t s = b->ops->decode_scratch_floats(b);
+        scratch = s > scratch ? s : scratch;
     }
     ds->cache = xalloc_floats(total);
     ds->x = xalloc_floats(3 * (size_t)C + scratch + m->dims.vocab + 2);

@@ -48,6 +48,13 @@ typedef struct {
     int last_B, last_T;  // shape of the last forward
 } model_t;
 
+// The one walk over the blocks: block i (0 ≤ i < model_n_blocks) is layer i/2's mixer (i even) or
+// ffn (i odd), so every walk goes layer by layer, mixer before ffn (identity ffns included).
+static inline int model_n_blocks(const model_t *m) { return 2 * m->L; }
+static inline block_t *model_block(const model_t *m, int i) {
+    return i % 2 ? &m->layers[i / 2].ffn : &m->layers[i / 2].mixer;
+}
+
 // Build the model for dims and a --layers spec: parse, configure every block (validating options),
 // register parameters, allocate the parameter arenas. Returns 0, or -1 with one clear message.
 int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, char *err, size_t errlen);
@@ -77,7 +84,7 @@ void model_stats_print(model_t *m, FILE *f, const char *prefix);
 // Incremental decoding of one sequence with per-layer caches.
 typedef struct {
     float *cache;          // all layers' caches, one allocation
-    size_t *cache_offset;  // (L, 2): mixer and ffn cache offsets
+    size_t *cache_offset;  // (2L): block i's cache offset (model_block order)
     float *x, *xn, *y, *scratch, *logits;  // (C), (C), (C), scratch, (V)
     float *mean_rstd;      // 2 floats for the LayerNorm calls
     int pos;               // positions consumed so far

@@ -1,7 +1,6 @@
 // params.c — the parameter table and its four arenas (see params.h).
 #include "model/params.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,27 +9,31 @@
 
 void params_init_table(param_table_t *pt) { memset(pt, 0, sizeof *pt); }
 
-param_t *params_add(param_table_t *pt, const char *name, init_kind_t init, float scale, int decay, int ndim, ...) {
-    CHECK(ndim >= 1 && ndim <= 4);
+param_t *params_add(param_table_t *pt, const char *prefix, const char *name, param_spec_t spec) {
     CHECK(pt->data == NULL);  // no registration after allocation
-    CHECK(params_find(pt, name) == NULL);
     param_t *p = xcalloc(1, sizeof *p);
-    CHECK(strlen(name) < sizeof p->name);
-    strcpy(p->name, name);
-    p->ndim = ndim;
+    int len = snprintf(p->name, sizeof p->name, "%s%s", prefix, name);
+    CHECK(len > 0 && (size_t)len < sizeof p->name);
+    CHECK(params_find(pt, p->name) == NULL);
     p->numel = 1;
-    va_list ap;
-    va_start(ap, ndim);
-    for (int i = 0; i < ndim; i++) {
-        p->shape[i] = va_arg(ap, int);
-        CHECK(p->shape[i] > 0);
-        p->numel *= (size_t)p->shape[i];
+    while (p->ndim < 4 && spec.shape[p->ndim] != 0) {
+        CHECK(spec.shape[p->ndim] > 0);
+        p->shape[p->ndim] = spec.shape[p->ndim];
+        p->numel *= (size_t)spec.shape[p->ndim++];
     }
-    va_end(ap);
-    p->init = init;
-    p->init_scale = scale;
-    p->decay = decay;
-    p->trainable = 1;
+    CHECK(p->ndim >= 1);
+    for (int i = p->ndim; i < 4; i++) CHECK(spec.shape[i] == 0);  // no size after the end
+    // Each rule reads its own field only: a field given to the wrong rule is a mistake.
+    CHECK(spec.init == INIT_NORMAL ? spec.std > 0.0f : spec.std == 0.0f);
+    CHECK(spec.init == INIT_UNIFORM ? spec.bound > 0.0f : spec.bound == 0.0f);
+    CHECK((spec.init == INIT_CUSTOM) == (spec.init_fn != NULL));
+    CHECK(spec.init == INIT_CUSTOM || spec.init_owner == NULL);
+    p->init = spec.init;
+    p->init_scale = spec.init == INIT_NORMAL ? spec.std : spec.bound;
+    p->init_fn = spec.init_fn;
+    p->init_owner = spec.init_owner;
+    p->decay = spec.decay != 0;
+    p->trainable = !spec.buffer;
     p->offset = pt->total;
     pt->total += p->numel;  // packed: consecutive registrations are contiguous
     if (pt->count == pt->cap) {

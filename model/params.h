@@ -55,11 +55,27 @@ typedef struct {
     float *data, *grad, *m, *v;  // the four arenas
 } param_table_t;
 
+// How to make one tensor: a struct literal with named fields, e.g.
+//   params_add(pt, prefix, "wq", (param_spec_t){.shape = {C, C}, .init = INIT_NORMAL, .std = 0.02f, .decay = 1});
+// Fields left out are 0: no decay, trainable. Each init rule reads only its own field (std for
+// normal, bound for uniform; init_fn and init_owner for custom) and params_add checks that.
+typedef struct {
+    int64_t shape[4];       // PyTorch order, 1 to 4 positive sizes; the first 0 ends the shape
+    init_kind_t init;
+    float std;              // INIT_NORMAL: N(0, std²), std > 0
+    float bound;            // INIT_UNIFORM: U(-bound, bound), bound > 0
+    param_init_fn init_fn;  // INIT_CUSTOM: fills the tensor, called with init_owner
+    void *init_owner;
+    int decay;              // 1: AdamW weight decay applies (matrices)
+    int buffer;             // 1: saved in the checkpoint but never trained (trainable = 0)
+} param_spec_t;
+
 void params_init_table(param_table_t *pt);
-// Register a tensor. The returned pointer is stable; its data/grad views appear after params_allocate.
-// Shapes are given as ndim int values (1..4). Tensors registered one after another are contiguous in
-// every arena (blocks rely on this to run wq|wk|wv as one matrix product).
-param_t *params_add(param_table_t *pt, const char *name, init_kind_t init, float scale, int decay, int ndim, ...);
+// Register the tensor named prefix + name (e.g. "layers.3.attn." + "wq"). The returned pointer is
+// stable; its data/grad views appear after params_allocate. Tensors registered one after another
+// are contiguous in every arena (blocks rely on this to run wq|wk|wv as one matrix product), so the
+// registration order is the arena and checkpoint layout.
+param_t *params_add(param_table_t *pt, const char *prefix, const char *name, param_spec_t spec);
 // Mark p (2-D, registered before params_allocate) as updated by sparse rows with its own constant
 // learning rate fixed_lr (0: the schedule's).
 void params_set_sparse_rows(param_t *p, float fixed_lr);
