@@ -63,7 +63,7 @@ int read_file_bytes(const char *path, uint8_t **out, size_t *n, char *err, size_
 // ---------------------------------------------------------------------------- dataset
 
 uint64_t fnv1a64(const uint8_t *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = 1469598103934665603ull;  // see dataset.h: not the standard basis, for compatibility
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
     return h;
 }

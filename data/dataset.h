@@ -25,8 +25,11 @@ typedef struct {
 // "cannot read 'X': <reason>", "'X' is empty".
 int read_file_bytes(const char *path, uint8_t **out, size_t *n, char *err, size_t errlen);
 
-// FNV-1a, 64-bit (offset basis 0xcbf29ce484222325, prime 0x100000001b3): the training file's hash
-// that a checkpoint stores and --resume compares.
+// The training file's hash that a checkpoint stores ("data_fnv1a64") and --resume compares:
+// FNV-1a 64-bit (h = (h ^ byte) * 0x100000001b3) from offset basis 1469598103934665603
+// (0x14650fb0739d0383), the value train.c has always used; it is the standard basis
+// 14695981039346656037 (0xcbf29ce484222325) with its last digit lost, kept so that runs saved
+// before can still be resumed.
 uint64_t fnv1a64(const uint8_t *p, size_t n);
 
 // The file is read exactly once, so a pipe or FIFO (`cat f | train /dev/stdin`) works and the hash
