@@ -1,4 +1,5 @@
-// dataset.c — whole-file loading, the nanoGPT 90/10 split, batch and eval windows (see dataset.h).
+// dataset.c — whole-file loading (read once, hashed), the nanoGPT 90/10 split, batch and eval windows
+// (see dataset.h).
 #include "data/dataset.h"
 
 #include <errno.h>
@@ -61,10 +62,24 @@ int read_file_bytes(const char *path, uint8_t **out, size_t *n, char *err, size_
 
 // ---------------------------------------------------------------------------- dataset
 
-int dataset_load(dataset_t *ds, const char *path, const tokenizer_t *tok, int ctx, char *err, size_t errlen) {
+uint64_t fnv1a64(const uint8_t *p, size_t n) {
+    uint64_t h = 1469598103934665603ull;  // see dataset.h: not the standard basis, for compatibility
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+int dataset_read(dataset_t *ds, const char *path, char *err, size_t errlen) {
     memset(ds, 0, sizeof *ds);
-    if (ctx < 1) return seterr(err, errlen, "ctx must be at least 1 (got %d)", ctx);
     if (read_file_bytes(path, &ds->text, &ds->text_bytes, err, errlen)) return -1;
+    ds->text_fnv1a64 = fnv1a64(ds->text, ds->text_bytes);
+    return 0;
+}
+
+int dataset_tokenize(dataset_t *ds, const char *path, const tokenizer_t *tok, int ctx, char *err, size_t errlen) {
+    if (ctx < 1) {
+        dataset_free(ds);
+        return seterr(err, errlen, "ctx must be at least 1 (got %d)", ctx);
+    }
     size_t plen = strlen(path) + 3;
     char *label = xmalloc(plen);
     snprintf(label, plen, "'%s'", path);
@@ -87,6 +102,13 @@ int dataset_load(dataset_t *ds, const char *path, const tokenizer_t *tok, int ct
         return -1;
     }
     return 0;
+}
+
+int dataset_load(dataset_t *ds, const char *path, const tokenizer_t *tok, int ctx, char *err, size_t errlen) {
+    memset(ds, 0, sizeof *ds);
+    if (ctx < 1) return seterr(err, errlen, "ctx must be at least 1 (got %d)", ctx);  // before reading a pipe
+    if (dataset_read(ds, path, err, errlen)) return -1;
+    return dataset_tokenize(ds, path, tok, ctx, err, errlen);
 }
 
 void dataset_free(dataset_t *ds) {

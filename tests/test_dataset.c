@@ -1,8 +1,12 @@
-// test_dataset.c — file reading errors, the 90/10 split and its ctx+1 checks, random batch
-// windows, and full-split eval windows (every token after the first predicted exactly once).
+// test_dataset.c — file reading errors, reading once through a pipe or FIFO (the same bytes, hash
+// and tokens as the file), the 90/10 split and its ctx+1 checks, random batch windows, and
+// full-split eval windows (every token after the first predicted exactly once).
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "data/dataset.h"
@@ -123,6 +127,107 @@ static void test_files(void) {
     }
 }
 
+// Fork a child that writes data[0..n) to fd in small chunks (so the reader sees many short reads),
+// then exits; it first closes its copy of close_fd (the pipe's read end, or -1), so it cannot keep
+// itself blocked writing when the reader stops early. Returns its pid.
+static pid_t writer_child(int fd, int close_fd, const uint8_t *data, size_t n) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (close_fd >= 0) close(close_fd);
+        for (size_t off = 0; off < n;) {
+            size_t chunk = n - off < 4093 ? n - off : 4093;
+            ssize_t w = write(fd, data + off, chunk);
+            if (w <= 0) _exit(1);
+            off += (size_t)w;
+        }
+        _exit(0);
+    }
+    return pid;
+}
+
+// Expect b, loaded through a pipe or FIFO, to equal the regular-file load a, and the hash of both
+// to be the hash of the file's bytes.
+static void expect_same_load(const dataset_t *a, const dataset_t *b, const uint8_t *bytes, size_t n, const char *how) {
+    EXPECT_MSG(b->text_bytes == n && b->text && memcmp(b->text, bytes, n) == 0, "%s: %zu bytes, want %zu", how,
+               b->text_bytes, n);
+    EXPECT_MSG(a->text_fnv1a64 == fnv1a64(bytes, n) && b->text_fnv1a64 == a->text_fnv1a64,
+               "%s: hash %016llx, file %016llx", how, (unsigned long long)b->text_fnv1a64,
+               (unsigned long long)a->text_fnv1a64);
+    EXPECT_MSG(b->n_tokens == a->n_tokens && b->n_train == a->n_train && b->tokens &&
+                   memcmp(b->tokens, a->tokens, a->n_tokens * sizeof(int32_t)) == 0,
+               "%s: %zu tokens (%zu train), want %zu (%zu)", how, b->n_tokens, b->n_train, a->n_tokens, a->n_train);
+}
+
+static void test_read_once(void) {
+    char err[512];
+    TEST_CASE("fnv1a64: FNV-1a from train's offset basis (values computed independently in Python)") {
+        EXPECT(fnv1a64((const uint8_t *)"", 0) == 0x14650fb0739d0383ull);
+        EXPECT(fnv1a64((const uint8_t *)"a", 1) == 0x44bd8ad473cd9906ull);
+        EXPECT(fnv1a64((const uint8_t *)"foobar", 6) == 0x88fad7c0a8ff07f2ull);
+    }
+    TEST_CASE("dataset_load through a pipe and a FIFO: the same bytes, hash and tokens as the file") {
+        // 200,000 bytes: more than a pipe holds (64 KiB) and than the reader's first buffer.
+        enum { N = 200000 };
+        uint8_t *bytes = malloc(N);
+        for (size_t i = 0; i < N; i++) bytes[i] = (uint8_t)("the quick brown fox\n\xc3\xa9"[i % 22]);
+        const char *p = write_file("big.txt", bytes, N);
+        tokenizer_t byte;
+        tok_init_byte(&byte);
+        dataset_t file_ds, ds;
+        EXPECT_MSG(dataset_load(&file_ds, p, &byte, 64, err, sizeof err) == 0, "%s", err);
+        // A pipe, opened by name as `cat f | train /dev/stdin` does.
+        int fds[2];
+        EXPECT(pipe(fds) == 0);
+        pid_t w = writer_child(fds[1], fds[0], bytes, N);
+        close(fds[1]);
+        char dev[64];
+        snprintf(dev, sizeof dev, "/dev/fd/%d", fds[0]);
+        EXPECT_MSG(dataset_load(&ds, dev, &byte, 64, err, sizeof err) == 0, "pipe: %s", err);
+        expect_same_load(&file_ds, &ds, bytes, N, "pipe");
+        dataset_free(&ds);
+        close(fds[0]);
+        waitpid(w, NULL, 0);
+        // A FIFO, with the char tokenizer built from the bytes read (train's order: read, build, tokenize).
+        char fifo[128];
+        snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+        EXPECT(mkfifo(fifo, 0600) == 0);
+        fflush(stdout);
+        w = fork();
+        if (w == 0) {
+            int fd = open(fifo, O_WRONLY);
+            if (fd < 0) _exit(1);
+            waitpid(writer_child(fd, -1, bytes, N), NULL, 0);
+            _exit(0);
+        }
+        EXPECT_MSG(dataset_read(&ds, fifo, err, sizeof err) == 0, "fifo: %s", err);
+        tokenizer_t ch;
+        EXPECT_MSG(tok_build_char(&ch, ds.text, ds.text_bytes, err, sizeof err) == 0, "%s", err);
+        EXPECT_MSG(dataset_tokenize(&ds, fifo, &ch, 64, err, sizeof err) == 0, "fifo: %s", err);
+        dataset_t char_file;
+        EXPECT_MSG(dataset_load(&char_file, p, &ch, 64, err, sizeof err) == 0, "%s", err);
+        expect_same_load(&char_file, &ds, bytes, N, "fifo");
+        EXPECT(ds.n_tokens == N - N / 22);  // "é" is one character of two bytes
+        waitpid(w, NULL, 0);
+        dataset_free(&ds);
+        dataset_free(&char_file);
+        tok_free(&ch);
+        // An empty pipe is an empty file; a tokenize failure frees everything.
+        EXPECT(pipe(fds) == 0);
+        close(fds[1]);
+        snprintf(dev, sizeof dev, "/dev/fd/%d", fds[0]);
+        EXPECT(dataset_read(&ds, dev, err, sizeof err) == -1 && strstr(err, "is empty") && ds.text == NULL);
+        close(fds[0]);
+        EXPECT(dataset_read(&ds, p, err, sizeof err) == 0);
+        EXPECT(dataset_tokenize(&ds, p, &byte, N, err, sizeof err) == -1 && strstr(err, "fewer than ctx+1"));
+        EXPECT(ds.text == NULL && ds.tokens == NULL && ds.text_bytes == 0);
+        unlink(fifo);
+        dataset_free(&file_ds);
+        tok_free(&byte);
+        free(bytes);
+    }
+}
+
 // Check that the (B, T) batch consists of contiguous slices of ds->tokens starting in [lo, hi].
 static void check_batch(const dataset_t *ds, const int32_t *x, const int32_t *y, int B, int T, size_t lo,
                         size_t hi, size_t *seen_lo, size_t *seen_hi) {
@@ -225,16 +330,27 @@ static void test_eval(void) {
     }
 }
 
+// A read that blocks (a FIFO opened a second time, with no writer left) fails the test, not hangs it.
+static void on_alarm(int sig) {
+    static const char msg[] = "  timed out: a read blocked (was a pipe or FIFO opened twice?)\n0 passed, 1 failed\n";
+    (void)sig;
+    if (write(STDOUT_FILENO, msg, sizeof msg - 1) < 0) _exit(2);
+    _exit(1);
+}
+
 int main(void) {
+    signal(SIGALRM, on_alarm);
+    alarm(60);
     strcpy(dir, "/tmp/attnlab_test_dataset_XXXXXX");
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         return 1;
     }
     test_files();
+    test_read_once();
     test_batches();
     test_eval();
-    const char *names[] = {"empty.txt", "locked.txt", "ok.txt", "tiny.txt", "short.txt", "split.txt"};
+    const char *names[] = {"empty.txt", "locked.txt", "ok.txt", "tiny.txt", "short.txt", "split.txt", "big.txt"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char p[128];
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
