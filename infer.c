@@ -210,7 +210,7 @@ static int evaluate(ckpt_t *c) {
     if (tok_encode(&c->tok, text, n, &tokens, &n_tok, what, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     free(text);
     if (n_tok < 2) die(EXIT_RUNTIME, "'%s' has %zu tokens; evaluation needs at least 2", o.eval, n_tok);
-    model_alloc_acts(&c->model, (int)o.batch, c->model.dims.ctx);
+    model_alloc_acts(&c->model, (int)o.batch, c->model.dims.ctx, 0.0f);
     eval_sums_t s;
     int stats = model_stats_begin(&c->model);  // pkm layers count slot usage over the pass
     eval_sequence(&c->model, &c->tok, tokens, n_tok, &s);
@@ -325,7 +325,7 @@ int main(int argc, char **argv) {
     cli_set_threads(o.threads);
     char err[1024];
     ckpt_t c;
-    if (ckpt_load(pos[0], 0.0f, &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    if (ckpt_load(pos[0], &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     int rc;
     if (o.eval[0]) rc = evaluate(&c);
     else if (o.info) rc = info(&c, pos[0]);

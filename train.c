@@ -175,7 +175,7 @@ static void restore_run(const char *ckpt, const char *json, run_t *r) {
 static int do_export(const char *src, const char *dst) {
     char err[1024];
     ckpt_t c;
-    if (ckpt_load(src, 0.0f, &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    if (ckpt_load(src, &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     if (ckpt_save(dst, &c.model, &c.tok, c.train_state, 0, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     printf("exported %s without optimizer state\ncheckpoint: %s\n", src, dst);
     ckpt_free(&c);
@@ -271,12 +271,9 @@ int main(int argc, char **argv) {
     run_t run = {0};
     int resumed = 0;
     if (o.resume[0]) {
-        // First read the stored run's flags (the dropout sizes the model's masks), then load for real.
-        if (ckpt_load(o.resume, 0.0f, &ck, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+        if (ckpt_load(o.resume, &ck, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
         if (!ck.has_optimizer) die(EXIT_RUNTIME, "checkpoint '%s' has no optimizer state (exported); use --init-from to start a new run from it", o.resume);
         restore_run(o.resume, ck.train_state, &run);
-        ckpt_free(&ck);
-        if (ckpt_load(o.resume, (float)o.dropout, &ck, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
         m = &ck.model;
         tok = &ck.tok;
         resumed = 1;
@@ -309,8 +306,7 @@ int main(int argc, char **argv) {
     if (dataset_load(&ds, file, tok, (int)o.ctx, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
 
     if (!resumed) {
-        model_dims_t dims = {.vocab = tok->vocab_size, .dim = (int)o.dim, .heads = (int)o.heads, .ctx = (int)o.ctx,
-                             .dropout = (float)o.dropout};
+        model_dims_t dims = {.vocab = tok->vocab_size, .dim = (int)o.dim, .heads = (int)o.heads, .ctx = (int)o.ctx};
         if (model_build(&model_fresh, &dims, o.layers, err, sizeof err)) die(EXIT_USAGE, "train: %s", err);
         m = &model_fresh;
         rng_t init_rng;
@@ -336,7 +332,7 @@ int main(int argc, char **argv) {
         }
     }
     if (run.step >= o.steps) die(EXIT_USAGE, "train: the run in '%s' already has %ld steps; pass a larger --steps to extend it", o.resume, run.step);
-    model_alloc_acts(m, (int)o.batch, (int)o.ctx);
+    model_alloc_acts(m, (int)o.batch, (int)o.ctx, (float)o.dropout);
     if (o.save_every == 0) o.save_every = o.eval_every;
 
     size_t n_params = params_count_trainable(&m->params);

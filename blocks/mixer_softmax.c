@@ -34,7 +34,7 @@ static int softmax_configure(block_t *b, spec_block_t *spec, char *err, size_t e
     softmax_t *s = xcalloc(1, sizeof(softmax_t));
     b->priv = s;
     s->persist = persist;
-    if (persist) attn_span_init_persist(&s->span, persist);
+    if (persist) attn_span_init_persist(&s->span, b, persist);
     return 0;
 }
 
@@ -55,7 +55,7 @@ static void softmax_register(block_t *b, param_table_t *pt, const char *prefix) 
 
 // act layout: qkv (B,T,3C) | probs (B,H,T,T) | [dropped probs (B,H,T,T) | mask (B,H,T,T)] | heads (B,T,C)
 static size_t att_floats(const block_t *b, int B, int T) { return (size_t)B * b->dims->heads * T * T; }
-static int has_dropout(const block_t *b) { return b->dims->dropout > 0.0f; }
+static int has_dropout(const block_t *b) { return b->dropout_masks; }
 
 static size_t softmax_act_floats(const block_t *b, int B, int T) {
     const softmax_t *s = b->priv;
