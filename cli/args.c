@@ -132,7 +132,7 @@ static int listed(const char *list, const char *name) {
 // A stored number must satisfy the flag's own range (the file may have been edited or damaged).
 static void check_stored_range(const flag_t *f, double v, const char *ckpt) {
     if (!(v >= f->lo && v <= f->hi) || (f->type == FLAG_INT && v != floor(v)))
-        die(EXIT_RUNTIME, "checkpoint '%s': train_state.%s is %g, outside what --%s accepts [%g, %g]", ckpt, f->name, v,
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.%s is %.15g, outside what --%s accepts [%.15g, %.15g]", ckpt, f->name, v,
             f->name, f->lo, f->hi);
 }
 
