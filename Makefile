@@ -12,9 +12,22 @@ OMP     ?= 1
 NATIVE  ?= 1
 SAN     ?= 0
 
-CPPFLAGS := -I. -I/usr/include/stb -I/usr/include/x86_64-linux-gnu/openblas-openmp -D_GNU_SOURCE
+# OpenBLAS, preferably Debian's OpenMP build (libopenblas-openmp-dev; see docs/design.md "Threads"):
+# pkg-config, first in that build's own directory under the multiarch triplet, then wherever pkg-config
+# looks; without a .pc file, that build's include directory and plain -lopenblas.
+MULTIARCH     := $(shell $(CC) -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null)
+OPENBLAS_PC   := PKG_CONFIG_PATH=/usr/lib/$(MULTIARCH)/openblas-openmp/pkgconfig$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} pkg-config openblas
+OPENBLAS_LIBS := $(shell $(OPENBLAS_PC) --libs 2>/dev/null)
+ifneq ($(strip $(OPENBLAS_LIBS)),)
+  OPENBLAS_CFLAGS := $(shell $(OPENBLAS_PC) --cflags 2>/dev/null)
+else
+  OPENBLAS_CFLAGS := -I/usr/include/$(MULTIARCH)/openblas-openmp
+  OPENBLAS_LIBS   := -lopenblas
+endif
+
+CPPFLAGS := -I. -I/usr/include/stb $(OPENBLAS_CFLAGS) -D_GNU_SOURCE
 CFLAGS   := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter -MMD -MP -g
-LDLIBS   := -lopenblas -lcjson -lm
+LDLIBS   := $(OPENBLAS_LIBS) -lcjson -lm
 
 ifeq ($(DEBUG),1)
   CFLAGS += -O0

@@ -18,6 +18,7 @@
 #include "cli/args.h"
 #include "cli/eval.h"
 #include "cli/runtime.h"
+#include "cli/sampler.h"
 #include "cli/spans_png.h"
 #include "data/dataset.h"
 #include "base/check.h"
@@ -31,84 +32,37 @@ typedef struct {
     int info, spans;
     const char *spans_png;
 } opts_t;
-static opts_t o;  // the parsed flags
 
-static flag_t flags[] = {
-    {"prompt", FLAG_STR, &o.prompt, "", 0, 0, 0, "text to start from (default: a newline, or token 0)", 0},
-    {"prompt-file", FLAG_STR, &o.prompt_file, "", 0, 0, 0, "read the prompt from this file", 0},
-    {"tokens", FLAG_INT, &o.tokens, "500", 0, 1e12, 0, "tokens to generate", 0},
-    {"temperature", FLAG_FLOAT, &o.temperature, "0.8", 0, 100, 0, "sampling temperature (0 = greedy)", 0},
-    {"top-k", FLAG_INT, &o.top_k, "200", 1, 1 << 30, 0, "sample among the k most likely (>= vocab: no truncation)", 0},
-    {"top-p", FLAG_FLOAT, &o.top_p, "1.0", 1e-9, 1, 0, "nucleus sampling mass (1 = off)", 0},
-    {"seed", FLAG_INT, &o.seed, "1337", 0, 9e15, 0, "sampling seed", 0},
-    {"eval", FLAG_STR, &o.eval, "", 0, 0, 0, "report loss, perplexity and bits per byte on this file", 0},
-    {"batch", FLAG_INT, &o.batch, "16", 1, 4096, 0, "windows per forward pass for --eval", 0},
-    {"info", FLAG_BOOL, &o.info, "", 0, 0, 0, "print config, parameter counts per layer, training state", 0},
-    {"spans", FLAG_BOOL, &o.spans, "", 0, 0, 0, "print learned attention spans and write a PNG heatmap", 0},
-    {"spans-png", FLAG_STR, &o.spans_png, "spans.png", 0, 0, 0, "where --spans writes its picture", 0},
-    {"threads", FLAG_INT, &o.threads, "0", 0, 4096, 0, "threads (0 = all cores; generation uses 1)", 0},
-};
-enum { N_FLAGS = sizeof flags / sizeof *flags };
+enum { MAX_FLAGS = 32 };
+
+// The flag table, bound to the options the caller owns; returns the number of flags.
+static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
+    const flag_t table[] = {
+        {"prompt", FLAG_STR, &o->prompt, "", 0, 0, 0, "text to start from (default: a newline, or token 0)", 0},
+        {"prompt-file", FLAG_STR, &o->prompt_file, "", 0, 0, 0, "read the prompt from this file", 0},
+        {"tokens", FLAG_INT, &o->tokens, "500", 0, 1e12, 0, "tokens to generate", 0},
+        {"temperature", FLAG_FLOAT, &o->temperature, "0.8", 0, 100, 0, "sampling temperature (0 = greedy)", 0},
+        {"top-k", FLAG_INT, &o->top_k, "200", 1, 1 << 30, 0, "sample among the k most likely (>= vocab: no truncation)", 0},
+        {"top-p", FLAG_FLOAT, &o->top_p, "1.0", 1e-9, 1, 0, "nucleus sampling mass (1 = off)", 0},
+        {"seed", FLAG_INT, &o->seed, "1337", 0, 9e15, 0, "sampling seed", 0},
+        {"eval", FLAG_STR, &o->eval, "", 0, 0, 0, "report loss, perplexity and bits per byte on this file", 0},
+        {"batch", FLAG_INT, &o->batch, "16", 1, 4096, 0, "windows per forward pass for --eval", 0},
+        {"info", FLAG_BOOL, &o->info, "", 0, 0, 0, "print config, parameter counts per layer, training state", 0},
+        {"spans", FLAG_BOOL, &o->spans, "", 0, 0, 0, "print learned attention spans and write a PNG heatmap", 0},
+        {"spans-png", FLAG_STR, &o->spans_png, "spans.png", 0, 0, 0, "where --spans writes its picture", 0},
+        {"threads", FLAG_INT, &o->threads, "0", 0, 4096, 0, "threads (0 = all cores; generation uses 1)", 0},
+    };
+    int n = (int)(sizeof table / sizeof *table);
+    CHECK(n <= MAX_FLAGS);
+    memcpy(out, table, sizeof table);
+    return n;
+}
 
 static const char *USAGE =
     "usage: infer CKPT [--prompt TEXT | --prompt-file F] [--tokens N] [sampling options]\n"
     "       infer CKPT --eval FILE\n"
     "       infer CKPT --info\n"
     "       infer CKPT --spans";
-
-// ---------------------------------------------------------------------------------------------
-// sampling
-
-typedef struct {
-    float p;
-    int id;
-} cand_t;
-static int cand_desc(const void *a, const void *b) {
-    const cand_t *x = a, *y = b;
-    if (x->p != y->p) return x->p < y->p ? 1 : -1;
-    return x->id - y->id;  // ties to the lower id
-}
-
-// Sample from logits (V) with temperature, top-k, top-p; cand is scratch (V).
-static int sample(const float *logits, int V, cand_t *cand, rng_t *rng) {
-    if (o.temperature == 0.0) {
-        int best = 0;
-        for (int v = 1; v < V; v++)
-            if (logits[v] > logits[best]) best = v;
-        return best;
-    }
-    float mx = logits[0];
-    for (int v = 1; v < V; v++) mx = logits[v] > mx ? logits[v] : mx;
-    double sum = 0;
-    for (int v = 0; v < V; v++) {
-        cand[v].id = v;
-        cand[v].p = expf((logits[v] - mx) / (float)o.temperature);
-        sum += cand[v].p;
-    }
-    int n = V;
-    if (o.top_k < V || o.top_p < 1.0) {
-        qsort(cand, (size_t)V, sizeof *cand, cand_desc);
-        if (o.top_k < n) n = (int)o.top_k;
-        if (o.top_p < 1.0) {
-            double total = 0, acc = 0;
-            for (int i = 0; i < n; i++) total += cand[i].p;
-            int keep = 0;
-            while (keep < n) {
-                acc += cand[keep++].p;
-                if (acc >= o.top_p * total) break;
-            }
-            n = keep;
-        }
-        sum = 0;
-        for (int i = 0; i < n; i++) sum += cand[i].p;
-    }
-    double r = rng_uniform(rng) * sum, acc = 0;
-    for (int i = 0; i < n; i++) {
-        acc += cand[i].p;
-        if (r < acc) return cand[i].id;
-    }
-    return cand[n - 1].id;
-}
 
 // ---------------------------------------------------------------------------------------------
 // generation
@@ -135,18 +89,18 @@ static const float *feed(model_t *m, decode_state_t *ds, int32_t token, int32_t 
     return decode_step(m, ds, token);
 }
 
-static int generate(ckpt_t *c) {
+static int generate(ckpt_t *c, const opts_t *o) {
     model_t *m = &c->model;
     tokenizer_t *tok = &c->tok;
     char err[1024];
     uint8_t *text = NULL;
     size_t text_n = 0;
-    if (o.prompt_file[0]) {
-        if (read_file_bytes(o.prompt_file, &text, &text_n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    if (o->prompt_file[0]) {
+        if (read_file_bytes(o->prompt_file, &text, &text_n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     } else {
-        text_n = strlen(o.prompt);
+        text_n = strlen(o->prompt);
         text = xmalloc(text_n + 1);
-        memcpy(text, o.prompt, text_n);
+        memcpy(text, o->prompt, text_n);
     }
     int32_t *prompt;
     size_t n_prompt;
@@ -171,26 +125,26 @@ static int generate(ckpt_t *c) {
     int streams = model_streams(m), V = m->dims.vocab;
     int32_t *history = xmalloc((size_t)4 * m->dims.ctx * sizeof *history);
     size_t n_hist = 0;
-    cand_t *cand = xmalloc((size_t)V * sizeof *cand);
-    rng_t rng;
-    rng_seed(&rng, (uint64_t)o.seed);
+    sampler_t sampler;
+    sampler_init(&sampler, &(sampler_cfg_t){.temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p}, V,
+                 (uint64_t)o->seed);
     const float *logits = NULL;
     for (size_t i = 0; i < n_prompt; i++) logits = feed(m, &ds, prompt[i], history, &n_hist, streams);
     double t0 = cli_now();
-    for (long i = 0; i < o.tokens; i++) {
-        int next = sample(logits, V, cand, &rng);
+    for (long i = 0; i < o->tokens; i++) {
+        int next = sampler_sample(&sampler, logits);
         uint8_t buf[4];
         fwrite(buf, 1, (size_t)tok_decode(tok, next, buf), stdout);
         fflush(stdout);
-        if (i + 1 < o.tokens) logits = feed(m, &ds, next, history, &n_hist, streams);
+        if (i + 1 < o->tokens) logits = feed(m, &ds, next, history, &n_hist, streams);
     }
     double dt = cli_now() - t0;
     printf("\n");
     fflush(stdout);  // the text ends before the summary on stderr
-    if (o.tokens > 0) fprintf(stderr, "generated %ld tokens in %.2fs (%.0f tokens/s)\n", o.tokens, dt, o.tokens / dt);
+    if (o->tokens > 0) fprintf(stderr, "generated %ld tokens in %.2fs (%.0f tokens/s)\n", o->tokens, dt, o->tokens / dt);
     free(prompt);
     free(history);
-    free(cand);
+    sampler_free(&sampler);
     decode_free(&ds);
     return 0;
 }
@@ -198,19 +152,19 @@ static int generate(ckpt_t *c) {
 // ---------------------------------------------------------------------------------------------
 // --eval, --info, --spans
 
-static int evaluate(ckpt_t *c) {
+static int evaluate(ckpt_t *c, const char *path, long batch) {
     char err[1024];
     uint8_t *text;
     size_t n;
-    if (read_file_bytes(o.eval, &text, &n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    if (read_file_bytes(path, &text, &n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     int32_t *tokens;
     size_t n_tok;
     char what[512];
-    snprintf(what, sizeof what, "'%s'", o.eval);
+    snprintf(what, sizeof what, "'%s'", path);
     if (tok_encode(&c->tok, text, n, &tokens, &n_tok, what, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     free(text);
-    if (n_tok < 2) die(EXIT_RUNTIME, "'%s' has %zu tokens; evaluation needs at least 2", o.eval, n_tok);
-    model_alloc_acts(&c->model, (int)o.batch, c->model.dims.ctx);
+    if (n_tok < 2) die(EXIT_RUNTIME, "'%s' has %zu tokens; evaluation needs at least 2", path, n_tok);
+    model_alloc_acts(&c->model, (int)batch, c->model.dims.ctx, 0.0f);
     eval_sums_t s;
     int stats = model_stats_begin(&c->model);  // pkm layers count slot usage over the pass
     eval_sequence(&c->model, &c->tok, tokens, n_tok, &s);
@@ -270,7 +224,7 @@ static int info(const ckpt_t *c, const char *path) {
     return 0;
 }
 
-static int spans(const ckpt_t *c) {
+static int spans(const ckpt_t *c, const char *png) {
     const model_t *m = &c->model;
     int H = m->dims.heads;
     float *grid = xcalloc((size_t)m->L * H, sizeof *grid);
@@ -300,18 +254,21 @@ static int spans(const ckpt_t *c) {
         die(EXIT_USAGE, "this checkpoint has no layer with a learned span (adaptive or allattn)");
     }
     char err[512];
-    if (spans_write_png(o.spans_png, grid, m->L, H, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-    fprintf(stderr, "wrote %s (rows: layers, columns: heads; brighter = longer span; grey = no span)\n", o.spans_png);
+    if (spans_write_png(png, grid, m->L, H, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    fprintf(stderr, "wrote %s (rows: layers, columns: heads; brighter = longer span; grey = no span)\n", png);
     free(grid);
     return 0;
 }
 
 int main(int argc, char **argv) {
+    opts_t o = {0};
+    flag_t flags[MAX_FLAGS];
+    int n_flags = bind_flags(&o, flags);
     const char *pos[2];
     int n_pos, want_help, want_version;
-    args_parse(flags, N_FLAGS, argc, argv, pos, 1, &n_pos, &want_help, &want_version, "infer");
+    args_parse(flags, n_flags, argc, argv, pos, 1, &n_pos, &want_help, &want_version, "infer");
     if (want_help) {
-        args_print_help(flags, N_FLAGS, USAGE);
+        args_print_help(flags, n_flags, USAGE);
         return 0;
     }
     if (want_version) {
@@ -325,12 +282,12 @@ int main(int argc, char **argv) {
     cli_set_threads(o.threads);
     char err[1024];
     ckpt_t c;
-    if (ckpt_load(pos[0], 0.0f, &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    if (ckpt_load(pos[0], &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     int rc;
-    if (o.eval[0]) rc = evaluate(&c);
+    if (o.eval[0]) rc = evaluate(&c, o.eval, o.batch);
     else if (o.info) rc = info(&c, pos[0]);
-    else if (o.spans) rc = spans(&c);
-    else rc = generate(&c);
+    else if (o.spans) rc = spans(&c, o.spans_png);
+    else rc = generate(&c, &o);
     ckpt_free(&c);
     return rc;
 }

@@ -1,6 +1,8 @@
 // train.c — `train`: trains a decoder-only Transformer on a text file (ARCHITECTURE.md §6).
-// Flow: flags → (export | resume | fresh model) → data → steps of forward/backward/clip/AdamW with
-// periodic evaluation and atomic checkpoints → final evaluation on the whole validation split.
+// Flow: flags → (export | set up the run: resume or fresh model, data, log) → steps of
+// forward/backward/clip/AdamW, each followed by its reports (progress line, periodic evaluation,
+// atomic checkpoint) → finish: final evaluation on the whole validation split, last checkpoint.
+// The stages are functions over one explicit run state (train_t); the options live in main.
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -32,38 +34,45 @@ typedef struct {
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
 } opts_t;
 
-static opts_t o;  // the parsed flags (one run per process)
-static flag_t flags[] = {
-    {"layers", FLAG_STR, &o.layers, "4*softmax/mlp", 0, 0, 1, "layer spec: mixer[(opt=v,..)][/ffn[(..)]], N* repeats", 0},
-    {"dim", FLAG_INT, &o.dim, "128", 1, 65536, 1, "model width d", 0},
-    {"heads", FLAG_INT, &o.heads, "4", 1, 4096, 1, "attention heads (must divide dim)", 0},
-    {"ctx", FLAG_INT, &o.ctx, "64", 1, 1 << 20, 1, "context length T", 0},
-    {"batch", FLAG_INT, &o.batch, "12", 1, 1 << 20, 1, "sequences per micro-batch B", 0},
-    {"steps", FLAG_INT, &o.steps, "2000", 1, 1e12, 1, "optimizer steps (the schedule's length)", 0},
-    {"lr", FLAG_FLOAT, &o.lr, "1e-3", 0, 10, 1, "peak learning rate", 0},
-    {"min-lr", FLAG_FLOAT, &o.min_lr, "1e-4", 0, 10, 1, "final learning rate of the cosine decay", 0},
-    {"warmup", FLAG_INT, &o.warmup, "100", 0, 1e12, 1, "linear warmup steps", 0},
-    {"weight-decay", FLAG_FLOAT, &o.weight_decay, "0.1", 0, 10, 1, "AdamW decoupled weight decay (matrices only)", 0},
-    {"beta1", FLAG_FLOAT, &o.beta1, "0.9", 0, 0.999999, 1, "AdamW beta1", 0},
-    {"beta2", FLAG_FLOAT, &o.beta2, "0.99", 0, 0.999999, 1, "AdamW beta2", 0},
-    {"grad-clip", FLAG_FLOAT, &o.grad_clip, "1.0", 0, 1e9, 1, "clip the global gradient norm to this (0 = off)", 0},
-    {"grad-accum", FLAG_INT, &o.grad_accum, "1", 1, 1 << 20, 1, "micro-batches per optimizer step", 0},
-    {"dropout", FLAG_FLOAT, &o.dropout, "0", 0, 0.99, 1, "dropout on embeddings, attention and residual branches", 0},
-    {"tokenizer", FLAG_STR, &o.tokenizer, "byte", 0, 0, 1, "byte | char", 0},
-    {"eval-every", FLAG_INT, &o.eval_every, "250", 1, 1e12, 1, "steps between evaluations", 0},
-    {"eval-batches", FLAG_INT, &o.eval_batches, "20", 1, 1 << 20, 1, "random validation batches per evaluation", 0},
-    {"save-every", FLAG_INT, &o.save_every, "0", 0, 1e12, 0, "steps between checkpoints (0 = at every evaluation)", 0},
-    {"seed", FLAG_INT, &o.seed, "1337", 0, 9e15, 1, "random seed (init, batches, dropout)", 0},
-    {"threads", FLAG_INT, &o.threads, "0", 0, 4096, 0, "threads for OpenMP and OpenBLAS (0 = all cores)", 0},
-    {"out", FLAG_STR, &o.out, "weights/model.safetensors", 0, 0, 0, "checkpoint path (with --resume: the resumed file)", 0},
-    {"log", FLAG_STR, &o.log, "", 0, 0, 0, "CSV log path (header row; one row per report)", 0},
-    {"log-every", FLAG_INT, &o.log_every, "10", 1, 1e12, 1, "steps between progress lines", 0},
-    {"resume", FLAG_STR, &o.resume, "", 0, 0, 0, "continue the run stored in this checkpoint", 0},
-    {"stop-after", FLAG_INT, &o.stop_after, "0", 0, 1e12, 0, "stop and save at this step, keeping --steps' schedule", 0},
-    {"init-from", FLAG_STR, &o.init_from, "", 0, 0, 0, "copy every tensor whose name and shape match from this checkpoint", 0},
-    {"time-budget", FLAG_FLOAT, &o.time_budget, "0", 0, 1e9, 0, "stop training after this many seconds (0 = none)", 0},
-};
-enum { N_FLAGS = sizeof flags / sizeof *flags };
+enum { MAX_FLAGS = 48 };
+
+// The flag table, bound to the options the caller owns; returns the number of flags.
+static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
+    const flag_t table[] = {
+        {"layers", FLAG_STR, &o->layers, "4*softmax/mlp", 0, 0, 1, "layer spec: mixer[(opt=v,..)][/ffn[(..)]], N* repeats", 0},
+        {"dim", FLAG_INT, &o->dim, "128", 1, 65536, 1, "model width d", 0},
+        {"heads", FLAG_INT, &o->heads, "4", 1, 4096, 1, "attention heads (must divide dim)", 0},
+        {"ctx", FLAG_INT, &o->ctx, "64", 1, 1 << 20, 1, "context length T", 0},
+        {"batch", FLAG_INT, &o->batch, "12", 1, 1 << 20, 1, "sequences per micro-batch B", 0},
+        {"steps", FLAG_INT, &o->steps, "2000", 1, 1e12, 1, "optimizer steps (the schedule's length)", 0},
+        {"lr", FLAG_FLOAT, &o->lr, "1e-3", 0, 10, 1, "peak learning rate", 0},
+        {"min-lr", FLAG_FLOAT, &o->min_lr, "1e-4", 0, 10, 1, "final learning rate of the cosine decay", 0},
+        {"warmup", FLAG_INT, &o->warmup, "100", 0, 1e12, 1, "linear warmup steps", 0},
+        {"weight-decay", FLAG_FLOAT, &o->weight_decay, "0.1", 0, 10, 1, "AdamW decoupled weight decay (matrices only)", 0},
+        {"beta1", FLAG_FLOAT, &o->beta1, "0.9", 0, 0.999999, 1, "AdamW beta1", 0},
+        {"beta2", FLAG_FLOAT, &o->beta2, "0.99", 0, 0.999999, 1, "AdamW beta2", 0},
+        {"grad-clip", FLAG_FLOAT, &o->grad_clip, "1.0", 0, 1e9, 1, "clip the global gradient norm to this (0 = off)", 0},
+        {"grad-accum", FLAG_INT, &o->grad_accum, "1", 1, 1 << 20, 1, "micro-batches per optimizer step", 0},
+        {"dropout", FLAG_FLOAT, &o->dropout, "0", 0, 0.99, 1, "dropout on embeddings, attention and residual branches", 0},
+        {"tokenizer", FLAG_STR, &o->tokenizer, "byte", 0, 0, 1, "byte | char", 0},
+        {"eval-every", FLAG_INT, &o->eval_every, "250", 1, 1e12, 1, "steps between evaluations", 0},
+        {"eval-batches", FLAG_INT, &o->eval_batches, "20", 1, 1 << 20, 1, "random validation batches per evaluation", 0},
+        {"save-every", FLAG_INT, &o->save_every, "0", 0, 1e12, 0, "steps between checkpoints (0 = at every evaluation)", 0},
+        {"seed", FLAG_INT, &o->seed, "1337", 0, 9e15, 1, "random seed (init, batches, dropout)", 0},
+        {"threads", FLAG_INT, &o->threads, "0", 0, 4096, 0, "threads for OpenMP and OpenBLAS (0 = all cores)", 0},
+        {"out", FLAG_STR, &o->out, "weights/model.safetensors", 0, 0, 0, "checkpoint path (with --resume: the resumed file)", 0},
+        {"log", FLAG_STR, &o->log, "", 0, 0, 0, "CSV log path (header row; one row per report)", 0},
+        {"log-every", FLAG_INT, &o->log_every, "10", 1, 1e12, 1, "steps between progress lines", 0},
+        {"resume", FLAG_STR, &o->resume, "", 0, 0, 0, "continue the run stored in this checkpoint", 0},
+        {"stop-after", FLAG_INT, &o->stop_after, "0", 0, 1e12, 0, "stop and save at this step, keeping --steps' schedule", 0},
+        {"init-from", FLAG_STR, &o->init_from, "", 0, 0, 0, "copy every tensor whose name and shape match from this checkpoint", 0},
+        {"time-budget", FLAG_FLOAT, &o->time_budget, "0", 0, 1e9, 0, "stop training after this many seconds (0 = none)", 0},
+    };
+    int n = (int)(sizeof table / sizeof *table);
+    CHECK(n <= MAX_FLAGS);
+    memcpy(out, table, sizeof table);
+    return n;
+}
 
 static const char *USAGE =
     "usage: train FILE [options]            train a model on a text file\n"
@@ -126,11 +135,14 @@ typedef struct {
     uint64_t data_hash;
     size_t data_bytes;
     double elapsed;     // training seconds so far
-} run_t;
+} saved_t;
 
-static char *train_state_json(const run_t *r) {
+// The checkpoint's train_state: the stored flags and the saved state. Wall-clock time is kept only for
+// --time-budget runs (it needs it to resume the budget); without it, two runs with the same seed and
+// threads write byte-identical checkpoints.
+static char *train_state_json(const saved_t *r, const flag_t *flags, int n_flags, int keep_elapsed) {
     cJSON *st = cJSON_CreateObject();
-    args_to_json(flags, N_FLAGS, st);
+    args_to_json(flags, n_flags, st);
     cJSON_AddNumberToObject(st, "step", (double)r->step);
     cJSON_AddNumberToObject(st, "tokens_seen", (double)r->tokens_seen);
     char hex[80];
@@ -141,19 +153,18 @@ static char *train_state_json(const run_t *r) {
     snprintf(hex, sizeof hex, "%016" PRIx64, r->data_hash);
     cJSON_AddStringToObject(st, "data_fnv1a64", hex);
     cJSON_AddNumberToObject(st, "data_bytes", (double)r->data_bytes);
-    // Wall-clock time is kept only for --time-budget runs (it needs it to resume the budget); without
-    // it, two runs with the same seed and threads write byte-identical checkpoints.
-    if (o.time_budget > 0) cJSON_AddNumberToObject(st, "elapsed_s", r->elapsed);
+    if (keep_elapsed) cJSON_AddNumberToObject(st, "elapsed_s", r->elapsed);
     char *s = cJSON_PrintUnformatted(st);
     cJSON_Delete(st);
     return s;
 }
 
-static void restore_run(const char *ckpt, const char *json, run_t *r) {
+// Restore the stored flags (into the options the table is bound to) and the saved state.
+static void restore_saved(const char *ckpt, const char *json, flag_t *flags, int n_flags, saved_t *r) {
     cJSON *st = json ? cJSON_Parse(json) : NULL;
     if (!st) die(EXIT_RUNTIME, "checkpoint '%s' has no training state to resume (exported or written by infer); use --init-from", ckpt);
     // Model shape and data handling are fixed by the run; the schedule may be extended with --steps.
-    args_from_json(flags, N_FLAGS, st, "steps,eval-every,eval-batches,log-every", ckpt);
+    args_from_json(flags, n_flags, st, "steps,eval-every,eval-batches,log-every", ckpt);
     const cJSON *step = cJSON_GetObjectItem(st, "step"), *tokens = cJSON_GetObjectItem(st, "tokens_seen"),
                 *hash = cJSON_GetObjectItem(st, "data_fnv1a64"), *bytes = cJSON_GetObjectItem(st, "data_bytes"),
                 *el = cJSON_GetObjectItem(st, "elapsed_s");
@@ -175,7 +186,7 @@ static void restore_run(const char *ckpt, const char *json, run_t *r) {
 static int do_export(const char *src, const char *dst) {
     char err[1024];
     ckpt_t c;
-    if (ckpt_load(src, 0.0f, &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    if (ckpt_load(src, &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     if (ckpt_save(dst, &c.model, &c.tok, c.train_state, 0, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     printf("exported %s without optimizer state\ncheckpoint: %s\n", src, dst);
     ckpt_free(&c);
@@ -183,11 +194,204 @@ static int do_export(const char *src, const char *dst) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// reporting
+// the run
 
 typedef struct {
-    FILE *log;
+    FILE *log;             // --log CSV, or NULL
+    double t_interval;     // when the current progress interval began
+    double interval_loss;  // sum of the interval's step losses
+    long interval_steps;
+    double last_gnorm;     // the last step's gradient norm (before clipping)
 } report_t;
+
+typedef struct {
+    opts_t *o;             // the options, the stored ones restored on --resume
+    flag_t *flags;         // the flag table bound to *o (the train_state JSON round trip)
+    int n_flags;
+    const char *file;      // the text trained on
+    int resumed;
+    ckpt_t ck;             // the resumed checkpoint (owns model and tokenizer when resumed)
+    model_t fresh_model;   // ... or a fresh model and tokenizer
+    tokenizer_t fresh_tok;
+    model_t *m;
+    tokenizer_t *tok;
+    dataset_t ds;
+    saved_t saved;         // what the checkpoint keeps
+    adamw_cfg_t acfg;
+    int B, T;
+    long stop;             // the step this process stops at (--stop-after, else --steps)
+    int32_t *x, *y;        // one micro-batch's inputs and targets (B·T)
+    double t_start;        // start of the timing segment not yet added to saved.elapsed
+    report_t rep;
+} train_t;
+
+// ---------------------------------------------------------------------------------------------
+// set up the run
+
+// --resume: the checkpoint, read once, gives the model, the tokenizer, the stored flags and the state.
+static void open_resumed(train_t *t) {
+    const char *path = t->o->resume;
+    char err[1024];
+    if (ckpt_load(path, &t->ck, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    if (!t->ck.has_optimizer) die(EXIT_RUNTIME, "checkpoint '%s' has no optimizer state (exported); use --init-from to start a new run from it", path);
+    restore_saved(path, t->ck.train_state, t->flags, t->n_flags, &t->saved);
+    t->m = &t->ck.model;
+    t->tok = &t->ck.tok;
+    t->resumed = 1;
+}
+
+// Checks of the options as a whole (each flag's own range is the flag table's).
+static void check_options(train_t *t, tok_kind_t *tkind) {
+    opts_t *o = t->o;
+    char err[1024];
+    if (t->resumed && !args_find(t->flags, t->n_flags, "out")->given) o->out = o->resume;
+    if (check_writable(o->out, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    if (o->stop_after && o->stop_after > o->steps) die(EXIT_USAGE, "train: --stop-after %ld is beyond --steps %ld", o->stop_after, o->steps);
+    if (o->min_lr > o->lr) die(EXIT_USAGE, "train: --min-lr %g is above --lr %g", o->min_lr, o->lr);
+    if (o->dim % o->heads) die(EXIT_USAGE, "train: --heads %ld does not divide --dim %ld", o->heads, o->dim);
+    if (tok_kind_parse(o->tokenizer, tkind)) die(EXIT_USAGE, "train: --tokenizer must be byte or char, got '%s'", o->tokenizer);
+}
+
+// The text: a fresh run builds its tokenizer from it (char: from the whole file, train and validation
+// splits); a resumed run checks it is the file it was trained on. Then the dataset.
+static void load_data(train_t *t, tok_kind_t tkind, uint64_t *hash) {
+    char err[1024];
+    uint8_t *text;
+    size_t text_n;
+    if (read_file_bytes(t->file, &text, &text_n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    *hash = fnv1a(text, text_n);
+    if (!t->resumed) {
+        if (tkind == TOK_CHAR) {
+            if (tok_build_char(&t->fresh_tok, text, text_n, err, sizeof err)) die(EXIT_RUNTIME, "'%s': %s", t->file, err);
+        } else {
+            tok_init_byte(&t->fresh_tok);
+        }
+        t->tok = &t->fresh_tok;
+    } else if (*hash != t->saved.data_hash || text_n != t->saved.data_bytes) {
+        die(EXIT_USAGE, "train: '%s' is not the file the run in '%s' was trained on (%zu bytes, hash differs)", t->file,
+            t->o->resume, t->saved.data_bytes);
+    }
+    free(text);
+    if (dataset_load(&t->ds, t->file, t->tok, (int)t->o->ctx, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+}
+
+// A fresh run: build the model, initialize it from --seed (its forks give the data and dropout streams),
+// then --init-from copies or converts what it can.
+static void build_fresh(train_t *t, uint64_t hash) {
+    const opts_t *o = t->o;
+    char err[1024];
+    model_dims_t dims = {.vocab = t->tok->vocab_size, .dim = (int)o->dim, .heads = (int)o->heads, .ctx = (int)o->ctx};
+    if (model_build(&t->fresh_model, &dims, o->layers, err, sizeof err)) die(EXIT_USAGE, "train: %s", err);
+    t->m = &t->fresh_model;
+    rng_t init_rng;
+    rng_seed(&init_rng, (uint64_t)o->seed);
+    model_init_weights(t->m, &init_rng);
+    rng_fork(&init_rng, 1, &t->saved.data_rng);
+    rng_fork(&init_rng, 2, &t->saved.drop_rng);
+    t->saved.data_hash = hash;
+    t->saved.data_bytes = t->ds.text_bytes;
+    if (!o->init_from[0]) return;
+    int loaded, total;
+    char notes[4096];
+    if (ckpt_init_from(o->init_from, t->m, (uint64_t)o->seed, &loaded, &total, notes, sizeof notes, err, sizeof err))
+        die(EXIT_RUNTIME, "%s", err);
+    fprintf(stderr, "init-from %s: %d of %d tensors loaded by name and shape or converted, the rest initialized\n",
+            o->init_from, loaded, total);
+    for (char *line = notes, *next; *line; line = next) {  // one line per converted block
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        else next = line + strlen(line);
+        fprintf(stderr, "init-from %s\n", line);
+    }
+}
+
+static void open_log(train_t *t) {
+    const char *path = t->o->log;
+    if (!path[0]) return;
+    int exists = 0;
+    FILE *probe = fopen(path, "r");
+    if (probe) { exists = 1; fclose(probe); }
+    t->rep.log = fopen(path, t->resumed ? "a" : "w");
+    if (!t->rep.log) die(EXIT_RUNTIME, "cannot write log '%s': %s", path, strerror(errno));
+    if (!t->resumed || !exists) fprintf(t->rep.log, "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step\n");
+}
+
+// Everything before the first step: model (resumed or fresh), data, activations, header lines, log,
+// signal handlers, the micro-batch buffers. Dies with one line on any problem.
+static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const char *file) {
+    *t = (train_t){.o = o, .flags = flags, .n_flags = n_flags, .file = file};
+    if (o->resume[0]) open_resumed(t);
+    tok_kind_t tkind;
+    check_options(t, &tkind);
+    uint64_t hash;
+    load_data(t, tkind, &hash);
+    if (!t->resumed) build_fresh(t, hash);
+    if (t->saved.step >= o->steps) die(EXIT_USAGE, "train: the run in '%s' already has %ld steps; pass a larger --steps to extend it", o->resume, t->saved.step);
+    model_alloc_acts(t->m, (int)o->batch, (int)o->ctx, (float)o->dropout);
+    if (o->save_every == 0) o->save_every = o->eval_every;
+
+    const model_t *m = t->m;
+    size_t n_params = params_count_trainable(&m->params);
+    printf("model: %s | d %d, heads %d, ctx %d, vocab %d (%s) | %zu parameters\n", m->spec, m->dims.dim, m->dims.heads,
+           m->dims.ctx, m->dims.vocab, tok_kind_name(t->tok->kind), n_params);
+    printf("data: %s | %zu tokens: %zu train, %zu validation | batch %ld x %ld, accum %ld\n", file, t->ds.n_tokens,
+           t->ds.n_train, t->ds.n_tokens - t->ds.n_train, o->batch, o->ctx, o->grad_accum);
+    if (t->resumed) printf("resuming %s at step %ld of %ld\n", o->resume, t->saved.step, o->steps);
+
+    open_log(t);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    t->acfg = (adamw_cfg_t){.beta1 = (float)o->beta1, .beta2 = (float)o->beta2, .eps = 1e-8f, .weight_decay = (float)o->weight_decay};
+    t->B = (int)o->batch;
+    t->T = (int)o->ctx;
+    t->x = xmalloc((size_t)t->B * t->T * sizeof *t->x);
+    t->y = xmalloc((size_t)t->B * t->T * sizeof *t->y);
+    t->stop = o->stop_after ? o->stop_after : o->steps;
+    t->t_start = t->rep.t_interval = cli_now();
+}
+
+// ---------------------------------------------------------------------------------------------
+// step
+
+// One optimizer step at learning rate lr: --grad-accum micro-batches of forward and backward, the blocks'
+// extra objective terms, clipping, AdamW and the blocks' hooks. Returns 0, or EXIT_RUNTIME (with a
+// message, nothing updated) when the loss or a gradient is not finite.
+static int train_step(train_t *t, double lr) {
+    const opts_t *o = t->o;
+    model_t *m = t->m;
+    saved_t *run = &t->saved;
+    model_before_step(m, run->step + 1, &run->drop_rng);  // e.g. Performer's random-feature redraw
+    params_zero_grad(&m->params);
+    double loss = 0;
+    run_ctx_t rc = {.training = 1, .dropout = (float)o->dropout, .rng = &run->drop_rng};
+    for (long micro = 0; micro < o->grad_accum; micro++) {
+        dataset_train_batch(&t->ds, &run->data_rng, t->B, t->T, t->x, t->y);
+        loss += model_forward(m, t->x, t->y, t->B, t->T, &rc) / (double)o->grad_accum;
+        model_backward(m, 1.0f / (float)o->grad_accum, &rc);
+    }
+    model_extra_loss(m, 1);  // e.g. the adaptive-span penalty: in the objective, not in the reported loss
+    if (!isfinite(loss) || !grad_all_finite(&m->params)) {
+        fprintf(stderr, "attnlab: loss became %s at step %ld; stopping without saving (the last checkpoint, if any, is kept)\n",
+                isfinite(loss) ? "finite but a gradient non-finite" : (isnan(loss) ? "NaN" : "infinite"), run->step + 1);
+        return EXIT_RUNTIME;
+    }
+    double gnorm = grad_global_norm(&m->params);
+    if (o->grad_clip > 0 && gnorm > o->grad_clip) grad_scale(&m->params, (float)(o->grad_clip / gnorm));
+    run->step++;
+    adamw_step(&m->params, &t->acfg, (float)lr, run->step);
+    model_after_step(m, run->step, &run->drop_rng);
+    run->tokens_seen += (long)t->B * t->T * o->grad_accum;
+    t->rep.last_gnorm = gnorm;
+    t->rep.interval_loss += loss;
+    t->rep.interval_steps++;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// report
 
 static void log_row(report_t *rep, long step, const char *split, double loss, double bpb, double lr, double gnorm,
                     double tps, double ms) {
@@ -217,31 +421,148 @@ static void print_spans(const model_t *m) {
 
 // Random-window validation estimate, from an RNG stream of its own (seeded by seed and step), so
 // evaluating never changes training.
-static void eval_random(model_t *m, const tokenizer_t *tok, const dataset_t *ds, long step, eval_sums_t *s,
-                        int32_t *x, int32_t *y) {
+static void eval_random(train_t *t, long step, eval_sums_t *s) {
+    const opts_t *o = t->o;
     rng_t r;
-    rng_seed(&r, (uint64_t)o.seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)step ^ 0xE7A1ull);
+    rng_seed(&r, (uint64_t)o->seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)step ^ 0xE7A1ull);
     run_ctx_t rc = {.training = 0};
     *s = (eval_sums_t){0};
-    for (long i = 0; i < o.eval_batches; i++) {
-        dataset_val_batch(ds, &r, (int)o.batch, (int)o.ctx, x, y);
-        model_forward(m, x, y, (int)o.batch, (int)o.ctx, &rc);
-        eval_accumulate(m, tok, y, (int)o.batch, (int)o.ctx, s);
+    for (long i = 0; i < o->eval_batches; i++) {
+        dataset_val_batch(&t->ds, &r, (int)o->batch, (int)o->ctx, t->x, t->y);
+        model_forward(t->m, t->x, t->y, (int)o->batch, (int)o->ctx, &rc);
+        eval_accumulate(t->m, t->tok, t->y, (int)o->batch, (int)o->ctx, s);
     }
 }
 
-static void save_or_die(const model_t *m, const tokenizer_t *tok, const run_t *run) {
+// The converted model before any fine-tuning step (e.g. softmax weights in Performer layers).
+static void report_init_from(train_t *t) {
+    eval_sums_t s;
+    eval_random(t, 0, &s);
+    printf("step 0/%ld | val loss %.4f | ppl %.3f | bpb %.4f  (%ld random windows, right after --init-from)\n", t->o->steps,
+           eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), t->o->eval_batches * t->o->batch);
+    log_row(&t->rep, 0, "val", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
+}
+
+// The progress line (every --log-every steps and at the last step of this process): the interval's
+// mean loss, speed and ETA.
+static void report_progress(train_t *t, double lr, double now) {
+    const opts_t *o = t->o;
+    report_t *rep = &t->rep;
+    long step = t->saved.step;
+    if (step % o->log_every != 0 && step != t->stop) return;
+    double dt = now - rep->t_interval, ms = 1000.0 * dt / rep->interval_steps;
+    double tps = (double)rep->interval_steps * t->B * t->T * o->grad_accum / dt;
+    double elapsed = t->saved.elapsed + (now - t->t_start);
+    char eta[32];
+    fmt_eta((double)(t->stop - step) * dt / rep->interval_steps, eta, sizeof eta);
+    double mean_loss = rep->interval_loss / rep->interval_steps;
+    printf("step %ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f ms/step | elapsed %.0fs | ETA %s\n",
+           step, o->steps, mean_loss, lr, rep->last_gnorm, tps, ms, elapsed, eta);
+    log_row(rep, step, "train", mean_loss, NAN, lr, rep->last_gnorm, tps, ms);
+    rep->interval_loss = 0;
+    rep->interval_steps = 0;
+    rep->t_interval = cli_now();
+}
+
+// The periodic evaluation (every --eval-every steps, except the last: finish evaluates the whole split).
+static void report_eval(train_t *t, double lr) {
+    long step = t->saved.step;
+    if (step % t->o->eval_every != 0 || step >= t->o->steps) return;
+    eval_sums_t s;
+    eval_random(t, step, &s);
+    printf("step %ld/%ld | val loss %.4f | ppl %.3f | bpb %.4f  (%ld random windows)\n", step, t->o->steps,
+           eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), t->o->eval_batches * t->o->batch);
+    print_spans(t->m);
+    log_row(&t->rep, step, "val", eval_loss(&s), eval_bpb(&s), lr, NAN, NAN, NAN);
+    t->rep.t_interval = cli_now();
+}
+
+static void save_or_die(train_t *t) {
     char err[1024];
-    char *state = train_state_json(run);
-    int rc = ckpt_save(o.out, m, tok, state, 1, err, sizeof err);
+    char *state = train_state_json(&t->saved, t->flags, t->n_flags, t->o->time_budget > 0);
+    int rc = ckpt_save(t->o->out, t->m, t->tok, state, 1, err, sizeof err);
     free(state);
     if (rc) die(EXIT_RUNTIME, "%s", err);
+}
+
+// The periodic checkpoint (every --save-every steps, before the last one: finish saves that).
+static void report_save(train_t *t) {
+    if (t->saved.step % t->o->save_every != 0 || t->saved.step >= t->stop) return;
+    t->saved.elapsed += cli_now() - t->t_start;
+    t->t_start = cli_now();
+    save_or_die(t);
+}
+
+// ---------------------------------------------------------------------------------------------
+// the loop and finish
+
+// Steps until the stop step, a signal or the time budget. Returns 0 or the exit status of a failed step;
+// *stop_reason says why it stopped early (NULL: it reached its stop step or failed).
+static int run_steps(train_t *t, const char **stop_reason) {
+    const opts_t *o = t->o;
+    *stop_reason = NULL;
+    if (o->init_from[0] && t->saved.step == 0) report_init_from(t);
+    while (t->saved.step < t->stop) {
+        double lr = lr_at(t->saved.step, o->warmup, o->steps, (float)o->lr, (float)o->min_lr);
+        int status = train_step(t, lr);
+        if (status) return status;
+        report_progress(t, lr, cli_now());
+        report_eval(t, lr);
+        report_save(t);
+        if (g_interrupted) {
+            *stop_reason = "interrupted";
+            break;
+        }
+        if (o->time_budget > 0 && t->saved.elapsed + (cli_now() - t->t_start) >= o->time_budget) {
+            *stop_reason = "time budget reached";
+            break;
+        }
+    }
+    return 0;
+}
+
+// After the steps: the final evaluation on the whole validation split (skipped when stopping early to
+// resume later) and the last checkpoint. Returns the exit status.
+static int finish_run(train_t *t, int status, const char *stop_reason) {
+    t->saved.elapsed += cli_now() - t->t_start;
+    if (status) return status;
+    if (stop_reason) printf("%s at step %ld\n", stop_reason, t->saved.step);
+    if (t->saved.step == t->o->steps || (stop_reason && strcmp(stop_reason, "time budget reached") == 0)) {
+        eval_sums_t s;
+        double t0 = cli_now();
+        int stats = model_stats_begin(t->m);  // pkm layers: slot usage over the final evaluation
+        eval_sequence(t->m, t->tok, t->ds.tokens + t->ds.n_train, t->ds.n_tokens - t->ds.n_train, &s);
+        printf("final step %ld | val loss %.4f | ppl %.3f | bpb %.4f  (whole validation split, %zu tokens, %.1fs)\n",
+               t->saved.step, eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), s.tokens, cli_now() - t0);
+        print_spans(t->m);
+        if (stats) model_stats_print(t->m, stdout, "  ");
+        log_row(&t->rep, t->saved.step, "final", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
+    }
+    save_or_die(t);
+    printf("checkpoint: %s\n", t->o->out);
+    return g_interrupted ? EXIT_INTERRUPTED : 0;
+}
+
+static void free_run(train_t *t) {
+    if (t->rep.log) fclose(t->rep.log);
+    free(t->x);
+    free(t->y);
+    dataset_free(&t->ds);
+    if (t->resumed) {
+        ckpt_free(&t->ck);
+    } else {
+        model_free(t->m);
+        tok_free(t->tok);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    opts_t o = {0};
+    flag_t flags[MAX_FLAGS];
+    int n_flags = bind_flags(&o, flags);
     const char *pos[3];
     int n_pos, want_help, want_version, export_mode = 0;
     for (int i = 1; i < argc; i++)
@@ -250,9 +571,9 @@ int main(int argc, char **argv) {
         if (argc != 4 || export_mode != 1) die(EXIT_USAGE, "train: usage: train --export CKPT OUT");
         return do_export(argv[2], argv[3]);
     }
-    args_parse(flags, N_FLAGS, argc, argv, pos, 1, &n_pos, &want_help, &want_version, "train");
+    args_parse(flags, n_flags, argc, argv, pos, 1, &n_pos, &want_help, &want_version, "train");
     if (want_help) {
-        args_print_help(flags, N_FLAGS, USAGE);
+        args_print_help(flags, n_flags, USAGE);
         return 0;
     }
     if (want_version) {
@@ -260,215 +581,14 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (n_pos != 1) die(EXIT_USAGE, "train: expected one text FILE to train on (see --help)");
-    const char *file = pos[0];
     if (o.resume[0] && o.init_from[0]) die(EXIT_USAGE, "train: --resume and --init-from exclude each other");
     cli_set_threads(o.threads);
 
-    char err[1024];
-    model_t model_fresh, *m = NULL;
-    tokenizer_t tok_fresh, *tok = NULL;
-    ckpt_t ck;
-    run_t run = {0};
-    int resumed = 0;
-    if (o.resume[0]) {
-        // First read the stored run's flags (the dropout sizes the model's masks), then load for real.
-        if (ckpt_load(o.resume, 0.0f, &ck, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-        if (!ck.has_optimizer) die(EXIT_RUNTIME, "checkpoint '%s' has no optimizer state (exported); use --init-from to start a new run from it", o.resume);
-        restore_run(o.resume, ck.train_state, &run);
-        ckpt_free(&ck);
-        if (ckpt_load(o.resume, (float)o.dropout, &ck, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-        m = &ck.model;
-        tok = &ck.tok;
-        resumed = 1;
-    }
-    if (resumed && !args_find(flags, N_FLAGS, "out")->given) o.out = o.resume;
-    if (check_writable(o.out, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-    if (o.stop_after && o.stop_after > o.steps) die(EXIT_USAGE, "train: --stop-after %ld is beyond --steps %ld", o.stop_after, o.steps);
-    if (o.min_lr > o.lr) die(EXIT_USAGE, "train: --min-lr %g is above --lr %g", o.min_lr, o.lr);
-    if (o.dim % o.heads) die(EXIT_USAGE, "train: --heads %ld does not divide --dim %ld", o.heads, o.dim);
-    tok_kind_t tkind;
-    if (tok_kind_parse(o.tokenizer, &tkind)) die(EXIT_USAGE, "train: --tokenizer must be byte or char, got '%s'", o.tokenizer);
-
-    // Data: the char vocabulary comes from the whole file (train and validation splits).
-    uint8_t *text;
-    size_t text_n;
-    if (read_file_bytes(file, &text, &text_n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-    uint64_t hash = fnv1a(text, text_n);
-    if (!resumed) {
-        if (tkind == TOK_CHAR) {
-            if (tok_build_char(&tok_fresh, text, text_n, err, sizeof err)) die(EXIT_RUNTIME, "'%s': %s", file, err);
-        } else {
-            tok_init_byte(&tok_fresh);
-        }
-        tok = &tok_fresh;
-    } else if (hash != run.data_hash || text_n != run.data_bytes) {
-        die(EXIT_USAGE, "train: '%s' is not the file the run in '%s' was trained on (%zu bytes, hash differs)", file, o.resume, run.data_bytes);
-    }
-    free(text);
-    dataset_t ds;
-    if (dataset_load(&ds, file, tok, (int)o.ctx, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-
-    if (!resumed) {
-        model_dims_t dims = {.vocab = tok->vocab_size, .dim = (int)o.dim, .heads = (int)o.heads, .ctx = (int)o.ctx,
-                             .dropout = (float)o.dropout};
-        if (model_build(&model_fresh, &dims, o.layers, err, sizeof err)) die(EXIT_USAGE, "train: %s", err);
-        m = &model_fresh;
-        rng_t init_rng;
-        rng_seed(&init_rng, (uint64_t)o.seed);
-        model_init_weights(m, &init_rng);
-        rng_fork(&init_rng, 1, &run.data_rng);
-        rng_fork(&init_rng, 2, &run.drop_rng);
-        run.data_hash = hash;
-        run.data_bytes = ds.text_bytes;
-        if (o.init_from[0]) {
-            int loaded, total;
-            char notes[4096];
-            if (ckpt_init_from(o.init_from, m, (uint64_t)o.seed, &loaded, &total, notes, sizeof notes, err, sizeof err))
-                die(EXIT_RUNTIME, "%s", err);
-            fprintf(stderr, "init-from %s: %d of %d tensors loaded by name and shape or converted, the rest initialized\n",
-                    o.init_from, loaded, total);
-            for (char *line = notes, *next; *line; line = next) {  // one line per converted block
-                next = strchr(line, '\n');
-                if (next) *next++ = 0;
-                else next = line + strlen(line);
-                fprintf(stderr, "init-from %s\n", line);
-            }
-        }
-    }
-    if (run.step >= o.steps) die(EXIT_USAGE, "train: the run in '%s' already has %ld steps; pass a larger --steps to extend it", o.resume, run.step);
-    model_alloc_acts(m, (int)o.batch, (int)o.ctx);
-    if (o.save_every == 0) o.save_every = o.eval_every;
-
-    size_t n_params = params_count_trainable(&m->params);
-    printf("model: %s | d %d, heads %d, ctx %d, vocab %d (%s) | %zu parameters\n", m->spec, m->dims.dim, m->dims.heads,
-           m->dims.ctx, m->dims.vocab, tok_kind_name(tok->kind), n_params);
-    printf("data: %s | %zu tokens: %zu train, %zu validation | batch %ld x %ld, accum %ld\n", file, ds.n_tokens, ds.n_train,
-           ds.n_tokens - ds.n_train, o.batch, o.ctx, o.grad_accum);
-    if (resumed) printf("resuming %s at step %ld of %ld\n", o.resume, run.step, o.steps);
-
-    report_t rep = {0};
-    if (o.log[0]) {
-        int exists = 0;
-        FILE *probe = fopen(o.log, "r");
-        if (probe) { exists = 1; fclose(probe); }
-        rep.log = fopen(o.log, resumed ? "a" : "w");
-        if (!rep.log) die(EXIT_RUNTIME, "cannot write log '%s': %s", o.log, strerror(errno));
-        if (!resumed || !exists) fprintf(rep.log, "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step\n");
-    }
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    adamw_cfg_t acfg = {.beta1 = (float)o.beta1, .beta2 = (float)o.beta2, .eps = 1e-8f, .weight_decay = (float)o.weight_decay};
-    int B = (int)o.batch, T = (int)o.ctx;
-    int32_t *x = xmalloc((size_t)B * T * sizeof *x), *y = xmalloc((size_t)B * T * sizeof *y);
-    long stop = o.stop_after ? o.stop_after : o.steps;
-    double t_start = cli_now(), t_interval = t_start, interval_loss = 0, last_gnorm = 0;
-    long interval_steps = 0;
-    int status = 0;
-    const char *stop_reason = NULL;
-    if (o.init_from[0] && run.step == 0) {
-        // The converted model before any fine-tuning step (e.g. softmax weights in Performer layers).
-        eval_sums_t s;
-        eval_random(m, tok, &ds, 0, &s, x, y);
-        printf("step 0/%ld | val loss %.4f | ppl %.3f | bpb %.4f  (%ld random windows, right after --init-from)\n", o.steps,
-               eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), o.eval_batches * o.batch);
-        log_row(&rep, 0, "val", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
-    }
-    while (run.step < stop) {
-        double lr = lr_at(run.step, o.warmup, o.steps, (float)o.lr, (float)o.min_lr);
-        model_before_step(m, run.step + 1, &run.drop_rng);  // e.g. Performer's random-feature redraw
-        params_zero_grad(&m->params);
-        double loss = 0;
-        run_ctx_t rc = {.training = 1, .dropout = (float)o.dropout, .rng = &run.drop_rng};
-        for (long micro = 0; micro < o.grad_accum; micro++) {
-            dataset_train_batch(&ds, &run.data_rng, B, T, x, y);
-            loss += model_forward(m, x, y, B, T, &rc) / (double)o.grad_accum;
-            model_backward(m, 1.0f / (float)o.grad_accum, &rc);
-        }
-        model_extra_loss(m, 1);  // e.g. the adaptive-span penalty: in the objective, not in the reported loss
-        if (!isfinite(loss) || !grad_all_finite(&m->params)) {
-            fprintf(stderr, "attnlab: loss became %s at step %ld; stopping without saving (the last checkpoint, if any, is kept)\n",
-                    isfinite(loss) ? "finite but a gradient non-finite" : (isnan(loss) ? "NaN" : "infinite"), run.step + 1);
-            status = EXIT_RUNTIME;
-            break;
-        }
-        last_gnorm = grad_global_norm(&m->params);
-        if (o.grad_clip > 0 && last_gnorm > o.grad_clip) grad_scale(&m->params, (float)(o.grad_clip / last_gnorm));
-        run.step++;
-        adamw_step(&m->params, &acfg, (float)lr, run.step);
-        model_after_step(m, run.step, &run.drop_rng);
-        run.tokens_seen += (long)B * T * o.grad_accum;
-        interval_loss += loss;
-        interval_steps++;
-
-        double t = cli_now();
-        if (run.step % o.log_every == 0 || run.step == stop) {
-            double dt = t - t_interval, ms = 1000.0 * dt / interval_steps;
-            double tps = (double)interval_steps * B * T * o.grad_accum / dt;
-            double elapsed = run.elapsed + (t - t_start);
-            char eta[32];
-            fmt_eta((double)(stop - run.step) * dt / interval_steps, eta, sizeof eta);
-            double mean_loss = interval_loss / interval_steps;
-            printf("step %ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f ms/step | elapsed %.0fs | ETA %s\n",
-                   run.step, o.steps, mean_loss, lr, last_gnorm, tps, ms, elapsed, eta);
-            log_row(&rep, run.step, "train", mean_loss, NAN, lr, last_gnorm, tps, ms);
-            interval_loss = 0;
-            interval_steps = 0;
-            t_interval = cli_now();
-        }
-        if (run.step % o.eval_every == 0 && run.step < o.steps) {
-            eval_sums_t s;
-            eval_random(m, tok, &ds, run.step, &s, x, y);
-            printf("step %ld/%ld | val loss %.4f | ppl %.3f | bpb %.4f  (%ld random windows)\n", run.step, o.steps,
-                   eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), o.eval_batches * o.batch);
-            print_spans(m);
-            log_row(&rep, run.step, "val", eval_loss(&s), eval_bpb(&s), lr, NAN, NAN, NAN);
-            t_interval = cli_now();
-        }
-        if (run.step % o.save_every == 0 && run.step < stop) {
-            run.elapsed += cli_now() - t_start;
-            t_start = cli_now();
-            save_or_die(m, tok, &run);
-        }
-        if (g_interrupted) {
-            stop_reason = "interrupted";
-            break;
-        }
-        if (o.time_budget > 0 && run.elapsed + (cli_now() - t_start) >= o.time_budget) {
-            stop_reason = "time budget reached";
-            break;
-        }
-    }
-    run.elapsed += cli_now() - t_start;
-    if (status == 0) {
-        if (stop_reason) printf("%s at step %ld\n", stop_reason, run.step);
-        // Final evaluation on the whole validation split (skipped when stopping early to resume later).
-        if (run.step == o.steps || (stop_reason && strcmp(stop_reason, "time budget reached") == 0)) {
-            eval_sums_t s;
-            double t0 = cli_now();
-            int stats = model_stats_begin(m);  // pkm layers: slot usage over the final evaluation
-            eval_sequence(m, tok, ds.tokens + ds.n_train, ds.n_tokens - ds.n_train, &s);
-            printf("final step %ld | val loss %.4f | ppl %.3f | bpb %.4f  (whole validation split, %zu tokens, %.1fs)\n",
-                   run.step, eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), s.tokens, cli_now() - t0);
-            print_spans(m);
-            if (stats) model_stats_print(m, stdout, "  ");
-            log_row(&rep, run.step, "final", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
-        }
-        save_or_die(m, tok, &run);
-        printf("checkpoint: %s\n", o.out);
-        if (g_interrupted) status = EXIT_INTERRUPTED;
-    }
-    if (rep.log) fclose(rep.log);
-    free(x);
-    free(y);
-    dataset_free(&ds);
-    if (resumed) {
-        ckpt_free(&ck);
-    } else {
-        model_free(m);
-        tok_free(tok);
-    }
+    train_t run;
+    setup_run(&run, &o, flags, n_flags, pos[0]);
+    const char *stop_reason;
+    int status = run_steps(&run, &stop_reason);
+    status = finish_run(&run, status, stop_reason);
+    free_run(&run);
     return status;
 }

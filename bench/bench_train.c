@@ -141,7 +141,7 @@ int main(int argc, char **argv) {
     nthreads = omp_get_max_threads();
 #endif
 
-    model_dims_t dims = {.vocab = vocab, .dim = dim, .heads = heads, .ctx = ctx, .dropout = 0.0f};
+    model_dims_t dims = {.vocab = vocab, .dim = dim, .heads = heads, .ctx = ctx};
     model_t m;
     char err[1024];
     if (model_build(&m, &dims, layers, err, sizeof err)) die(EXIT_USAGE, "bench_train: %s", err);
@@ -253,7 +253,7 @@ int main(int argc, char **argv) {
         return 0;
     }
 
-    model_alloc_acts(&m, batch, ctx);
+    model_alloc_acts(&m, batch, ctx, 0.0f);
     size_t BT = (size_t)batch * ctx;
     int32_t *x = xmalloc(BT * sizeof *x), *y = xmalloc(BT * sizeof *y);
     for (size_t i = 0; i < BT; i++) {

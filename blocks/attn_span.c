@@ -16,6 +16,7 @@
 int attn_span_configure(attn_span_t *a, block_t *b, spec_block_t *spec, long persist_default, char *err,
                         size_t errlen) {
     memset(a, 0, sizeof *a);
+    a->block = b;
     a->span_on = 1;
     const char *where = block_where(b);
     long ctx = b->dims->ctx;
@@ -29,8 +30,9 @@ int attn_span_configure(attn_span_t *a, block_t *b, spec_block_t *spec, long per
     return spec_get_int(spec, "persist", persist_default, 0, 1L << 20, &a->N, where, err, errlen);
 }
 
-void attn_span_init_persist(attn_span_t *a, long N) {
+void attn_span_init_persist(attn_span_t *a, const block_t *b, long N) {
     memset(a, 0, sizeof *a);
+    a->block = b;
     a->N = N;
 }
 
@@ -131,13 +133,13 @@ typedef struct {
     size_t region;
 } views_t;
 
-static int has_dropout(const model_dims_t *dims) { return dims->dropout > 0.0f; }
+static int has_dropout(const attn_span_t *a) { return a->block->dropout_masks; }
 
 static views_t views(const attn_span_t *a, const model_dims_t *dims, float *act, int B, int T) {
     size_t BTC = (size_t)B * T * dims->dim, reg = region_floats(a, T), A = (size_t)B * dims->heads * reg;
     views_t v = {.qkv = act, .P = act + 3 * BTC, .region = reg};
     float *p = v.P + A;
-    if (has_dropout(dims)) {
+    if (has_dropout(a)) {
         v.Pd = p;
         v.mask = p + A;
         p += 2 * A;
@@ -150,7 +152,7 @@ static views_t views(const attn_span_t *a, const model_dims_t *dims, float *act,
 
 size_t attn_span_act_floats(const attn_span_t *a, const model_dims_t *dims, int B, int T) {
     size_t BTC = (size_t)B * T * dims->dim, A = (size_t)B * dims->heads * region_floats(a, T);
-    return 4 * BTC + A * (has_dropout(dims) ? 3 : 1);
+    return 4 * BTC + A * (has_dropout(a) ? 3 : 1);
 }
 
 // scratch: dheads (B,T,C) | dqkv (B,T,3C) | dP (B,H,region) | dKp, dVp (B,H,N,D) each | dz (B,H)

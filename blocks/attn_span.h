@@ -28,6 +28,7 @@
 #include "model/block.h"
 
 typedef struct {
+    const block_t *block;  // the block this core serves (its dropout_masks flag sizes act)
     int span_on;       // 1: per-head adaptive span mask
     long S, R;         // maximum span and ramp, in tokens (span kinds)
     double init;       // initial z̃
@@ -44,7 +45,7 @@ typedef struct {
 int attn_span_configure(attn_span_t *a, block_t *b, spec_block_t *spec, long persist_default, char *err,
                         size_t errlen);
 // A plain causal softmax attention with N persistent pairs per head (softmax(persist=N)).
-void attn_span_init_persist(attn_span_t *a, long N);
+void attn_span_init_persist(attn_span_t *a, const block_t *b, long N);
 void attn_span_register(attn_span_t *a, const block_t *b, param_table_t *pt, const char *prefix);
 
 size_t attn_span_act_floats(const attn_span_t *a, const model_dims_t *dims, int B, int T);

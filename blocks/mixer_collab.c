@@ -82,7 +82,7 @@ static void project(const collab_t *s, float *proj, const float *x, int N, int C
 
 // act layout: proj (B,T,P) | probs (B,H,T,T) | [dropped (B,H,T,T) | mask (B,H,T,T)] | heads (B,T,C)
 static size_t att_floats(const block_t *b, int B, int T) { return (size_t)B * b->dims->heads * T * T; }
-static int has_dropout(const block_t *b) { return b->dims->dropout > 0.0f; }
+static int has_dropout(const block_t *b) { return b->dropout_masks; }
 
 static size_t collab_act_floats(const block_t *b, int B, int T) {
     size_t BT = (size_t)B * T;

@@ -9,7 +9,7 @@
 // mixes a chunk that lies wholly in the past of every query that sees it.
 // Tensors: attn.wq, wk, wv (C,C) consecutive, attn.bq, bk, bv (C), attn.wo, bo (as softmax, so a softmax
 // checkpoint loads by name), attn.E (k, c) and attn.F (k, c) (no F with share=kv), init U(±1/sqrt(c)).
-// Attention dropout (dims->dropout > 0) on the joint softmax's probabilities, as softmax does: P' = P⊙M,
+// Attention dropout (in a run with dropout) on the joint softmax's probabilities, as softmax does: P' = P⊙M,
 // M drawn before the parallel loop in (batch, head, row i, column j of P's (T, Lmax) layout) order;
 // see docs/blocks/linformer.md.
 #include <cblas.h>
@@ -80,7 +80,7 @@ static int row_len(const linformer_t *s, int T) {
     return full < T + n_comp(s, T) * s->k ? full : T + n_comp(s, T) * s->k;
 }
 
-static int has_dropout(const block_t *b) { return b->dims->dropout > 0.0f; }
+static int has_dropout(const block_t *b) { return b->dropout_masks; }
 
 // per (batch, head) act: Kbar, Vbar (NC·k, D) | P (T, Lmax) | [dropped P' (T, Lmax) | mask M (T, Lmax)]
 static size_t head_act(const linformer_t *s, int T, int D, int drop) {

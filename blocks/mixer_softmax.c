@@ -52,7 +52,7 @@ static int softmax_configure(block_t *b, spec_block_t *spec, char *err, size_t e
     if (spec_get_int(spec, "persist", 0, 0, 1L << 20, &persist, block_where(b), err, errlen)) return -1;
     if (persist) {
         attn_span_t *a = xcalloc(1, sizeof *a);
-        attn_span_init_persist(a, persist);
+        attn_span_init_persist(a, b, persist);
         b->priv = a;
         b->ops = &softmax_persist_ops;
         return 0;
@@ -70,7 +70,7 @@ static void softmax_register(block_t *b, param_table_t *pt, const char *prefix) 
 
 // act layout: qkv (B,T,3C) | probs (B,H,T,T) | [dropped probs (B,H,T,T) | mask (B,H,T,T)] | heads (B,T,C)
 static size_t att_floats(const block_t *b, int B, int T) { return (size_t)B * b->dims->heads * T * T; }
-static int has_dropout(const block_t *b) { return b->dims->dropout > 0.0f; }
+static int has_dropout(const block_t *b) { return b->dropout_masks; }
 
 static size_t softmax_act_floats(const block_t *b, int B, int T) {
     size_t BTC = (size_t)B * T * b->dims->dim;

@@ -76,7 +76,7 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
     if (len < n) snprintf(buf + len, n - len, ")");
 }
 
-int ckpt_load(const char *path, float dropout, ckpt_t *out, char *err, size_t errlen) {
+int ckpt_load(const char *path, ckpt_t *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     st_file_t f;
     if (st_read(path, &f, err, errlen)) return -1;
@@ -103,7 +103,7 @@ int ckpt_load(const char *path, float dropout, ckpt_t *out, char *err, size_t er
         seterr(err, errlen, "checkpoint '%s': config metadata is missing or not JSON", path);
         goto done;
     }
-    model_dims_t d = {.dropout = dropout};
+    model_dims_t d = {0};
     if (json_int(cfg, "vocab", 1, 1 << 24, &d.vocab, path, err, errlen) || json_int(cfg, "dim", 1, 1 << 16, &d.dim, path, err, errlen) ||
         json_int(cfg, "heads", 1, 1 << 12, &d.heads, path, err, errlen) || json_int(cfg, "ctx", 1, 1 << 20, &d.ctx, path, err, errlen))
         goto done;

@@ -26,10 +26,10 @@ typedef struct {
     int has_optimizer;    // 1 if AdamW moments were present and loaded
 } ckpt_t;
 
-// Read, validate and build. `dropout` sizes the model's dropout masks (0 for inference). Checks the
+// Read, validate and build (the activation arena is the caller's: model_alloc_acts). Checks the
 // format name and version, the config, every tensor the config requires (present, right shape), and
 // refuses tensors it does not know (a foreign or mismatched file). Returns 0 or -1 with one line.
-int ckpt_load(const char *path, float dropout, ckpt_t *out, char *err, size_t errlen);
+int ckpt_load(const char *path, ckpt_t *out, char *err, size_t errlen);
 void ckpt_free(ckpt_t *c);
 
 // Copy every tensor of the checkpoint at `path` whose name and shape match a parameter of m into m

@@ -129,6 +129,13 @@ static int listed(const char *list, const char *name) {
     return 0;
 }
 
+// A stored number must satisfy the flag's own range (the file may have been edited or damaged).
+static void check_stored_range(const flag_t *f, double v, const char *ckpt) {
+    if (!(v >= f->lo && v <= f->hi) || (f->type == FLAG_INT && v != floor(v)))
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.%s is %.15g, outside what --%s accepts [%.15g, %.15g]", ckpt, f->name, v,
+            f->name, f->lo, f->hi);
+}
+
 void args_from_json(flag_t *flags, int n_flags, const void *json_object, const char *may_change, const char *ckpt) {
     const cJSON *o = json_object;
     for (int i = 0; i < n_flags; i++) {
@@ -141,12 +148,14 @@ void args_from_json(flag_t *flags, int n_flags, const void *json_object, const c
         switch (f->type) {
         case FLAG_INT:
             if (!cJSON_IsNumber(v)) die(EXIT_RUNTIME, "checkpoint '%s': train_state.%s is not a number", ckpt, f->name);
+            check_stored_range(f, v->valuedouble, ckpt);
             snprintf(stored_text, sizeof stored_text, "%.0f", v->valuedouble);
             if (f->given && !changeable && *(long *)f->dst != (long)v->valuedouble) goto conflict;
             if (!f->given) *(long *)f->dst = (long)v->valuedouble;
             break;
         case FLAG_FLOAT:
             if (!cJSON_IsNumber(v)) die(EXIT_RUNTIME, "checkpoint '%s': train_state.%s is not a number", ckpt, f->name);
+            check_stored_range(f, v->valuedouble, ckpt);
             snprintf(stored_text, sizeof stored_text, "%g", v->valuedouble);
             if (f->given && !changeable && *(double *)f->dst != v->valuedouble) goto conflict;
             if (!f->given) *(double *)f->dst = v->valuedouble;

@@ -31,7 +31,6 @@ typedef struct {
     int heads;     // H
     int ctx;       // maximum T
     int n_layers;  // L (for the 0.02/sqrt(2L) output-projection init)
-    float dropout; // the training dropout probability (blocks size their dropout masks by it)
 } model_dims_t;
 
 typedef struct {
@@ -117,6 +116,7 @@ struct block {
     const block_ops_t *ops;
     const model_dims_t *dims;
     int layer;  // index, for messages and names
+    int dropout_masks;  // 1: the run trains with dropout, so act holds the block's dropout masks (set by model_alloc_acts)
     void *priv; // kind-specific state (options, param_t pointers), malloc'd by configure
     char where[64];  // written by block_where
 };

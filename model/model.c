@@ -30,7 +30,6 @@ static int validate_dims(const model_dims_t *d, char *err, size_t errlen) {
     if (d->heads < 1) return seterr(err, errlen, "--heads must be positive, got %d", d->heads);
     if (d->dim % d->heads) return seterr(err, errlen, "--heads %d does not divide --dim %d", d->heads, d->dim);
     if (d->ctx < 1) return seterr(err, errlen, "--ctx must be positive, got %d", d->ctx);
-    if (!(d->dropout >= 0.0f && d->dropout < 1.0f)) return seterr(err, errlen, "--dropout must be in [0, 1), got %g", d->dropout);
     return 0;
 }
 
@@ -109,17 +108,18 @@ void model_init_weights(model_t *m, rng_t *rng) { params_init_values(&m->params,
 // ---------------------------------------------------------------------------------------------
 // activation arena
 
-void model_alloc_acts(model_t *m, int B, int T) {
-    CHECK(m->acts == NULL && B > 0 && T > 0 && T <= m->dims.ctx);
+void model_alloc_acts(model_t *m, int B, int T, float dropout) {
+    CHECK(m->acts == NULL && B > 0 && T > 0 && T <= m->dims.ctx && dropout >= 0.0f && dropout < 1.0f);
     m->max_B = B;
     m->max_T = T;
     int C = m->dims.dim, V = m->dims.vocab;
     size_t BT = (size_t)B * T, BTC = BT * C;
-    int drop = m->dims.dropout > 0.0f;
+    int drop = dropout > 0.0f;
     // First pass counts, second pass carves (the same code, so they cannot disagree).
     size_t scratch = 0;
     for (int i = 0; i < model_n_blocks(m); i++) {
-        const block_t *b = model_block(m, i);
+        block_t *b = model_block(m, i);
+        b->dropout_masks = drop;  // before the blocks size their act
         size_t s = b->ops->scratch_floats(b, B, T);
         scratch = s > scratch ? s : scratch;
     }

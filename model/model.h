@@ -60,8 +60,9 @@ static inline block_t *model_block(const model_t *m, int i) {
 int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, char *err, size_t errlen);
 // Initialize every parameter from the rng (ARCHITECTURE.md §2 init), and zero the AdamW moments.
 void model_init_weights(model_t *m, rng_t *rng);
-// Allocate the activation arena for batches up to (B, T) (T ≤ ctx). Once per run.
-void model_alloc_acts(model_t *m, int B, int T);
+// Allocate the activation arena for batches up to (B, T) (T ≤ ctx) of a run whose training dropout
+// is `dropout` (in [0, 1); > 0 adds the dropout masks, and every block is told so). Once per run.
+void model_alloc_acts(model_t *m, int B, int T, float dropout);
 // Forward over tokens (B,T). With targets (B,T) returns the mean loss and keeps per-position losses
 // in m->losses; without, returns 0 and leaves probabilities... (logits) in m->probs.
 float model_forward(model_t *m, const int32_t *tokens, const int32_t *targets, int B, int T, const run_ctx_t *rc);

@@ -11,9 +11,8 @@
 
 // Build a tiny model (V 11, C 8, H 2, ctx 8, or as given) for spec, with weights drawn at std `std`
 // (larger than the real 0.02 so that every path of the math carries signal).
-static inline int fixture_model(model_t *m, const char *spec, int V, int C, int H, int ctx, float dropout, float std,
-                                uint64_t seed) {
-    model_dims_t d = {.vocab = V, .dim = C, .heads = H, .ctx = ctx, .dropout = dropout};
+static inline int fixture_model(model_t *m, const char *spec, int V, int C, int H, int ctx, float std, uint64_t seed) {
+    model_dims_t d = {.vocab = V, .dim = C, .heads = H, .ctx = ctx};
     char err[512];
     if (model_build(m, &d, spec, err, sizeof err)) {
         printf("  model_build(%s): %s\n", spec, err);
@@ -107,13 +106,13 @@ static inline fixture_ctx_t *fixture_gradcheck_begin(const char *spec, float dro
     c->B = 2;
     c->T = 7;
     c->dropout = dropout;
-    if (fixture_model(&c->m, spec, 11, 8, 2, 8, dropout, std, seed)) {
+    if (fixture_model(&c->m, spec, 11, 8, 2, 8, std, seed)) {
         tl_case_failed = 1;
         free(c);
         return NULL;
     }
     if (tweak) tweak(&c->m);
-    model_alloc_acts(&c->m, c->B, c->T);
+    model_alloc_acts(&c->m, c->B, c->T, dropout);
     fixture_tokens(c->tok, 14, 11, 5);
     fixture_tokens(c->tgt, 14, 11, 6);
     params_zero_grad(&c->m.params);
@@ -186,12 +185,12 @@ static inline void fixture_logits(model_t *m, const int32_t *tok, int T, float d
 static inline void fixture_causality(const char *spec, int ctx, int T, float dropout, void (*tweak)(model_t *)) {
     model_t m;
     int V = 13;
-    if (fixture_model(&m, spec, V, 16, 4, ctx, dropout, 0.3f, 11)) {
+    if (fixture_model(&m, spec, V, 16, 4, ctx, 0.3f, 11)) {
         tl_case_failed = 1;
         return;
     }
     if (tweak) tweak(&m);
-    model_alloc_acts(&m, 1, T);
+    model_alloc_acts(&m, 1, T, dropout);
     int32_t *tok = xcalloc((size_t)T, sizeof *tok);
     float *base = xcalloc((size_t)T * V, sizeof *base), *pert = xcalloc((size_t)T * V, sizeof *pert);
     fixture_tokens(tok, (size_t)T, V, 21);
@@ -223,12 +222,12 @@ static inline void fixture_causality(const char *spec, int ctx, int T, float dro
 static inline void fixture_decode(const char *spec, int ctx, void (*tweak)(model_t *)) {
     model_t m;
     int V = 17, T = ctx;
-    if (fixture_model(&m, spec, V, 16, 4, T, 0.0f, 0.3f, 31)) {
+    if (fixture_model(&m, spec, V, 16, 4, T, 0.3f, 31)) {
         tl_case_failed = 1;
         return;
     }
     if (tweak) tweak(&m);
-    model_alloc_acts(&m, 1, T);
+    model_alloc_acts(&m, 1, T, 0.0f);
     int32_t *tok = xcalloc((size_t)T, sizeof *tok);
     float *full = xcalloc((size_t)T * V, sizeof *full), *inc = xcalloc((size_t)T * V, sizeof *inc);
     fixture_tokens(tok, (size_t)T, V, 41);

@@ -111,7 +111,7 @@ static void test_options(void) {
     TEST_CASE("options: tensors, shapes, weight decay") {
         model_t m;
         CHECK(fixture_model(&m, "adaptive(span=6,ramp=3,persist=5)/mlp,allattn(persist=3),softmax(persist=2)", 11, 8,
-                            2, 8, 0, 0.02f, 1) == 0);
+                            2, 8, 0.02f, 1) == 0);
         param_t *s = find_param(&m, 0, "span"), *pk = find_param(&m, 0, "persist_k"), *pv = find_param(&m, 0, "persist_v");
         EXPECT(s && s->numel == 2 && s->decay == 0 && s->init == INIT_CUSTOM && s->data[0] == 0.5f && s->data[1] == 0.5f);
         EXPECT(pk && pk->ndim == 3 && pk->shape[0] == 2 && pk->shape[1] == 5 && pk->shape[2] == 4);
@@ -200,7 +200,7 @@ static void reference_mixer(model_t *m, int l, long S, long R, const float *x, i
 
 static void check_reference(const char *spec, long S, long R, int ctx, int C, int H) {
     model_t m;
-    if (fixture_model(&m, spec, 11, C, H, ctx, 0, 0.3f, 5)) {
+    if (fixture_model(&m, spec, 11, C, H, ctx, 0.3f, 5)) {
         tl_case_failed = 1;
         return;
     }
@@ -250,15 +250,15 @@ static void test_reference(void) {
     g_nz = 2;
     TEST_CASE("adaptive(span=ctx, init=1) == softmax with the same weights") {
         model_t ma, ms;
-        CHECK(fixture_model(&ma, "adaptive(init=1)/mlp,adaptive(init=1)/mlp", 13, 16, 4, 40, 0, 0.3f, 9) == 0);
-        CHECK(fixture_model(&ms, "softmax/mlp,softmax/mlp", 13, 16, 4, 40, 0, 0.3f, 9) == 0);
+        CHECK(fixture_model(&ma, "adaptive(init=1)/mlp,adaptive(init=1)/mlp", 13, 16, 4, 40, 0.3f, 9) == 0);
+        CHECK(fixture_model(&ms, "softmax/mlp,softmax/mlp", 13, 16, 4, 40, 0.3f, 9) == 0);
         for (int i = 0; i < ms.params.count; i++) {
             param_t *p = ms.params.items[i], *q = params_find(&ma.params, p->name);
             CHECK(q && q->numel == p->numel);
             memcpy(q->data, p->data, p->numel * sizeof(float));
         }
-        model_alloc_acts(&ma, 2, 40);
-        model_alloc_acts(&ms, 2, 40);
+        model_alloc_acts(&ma, 2, 40, 0.0f);
+        model_alloc_acts(&ms, 2, 40, 0.0f);
         int32_t tok[80];
         fixture_tokens(tok, 80, 13, 3);
         rng_t r;
@@ -316,11 +316,11 @@ static void test_gradients(void) {
         fixture_ctx_t *c = xcalloc(1, sizeof *c);
         c->B = 2;
         c->T = 7;
-        CHECK(fixture_model(&c->m, "adaptive(span=8,ramp=3,lambda=0.05)/mlp", 11, 8, 2, 8, 0, 0.4f, 3) == 0);
+        CHECK(fixture_model(&c->m, "adaptive(span=8,ramp=3,lambda=0.05)/mlp", 11, 8, 2, 8, 0.4f, 3) == 0);
         param_t *s = find_param(&c->m, 0, "span");
         s->data[0] = 0.3f;  // z 2.4: ramp live
         s->data[1] = 1.0f;  // z 8 ≥ every distance + 1: mask 1 everywhere
-        model_alloc_acts(&c->m, c->B, c->T);
+        model_alloc_acts(&c->m, c->B, c->T, 0.0f);
         fixture_tokens(c->tok, 14, 11, 5);
         fixture_tokens(c->tgt, 14, 11, 6);
         params_zero_grad(&c->m.params);
@@ -346,7 +346,7 @@ static void test_penalty_clamp_spans(void) {
     TEST_CASE("extra loss = λ·Σ_layers mean_h z_h; after_step clamps z~ to [0,1]; spans() = S·z~") {
         model_t m;
         CHECK(fixture_model(&m, "adaptive(span=40,ramp=4,lambda=0.01)/mlp,allattn(span=20,lambda=0.5,persist=2),softmax",
-                            11, 8, 2, 40, 0, 0.02f, 1) == 0);
+                            11, 8, 2, 40, 0.02f, 1) == 0);
         param_t *s0 = find_param(&m, 0, "span"), *s1 = find_param(&m, 1, "span");
         s0->data[0] = 0.25f;
         s0->data[1] = 0.75f;
@@ -356,7 +356,7 @@ static void test_penalty_clamp_spans(void) {
         float got = model_extra_loss(&m, 0);
         EXPECT_MSG(fabs(got - want) < 1e-5 * want, "extra loss %g, want %g", got, want);
         // the reported loss excludes it
-        model_alloc_acts(&m, 1, 8);
+        model_alloc_acts(&m, 1, 8, 0.0f);
         int32_t tok[8], tgt[8];
         fixture_tokens(tok, 8, 11, 1);
         fixture_tokens(tgt, 8, 11, 2);
@@ -400,7 +400,7 @@ static void test_causality_decode(void) {
     TEST_CASE("decode cache holds min(ctx, S+R) positions") {
         model_t m;
         CHECK(fixture_model(&m, "adaptive(span=12,ramp=4),allattn(span=60,persist=2),softmax(persist=2)", 11, 8, 2,
-                            64, 0, 0.02f, 1) == 0);
+                            64, 0.02f, 1) == 0);
         EXPECT(m.layers[0].mixer.ops->cache_floats(&m.layers[0].mixer) == 2 * 16 * 8);
         EXPECT(m.layers[1].mixer.ops->cache_floats(&m.layers[1].mixer) == 2 * 64 * 8);
         EXPECT(m.layers[2].mixer.ops->cache_floats(&m.layers[2].mixer) == 2 * 64 * 8);
@@ -416,7 +416,7 @@ static void test_compute(void) {
     TEST_CASE("short span: keys beyond ceil(max z)+R are never scored; window follows z~") {
         model_t m;
         int T = 256, B = 2, C = 16, H = 4;
-        CHECK(fixture_model(&m, "adaptive(span=256,ramp=16)/none", 11, C, H, T, 0, 0.3f, 1) == 0);
+        CHECK(fixture_model(&m, "adaptive(span=256,ramp=16)/none", 11, C, H, T, 0.3f, 1) == 0);
         block_t *blk = &m.layers[0].mixer;
         attn_span_t *a = blk->priv;
         param_t *s = find_param(&m, 0, "span");
@@ -454,7 +454,7 @@ static void test_compute(void) {
     TEST_CASE("short span is measurably faster (forward+backward, T 1024, z+R <= 48 vs z = T)") {
         model_t m;
         int T = 1024, B = 1, C = 32, H = 2;
-        CHECK(fixture_model(&m, "adaptive(ramp=16)/none", 11, C, H, T, 0, 0.3f, 1) == 0);
+        CHECK(fixture_model(&m, "adaptive(ramp=16)/none", 11, C, H, T, 0.3f, 1) == 0);
         block_t *blk = &m.layers[0].mixer;
         param_t *s = find_param(&m, 0, "span");
         size_t n = (size_t)B * T * C;

@@ -49,7 +49,7 @@ int main(void) {
         TEST_CASE(name) {
             model_t m;
             // vocab 256 (byte tokenizer), width 8, 2 heads, ctx 8
-            if (fixture_model(&m, specs[k], 256, 8, 2, 8, 0.0f, 0.3f, 50 + k)) {
+            if (fixture_model(&m, specs[k], 256, 8, 2, 8, 0.3f, 50 + k)) {
                 tl_case_failed = 1;
                 continue;
             }
@@ -60,7 +60,7 @@ int main(void) {
             char err[1024];
             EXPECT_MSG(ckpt_save(p1, &m, &tok, "{\"step\":7}", 1, err, sizeof err) == 0, "save: %s", err);
             ckpt_t c;
-            if (ckpt_load(p1, 0.0f, &c, err, sizeof err)) {
+            if (ckpt_load(p1, &c, err, sizeof err)) {
                 EXPECT_MSG(0, "load: %s", err);
                 model_free(&m);
                 continue;
@@ -82,8 +82,8 @@ int main(void) {
             // same logits
             int32_t tokens[8];
             fixture_tokens(tokens, 8, 256, 3);
-            model_alloc_acts(&m, 1, 8);
-            model_alloc_acts(&c.model, 1, 8);
+            model_alloc_acts(&m, 1, 8, 0.0f);
+            model_alloc_acts(&c.model, 1, 8, 0.0f);
             run_ctx_t rc = {.training = 0};
             model_forward(&m, tokens, NULL, 1, 8, &rc);
             model_forward(&c.model, tokens, NULL, 1, 8, &rc);
@@ -94,7 +94,7 @@ int main(void) {
             // an exported copy loads without moments
             EXPECT_MSG(ckpt_save(p3, &c.model, &c.tok, c.train_state, 0, err, sizeof err) == 0, "export: %s", err);
             ckpt_t e;
-            if (ckpt_load(p3, 0.0f, &e, err, sizeof err) == 0) {
+            if (ckpt_load(p3, &e, err, sizeof err) == 0) {
                 EXPECT(!e.has_optimizer);
                 EXPECT(memcmp(e.model.params.data, m.params.data, m.params.total * sizeof(float)) == 0);
                 ckpt_free(&e);
@@ -107,8 +107,8 @@ int main(void) {
     }
     TEST_CASE("init-from copies tensors by name and shape") {
         model_t src, dst;
-        CHECK(fixture_model(&src, "2*softmax/mlp", 256, 8, 2, 8, 0, 0.3f, 70) == 0);
-        CHECK(fixture_model(&dst, "performer(features=12)/mlp,linformer(chunk=2,k=1)/mlp(hidden=16)", 256, 8, 2, 8, 0, 0.3f, 71) == 0);
+        CHECK(fixture_model(&src, "2*softmax/mlp", 256, 8, 2, 8, 0.3f, 70) == 0);
+        CHECK(fixture_model(&dst, "performer(features=12)/mlp,linformer(chunk=2,k=1)/mlp(hidden=16)", 256, 8, 2, 8, 0.3f, 71) == 0);
         char err[512];
         EXPECT(ckpt_save(p1, &src, &tok, NULL, 0, err, sizeof err) == 0);
         int loaded = 0, total = 0;

@@ -64,7 +64,7 @@ static void test_forward_reference(void) {
         TEST_CASE(name) {
             enum { C = 16, H = 4, D = 4, B = 2, T = 37 };
             model_t m;
-            CHECK(fixture_model(&m, specs[k], 11, C, H, T, 0.0f, 0.3f, 50 + k) == 0);
+            CHECK(fixture_model(&m, specs[k], 11, C, H, T, 0.3f, 50 + k) == 0);
             block_t *b = &m.layers[0].mixer;
             int R = (int)params_find(&m.params, "layers.0.attn.mix")->shape[1];
             const float *cq = params_find(&m.params, "layers.0.attn.cq")->data,
@@ -224,8 +224,8 @@ static void test_concatenate(void) {
     TEST_CASE("concatenate: collab(dk=d) with converted weights == softmax MHA (logits, T 40)") {
         enum { V = 13, C = 16, H = 4, T = 40 };
         model_t sm, cm;
-        CHECK(fixture_model(&sm, "softmax/mlp,softmax/none", V, C, H, T, 0.0f, 0.3f, 2) == 0);
-        CHECK(fixture_model(&cm, "collab(dk=16)/mlp,collab(dk=16)/none", V, C, H, T, 0.0f, 0.3f, 3) == 0);
+        CHECK(fixture_model(&sm, "softmax/mlp,softmax/none", V, C, H, T, 0.3f, 2) == 0);
+        CHECK(fixture_model(&cm, "collab(dk=16)/mlp,collab(dk=16)/none", V, C, H, T, 0.3f, 3) == 0);
         char msg[256];
         EXPECT(convert(&cm, &sm, msg, sizeof msg) == 8);
         printf("  %s\n", msg);
@@ -235,8 +235,8 @@ static void test_concatenate(void) {
         for (int h = 0; h < H; h++)
             for (int r = 0; r < C; r++) ok &= mix[h * C + r] == (r / (C / H) == h ? 1.0f : 0.0f);
         EXPECT(ok);
-        model_alloc_acts(&sm, 1, T);
-        model_alloc_acts(&cm, 1, T);
+        model_alloc_acts(&sm, 1, T, 0.0f);
+        model_alloc_acts(&cm, 1, T, 0.0f);
         int32_t tok[T];
         fixture_tokens(tok, T, V, 8);
         float want[T * V], got[T * V];
@@ -248,11 +248,11 @@ static void test_concatenate(void) {
     }
     TEST_CASE("conversion: a source without softmax Q/K converts nothing; heads must match") {
         model_t src, dst, src8;
-        CHECK(fixture_model(&src, "collab(dk=4)/mlp", 13, 16, 4, 8, 0.0f, 0.3f, 2) == 0);
-        CHECK(fixture_model(&dst, "collab(dk=4)/mlp", 13, 16, 4, 8, 0.0f, 0.3f, 3) == 0);
+        CHECK(fixture_model(&src, "collab(dk=4)/mlp", 13, 16, 4, 8, 0.3f, 2) == 0);
+        CHECK(fixture_model(&dst, "collab(dk=4)/mlp", 13, 16, 4, 8, 0.3f, 3) == 0);
         char msg[256] = "";
         EXPECT(convert(&dst, &src, msg, sizeof msg) == 0);
-        CHECK(fixture_model(&src8, "softmax/mlp", 13, 16, 8, 8, 0.0f, 0.3f, 2) == 0);
+        CHECK(fixture_model(&src8, "softmax/mlp", 13, 16, 8, 8, 0.3f, 2) == 0);
         EXPECT(convert(&dst, &src8, msg, sizeof msg) == -1 && strstr(msg, "8 heads"));
         printf("  %s\n", msg);
         model_free(&src);
@@ -306,10 +306,10 @@ static void test_checkpoint_conversion(void) {
         tokenizer_t tok;
         tok_init_byte(&tok);
         model_t src;
-        CHECK(fixture_model(&src, "2*softmax/mlp", V, C, H, T, 0.0f, 0.3f, 12) == 0);
+        CHECK(fixture_model(&src, "2*softmax/mlp", V, C, H, T, 0.3f, 12) == 0);
         char err[512];
         CHECK(ckpt_save(path, &src, &tok, NULL, 0, err, sizeof err) == 0);
-        model_alloc_acts(&src, B, T);
+        model_alloc_acts(&src, B, T, 0.0f);
         int32_t x[B * T], y[B * T];
         fixture_tokens(x, B * T, V, 1);
         fixture_tokens(y, B * T, V, 2);
@@ -323,11 +323,11 @@ static void test_checkpoint_conversion(void) {
             char spec[64], notes[1024];
             snprintf(spec, sizeof spec, "2*collab(dk=%d)/mlp", dks[k]);
             model_t dst;
-            CHECK(fixture_model(&dst, spec, V, C, H, T, 0.0f, 0.3f, 13) == 0);
+            CHECK(fixture_model(&dst, spec, V, C, H, T, 0.3f, 13) == 0);
             int loaded, total;
             CHECK(ckpt_init_from(path, &dst, 5, &loaded, &total, notes, sizeof notes, err, sizeof err) == 0);
             EXPECT_MSG(loaded == total, "%s: %d of %d tensors", spec, loaded, total);
-            model_alloc_acts(&dst, B, T);
+            model_alloc_acts(&dst, B, T, 0.0f);
             float got = model_forward(&dst, x, y, B, T, &rc);
             printf("  %s: loss %.7f (source %.7f)\n  %s\n", spec, got, want, notes);
             if (dks[k] == C) {

@@ -184,8 +184,8 @@ static void test_sensitivity(void) {
         fixture_ctx_t *c = xcalloc(1, sizeof *c);
         c->B = 2;
         c->T = 7;
-        CHECK(fixture_model(&c->m, "softmax/mlp", 11, 8, 2, 8, 0, 0.4f, 3) == 0);
-        model_alloc_acts(&c->m, c->B, c->T);
+        CHECK(fixture_model(&c->m, "softmax/mlp", 11, 8, 2, 8, 0.4f, 3) == 0);
+        model_alloc_acts(&c->m, c->B, c->T, 0.0f);
         fixture_tokens(c->tok, 14, 11, 5);
         fixture_tokens(c->tgt, 14, 11, 6);
         params_zero_grad(&c->m.params);

@@ -94,21 +94,21 @@ static void test_equals_softmax(void) {
         enum { V = 13, C = 16, H = 4, T = 12 };
         const char *specs[] = {"linformer(chunk=16,k=4)/mlp", "linformer(chunk=3,k=2,window=3)/mlp"};
         model_t sm;
-        CHECK(fixture_model(&sm, "softmax/mlp", V, C, H, T, 0.0f, 0.3f, 2) == 0);
-        model_alloc_acts(&sm, 1, T);
+        CHECK(fixture_model(&sm, "softmax/mlp", V, C, H, T, 0.3f, 2) == 0);
+        model_alloc_acts(&sm, 1, T, 0.0f);
         int32_t tok[T];
         fixture_tokens(tok, T, V, 8);
         float want[T * V], got[T * V];
         fixture_logits(&sm, tok, T, 0.0f, want);
         for (int k = 0; k < 2; k++) {
             model_t lf;
-            CHECK(fixture_model(&lf, specs[k], V, C, H, T, 0.0f, 0.3f, 2) == 0);
+            CHECK(fixture_model(&lf, specs[k], V, C, H, T, 0.3f, 2) == 0);
             for (int i = 0; i < sm.params.count; i++) {
                 param_t *a = sm.params.items[i], *b = params_find(&lf.params, a->name);
                 CHECK(b && b->numel == a->numel);
                 memcpy(b->data, a->data, a->numel * sizeof(float));
             }
-            model_alloc_acts(&lf, 1, T);
+            model_alloc_acts(&lf, 1, T, 0.0f);
             fixture_logits(&lf, tok, T, 0.0f, got);
             EXPECT_CLOSE(specs[k], got, want, T * V, 1e-5, 1e-5);
             model_free(&lf);
@@ -161,8 +161,8 @@ static void test_cache_and_params(void) {
     }
 }
 
-// Attention dropout at the block level (no residual dropout around it): the mixer of a model built with
-// dims.dropout 0.3, against the same weights built with dropout 0.
+// Attention dropout at the block level (no residual dropout around it): the mixer of a model allocated
+// for dropout 0.3, against the same weights without dropout.
 static void test_dropout(void) {
     enum { V = 11, C = 16, H = 4, B = 2, T = 14 };
     const char *specs[] = {"linformer(chunk=3,k=2)/mlp", "linformer(chunk=2,k=1,window=1,share=kv)/mlp"};
@@ -172,8 +172,9 @@ static void test_dropout(void) {
                  specs[k]);
         TEST_CASE(name) {
             model_t md, m0;
-            CHECK(fixture_model(&md, specs[k], V, C, H, T, 0.3f, 0.3f, 3 + k) == 0);
-            CHECK(fixture_model(&m0, specs[k], V, C, H, T, 0.0f, 0.3f, 3 + k) == 0);
+            CHECK(fixture_model(&md, specs[k], V, C, H, T, 0.3f, 3 + k) == 0);
+            CHECK(fixture_model(&m0, specs[k], V, C, H, T, 0.3f, 3 + k) == 0);
+            model_alloc_acts(&md, B, T, 0.3f);  // tells its blocks the run has dropout (their act holds masks)
             block_t *bd = &md.layers[0].mixer, *b0 = &m0.layers[0].mixer;
             EXPECT(bd->ops->act_floats(bd, B, T) > b0->ops->act_floats(b0, B, T));
             size_t n = (size_t)B * T * C;
@@ -243,10 +244,10 @@ static void test_dropout_model(void) {
         enum { V = 13, C = 16, H = 4, T = 16 };
         const char *spec = "linformer(chunk=3,k=2,window=1)/mlp,linformer(chunk=4,k=1)/none";
         model_t md, m0;
-        CHECK(fixture_model(&md, spec, V, C, H, T, 0.25f, 0.3f, 9) == 0);
-        CHECK(fixture_model(&m0, spec, V, C, H, T, 0.0f, 0.3f, 9) == 0);
-        model_alloc_acts(&md, 1, T);
-        model_alloc_acts(&m0, 1, T);
+        CHECK(fixture_model(&md, spec, V, C, H, T, 0.3f, 9) == 0);
+        CHECK(fixture_model(&m0, spec, V, C, H, T, 0.3f, 9) == 0);
+        model_alloc_acts(&md, 1, T, 0.25f);
+        model_alloc_acts(&m0, 1, T, 0.0f);
         int32_t tok[T];
         fixture_tokens(tok, T, V, 10);
         rng_t r;

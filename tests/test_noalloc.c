@@ -35,12 +35,12 @@ int main(void) {
         snprintf(name, sizeof name, "no allocation in a training step: %s", specs[k]);
         TEST_CASE(name) {
             model_t m;
-            if (fixture_model(&m, specs[k], 13, 16, 2, 16, 0.1f, 0.3f, 9)) {
+            if (fixture_model(&m, specs[k], 13, 16, 2, 16, 0.3f, 9)) {
                 tl_case_failed = 1;
                 continue;
             }
             int B = 2, T = 16;
-            model_alloc_acts(&m, B, T);
+            model_alloc_acts(&m, B, T, 0.1f);
             int32_t x[32], y[32];
             fixture_tokens(x, 32, 13, 1);
             fixture_tokens(y, 32, 13, 2);

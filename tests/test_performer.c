@@ -282,11 +282,11 @@ static void test_large_keys(void) {
         for (int sidx = 0; sidx < 2; sidx++)
             for (int k = 0; k < 2; k++) {
                 model_t m;
-                CHECK(fixture_model(&m, specs[sidx], 13, 16, 2, 64, 0.0f, 0.3f, 5) == 0);
+                CHECK(fixture_model(&m, specs[sidx], 13, 16, 2, 64, 0.3f, 5) == 0);
                 g_rows = 8;
                 g_key_scale = scales[k];
                 tweak(&m);
-                model_alloc_acts(&m, 2, 64);
+                model_alloc_acts(&m, 2, 64, 0.0f);
                 int32_t tok[128], tgt[128];
                 fixture_tokens(tok, 128, 13, 1);
                 fixture_tokens(tgt, 128, 13, 2);
@@ -345,7 +345,7 @@ static void test_omega(void) {
         free(work);
 
         model_t m;
-        CHECK(fixture_model(&m, "performer(features=20)/mlp", 11, 8, 2, 8, 0.0f, 0.02f, 1) == 0);
+        CHECK(fixture_model(&m, "performer(features=20)/mlp", 11, 8, 2, 8, 0.02f, 1) == 0);
         param_t *p = params_find(&m.params, "layers.0.attn.omega");
         EXPECT(p && p->trainable == 0 && p->ndim == 2 && p->shape[0] == 20 && p->shape[1] == 4);
         const char *names[] = {"wq", "wk", "wv", "bq", "bk", "bv"};
@@ -362,7 +362,7 @@ static void test_omega(void) {
         const char *specs[] = {"performer(features=8,redraw=3)/mlp", "performer(features=8,redraw=0)/mlp"};
         for (int k = 0; k < 2; k++) {
             model_t m;
-            CHECK(fixture_model(&m, specs[k], 11, 8, 2, 8, 0.0f, 0.02f, 1) == 0);
+            CHECK(fixture_model(&m, specs[k], 11, 8, 2, 8, 0.02f, 1) == 0);
             param_t *p = params_find(&m.params, "layers.0.attn.omega");
             float before[32];
             memcpy(before, p->data, sizeof before);
@@ -419,8 +419,8 @@ static void test_streaming(void) {
         enum { V = 13, C = 16, H = 4, CTX = 8, LONG = 160 };
         const char *spec = "performer(features=16)/mlp,performer(features=8,kernel=relu)/none";
         model_t a, b;
-        CHECK(fixture_model(&a, spec, V, C, H, CTX, 0.0f, 0.3f, 7) == 0);
-        CHECK(fixture_model(&b, spec, V, C, H, LONG, 0.0f, 0.3f, 7) == 0);
+        CHECK(fixture_model(&a, spec, V, C, H, CTX, 0.3f, 7) == 0);
+        CHECK(fixture_model(&b, spec, V, C, H, LONG, 0.3f, 7) == 0);
         for (int i = 0; i < a.params.count; i++) {
             param_t *pa = a.params.items[i], *pb = params_find(&b.params, pa->name);
             if (strcmp(pa->name, "wpe") == 0) {
@@ -433,7 +433,7 @@ static void test_streaming(void) {
         g_rows = 16;
         g_key_scale = 1.0f;
         tweak(&b);
-        model_alloc_acts(&b, 1, LONG);
+        model_alloc_acts(&b, 1, LONG, 0.0f);
         int32_t tok[LONG];
         fixture_tokens(tok, LONG, V, 3);
         rng_t r;

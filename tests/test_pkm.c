@@ -162,7 +162,7 @@ static void test_forward_reference(void) {
         TEST_CASE(name) {
             enum { C = 16, N = 10 };
             model_t m;
-            CHECK(fixture_model(&m, specs[sc], 11, C, 2, 8, 0.0f, 0.02f, 40 + sc) == 0);
+            CHECK(fixture_model(&m, specs[sc], 11, C, 2, 8, 0.02f, 40 + sc) == 0);
             block_t *b = &m.layers[0].ffn;
             int slots, k, H, dk;
             pkm_shape(b, &slots, &k, &H, &dk);
@@ -433,9 +433,9 @@ static void test_threads(void) {
             omp_set_num_threads(threads[run]);
             model_t m;
             CHECK(fixture_model(&m, "softmax/pkm(slots=64,k=8,heads=4,dk=8),softmax/pkm(slots=16,k=4,heads=2,dk=8)", V,
-                                C, 4, T, 0.0f, 0.3f, 5) == 0);
+                                C, 4, T, 0.3f, 5) == 0);
             pkm_tweak(&m);
-            model_alloc_acts(&m, B, T);
+            model_alloc_acts(&m, B, T, 0.0f);
             int32_t x[B * T], y[B * T];
             fixture_tokens(x, B * T, V, 1);
             fixture_tokens(y, B * T, V, 2);
@@ -481,8 +481,8 @@ static void test_sparse_adam(void) {
     TEST_CASE("lazy Adam: touched rows == dense Adam (lr 1e-3 fixed, no decay); untouched rows and moments unchanged") {
         enum { V = 13, C = 8, T = 4 };
         model_t m;
-        CHECK(fixture_model(&m, "softmax/pkm(slots=256,k=2,heads=1,dk=8)", V, C, 2, T, 0.0f, 0.3f, 8) == 0);
-        model_alloc_acts(&m, 1, T);
+        CHECK(fixture_model(&m, "softmax/pkm(slots=256,k=2,heads=1,dk=8)", V, C, 2, T, 0.3f, 8) == 0);
+        model_alloc_acts(&m, 1, T, 0.0f);
         param_t *P = params_find(&m.params, "layers.0.ffn.values");
         size_t numel = P->numel, rows = (size_t)P->shape[0];
         rng_t rr;
@@ -549,8 +549,8 @@ static void test_sparse_adam(void) {
     }
     TEST_CASE("clip and finiteness see the touched rows") {
         model_t m;
-        CHECK(fixture_model(&m, "softmax/pkm(slots=64,k=2,heads=1,dk=8)", 13, 8, 2, 4, 0.0f, 0.3f, 9) == 0);
-        model_alloc_acts(&m, 1, 4);
+        CHECK(fixture_model(&m, "softmax/pkm(slots=64,k=2,heads=1,dk=8)", 13, 8, 2, 4, 0.3f, 9) == 0);
+        model_alloc_acts(&m, 1, 4, 0.0f);
         int32_t x[4] = {1, 2, 3, 4}, y[4] = {2, 3, 4, 5};
         train_step_grads(&m, x, y, 1, 4);
         param_t *P = params_find(&m.params, "layers.0.ffn.values");
@@ -575,8 +575,8 @@ typedef struct {
 } timed_t;
 
 static void timed_init(timed_t *t, const char *spec) {
-    CHECK(fixture_model(&t->m, spec, 13, 16, 2, 8, 0.0f, 0.02f, 3) == 0);
-    model_alloc_acts(&t->m, 1, 8);
+    CHECK(fixture_model(&t->m, spec, 13, 16, 2, 8, 0.02f, 3) == 0);
+    model_alloc_acts(&t->m, 1, 8, 0.0f);
     fixture_tokens(t->x, 8, 13, 1);
     fixture_tokens(t->y, 8, 13, 2);
     t->step = 0;
@@ -626,8 +626,8 @@ static void test_no_slot_scaling(void) {
     }
     TEST_CASE("slots=262144 (the paper's) builds and trains: loss falls, only touched rows move") {
         model_t m;
-        CHECK(fixture_model(&m, "softmax/pkm(slots=262144,k=32,heads=4,dk=32)", 13, 16, 2, 16, 0.0f, 0.02f, 4) == 0);
-        model_alloc_acts(&m, 2, 16);
+        CHECK(fixture_model(&m, "softmax/pkm(slots=262144,k=32,heads=4,dk=32)", 13, 16, 2, 16, 0.02f, 4) == 0);
+        model_alloc_acts(&m, 2, 16, 0.0f);
         param_t *P = params_find(&m.params, "layers.0.ffn.values");
         float *before = xalloc_floats(P->numel);
         memcpy(before, P->data, P->numel * 4);
@@ -663,8 +663,8 @@ static void test_usage(void) {
     TEST_CASE("usage statistics: fraction of slots selected and KL(slot weights || uniform)") {
         enum { V = 13, C = 16, B = 2, T = 12 };
         model_t m;
-        CHECK(fixture_model(&m, "softmax/mlp,softmax/pkm(slots=256,k=4,heads=2,dk=8)", V, C, 4, T, 0.0f, 0.3f, 6) == 0);
-        model_alloc_acts(&m, B, T);
+        CHECK(fixture_model(&m, "softmax/mlp,softmax/pkm(slots=256,k=4,heads=2,dk=8)", V, C, 4, T, 0.3f, 6) == 0);
+        model_alloc_acts(&m, B, T, 0.0f);
         EXPECT(model_stats_begin(&m) == 1);
         int32_t x[B * T];
         double *w = xcalloc(256, sizeof(double)), tot = 0;
@@ -702,7 +702,7 @@ static void test_usage(void) {
         free(w);
         free(hit);
         model_free(&m);
-        CHECK(fixture_model(&m, "softmax/mlp", V, C, 4, T, 0.0f, 0.3f, 6) == 0);
+        CHECK(fixture_model(&m, "softmax/mlp", V, C, 4, T, 0.3f, 6) == 0);
         EXPECT(model_stats_begin(&m) == 0);  // no pkm layer: nothing counts
         model_free(&m);
     }
