@@ -25,12 +25,18 @@
 #include "base/rng.h"
 #include "model/spec.h"
 
+// How the model knows positions (docs/long_context.md; LONG_CONTEXT.md §1): a learned absolute
+// table `wpe` added to the token embedding (GPT-2, the default), rotary embeddings applied by every
+// attention kind to its queries and keys (no table), or none (causal masking alone, no table).
+typedef enum { POS_LEARNED = 0, POS_ROPE = 1, POS_NONE = 2 } pos_scheme_t;
+
 typedef struct {
     int vocab;     // V
     int dim;       // C
     int heads;     // H
     int ctx;       // maximum T
     int n_layers;  // L (for the 0.02/sqrt(2L) output-projection init)
+    pos_scheme_t pos;  // position scheme (model-wide; stored in the checkpoint config)
 } model_dims_t;
 
 typedef struct {
