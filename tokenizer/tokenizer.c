@@ -58,8 +58,9 @@ int tok_build_char(tokenizer_t *t, const uint8_t *text, size_t n, char *err, siz
     t->vocab_size = count;
     t->codepoints = xmalloc((size_t)count * sizeof(uint32_t));
     int k = 0;
-    for (uint32_t cp = 0; cp <= TOK_MAX_CP; cp++)
-        if (seen[cp >> 6] >> (cp & 63) & 1) t->codepoints[k++] = cp;
+    for (size_t w = 0; w < (TOK_MAX_CP + 1) / 64; w++)  // the set bits of each word, lowest first
+        for (uint64_t bits = seen[w]; bits; bits &= bits - 1)
+            t->codepoints[k++] = (uint32_t)(64 * w) + (uint32_t)__builtin_ctzll(bits);
     free(seen);
     build_lookup(t);
     return 0;
