@@ -16,12 +16,12 @@ for bin in "$@"; do
   "$bin" "$corpus" "build/fuzz/seeds/$name" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=20 \
          -print_final_stats=1 -close_fd_mask=3 -artifact_prefix="build/fuzz/crash-$name-" >"$log" 2>&1
   rc=$?
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
-  last=$(grep -E '^#[0-9]+.*(pulse|DONE|NEW|REDUCE)' "$log" | tail -1)
-  cov=$(echo "$last" | grep -o 'cov: [0-9]*'); ft=$(echo "$last" | grep -o 'ft: [0-9]*')
+  execs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -ao '[0-9]*$' | tail -1)
+  last=$(grep -aE '^#[0-9]+.*(pulse|DONE|NEW|REDUCE)' "$log" | tail -1)
+  cov=$(echo "$last" | grep -ao 'cov: [0-9]*'); ft=$(echo "$last" | grep -ao 'ft: [0-9]*')
   if [ $rc -ne 0 ]; then
     status=1
-    echo "FAIL fuzz $name (exit $rc, log $log):"; grep -E 'ERROR|runtime error|SUMMARY|Test unit written' "$log" | head -5
+    echo "FAIL fuzz $name (exit $rc, log $log):"; grep -aE 'ERROR|runtime error|SUMMARY|Test unit written' "$log" | head -5
   else
     echo "ok   fuzz $name: ${execs:-?} executions in ${secs}s, ${cov:-cov: ?}, ${ft:-ft: ?}, corpus $(ls "$corpus" | wc -l) files"
   fi

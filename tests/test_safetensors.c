@@ -201,6 +201,35 @@ static void test_round_trip(void) {
     }
 }
 
+// The writer's exact bytes (the header as cJSON prints it, in the given order, padded to 8): the
+// same bytes the hand-written header had, so checkpoints stay byte-identical.
+static void test_golden_header(void) {
+    TEST_CASE("written header bytes are exactly the expected JSON") {
+        static const float x[6] = {1, 2, 3, 4, 5, 6}, sc = 7;
+        st_tensor_t ts[2] = {{.name = "x", .ndim = 2, .shape = {2, 3}, .data = x}, {.name = "s", .ndim = 0, .data = &sc}};
+        st_meta_t meta[2] = {{"k", "a\"b\\c\nd\x01\xc3\xa9"}, {"z", ""}};
+        char path[128], err[512] = "";
+        path_in(path, sizeof path, "golden.safetensors");
+        EXPECT(st_write(path, ts, 2, meta, 2, err, sizeof err) == 0);
+        const char *want = "{\"__metadata__\":{\"k\":\"a\\\"b\\\\c\\nd\\u0001\xc3\xa9\",\"z\":\"\"},"
+                           "\"x\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+                           "\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[24,28]}}";
+        size_t n = 0, wl = strlen(want), padded = (wl + 7) / 8 * 8;
+        unsigned char *b = slurp(path, &n);
+        uint64_t hlen = 0;
+        for (int i = 0; b && n >= 8 && i < 8; i++) hlen |= (uint64_t)b[i] << (8 * i);
+        EXPECT_MSG(b && hlen == padded && n == 8 + padded + 28, "header length %llu, file %zu bytes",
+                   (unsigned long long)hlen, n);
+        if (b && n >= 8 + padded) {
+            EXPECT_MSG(memcmp(b + 8, want, wl) == 0, "header: %.*s", (int)wl, (const char *)b + 8);
+            int spaces = 1;
+            for (size_t i = wl; i < padded; i++) spaces &= b[8 + i] == ' ';
+            EXPECT(spaces);
+        }
+        free(b);
+    }
+}
+
 static void test_python(void) {
     TEST_CASE("file readable by Python with plain struct/json (and numpy if present)") {
         if (access("/usr/bin/python3", X_OK) != 0) {
@@ -604,6 +633,7 @@ int main(void) {
     }
     make_fixture();
     test_round_trip();
+    test_golden_header();
     test_python();
     test_bad_headers();
     test_bad_files();
