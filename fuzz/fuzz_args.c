@@ -37,13 +37,13 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     static const char *layers, *out;
     static int quiet;
     flag_t flags[] = {
-        {"steps", FLAG_INT, &steps, "2000", 1, 1e9, 1, "steps", 0},
-        {"ctx", FLAG_INT, &ctx, "64", 1, 1 << 20, 1, "ctx", 0},
-        {"lr", FLAG_FLOAT, &lr, "1e-3", 0, 10, 1, "lr", 0},
-        {"dropout", FLAG_FLOAT, &dropout, "0", 0, 0.99, 1, "dropout", 0},
-        {"layers", FLAG_STR, &layers, "4*softmax/mlp", 0, 0, 1, "layers", 0},
-        {"out", FLAG_STR, &out, "", 0, 0, 0, "out", 0},
-        {"quiet", FLAG_BOOL, &quiet, "", 0, 0, 0, "quiet", 0},
+        {.name = "steps", .type = FLAG_INT, .dst = &steps, .def = "2000", .lo = 1, .hi = 1e9, .stored = 1, .help = "steps"},
+        {.name = "ctx", .type = FLAG_INT, .dst = &ctx, .def = "64", .lo = 1, .hi = 1 << 20, .stored = 1, .help = "ctx"},
+        {.name = "lr", .type = FLAG_FLOAT, .dst = &lr, .def = "1e-3", .lo = 0, .hi = 10, .stored = 1, .help = "lr"},
+        {.name = "dropout", .type = FLAG_FLOAT, .dst = &dropout, .def = "0", .lo = 0, .hi = 0.99, .stored = 1, .help = "p"},
+        {.name = "layers", .type = FLAG_STR, .dst = &layers, .def = "4*softmax/mlp", .stored = 1, .help = "layers"},
+        {.name = "out", .type = FLAG_STR, .dst = &out, .def = "", .help = "out"},
+        {.name = "quiet", .type = FLAG_BOOL, .dst = &quiet, .def = "", .help = "quiet"},
     };
     int n_flags = (int)(sizeof flags / sizeof flags[0]);
     const char *pos[2];
