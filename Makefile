@@ -116,3 +116,26 @@ clean:
 	rm -rf build train infer
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# --- Fuzzing (docs/testing.md "Fuzzing"): libFuzzer harnesses fuzz/fuzz_*.c, built with clang under
+# ASan+UBSan into build/fuzz; seeds from fuzz/make_corpus.sh.
+#   make fuzz FUZZ_SECONDS=N   run each harness for N seconds (one after another)
+#   make fuzz-smoke            each for a few seconds (what tests/cli_fuzz_smoke.sh runs)
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := build/fuzz
+FUZZ_FLAGS   := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -Wno-unknown-pragmas
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_BIN     := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard fuzz/fuzz_*.c))
+.PHONY: fuzz fuzz-build fuzz-smoke
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $^ $(LDLIBS) -o $@
+$(FUZZ_BUILD)/fuzz_args: LDLIBS += -Wl,--wrap=exit
+fuzz-build: $(FUZZ_BIN) train
+fuzz: fuzz-build
+	@bash fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+fuzz-smoke: fuzz-build
+	@bash fuzz/run.sh 4 $(FUZZ_BIN)

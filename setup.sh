@@ -14,7 +14,7 @@ case "$mode" in demo|test) ;; *) echo "usage: bash setup.sh demo|test" >&2; exit
 # Debian packages: build tools, OpenBLAS (its OpenMP build), cJSON, stb; curl for the demo's
 # download fallback; PyTorch and numpy for the tests' independent reference (the twin).
 pkgs=(build-essential libopenblas-openmp-dev libcjson-dev libstb-dev ca-certificates curl)
-[ "$mode" = test ] && pkgs+=(python3-torch python3-numpy)
+[ "$mode" = test ] && pkgs+=(python3-torch python3-numpy clang)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

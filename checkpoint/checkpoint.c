@@ -2,12 +2,15 @@
 #include "checkpoint/checkpoint.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/check.h"
+#include "base/shown.h"
 #include "checkpoint/safetensors.h"
+#include "model/spec.h"
 
 static char *config_json(const model_t *m) {
     cJSON *o = cJSON_CreateObject();
@@ -55,14 +58,6 @@ int ckpt_save(const char *path, const model_t *m, const tokenizer_t *tok, const 
     return rc;
 }
 
-static int json_int(const cJSON *o, const char *key, int lo, int hi, int *out, const char *path, char *err, size_t errlen) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < lo || v->valuedouble > hi)
-        return seterr(err, errlen, "checkpoint '%s': config.%s is missing or not an integer in [%d, %d]", path, key, lo, hi);
-    *out = (int)v->valuedouble;
-    return 0;
-}
-
 static int same_shape(const st_entry_t *e, const param_t *p) {
     if (e->ndim != p->ndim) return 0;
     for (int d = 0; d < p->ndim; d++)
@@ -76,6 +71,89 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
     if (len < n) snprintf(buf + len, n - len, ")");
 }
 
+// config.<key> as an int in [lo, hi]. The range is checked on the double first: converting an
+// out-of-range (or NaN) double to int is undefined behaviour.
+static int json_int(const cJSON *o, const char *key, int lo, int hi, int *out, const char *path, char *err, size_t errlen) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!(d >= lo && d <= hi) || d != floor(d))
+        return seterr(err, errlen, "checkpoint '%s': config.%s is missing or not an integer in [%d, %d]", path, key, lo, hi);
+    *out = (int)d;
+    return 0;
+}
+
+// format_version must be written exactly as ckpt_save writes it: decimal digits, no sign, space or
+// leading zero (" 1", "+1", "01" and "1.0" are refused). Returns the version, or -1 if malformed
+// (a canonical number too large for a long is malformed too).
+static long parse_format_version(const char *v) {
+    if (!v || v[0] < '1' || v[0] > '9' || strlen(v) > 9) return -1;
+    long n = 0;
+    for (const char *c = v; *c; c++) {
+        if (*c < '0' || *c > '9') return -1;
+        n = 10 * n + (*c - '0');
+    }
+    return n;
+}
+
+// Every tensor value must be finite: NaN or ±inf weights (or moments) would load silently and
+// surface later as "loss nan". Names the first offending tensor and element.
+static int check_finite(const st_file_t *f, const char *path, char *err, size_t errlen) {
+    for (int i = 0; i < f->n_tensors; i++) {
+        const st_entry_t *e = &f->tensors[i];
+        for (size_t j = 0; j < e->numel; j++)
+            if (!isfinite(e->data[j]))
+                return seterr(err, errlen, "checkpoint '%s': tensor '%s' holds a non-finite value (%s at element %zu): "
+                              "corrupted or saved from a diverged run", path, shown(e->name).s,
+                              isnan(e->data[j]) ? "NaN" : e->data[j] > 0 ? "+inf" : "-inf", j);
+    }
+    return 0;
+}
+
+// The tensor `name` of f must be listed with exactly this shape (2-D (a, b), or 1-D (a) when b is 0).
+static int expect_listed(const st_file_t *f, const char *name, int64_t a, int64_t b, const char *why, const char *path,
+                         char *err, size_t errlen) {
+    const st_entry_t *e = st_find(f, name);
+    int ndim = b ? 2 : 1;
+    if (e && e->ndim == ndim && e->shape[0] == a && (ndim == 1 || e->shape[1] == b)) return 0;
+    char want[64], got[64] = "";
+    int64_t ws[2] = {a, b};
+    shape_str(want, sizeof want, ndim, ws);
+    if (e) shape_str(got, sizeof got, e->ndim, e->shape);
+    if (!e) return seterr(err, errlen, "checkpoint '%s': its config (%s) implies tensor '%s' %s, which the file does not "
+                          "list: config and tensors do not match", path, why, name, want);
+    return seterr(err, errlen, "checkpoint '%s': its config (%s) implies tensor '%s' %s but the file lists %s: config and "
+                  "tensors do not match", path, why, name, want, got);
+}
+
+// Before anything is built: the sizes the config implies for the model-level tensors — wte
+// (vocab, dim), wpe (ctx, dim), and L layers (layers.<l>.ln1.weight (dim) for l < L, none at L) —
+// must be those the header lists. The tensors' data are in the file, so this bounds vocab, ctx
+// and the layer count by the file's size: a small file cannot make the reader allocate gigabytes
+// for a config that claims ctx 1,048,576.
+static int check_config_sizes(const st_file_t *f, const model_dims_t *d, const char *layers, const char *path, char *err,
+                              size_t errlen) {
+    char why[96];
+    snprintf(why, sizeof why, "vocab %d, dim %d", d->vocab, d->dim);
+    if (expect_listed(f, "wte", d->vocab, d->dim, why, path, err, errlen)) return -1;
+    snprintf(why, sizeof why, "ctx %d, dim %d", d->ctx, d->dim);
+    if (expect_listed(f, "wpe", d->ctx, d->dim, why, path, err, errlen)) return -1;
+    spec_layer_t *specs;
+    int L;
+    char sub[256];
+    if (spec_parse(layers, &specs, &L, sub, sizeof sub))
+        return seterr(err, errlen, "checkpoint '%s': its config does not build: %s", path, sub);
+    free(specs);
+    char name[64];
+    snprintf(why, sizeof why, "%d layers, dim %d", L, d->dim);
+    snprintf(name, sizeof name, "layers.%d.ln1.weight", L - 1);
+    if (expect_listed(f, name, d->dim, 0, why, path, err, errlen)) return -1;
+    snprintf(name, sizeof name, "layers.%d.ln1.weight", L);
+    if (st_find(f, name))
+        return seterr(err, errlen, "checkpoint '%s': its config has %d layers but the file lists tensors of layer %d: "
+                      "config and tensors do not match", path, L, L);
+    return 0;
+}
+
 int ckpt_load(const char *path, ckpt_t *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     st_file_t f;
@@ -87,10 +165,11 @@ int ckpt_load(const char *path, ckpt_t *out, char *err, size_t errlen) {
         seterr(err, errlen, "checkpoint '%s' is a safetensors file but not an attnlab checkpoint (no format=attnlab metadata)", path);
         goto done;
     }
-    char *end;
-    long ver = version ? strtol(version, &end, 10) : 0;
-    if (!version || *end || ver < 1) {
-        seterr(err, errlen, "checkpoint '%s': format_version is missing or invalid", path);
+    long ver = parse_format_version(version);
+    if (ver < 1) {
+        if (version) seterr(err, errlen, "checkpoint '%s': format_version '%s' is invalid (expected \"%d\")", path,
+                            shown(version).s, CKPT_FORMAT_VERSION);
+        else seterr(err, errlen, "checkpoint '%s': format_version is missing", path);
         goto done;
     }
     if (ver > CKPT_FORMAT_VERSION) {
@@ -125,6 +204,7 @@ int ckpt_load(const char *path, ckpt_t *out, char *err, size_t errlen) {
         seterr(err, errlen, "checkpoint '%s': tokenizer has %d tokens but config.vocab is %d", path, out->tok.vocab_size, d.vocab);
         goto done;
     }
+    if (check_config_sizes(&f, &d, layers->valuestring, path, err, errlen) || check_finite(&f, path, err, errlen)) goto done;
     if (model_build(&out->model, &d, layers->valuestring, sub, sizeof sub)) {
         seterr(err, errlen, "checkpoint '%s': its config does not build: %s", path, sub);
         goto done;
@@ -174,8 +254,8 @@ int ckpt_load(const char *path, ckpt_t *out, char *err, size_t errlen) {
             const char *name = f.tensors[i].name;
             const char *base = strncmp(name, "adam.m.", 7) == 0 || strncmp(name, "adam.v.", 7) == 0 ? name + 7 : name;
             if (!params_find(pt, base)) {
-                seterr(err, errlen, "checkpoint '%s' has tensor '%s', which its config (%s) does not use", path, name,
-                       layers->valuestring);
+                seterr(err, errlen, "checkpoint '%s' has tensor '%s', which its config (%s) does not use", path,
+                       shown(name).s, shown(layers->valuestring).s);
                 goto done;
             }
         }
@@ -227,6 +307,10 @@ int ckpt_init_from(const char *path, model_t *m, uint64_t seed, int *loaded, int
     if (!format || strcmp(format, "attnlab") != 0) {
         st_free(&f);
         return seterr(err, errlen, "--init-from '%s' is not an attnlab checkpoint", path);
+    }
+    if (check_finite(&f, path, err, errlen)) {
+        st_free(&f);
+        return -1;
     }
     *loaded = 0;
     *total = m->params.count;

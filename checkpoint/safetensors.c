@@ -3,6 +3,8 @@
 #include "checkpoint/safetensors.h"
 
 #include "base/check.h"
+#include "base/shown.h"
+#include "base/utf8.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -26,92 +28,25 @@ enum {
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-// Strict UTF-8: no overlong forms, surrogates, code points above U+10FFFF, or NUL bytes.
-static bool utf8_valid(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c == 0) return false;
-        if (c < 0x80) { i++; continue; }
-        size_t len;
-        uint32_t cp, min;
-        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; min = 0x80; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; min = 0x800; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; min = 0x10000; }
-        else return false;
-        if (n - i < len) return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-        i += len;
-    }
-    return true;
+// Strict UTF-8 (base/utf8.h) without NUL bytes: what names, metadata and the header must be.
+static bool text_valid(const char *s, size_t n) {
+    return memchr(s, 0, n) == NULL && utf8_valid((const uint8_t *)s, n);
 }
 
-// An untrusted string made safe for a one-line message: control bytes become '?', long strings
-// are cut (at a UTF-8 boundary) and marked "...". Returned by value so several can appear in one
-// seterr() call: `show(name).s` lives until the end of the full expression.
-typedef struct { char s[80]; } shown_t;
-static shown_t show(const char *s) {
-    shown_t r;
-    size_t n = strlen(s), max = 64, i;
-    if (n > max) {
-        n = max;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-    }
-    for (i = 0; i < n; i++) r.s[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
-    if (n < strlen(s)) { memcpy(r.s + i, "...", 3); i += 3; }
-    r.s[i] = 0;
-    return r;
-}
+// The JSON header as written: text and length (padding included).
+typedef struct { char *p; size_t len; } sbuf_t;
 
-// Growable byte buffer for the JSON header.
-typedef struct { char *p; size_t len, cap; } sbuf_t;
-
-static void sb_put(sbuf_t *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = xmalloc(cap);
-        if (b->len) memcpy(p, b->p, b->len);
-        free(b->p);
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
+// cJSON's constructors return NULL only when out of memory.
+static void *json_checked(void *item) {
+    if (!item) die(EXIT_RUNTIME, "out of memory building a safetensors header");
+    return item;
 }
-static void sb_puts(sbuf_t *b, const char *s) { sb_put(b, s, strlen(s)); }
-static void sb_u64(sbuf_t *b, uint64_t v) {
+// A non-negative integer as a raw JSON number, printed exactly (cJSON's doubles would print 1e+15
+// from 10^15 on, which strict safetensors readers refuse).
+static cJSON *json_u64(uint64_t v) {
     char t[24];
     snprintf(t, sizeof t, "%llu", (unsigned long long)v);
-    sb_puts(b, t);
-}
-// A JSON string literal: quotes, backslashes and control bytes escaped; UTF-8 passes through.
-static void sb_json_string(sbuf_t *b, const char *s) {
-    sb_put(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        char t[8];
-        switch (c) {
-        case '"': sb_put(b, "\\\"", 2); break;
-        case '\\': sb_put(b, "\\\\", 2); break;
-        case '\n': sb_put(b, "\\n", 2); break;
-        case '\r': sb_put(b, "\\r", 2); break;
-        case '\t': sb_put(b, "\\t", 2); break;
-        default:
-            if (c < 0x20) {
-                snprintf(t, sizeof t, "\\u%04x", c);
-                sb_puts(b, t);
-            } else {
-                sb_put(b, (const char *)s, 1);
-            }
-        }
-    }
-    sb_put(b, "\"", 1);
+    return json_checked(cJSON_CreateRaw(t));
 }
 
 static int cmp_str_ptr(const void *a, const void *b) {
@@ -141,20 +76,20 @@ static int build_header(const st_tensor_t *t, int nt, const st_meta_t *m, int nm
         return seterr(msg, msglen, "invalid tensor or metadata list");
     for (int i = 0; i < nm; i++) {
         if (!m[i].key || !m[i].value) return seterr(msg, msglen, "metadata entry %d has a NULL key or value", i);
-        if (!utf8_valid((const unsigned char *)m[i].key, strlen(m[i].key)))
-            return seterr(msg, msglen, "metadata key '%s' is not valid UTF-8", show(m[i].key).s);
-        if (!utf8_valid((const unsigned char *)m[i].value, strlen(m[i].value)))
-            return seterr(msg, msglen, "metadata value for '%s' is not valid UTF-8", show(m[i].key).s);
+        if (!text_valid(m[i].key, strlen(m[i].key)))
+            return seterr(msg, msglen, "metadata key '%s' is not valid UTF-8", shown(m[i].key).s);
+        if (!text_valid(m[i].value, strlen(m[i].value)))
+            return seterr(msg, msglen, "metadata value for '%s' is not valid UTF-8", shown(m[i].key).s);
     }
     for (int i = 0; i < nt; i++) {
         const char *name = t[i].name;
         if (!name || !*name) return seterr(msg, msglen, "tensor %d has no name", i);
-        if (!utf8_valid((const unsigned char *)name, strlen(name)))
-            return seterr(msg, msglen, "tensor name '%s' is not valid UTF-8", show(name).s);
+        if (!text_valid(name, strlen(name)))
+            return seterr(msg, msglen, "tensor name '%s' is not valid UTF-8", shown(name).s);
         if (strcmp(name, "__metadata__") == 0)
             return seterr(msg, msglen, "'__metadata__' is reserved and cannot name a tensor");
         if (t[i].ndim < 0 || t[i].ndim > 4)
-            return seterr(msg, msglen, "tensor '%s' has ndim %d (0..4 supported)", show(name).s, t[i].ndim);
+            return seterr(msg, msglen, "tensor '%s' has ndim %d (0..4 supported)", shown(name).s, t[i].ndim);
     }
     const char **names = xmalloc((size_t)(nt > nm ? nt : nm) * sizeof *names + 1);
     for (int i = 0; i < nt; i++) names[i] = t[i].name;
@@ -163,58 +98,66 @@ static int build_header(const st_tensor_t *t, int nt, const st_meta_t *m, int nm
         for (int i = 0; i < nm; i++) names[i] = m[i].key;
         const char *dk = find_duplicate(names, nm);
         if (dk) {
-            seterr(msg, msglen, "metadata key '%s' is given twice", show(dk).s);
+            seterr(msg, msglen, "metadata key '%s' is given twice", shown(dk).s);
             free(names);
             return -1;
         }
     } else {
-        seterr(msg, msglen, "tensor name '%s' is given twice", show(dup).s);
+        seterr(msg, msglen, "tensor name '%s' is given twice", shown(dup).s);
         free(names);
         return -1;
     }
     free(names);
 
-    sb_puts(hdr, "{");
+    // {"__metadata__":{key:value,...}, name:{"dtype":"F32","shape":[...],"data_offsets":[b,e]}, ...}
+    // in the order given; cJSON does the escaping (quotes, backslashes, control bytes).
+    cJSON *root = json_checked(cJSON_CreateObject());
     if (nm > 0) {
-        sb_puts(hdr, "\"__metadata__\":{");
-        for (int i = 0; i < nm; i++) {
-            if (i) sb_puts(hdr, ",");
-            sb_json_string(hdr, m[i].key);
-            sb_puts(hdr, ":");
-            sb_json_string(hdr, m[i].value);
-        }
-        sb_puts(hdr, "}");
+        cJSON *mo = json_checked(cJSON_CreateObject());
+        cJSON_AddItemToObject(root, "__metadata__", mo);
+        for (int i = 0; i < nm; i++) cJSON_AddItemToObject(mo, m[i].key, json_checked(cJSON_CreateString(m[i].value)));
     }
     uint64_t off = 0;
     for (int i = 0; i < nt; i++) {
         uint64_t numel = 1;
-        for (int d = 0; d < t[i].ndim; d++) {
+        const char *bad = NULL;
+        for (int d = 0; d < t[i].ndim && !bad; d++) {
             int64_t dim = t[i].shape[d];
-            if (dim < 0) return seterr(msg, msglen, "tensor '%s' has negative dimension %lld", show(t[i].name).s, (long long)dim);
-            if (dim && numel > (uint64_t)INT64_MAX / 4 / (uint64_t)dim)
-                return seterr(msg, msglen, "tensor '%s' has too many elements", show(t[i].name).s);
-            numel *= (uint64_t)dim;
+            if (dim < 0) bad = "has a negative dimension";
+            else if (dim && numel > (uint64_t)INT64_MAX / 4 / (uint64_t)dim) bad = "has too many elements";
+            else numel *= (uint64_t)dim;
         }
-        if (numel > 0 && !t[i].data) return seterr(msg, msglen, "tensor '%s' has no data", show(t[i].name).s);
+        if (!bad && numel > 0 && !t[i].data) bad = "has no data";
+        if (!bad && numel * 4 > (uint64_t)INT64_MAX - off) bad = "takes the tensors' total past 2^63 bytes";
+        if (bad) {
+            cJSON_Delete(root);
+            return seterr(msg, msglen, "tensor '%s' %s", shown(t[i].name).s, bad);
+        }
         uint64_t bytes = numel * 4;
-        if (bytes > (uint64_t)INT64_MAX - off) return seterr(msg, msglen, "tensors total more than 2^63 bytes");
-        if (i || nm > 0) sb_puts(hdr, ",");
-        sb_json_string(hdr, t[i].name);
-        sb_puts(hdr, ":{\"dtype\":\"F32\",\"shape\":[");
-        for (int d = 0; d < t[i].ndim; d++) {
-            if (d) sb_puts(hdr, ",");
-            sb_u64(hdr, (uint64_t)t[i].shape[d]);
-        }
-        sb_puts(hdr, "],\"data_offsets\":[");
-        sb_u64(hdr, off);
-        sb_puts(hdr, ",");
-        sb_u64(hdr, off + bytes);
-        sb_puts(hdr, "]}");
+        cJSON *e = json_checked(cJSON_CreateObject()), *shape = json_checked(cJSON_CreateArray());
+        cJSON *offs = json_checked(cJSON_CreateArray());
+        cJSON_AddItemToObject(root, t[i].name, e);
+        cJSON_AddItemToObject(e, "dtype", json_checked(cJSON_CreateString("F32")));
+        cJSON_AddItemToObject(e, "shape", shape);
+        for (int d = 0; d < t[i].ndim; d++) cJSON_AddItemToArray(shape, json_u64((uint64_t)t[i].shape[d]));
+        cJSON_AddItemToObject(e, "data_offsets", offs);
+        cJSON_AddItemToArray(offs, json_u64(off));
+        cJSON_AddItemToArray(offs, json_u64(off + bytes));
         off += bytes;
     }
-    sb_puts(hdr, "}");
-    while ((8 + hdr->len) % 8) sb_puts(hdr, " ");  // so the data section starts 8-byte aligned
-    if (hdr->len > ST_MAX_HEADER) return seterr(msg, msglen, "header would exceed 100 MB");
+    char *text = json_checked(cJSON_PrintUnformatted(root));
+    cJSON_Delete(root);
+    size_t len = strlen(text), padded = len + (8 - (8 + len) % 8) % 8;  // data starts 8-byte aligned
+    if (padded > ST_MAX_HEADER) {
+        cJSON_free(text);
+        return seterr(msg, msglen, "header would exceed 100 MB");
+    }
+    hdr->p = xmalloc(padded + 1);
+    memcpy(hdr->p, text, len);
+    memset(hdr->p + len, ' ', padded - len);
+    hdr->p[padded] = 0;
+    hdr->len = padded;
+    cJSON_free(text);
     *data_bytes = off;
     return 0;
 }
@@ -335,6 +278,10 @@ fail_nofile:
 typedef struct { uint64_t begin, end; int idx; } span_t;
 typedef struct { const char *name; int idx; } named_t;
 
+static int cmp_named(const void *a, const void *b) {
+    return strcmp(((const named_t *)a)->name, ((const named_t *)b)->name);
+}
+
 static int cmp_span(const void *a, const void *b) {
     const span_t *x = a, *y = b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
@@ -382,25 +329,25 @@ static void f32_from_le(float *x, size_t n) {
 
 // Validate one tensor entry and fill e (name already set) and its span. msg gets the problem.
 static int parse_entry(const cJSON *v, uint64_t data_size, st_entry_t *e, span_t *sp, char *msg, size_t msglen) {
-    shown_t nm = show(e->name);
-    const char *shown = nm.s;
-    if (!cJSON_IsObject(v)) return seterr(msg, msglen, "tensor '%s': entry is not a JSON object", shown);
+    shown_t nm = shown(e->name);
+    const char *who = nm.s;
+    if (!cJSON_IsObject(v)) return seterr(msg, msglen, "tensor '%s': entry is not a JSON object", who);
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(v, "dtype");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(v, "shape");
     const cJSON *offs = cJSON_GetObjectItemCaseSensitive(v, "data_offsets");
-    if (!dtype) return seterr(msg, msglen, "tensor '%s' has no dtype", shown);
-    if (!shape) return seterr(msg, msglen, "tensor '%s' has no shape", shown);
-    if (!offs) return seterr(msg, msglen, "tensor '%s' has no data_offsets", shown);
-    if (!cJSON_IsString(dtype)) return seterr(msg, msglen, "tensor '%s': dtype is not a string", shown);
-    if (!cJSON_IsArray(shape)) return seterr(msg, msglen, "tensor '%s': shape is not an array", shown);
+    if (!dtype) return seterr(msg, msglen, "tensor '%s' has no dtype", who);
+    if (!shape) return seterr(msg, msglen, "tensor '%s' has no shape", who);
+    if (!offs) return seterr(msg, msglen, "tensor '%s' has no data_offsets", who);
+    if (!cJSON_IsString(dtype)) return seterr(msg, msglen, "tensor '%s': dtype is not a string", who);
+    if (!cJSON_IsArray(shape)) return seterr(msg, msglen, "tensor '%s': shape is not an array", who);
     if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2)
-        return seterr(msg, msglen, "tensor '%s': data_offsets is not an array of two integers", shown);
+        return seterr(msg, msglen, "tensor '%s': data_offsets is not an array of two integers", who);
     if (strcmp(dtype->valuestring, "F32") != 0)
-        return seterr(msg, msglen, "tensor '%s' has dtype %s; attnlab checkpoints are F32", shown,
-                      show(dtype->valuestring).s);
+        return seterr(msg, msglen, "tensor '%s' has dtype %s; attnlab checkpoints are F32", who,
+                      shown(dtype->valuestring).s);
 
     int ndim = cJSON_GetArraySize(shape);
-    if (ndim > 8) return seterr(msg, msglen, "tensor '%s' has %d dimensions; at most 8 are supported", shown, ndim);
+    if (ndim > 8) return seterr(msg, msglen, "tensor '%s' has %d dimensions; at most 8 are supported", who, ndim);
     e->ndim = ndim;
     uint64_t numel = 1;
     bool zero = false, overflow = false;
@@ -409,12 +356,12 @@ static int parse_entry(const cJSON *v, uint64_t data_size, st_entry_t *e, span_t
     cJSON_ArrayForEach(x, shape) {
         uint64_t dim;
         int r = json_uint(x, &dim);
-        if (r == -2) return seterr(msg, msglen, "tensor '%s': shape has dimension %g, which is too large", shown, x->valuedouble);
+        if (r == -2) return seterr(msg, msglen, "tensor '%s': shape has dimension %g, which is too large", who, x->valuedouble);
         if (r != 0) {
             if (cJSON_IsNumber(x))
                 return seterr(msg, msglen, "tensor '%s': shape has dimension %g; dimensions must be non-negative integers",
-                              shown, x->valuedouble);
-            return seterr(msg, msglen, "tensor '%s': shape has a dimension that is not a number", shown);
+                              who, x->valuedouble);
+            return seterr(msg, msglen, "tensor '%s': shape has a dimension that is not a number", who);
         }
         e->shape[d++] = (int64_t)dim;
         if (dim == 0) zero = true;
@@ -426,24 +373,24 @@ static int parse_entry(const cJSON *v, uint64_t data_size, st_entry_t *e, span_t
     uint64_t b = 0, en = 0;
     int rb = json_uint(offs->child, &b), re = json_uint(offs->child->next, &en);
     if (rb == -1 || re == -1)
-        return seterr(msg, msglen, "tensor '%s': data_offsets is not an array of two non-negative integers", shown);
+        return seterr(msg, msglen, "tensor '%s': data_offsets is not an array of two non-negative integers", who);
     if (rb == -2 || re == -2)
         return seterr(msg, msglen, "tensor '%s': data_offsets [%.0f, %.0f] run past the end of the data (%llu bytes): "
-                      "truncated or corrupted", shown, offs->child->valuedouble, offs->child->next->valuedouble,
+                      "truncated or corrupted", who, offs->child->valuedouble, offs->child->next->valuedouble,
                       (unsigned long long)data_size);
     if (b > en)
-        return seterr(msg, msglen, "tensor '%s': data_offsets [%llu, %llu] end before they begin", shown,
+        return seterr(msg, msglen, "tensor '%s': data_offsets [%llu, %llu] end before they begin", who,
                       (unsigned long long)b, (unsigned long long)en);
     if (en > data_size)
         return seterr(msg, msglen, "tensor '%s': data_offsets [%llu, %llu] run past the end of the data (%llu bytes): "
-                      "truncated or corrupted", shown, (unsigned long long)b, (unsigned long long)en,
+                      "truncated or corrupted", who, (unsigned long long)b, (unsigned long long)en,
                       (unsigned long long)data_size);
     if (overflow)
-        return seterr(msg, msglen, "tensor '%s': shape has too many elements for data_offsets [%llu, %llu]", shown,
+        return seterr(msg, msglen, "tensor '%s': shape has too many elements for data_offsets [%llu, %llu]", who,
                       (unsigned long long)b, (unsigned long long)en);
     if (numel * 4 != en - b)
         return seterr(msg, msglen, "tensor '%s': shape needs %llu bytes but data_offsets [%llu, %llu] hold %llu",
-                      shown, (unsigned long long)numel * 4, (unsigned long long)b, (unsigned long long)en,
+                      who, (unsigned long long)numel * 4, (unsigned long long)b, (unsigned long long)en,
                       (unsigned long long)(en - b));
     e->numel = (size_t)numel;  // <= data_size / 4, so it fits
     sp->begin = b;
@@ -454,8 +401,17 @@ static int parse_entry(const cJSON *v, uint64_t data_size, st_entry_t *e, span_t
 // Everything after the file's first 8 bytes are known good: parse and check the header, fill out.
 static int parse_header(const char *hbuf, size_t hlen, uint64_t data_size, st_file_t *out, span_t **spans_out,
                         char *msg, size_t msglen) {
-    if (!utf8_valid((const unsigned char *)hbuf, hlen))
+    if (!text_valid(hbuf, hlen))
         return seterr(msg, msglen, "header is not valid UTF-8 text: corrupted or not a safetensors file");
+    // cJSON decodes "\u0000" into a NUL that would end the C string: "wte\u0000junk" would read as
+    // "wte". Every backslash of valid JSON starts an escape inside a string, so one scan finds them.
+    for (size_t i = 0; i + 1 < hlen; i++) {
+        if (hbuf[i] != '\\') continue;
+        if (hbuf[i + 1] == 'u' && i + 5 < hlen && memcmp(hbuf + i + 2, "0000", 4) == 0)
+            return seterr(msg, msglen, "header has a string with an escaped NUL (\\u0000) at byte %zu: names and "
+                          "metadata cannot contain NUL", i);
+        i++;  // skip the escaped character (a second backslash included)
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hbuf, hlen, &end, 0);
     if (!root) {
@@ -490,7 +446,7 @@ static int parse_header(const char *hbuf, size_t hlen, uint64_t data_size, st_fi
         const cJSON *kv;
         cJSON_ArrayForEach(kv, metaobj) {
             if (!cJSON_IsString(kv)) {
-                rc = seterr(msg, msglen, "__metadata__ value for '%s' is not a string", show(kv->string).s);
+                rc = seterr(msg, msglen, "__metadata__ value for '%s' is not a string", shown(kv->string).s);
                 goto done;
             }
             nmeta_keys++;
@@ -517,17 +473,23 @@ static int parse_header(const char *hbuf, size_t hlen, uint64_t data_size, st_fi
         if (parse_entry(x, data_size, e, &spans[out->n_tensors - 1], msg, msglen) != 0) { rc = -1; goto done; }
     }
 
-    // Duplicate names (tensors, then metadata keys).
-    const char **names = xmalloc(((size_t)(nt > nmeta_keys ? nt : nmeta_keys) + 1) * sizeof *names);
-    for (int i = 0; i < nt; i++) names[i] = out->tensors[i].name;
-    const char *dup = find_duplicate(names, nt);
-    if (dup) rc = seterr(msg, msglen, "tensor name '%s' appears twice in the header", show(dup).s);
+    // The name index (st_find), which also shows duplicate names; then duplicate metadata keys.
+    named_t *byname = xmalloc(((size_t)nt + 1) * sizeof *byname);
+    for (int i = 0; i < nt; i++) byname[i] = (named_t){out->tensors[i].name, i};
+    qsort(byname, (size_t)nt, sizeof *byname, cmp_named);
+    out->by_name = xmalloc(((size_t)nt + 1) * sizeof *out->by_name);
+    for (int i = 0; i < nt; i++) out->by_name[i] = byname[i].idx;
+    for (int i = 1; i < nt && !rc; i++)
+        if (strcmp(byname[i - 1].name, byname[i].name) == 0)
+            rc = seterr(msg, msglen, "tensor name '%s' appears twice in the header", shown(byname[i].name).s);
+    free(byname);
     if (!rc) {
+        const char **names = xmalloc(((size_t)nmeta_keys + 1) * sizeof *names);
         for (int i = 0; i < nmeta_keys; i++) names[i] = out->meta[i].key;
-        dup = find_duplicate(names, nmeta_keys);
-        if (dup) rc = seterr(msg, msglen, "__metadata__ key '%s' appears twice", show(dup).s);
+        const char *dup = find_duplicate(names, nmeta_keys);
+        if (dup) rc = seterr(msg, msglen, "__metadata__ key '%s' appears twice", shown(dup).s);
+        free(names);
     }
-    free(names);
     if (rc) goto done;
 
     // Overlaps: sorted by (begin, end), each span must start at or after the previous one's end.
@@ -538,8 +500,8 @@ static int parse_header(const char *hbuf, size_t hlen, uint64_t data_size, st_fi
         const span_t *p = &sorted[i - 1], *q = &sorted[i];
         if (q->begin < p->end) {
             rc = seterr(msg, msglen, "tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap in the data",
-                        show(out->tensors[p->idx].name).s, (unsigned long long)p->begin, (unsigned long long)p->end,
-                        show(out->tensors[q->idx].name).s, (unsigned long long)q->begin, (unsigned long long)q->end);
+                        shown(out->tensors[p->idx].name).s, (unsigned long long)p->begin, (unsigned long long)p->end,
+                        shown(out->tensors[q->idx].name).s, (unsigned long long)q->begin, (unsigned long long)q->end);
         }
     }
     free(sorted);
@@ -551,7 +513,9 @@ done:
 int st_read(const char *path, st_file_t *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (!path || !*path) return seterr(err, errlen, "cannot open checkpoint: empty path");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO (or a device that waits) must not block before fstat can say what
+    // it is; for a regular file the flag changes nothing.
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return seterr(err, errlen, "cannot open checkpoint '%s': %s", path, strerror(errno));
     struct stat st;
     char msg[512] = "";
@@ -567,7 +531,8 @@ int st_read(const char *path, st_file_t *out, char *err, size_t errlen) {
         return seterr(err, errlen, "checkpoint '%s' is a directory, not a file", path);
     }
     if (!S_ISREG(st.st_mode)) {
-        seterr(msg, sizeof msg, "not a regular file");
+        seterr(msg, sizeof msg, "not a regular file (%s)", S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) ? "a character device"
+               : S_ISBLK(st.st_mode) ? "a block device" : S_ISSOCK(st.st_mode) ? "a socket" : "a special file");
         goto fail;
     }
     uint64_t size = (uint64_t)st.st_size;
@@ -632,8 +597,15 @@ out:
 }
 
 const st_entry_t *st_find(const st_file_t *f, const char *name) {
-    for (int i = 0; i < f->n_tensors; i++)
-        if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];
+    int lo = 0, hi = f->n_tensors - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        const st_entry_t *e = &f->tensors[f->by_name[mid]];
+        int c = strcmp(e->name, name);
+        if (c == 0) return e;
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
     return NULL;
 }
 
@@ -653,5 +625,6 @@ void st_free(st_file_t *f) {
     free(f->tensors);
     free(f->meta);
     free(f->priv);
+    free(f->by_name);
     memset(f, 0, sizeof *f);
 }

@@ -61,7 +61,8 @@ typedef struct {
     int n_tensors;
     st_meta_t *meta;
     int n_meta;
-    void *priv;  // the one buffer all tensors' data live in
+    void *priv;      // the one buffer all tensors' data live in
+    int *by_name;    // tensor indices sorted by name: st_find is a binary search
 } st_file_t;
 
 // Read and validate the whole file: header length against the file size, JSON syntax and types,
@@ -72,7 +73,7 @@ typedef struct {
 // checkpoints are F32".
 int st_read(const char *path, st_file_t *out, char *err, size_t errlen);
 
-// The tensor called `name`, or NULL.
+// The tensor called `name`, or NULL (O(log n_tensors)).
 const st_entry_t *st_find(const st_file_t *f, const char *name);
 // The metadata value for `key`, or NULL.
 const char *st_meta_get(const st_file_t *f, const char *key);

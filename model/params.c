@@ -115,9 +115,31 @@ void params_zero_grad(param_table_t *pt) {
     }
 }
 
-param_t *params_find(const param_table_t *pt, const char *name) {
-    for (int i = 0; i < pt->count; i++)
-        if (strcmp(pt->items[i]->name, name) == 0) return pt->items[i];
+static size_t name_hash(const char *s) {  // FNV-1a
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)h;
+}
+
+param_t *params_find(const param_table_t *cpt, const char *name) {
+    param_table_t *pt = (param_table_t *)cpt;  // the index is a cache: lookups do not change the table
+    if (pt->n_indexed > pt->count) pt->n_indexed = 0;  // defensive: a table shrunk by hand
+    if ((size_t)pt->count * 2 >= pt->index_cap) {       // keep the load factor under 1/2: rebuild larger
+        free(pt->index);
+        pt->index_cap = pt->index_cap ? 2 * pt->index_cap : 256;
+        while ((size_t)pt->count * 2 >= pt->index_cap) pt->index_cap *= 2;
+        pt->index = xmalloc(pt->index_cap * sizeof *pt->index);
+        memset(pt->index, 0xFF, pt->index_cap * sizeof *pt->index);
+        pt->n_indexed = 0;
+    }
+    size_t mask = pt->index_cap - 1;
+    for (; pt->n_indexed < pt->count; pt->n_indexed++) {
+        size_t h = name_hash(pt->items[pt->n_indexed]->name) & mask;
+        while (pt->index[h] >= 0) h = (h + 1) & mask;
+        pt->index[h] = pt->n_indexed;
+    }
+    for (size_t h = name_hash(name) & mask; pt->index[h] >= 0; h = (h + 1) & mask)
+        if (strcmp(pt->items[pt->index[h]]->name, name) == 0) return pt->items[pt->index[h]];
     return NULL;
 }
 
@@ -139,5 +161,6 @@ void params_free(param_table_t *pt) {
     free(pt->grad);
     free(pt->m);
     free(pt->v);
+    free(pt->index);
     memset(pt, 0, sizeof *pt);
 }

@@ -53,6 +53,11 @@ typedef struct {
     int count, cap;
     size_t total;         // floats per arena
     float *data, *grad, *m, *v;  // the four arenas
+    // private: params_find's hash index of items[0..n_indexed) by name (open addressing, -1 empty),
+    // extended lazily by params_find itself, so registering N tensors costs O(N), not O(N²)
+    int32_t *index;
+    size_t index_cap;
+    int n_indexed;
 } param_table_t;
 
 // How to make one tensor: a struct literal with named fields, e.g.
@@ -92,6 +97,8 @@ void params_init_values(param_table_t *pt, rng_t *rng);  // draws in registratio
 // Zero every gradient: dense tensors whole, sparse-rows tensors only in their touched rows (then the
 // touched lists are emptied).
 void params_zero_grad(param_table_t *pt);
+// The tensor called name, or NULL; O(1) expected (a hash index it keeps up to date itself; not
+// thread-safe: call it from serial code, as registration and loading do).
 param_t *params_find(const param_table_t *pt, const char *name);
 size_t params_count_trainable(const param_table_t *pt);
 void params_free(param_table_t *pt);

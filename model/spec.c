@@ -1,4 +1,5 @@
-// spec.c — parser for the --layers grammar (see spec.h).
+// spec.c — parser for the --layers grammar (see spec.h). Kinds, keys and values are made of name
+// and value characters only; any other text quoted in a message goes through shown().
 #include "model/spec.h"
 
 #include <ctype.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "base/check.h"
+#include "base/shown.h"
 
 // The text with whitespace removed, so that positions in messages refer to the compact form.
 static char *strip_spaces(const char *s) {
@@ -16,6 +18,13 @@ static char *strip_spaces(const char *s) {
         if (!isspace((unsigned char)*s)) *o++ = *s;
     *o = 0;
     return out;
+}
+
+// Up to 10 bytes of the text at s for a message, made printable (the spec may come from a file).
+static shown_t excerpt(const char *s) {
+    char cut[11];
+    snprintf(cut, sizeof cut, "%s", s);
+    return shown(cut);
 }
 
 static int is_name_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
@@ -27,7 +36,8 @@ static int parse_block(const char **p, const char *start, spec_block_t *b, char 
     const char *s = *p;
     size_t n = 0;
     while (is_name_char(s[n])) n++;
-    if (n == 0) return seterr(err, errlen, "--layers: expected a block kind at position %d, found '%.10s'", (int)(s - start), *s ? s : "end of text");
+    if (n == 0) return seterr(err, errlen, "--layers: expected a block kind at position %d, found '%s'", (int)(s - start),
+                              *s ? excerpt(s).s : "end of text");
     if (n >= SPEC_NAME_LEN) return seterr(err, errlen, "--layers: block kind '%.*s' is too long", (int)n, s);
     memcpy(b->kind, s, n);
     s += n;
@@ -94,7 +104,7 @@ int spec_parse(const char *text, spec_layer_t **layers, int *n_layers, char *err
         }
         for (long r = 0; r < repeat; r++) out[n++] = layer;
         if (*s == 0) break;
-        if (*s != ',') { seterr(err, errlen, "--layers: expected ',' between layers at position %d, found '%c'", (int)(s - buf), *s); goto done; }
+        if (*s != ',') { seterr(err, errlen, "--layers: expected ',' between layers at position %d, found '%s'", (int)(s - buf), excerpt(s).s); goto done; }
         s++;
     }
     rc = 0;

@@ -27,6 +27,27 @@ int main(void) {
         }
         EXPECT_MSG(worst < 2e-7, "worst absolute error %.3g at u = %.6f", worst, at);
     }
+    TEST_CASE("NaN and infinities: NaN propagates, infinities clamp, no undefined behaviour") {
+        // volatile: the values reach the code at run time (UBSan's float-cast-overflow sees them).
+        volatile float nan = NAN, inf = INFINITY;
+        EXPECT(isnan(fast_expf(nan)) && isnan(fast_expf(-nan)));
+        EXPECT(fast_expf(inf) == fast_expf(88.0f) && isfinite(fast_expf(inf)));
+        EXPECT(fast_expf(-inf) >= 0.0f && fast_expf(-inf) < 1e-37f);
+        EXPECT(isnan(fast_tanhf(nan)));
+        EXPECT(fabsf(fast_tanhf(inf) - 1.0f) < 2e-7f && fabsf(fast_tanhf(-inf) + 1.0f) < 2e-7f);
+        enum { N = 67 };  // not a multiple of the vector width: the remainder loop runs too
+        float x[N], y[N];
+        for (int i = 0; i < N; i++) x[i] = i % 5 == 0 ? nan : i % 5 == 1 ? inf : i % 5 == 2 ? -inf : 0.1f * (float)i;
+        gelu_forward(y, x, N);
+        int ok = 1;
+        for (int i = 0; i < N; i++) {
+            if (i % 5 == 0) ok &= isnan(y[i]);
+            else if (i % 5 == 1) ok &= !isnan(y[i]);  // x·(1+tanh) at +inf: inf
+            else if (i % 5 == 2) ok &= isnan(y[i]) || y[i] == 0.0f;  // -inf·0 is NaN: fine either way
+            else ok &= isfinite(y[i]);
+        }
+        EXPECT(ok);
+    }
     TEST_CASE("gelu_forward matches the tanh-approximation definition") {
         enum { N = 4001 };
         static float x[N], y[N], want[N];

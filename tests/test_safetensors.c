@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char g_dir[64];  // the test's mkdtemp directory
@@ -200,6 +201,35 @@ static void test_round_trip(void) {
     }
 }
 
+// The writer's exact bytes (the header as cJSON prints it, in the given order, padded to 8): the
+// same bytes the hand-written header had, so checkpoints stay byte-identical.
+static void test_golden_header(void) {
+    TEST_CASE("written header bytes are exactly the expected JSON") {
+        static const float x[6] = {1, 2, 3, 4, 5, 6}, sc = 7;
+        st_tensor_t ts[2] = {{.name = "x", .ndim = 2, .shape = {2, 3}, .data = x}, {.name = "s", .ndim = 0, .data = &sc}};
+        st_meta_t meta[2] = {{"k", "a\"b\\c\nd\x01\xc3\xa9"}, {"z", ""}};
+        char path[128], err[512] = "";
+        path_in(path, sizeof path, "golden.safetensors");
+        EXPECT(st_write(path, ts, 2, meta, 2, err, sizeof err) == 0);
+        const char *want = "{\"__metadata__\":{\"k\":\"a\\\"b\\\\c\\nd\\u0001\xc3\xa9\",\"z\":\"\"},"
+                           "\"x\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+                           "\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[24,28]}}";
+        size_t n = 0, wl = strlen(want), padded = (wl + 7) / 8 * 8;
+        unsigned char *b = slurp(path, &n);
+        uint64_t hlen = 0;
+        for (int i = 0; b && n >= 8 && i < 8; i++) hlen |= (uint64_t)b[i] << (8 * i);
+        EXPECT_MSG(b && hlen == padded && n == 8 + padded + 28, "header length %llu, file %zu bytes",
+                   (unsigned long long)hlen, n);
+        if (b && n >= 8 + padded) {
+            EXPECT_MSG(memcmp(b + 8, want, wl) == 0, "header: %.*s", (int)wl, (const char *)b + 8);
+            int spaces = 1;
+            for (size_t i = wl; i < padded; i++) spaces &= b[8 + i] == ' ';
+            EXPECT(spaces);
+        }
+        free(b);
+    }
+}
+
 static void test_python(void) {
     TEST_CASE("file readable by Python with plain struct/json (and numpy if present)") {
         if (access("/usr/bin/python3", X_OK) != 0) {
@@ -300,7 +330,11 @@ static void test_bad_headers(void) {
         {"__metadata__ number value", "{\"__metadata__\":{\"step\":10}}", 0, "value for 'step' is not a string"},
         {"__metadata__ nested value", "{\"__metadata__\":{\"cfg\":{\"dim\":\"4\"}}}", 0, "value for 'cfg' is not a string"},
         {"duplicate metadata key", "{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"}}", 0, "'k' appears twice"},
-        {"control bytes in name shown safely", "{\"a\\nb\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 2, "tensor 'a?b' has dtype F16"},
+        {"control bytes in name shown safely", "{\"a\\nb\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 2, "tensor 'a\\x0ab' has dtype F16"},
+        {"terminal escape in name shown safely", "{\"a\\u001b[2J\\u009bb\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 2, "tensor 'a\\x1b[2J\\xc2\\x9bb' has dtype F16"},
+        {"terminal escape in dtype shown safely", "{\"a\":{\"dtype\":\"\\u0007F\\r\",\"shape\":[1],\"data_offsets\":[0,2]}}", 2, "has dtype \\x07F\\x0d;"},
+        {"escaped NUL in a name", "{\"wte\\u0000junk\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "escaped NUL"},
+        {"escaped NUL in metadata", "{\"__metadata__\":{\"format_version\":\"1\\u0000junk\"}}", 0, "escaped NUL"},
     };
     TEST_CASE("every header corruption is one clear error") {
         char path[128];
@@ -319,6 +353,7 @@ static void test_bad_headers(void) {
         {"only metadata", "{\"__metadata__\":{\"a\":\"b\"}}", 0, 0},
         {"gap before data (not covered is OK)", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 16, 1},
         {"zero-size tensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[9007199254740992,0],\"data_offsets\":[4,4]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"c\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]}}", 4, 3},
+        {"escaped backslash before u0000 is no NUL", "{\"a\\\\u0000\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, 1},
         {"unknown entry keys ignored", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[0,4],\"x\":[1]}}", 4, 1},
     };
     TEST_CASE("valid edge cases are accepted") {
@@ -356,6 +391,16 @@ static void test_bad_files(void) {
         expect_read_fails("missing", missing, "cannot open");
         expect_read_fails("missing", missing, "No such file");
         expect_read_fails("directory", g_dir, "is a directory");
+    }
+    TEST_CASE("a FIFO is refused at once, not opened and waited on") {
+        char fifo[128];
+        path_in(fifo, sizeof fifo, "fifo.safetensors");
+        EXPECT(mkfifo(fifo, 0600) == 0);
+        alarm(10);  // a reader that blocks in open() would hang here: the alarm kills the test instead
+        expect_read_fails("fifo", fifo, "not a regular file (a FIFO)");
+        alarm(0);
+        unlink(fifo);
+        expect_read_fails("character device", "/dev/null", "not a regular file (a character device)");
     }
     TEST_CASE("shorter than 8 bytes") {
         for (size_t k = 0; k < 8; k++) {
@@ -459,6 +504,43 @@ static void expect_old_file_intact(const char *path, const char *label) {
     EXPECT_MSG(count_temp_files() == 0, "%s: a temp file was left behind", label);
 }
 
+// st_find over many tensors: every name found, absent names not, and in O(log n) (a linear scan
+// per lookup makes the loop below take seconds: 30000² / 2 string compares).
+static void test_many_names(void) {
+    TEST_CASE("st_find over 30000 tensors: exact and fast") {
+        enum { NT = 30000 };
+        st_tensor_t *ts = calloc(NT, sizeof *ts);
+        char (*names)[32] = calloc(NT, sizeof *names);
+        static const float one = 1.0f;
+        for (int i = 0; i < NT; i++) {
+            snprintf(names[i], sizeof names[i], "layers.%d.w", (i * 7919) % NT);  // not in sorted order
+            ts[i] = (st_tensor_t){.name = names[i], .ndim = 0, .data = &one};
+        }
+        char path[128], err[512] = "";
+        path_in(path, sizeof path, "many.safetensors");
+        EXPECT(st_write(path, ts, NT, NULL, 0, err, sizeof err) == 0);
+        st_file_t f;
+        EXPECT(st_read(path, &f, err, sizeof err) == 0);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);  // CPU time: a loaded machine does not count
+        int found = 0;
+        for (int i = 0; i < NT; i++) found += st_find(&f, names[i]) == &f.tensors[i];
+        char absent[32];
+        for (int i = 0; i < 100; i++) {
+            snprintf(absent, sizeof absent, "layers.%d.w", NT + i);
+            found -= st_find(&f, absent) != NULL;
+        }
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+        double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        EXPECT_MSG(found == NT, "%d of %d found", found, NT);
+        EXPECT_MSG(secs < 0.5, "30000 lookups took %.2f s (a linear scan per lookup?)", secs);
+        st_free(&f);
+        unlink(path);
+        free(ts);
+        free(names);
+    }
+}
+
 static void test_atomic(void) {
     char path[128], err[512];
     path_in(path, sizeof path, "ckpt.safetensors");
@@ -551,9 +633,11 @@ int main(void) {
     }
     make_fixture();
     test_round_trip();
+    test_golden_header();
     test_python();
     test_bad_headers();
     test_bad_files();
+    test_many_names();
     test_atomic();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);

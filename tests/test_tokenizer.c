@@ -250,7 +250,30 @@ static void test_json(void) {
     }
 }
 
+// Strings from a checkpoint's tokenizer JSON reach messages only escaped (issue 10 item 12).
+static void test_untrusted_text(void) {
+    TEST_CASE("control characters and terminal escapes from tokenizer JSON are escaped in messages") {
+        tokenizer_t t;
+        char err[512] = "";
+        EXPECT(tok_from_json(&t, "{\"kind\":\"\\u001b[2J\\u009b\\u0007x\"}", err, sizeof err) == -1);
+        EXPECT_MSG(strstr(err, "unknown kind \"\\x1b[2J\\xc2\\x9b\\x07x\"") != NULL, "%s", err);
+        EXPECT(tok_from_json(&t, "{\"kind\":\"byte\",\"a\\nb\\u001b\":1}", err, sizeof err) == -1);
+        EXPECT_MSG(strstr(err, "unknown key \"a\\x0ab\\x1b\"") != NULL, "%s", err);
+        for (const unsigned char *p = (const unsigned char *)err; *p; p++) EXPECT(*p >= 0x20 && *p != 0x7f);
+    }
+    TEST_CASE("char vocabulary from code points in every plane, in order") {
+        const char *text = "\xf4\x8f\xbf\xbf a\xc2\x80\xef\xbf\xbd\xf0\x90\x80\x80\x7f";
+        tokenizer_t t;
+        char err[256];
+        EXPECT(tok_build_char(&t, (const uint8_t *)text, strlen(text), err, sizeof err) == 0);
+        static const uint32_t want[] = {0x20, 0x61, 0x7f, 0x80, 0xfffd, 0x10000, 0x10ffff};
+        EXPECT(t.vocab_size == 7 && memcmp(t.codepoints, want, sizeof want) == 0);
+        tok_free(&t);
+    }
+}
+
 int main(void) {
+    test_untrusted_text();
     test_byte();
     test_char_vocab();
     test_invalid_utf8();

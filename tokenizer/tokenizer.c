@@ -1,6 +1,6 @@
 // tokenizer.c — byte and char tokenizers, strict UTF-8, JSON form for checkpoints (see tokenizer.h).
-// UTF-8 validity follows Unicode 15 Table 3-7 (well-formed byte sequences): no overlongs,
-// no surrogates, nothing above U+10FFFF.
+// UTF-8 validity is base/utf8.h's (Unicode 15 Table 3-7). Strings read from JSON appear in
+// messages only through shown() (base/shown.h).
 #include "tokenizer/tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -8,70 +8,14 @@
 #include <string.h>
 
 #include "base/check.h"
+#include "base/shown.h"
+#include "base/utf8.h"
 
 #define TOK_MAX_CP 0x10FFFFu
 #define TOK_BMP 0x10000u
 #define TOK_MAX_VOCAB (1 << 21)
 
-// ---------------------------------------------------------------------------- UTF-8
-
-// Decode one code point from s[0..n) (n >= 1). Returns its length 1..4, or 0 if the bytes at s
-// do not start a well-formed sequence (including one cut off by the end of the text).
-static int utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
-    uint8_t b0 = s[0];
-    if (b0 < 0x80) {
-        *cp = b0;
-        return 1;
-    }
-    int len;
-    uint8_t lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-        len = 2;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-        len = 3;
-        if (b0 == 0xE0) lo = 0xA0;       // overlong
-        else if (b0 == 0xED) hi = 0x9F;  // surrogates D800..DFFF
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-        len = 4;
-        if (b0 == 0xF0) lo = 0x90;       // overlong
-        else if (b0 == 0xF4) hi = 0x8F;  // above U+10FFFF
-    } else {
-        return 0;  // continuation byte as lead, C0/C1 overlongs, F5..FF
-    }
-    if (n < (size_t)len) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    uint32_t c = b0 & (0x7F >> len);
-    for (int i = 1; i < len; i++) {
-        if (i > 1 && (s[i] & 0xC0) != 0x80) return 0;
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    *cp = c;
-    return len;
-}
-
-static int utf8_len(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
-
-static int utf8_encode(uint32_t cp, uint8_t *buf) {
-    int len = utf8_len(cp);
-    switch (len) {
-    case 1: buf[0] = (uint8_t)cp; break;
-    case 2:
-        buf[0] = (uint8_t)(0xC0 | (cp >> 6));
-        buf[1] = (uint8_t)(0x80 | (cp & 0x3F));
-        break;
-    case 3:
-        buf[0] = (uint8_t)(0xE0 | (cp >> 12));
-        buf[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-        buf[2] = (uint8_t)(0x80 | (cp & 0x3F));
-        break;
-    default:
-        buf[0] = (uint8_t)(0xF0 | (cp >> 18));
-        buf[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
-        buf[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-        buf[3] = (uint8_t)(0x80 | (cp & 0x3F));
-    }
-    return len;
-}
+// ---------------------------------------------------------------------------- UTF-8 (base/utf8.h)
 
 static int invalid_utf8(char *err, size_t errlen, const char *what, size_t off) {
     return seterr(err, errlen, "%s%schar tokenizer: invalid UTF-8 at byte offset %zu (use --tokenizer byte for binary text)",
@@ -114,8 +58,9 @@ int tok_build_char(tokenizer_t *t, const uint8_t *text, size_t n, char *err, siz
     t->vocab_size = count;
     t->codepoints = xmalloc((size_t)count * sizeof(uint32_t));
     int k = 0;
-    for (uint32_t cp = 0; cp <= TOK_MAX_CP; cp++)
-        if (seen[cp >> 6] >> (cp & 63) & 1) t->codepoints[k++] = cp;
+    for (size_t w = 0; w < (TOK_MAX_CP + 1) / 64; w++)  // the set bits of each word, lowest first
+        for (uint64_t bits = seen[w]; bits; bits &= bits - 1)
+            t->codepoints[k++] = (uint32_t)(64 * w) + (uint32_t)__builtin_ctzll(bits);
     free(seen);
     build_lookup(t);
     return 0;
@@ -258,7 +203,7 @@ int tok_from_json(tokenizer_t *t, const char *json, char *err, size_t errlen) {
     }
     for (const cJSON *it = root->child; it; it = it->next)
         if (strcmp(it->string, "kind") && strcmp(it->string, "codepoints")) {
-            seterr(err, errlen, "tokenizer JSON: unknown key \"%s\"", it->string);
+            seterr(err, errlen, "tokenizer JSON: unknown key \"%s\"", shown(it->string).s);
             goto done;
         }
     if (!cJSON_IsString(kind)) {
@@ -266,7 +211,7 @@ int tok_from_json(tokenizer_t *t, const char *json, char *err, size_t errlen) {
         goto done;
     }
     if (tok_kind_parse(kind->valuestring, &k)) {
-        seterr(err, errlen, "tokenizer JSON: unknown kind \"%s\" (known: byte, char)", kind->valuestring);
+        seterr(err, errlen, "tokenizer JSON: unknown kind \"%s\" (known: byte, char)", shown(kind->valuestring).s);
         goto done;
     }
     if (k == TOK_BYTE) {
