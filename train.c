@@ -33,6 +33,21 @@ typedef struct {
 } opts_t;
 
 static opts_t o;  // the parsed flags (one run per process)
+
+// --list-kinds: one line per registered block kind, "KIND ROLE EXAMPLE..." separated by single
+// spaces (ROLE is mixer or ffn; each EXAMPLE is a small spec of that block alone, without
+// whitespace, from block_ops_t.examples), then exit 0. The script tests read it.
+static int list_kinds;
+static int print_kinds(void) {
+    for (int k = 0; k < block_kind_count(); k++) {
+        const block_ops_t *ops = block_kind_at(k);
+        printf("%s %s", ops->kind, ops->role == ROLE_MIXER ? "mixer" : "ffn");
+        for (const char *const *e = ops->examples; e && *e; e++) printf(" %s", *e);
+        printf("\n");
+    }
+    return 0;
+}
+
 static flag_t flags[] = {
     {"layers", FLAG_STR, &o.layers, "4*softmax/mlp", 0, 0, 1, "layer spec: mixer[(opt=v,..)][/ffn[(..)]], N* repeats", 0},
     {"dim", FLAG_INT, &o.dim, "128", 1, 65536, 1, "model width d", 0},
@@ -62,6 +77,7 @@ static flag_t flags[] = {
     {"stop-after", FLAG_INT, &o.stop_after, "0", 0, 1e12, 0, "stop and save at this step, keeping --steps' schedule", 0},
     {"init-from", FLAG_STR, &o.init_from, "", 0, 0, 0, "copy every tensor whose name and shape match from this checkpoint", 0},
     {"time-budget", FLAG_FLOAT, &o.time_budget, "0", 0, 1e9, 0, "stop training after this many seconds (0 = none)", 0},
+    {"list-kinds", FLAG_BOOL, &list_kinds, "", 0, 0, 0, "print each block kind as 'KIND ROLE EXAMPLE...' and exit", 0},
 };
 enum { N_FLAGS = sizeof flags / sizeof *flags };
 
@@ -259,6 +275,7 @@ int main(int argc, char **argv) {
         printf("attnlab train %s\n", ATTNLAB_VERSION);
         return 0;
     }
+    if (list_kinds) return print_kinds();
     if (n_pos != 1) die(EXIT_USAGE, "train: expected one text FILE to train on (see --help)");
     const char *file = pos[0];
     if (o.resume[0] && o.init_from[0]) die(EXIT_USAGE, "train: --resume and --init-from exclude each other");

@@ -14,10 +14,13 @@ static void none_register(block_t *b, param_table_t *pt, const char *prefix) {}
 static size_t none_zero(const block_t *b, int B, int T) { return 0; }
 static size_t none_zero1(const block_t *b) { return 0; }
 
+static const char *const none_examples[] = {"none", NULL};
+
 const block_ops_t ffn_none_ops = {
     .kind = "none",
     .role = ROLE_FFN,
     .options = "",
+    .examples = none_examples,
     .configure = none_configure,
     .describe = none_describe,
     .register_params = none_register,

@@ -13,10 +13,13 @@ static int adaptive_configure(block_t *b, spec_block_t *spec, char *err, size_t 
     return attn_span_configure(a, b, spec, "adaptive", err, errlen);
 }
 
+static const char *const adaptive_examples[] = {"adaptive(span=6,ramp=3,init=0.4,lambda=0.05)", "adaptive(span=5,ramp=2,init=0.3,lambda=0.02,persist=2)", NULL};
+
 const block_ops_t mixer_adaptive_ops = {
     .kind = "adaptive",
     .role = ROLE_MIXER,
     .options = "span, ramp, init, lambda, persist",
+    .examples = adaptive_examples,
     .configure = adaptive_configure,
     .describe = attn_span_block_describe,
     .register_params = attn_span_block_register,

@@ -13,10 +13,13 @@ static int allattn_configure(block_t *b, spec_block_t *spec, char *err, size_t e
     return attn_span_configure(a, b, spec, "allattn", err, errlen);
 }
 
+static const char *const allattn_examples[] = {"allattn(persist=4,span=6,ramp=3,init=0.4,lambda=0.05)", NULL};
+
 const block_ops_t mixer_allattn_ops = {
     .kind = "allattn",
     .role = ROLE_MIXER,
     .options = "persist, span, ramp, init, lambda",
+    .examples = allattn_examples,
     .configure = allattn_configure,
     .describe = attn_span_block_describe,
     .register_params = attn_span_block_register,

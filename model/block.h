@@ -57,6 +57,11 @@ typedef struct {
     const char *kind;       // name used in --layers
     block_role_t role;
     const char *options;    // the option names it takes, for messages: "persist" or "" for none
+    // Small example specs of this block alone, NULL-terminated, e.g. {"softmax", "softmax(persist=3)", NULL}:
+    // one per option path that changes the math, small enough for finite differences at width 8.
+    // tests/test_kinds.c runs every cross-kind check on each (a mixer's under the default ffn, an
+    // ffn's under softmax), and `train --list-kinds` prints them for the script tests.
+    const char *const *examples;
     // Read and validate options from spec (spec_get_*), fill b->priv. Return 0 or -1 with a message.
     int (*configure)(block_t *b, spec_block_t *spec, char *err, size_t errlen);
     // Write the fully resolved spec of this block, e.g. "mlp(hidden=512)", for the checkpoint config.
@@ -113,6 +118,9 @@ struct block {
 
 // registry.c
 const block_ops_t *block_find(const char *kind);  // NULL if no such built kind
+// The registered kinds, in registry order: block_kind_at(i) for 0 <= i < block_kind_count().
+int block_kind_count(void);
+const block_ops_t *block_kind_at(int i);
 // Error for an unknown or unbuilt kind: names it and lists what is known.
 int block_unknown_kind_error(const char *kind, block_role_t role, int layer, char *err, size_t errlen);
 
