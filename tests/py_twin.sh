@@ -76,11 +76,15 @@ run_model() {
 }
 
 # a high learning rate without warmup grows the weights enough that attention scores matter; 300
-# steps so that the kind-specific details do too: each planted twin bug (adaptive ramp distance off
-# by one, allattn's sqrt(D) applied twice to persistent logits, performer without -|k^|^2/2,
-# linformer's E applied newest-first; pkm's softmax over H·k) moved the loss by 1.6e-3 to 2.5e-2 relative, 13x the tolerance
-# or more (at 40 steps, 1e-5 to 7e-5: undetectable). One thread: on a loaded 2-core machine OpenMP
-# with 2 threads ran a 100-step training in 58 s instead of 0.3 s; infer --eval runs single-threaded too.
+# steps so that the kind-specific details do too. Each planted twin bug fails its kind's model (the
+# registry's examples, generated text): adaptive ramp distance off by one 2.2e-1 relative (also
+# allattn 1.4e-1), allattn's sqrt(D) applied twice to persistent logits 2.4e-1 (also adaptive and
+# softmax with persist), performer without -|k^|^2/2 3.3e-2, linformer's E applied newest-first
+# 4.1e-3 (1.8e-4 before linformer had a chunk=4,k=2 example), collab's content bias indexed by query
+# instead of key 4.3e-3, pkm's softmax over H·k instead of per head 1.7e-3: 14x the tolerance or
+# more. (At 40 steps such bugs moved the loss 1e-5 to 7e-5: undetectable.) One thread: on a loaded
+# 2-core machine OpenMP with 2 threads ran a 100-step training in 58 s instead of 0.3 s; infer --eval
+# runs single-threaded too.
 common=(--steps 300 --lr 1e-2 --min-lr 1e-3 --warmup 0 --eval-every 300 --eval-batches 2 --batch 8 --threads 1)
 # 1: char tokenizer, mixed layers incl. an ffn `none` layer and a custom mlp width, ctx 37 (32 + 5)
 "$TRAIN" "$tmp/train.txt" --tokenizer char --layers "softmax/mlp, softmax/none, softmax/mlp(hidden=96)" \
