@@ -81,7 +81,7 @@ run_model() {
 # allattn 1.4e-1), allattn's sqrt(D) applied twice to persistent logits 2.4e-1 (also adaptive and
 # softmax with persist), performer without -|k^|^2/2 3.3e-2, linformer's E applied newest-first
 # 4.1e-3 (1.8e-4 before linformer had a chunk=4,k=2 example), collab's content bias indexed by query
-# instead of key 4.3e-3, pkm's softmax over H·k instead of per head 1.7e-3: 14x the tolerance or
+# instead of key 3.5e-3, pkm's softmax over H·k instead of per head 1.7e-3: 14x the tolerance or
 # more. (At 40 steps such bugs moved the loss 1e-5 to 7e-5: undetectable.) One thread: on a loaded
 # 2-core machine OpenMP with 2 threads ran a 100-step training in 58 s instead of 0.3 s; infer --eval
 # runs single-threaded too.
