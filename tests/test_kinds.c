@@ -9,13 +9,17 @@
 //   - decode == forward: token-by-token decoding reproduces the forward's logits (ctx 37), also
 //     after a reset;
 //   - the checkpoint round trip of tests/roundtrip.h.
-// One model stacking every kind gets the same checks except the gradient check. A registered kind without examples fails
-// the guard, so a new kind cannot join the registry unchecked. (No allocation in a training step is
-// checked over the same examples by test_noalloc.c, which needs its own link flags.)
+// One model stacking every kind gets the same checks except the gradient check. A registered kind
+// without examples fails the guard, so a new kind cannot join the registry unchecked. (No
+// allocation in a training step is checked over the same examples by test_noalloc.c, which needs
+// its own link flags.)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "tests/fixture.h"
 #include "tests/roundtrip.h"
@@ -56,12 +60,10 @@ static void test_guard(const fixture_kind_case_t *cases, int n) {
     }
 }
 
-// Every trainable tensor of spec against finite differences (fixture_gradcheck_begin's model and
-// loss, fixture tolerances). At most 1% of the elements may need the smaller step: more would mean
-// the check is weak for this example (choose one with fewer kinks near its weights).
-static void gradcheck(const char *spec, float dropout, uint64_t seed) {
-    fixture_ctx_t *c = fixture_gradcheck_begin(spec, dropout, 0.4f, seed, NULL);
-    if (!c) return;
+// Every trainable tensor of the model set up by fixture_gradcheck_begin against finite differences
+// of its loss (fixture tolerances), each element through fd_check_piecewise; prints the worst ratio
+// and how many elements needed more than the first measurement.
+static void gradcheck_run(fixture_ctx_t *c) {
     double worst = 0;
     size_t remeasured = 0, elements = 0;
     for (int i = 0; i < c->m.params.count; i++) {
@@ -72,9 +74,29 @@ static void gradcheck(const char *spec, float dropout, uint64_t seed) {
         worst = w > worst ? w : worst;
         elements += p->numel;
     }
-    printf("  worst ratio to tolerance %.3f over %zu elements; %zu needed more than one measurement\n", worst, elements, remeasured);
+    printf("  worst ratio to tolerance %.3f over %zu elements; %zu needed more than one measurement\n", worst,
+           elements, remeasured);
     EXPECT(elements > 0);
-    fixture_gradcheck_end(c);
+}
+
+// The gradient check of spec (V 11, C 8, H 2, ctx 8, B 2, T 7, weights std 0.4), on one thread:
+// the check is some 5000 forward passes, each a few dozen short parallel regions, and with two
+// threads on a busy 2-core machine every region waits for a descheduled thread (this binary took
+// 2 min instead of 4 s). The threaded paths are exercised by the other checks here and by each
+// kind's own gradient checks.
+static void gradcheck(const char *spec, float dropout, uint64_t seed) {
+#ifdef _OPENMP
+    int saved_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+#endif
+    fixture_ctx_t *c = fixture_gradcheck_begin(spec, dropout, 0.4f, seed, NULL);
+    if (c) {
+        gradcheck_run(c);
+        fixture_gradcheck_end(c);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(saved_threads);
+#endif
 }
 
 static uint64_t spec_seed(const char *s) {
