@@ -32,9 +32,23 @@ typedef struct {
     long dim, heads, ctx, batch, steps, warmup, grad_accum, eval_every, eval_batches, save_every, seed, threads,
         stop_after, log_every;
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
+    int list_kinds;
 } opts_t;
 
 enum { MAX_FLAGS = 48 };
+
+// --list-kinds: one line per registered block kind, "KIND ROLE EXAMPLE..." separated by single
+// spaces (ROLE is mixer or ffn; each EXAMPLE is a small spec of that block alone, without
+// whitespace, from block_ops_t.examples), then exit 0. The script tests read it.
+static int print_kinds(void) {
+    for (int k = 0; k < block_kind_count(); k++) {
+        const block_ops_t *ops = block_kind_at(k);
+        printf("%s %s", ops->kind, ops->role == ROLE_MIXER ? "mixer" : "ffn");
+        for (const char *const *e = ops->examples; e && *e; e++) printf(" %s", *e);
+        printf("\n");
+    }
+    return 0;
+}
 
 // The flag table, bound to the options the caller owns; returns the number of flags.
 static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
@@ -67,6 +81,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"stop-after", FLAG_INT, &o->stop_after, "0", 0, 1e12, 0, "stop and save at this step, keeping --steps' schedule", 0},
         {"init-from", FLAG_STR, &o->init_from, "", 0, 0, 0, "copy every tensor whose name and shape match from this checkpoint", 0},
         {"time-budget", FLAG_FLOAT, &o->time_budget, "0", 0, 1e9, 0, "stop training after this many seconds (0 = none)", 0},
+        {"list-kinds", FLAG_BOOL, &o->list_kinds, "", 0, 0, 0, "print each block kind as 'KIND ROLE EXAMPLE...' and exit", 0},
     };
     int n = (int)(sizeof table / sizeof *table);
     CHECK(n <= MAX_FLAGS);
@@ -580,6 +595,7 @@ int main(int argc, char **argv) {
         printf("attnlab train %s\n", ATTNLAB_VERSION);
         return 0;
     }
+    if (o.list_kinds) return print_kinds();
     if (n_pos != 1) die(EXIT_USAGE, "train: expected one text FILE to train on (see --help)");
     if (o.resume[0] && o.init_from[0]) die(EXIT_USAGE, "train: --resume and --init-from exclude each other");
     cli_set_threads(o.threads);

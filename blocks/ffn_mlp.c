@@ -78,10 +78,13 @@ static void mlp_decode_step(block_t *b, float *y, const float *x, int pos, float
     matmul_forward(y, scratch + Hd, m->w2->data, m->b2->data, 1, Hd, C);
 }
 
+static const char *const mlp_examples[] = {"mlp", "mlp(hidden=5)", NULL};
+
 const block_ops_t ffn_mlp_ops = {
     .kind = "mlp",
     .role = ROLE_FFN,
     .options = "hidden",
+    .examples = mlp_examples,
     .configure = mlp_configure,
     .describe = mlp_describe,
     .register_params = mlp_register,

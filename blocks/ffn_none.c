@@ -26,11 +26,14 @@ static void none_decode_step(block_t *b, float *y, const float *x, int pos, floa
     memset(y, 0, (size_t)b->dims->dim * sizeof(float));
 }
 
+static const char *const none_examples[] = {"none", NULL};
+
 const block_ops_t ffn_none_ops = {
     .kind = "none",
     .role = ROLE_FFN,
     .options = "",
     .identity = 1,
+    .examples = none_examples,
     .configure = none_configure,
     .describe = none_describe,
     .register_params = none_register,

@@ -368,10 +368,13 @@ void pkm_shape(const block_t *b, int *slots, int *k, int *heads, int *dk) {
     *dk = p->dk;
 }
 
+static const char *const pkm_examples[] = {"pkm(slots=16,k=2,heads=1,dk=6)", "pkm(slots=36,k=3,heads=2,dk=8)", NULL};
+
 const block_ops_t ffn_pkm_ops = {
     .kind = "pkm",
     .role = ROLE_FFN,
     .options = "slots, k, heads, dk",
+    .examples = pkm_examples,
     .configure = pkm_configure,
     .describe = pkm_describe,
     .register_params = pkm_register,

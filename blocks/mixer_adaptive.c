@@ -20,10 +20,13 @@ static void adaptive_describe(const block_t *b, char *buf, size_t n) {
              a->N);
 }
 
+static const char *const adaptive_examples[] = {"adaptive(span=6,ramp=3,init=0.4,lambda=0.05)", "adaptive(span=5,ramp=2,init=0.3,lambda=0.02,persist=2)", NULL};
+
 const block_ops_t mixer_adaptive_ops = {
     .kind = "adaptive",
     .role = ROLE_MIXER,
     .options = "span, ramp, init, lambda, persist",
+    .examples = adaptive_examples,
     .configure = adaptive_configure,
     .describe = adaptive_describe,
     .register_params = attn_span_block_register,

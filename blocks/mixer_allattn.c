@@ -24,11 +24,14 @@ static void allattn_describe(const block_t *b, char *buf, size_t n) {
              a->lambda);
 }
 
+static const char *const allattn_examples[] = {"allattn(persist=4,span=6,ramp=3,init=0.4,lambda=0.05)", NULL};
+
 const block_ops_t mixer_allattn_ops = {
     .kind = "allattn",
     .role = ROLE_MIXER,
     .options = "persist, span, ramp, init, lambda",
     .implied_ffn = "none",
+    .examples = allattn_examples,
     .configure = allattn_configure,
     .describe = allattn_describe,
     .register_params = attn_span_block_register,

@@ -354,10 +354,13 @@ static int collab_init_from(block_t *b, const block_source_t *src, uint64_t seed
     return 4;
 }
 
+static const char *const collab_examples[] = {"collab", "collab(dk=3)", "collab(dk=40)", NULL};
+
 const block_ops_t mixer_collab_ops = {
     .kind = "collab",
     .role = ROLE_MIXER,
     .options = "dk",
+    .examples = collab_examples,
     .configure = collab_configure,
     .describe = collab_describe,
     .register_params = collab_register,

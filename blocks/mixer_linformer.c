@@ -350,10 +350,15 @@ static void linformer_decode_step(block_t *b, float *y, const float *x, int pos,
     attn_proj_out_forward(&s->proj, y, heads, 1, C);
 }
 
+static const char *const linformer_examples[] = {"linformer(chunk=2,k=1)", "linformer(chunk=4,k=2)",
+                                                 "linformer(chunk=3,k=2,window=1)",
+                                                 "linformer(chunk=2,k=2,window=1,share=kv)", NULL};
+
 const block_ops_t mixer_linformer_ops = {
     .kind = "linformer",
     .role = ROLE_MIXER,
     .options = "chunk, k, window, share",
+    .examples = linformer_examples,
     .configure = linformer_configure,
     .describe = linformer_describe,
     .register_params = linformer_register,

@@ -485,10 +485,13 @@ static void performer_decode_step(block_t *b, float *y, const float *x, int pos,
     attn_proj_out_forward(&s->proj, y, heads, 1, C);
 }
 
+static const char *const performer_examples[] = {"performer(features=8)", "performer(features=6,kernel=relu)", "performer(features=5,redraw=1)", NULL};
+
 const block_ops_t mixer_performer_ops = {
     .kind = "performer",
     .role = ROLE_MIXER,
     .options = "features, kernel, redraw",
+    .examples = performer_examples,
     .configure = performer_configure,
     .describe = performer_describe,
     .register_params = performer_register,

@@ -237,10 +237,13 @@ static void softmax_decode_step(block_t *b, float *y, const float *x, int pos, f
     attn_proj_out_forward(&s->proj, y, heads, 1, C);
 }
 
+static const char *const softmax_examples[] = {"softmax", "softmax(persist=3)", NULL};
+
 const block_ops_t mixer_softmax_ops = {
     .kind = "softmax",
     .role = ROLE_MIXER,
     .options = "persist",
+    .examples = softmax_examples,
     .configure = softmax_configure,
     .describe = softmax_describe,
     .register_params = softmax_register,

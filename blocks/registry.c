@@ -33,6 +33,10 @@ const block_ops_t *block_find(const char *kind) {
     return NULL;
 }
 
+int block_kind_count(void) { return (int)(sizeof registry / sizeof *registry); }
+
+const block_ops_t *block_kind_at(int i) { return i >= 0 && i < block_kind_count() ? registry[i] : NULL; }
+
 static void list_kinds(block_role_t role, char *buf, size_t n) {
     buf[0] = 0;
     for (size_t i = 0; i < sizeof registry / sizeof *registry; i++) {

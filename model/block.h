@@ -68,6 +68,11 @@ typedef struct {
     // Ffns: 1 if the block is the identity (`none`): the layer has no LN2 and no ffn term, and the
     // model calls nothing of it but configure, describe and the sizes (which are 0).
     int identity;
+    // Small example specs of this block alone, NULL-terminated, e.g. {"softmax", "softmax(persist=3)", NULL}:
+    // one per option path that changes the math, small enough for finite differences at width 8.
+    // tests/test_kinds.c runs every cross-kind check on each (a mixer's under the default ffn, an
+    // ffn's under softmax), and `train --list-kinds` prints them for the script tests.
+    const char *const *examples;
     // Read and validate options from spec (spec_get_*), fill b->priv. Return 0 or -1 with a message.
     // It may replace b->ops by a specialised table of the same kind (softmax with persist): every
     // later call goes through b->ops, never through the registry's table.
@@ -132,6 +137,9 @@ const char *block_where(block_t *b);
 
 // registry.c
 const block_ops_t *block_find(const char *kind);  // NULL if no such built kind
+// The registered kinds, in registry order: block_kind_at(i) for 0 <= i < block_kind_count().
+int block_kind_count(void);
+const block_ops_t *block_kind_at(int i);
 // Error for an unknown or unbuilt kind: names it and lists what is known.
 int block_unknown_kind_error(const char *kind, block_role_t role, int layer, char *err, size_t errlen);
 

@@ -162,11 +162,22 @@ expect_err 2 "'?bar'?.*softmax.*mlp" tiny "$W/text.txt" --layers 'softmax/bar'; 
 check "unknown block option: exit 2, names it and lists the kind's options"
 expect_err 2 "bogus.*persist" tiny "$W/text.txt" --layers 'softmax(bogus=1)/mlp'; kept
 expect_err 2 "bogus.*hidden" tiny "$W/text.txt" --layers 'softmax/mlp(bogus=1)'; kept
-check "every block kind of BLOCKS.md is built: a model of each trains"
-for spec in 'softmax/mlp' 'adaptive/mlp' 'allattn(persist=4)' 'performer/mlp' 'linformer/mlp' 'collab/mlp' \
-            'softmax/pkm(slots=64,k=4,dk=8)' 'softmax/none'; do
-    expect_ok tiny "$W/text.txt" --layers "$spec" --out "$W/kind.st"
+check "train --list-kinds: one line 'KIND ROLE EXAMPLE...' per kind; every example of every kind trains"
+expect_ok "$TRAIN" --list-kinds
+cp "$W/out" "$W/kinds"
+[ "$(grep -c . "$W/kinds")" -ge 9 ] || fail "--list-kinds lists fewer than the 9 kinds of BLOCKS.md"
+for k in softmax adaptive allattn performer linformer collab mlp none pkm; do
+    grep -Eq "^$k (mixer|ffn) [^ ]" "$W/kinds" || fail "--list-kinds has no line with examples for '$k'"
 done
+while read -r kind role examples; do
+    for ex in $examples; do
+        [ "$role" = ffn ] && spec="softmax/$ex" || spec=$ex
+        expect_ok tiny "$W/text.txt" --layers "$spec" --out "$W/kind.st"
+    done
+    # and the kind with its default options (what users get)
+    [ "$role" = ffn ] && spec="softmax/$kind" || spec=$kind
+    expect_ok tiny "$W/text.txt" --layers "$spec" --out "$W/kind.st"
+done <"$W/kinds"
 check "pkm options out of range: exit 2 naming the layer and the option"
 expect_err 2 "layer 1 \(pkm\): option slots=1000 is not a perfect square" tiny "$W/text.txt" --layers 'softmax/mlp,softmax/pkm(slots=1000)'; kept
 expect_err 2 "layer 0 \(pkm\): option k=32 exceeds sqrt\(slots\)=16" tiny "$W/text.txt" --layers 'softmax/pkm(slots=256)'; kept

@@ -79,6 +79,62 @@ static inline double fd_check(const char *what, fd_loss_fn f, void *ctx, float *
 }
 
 
+// fd_check for a loss that is only piecewise smooth (a top-k selection, a ReLU feature, a clamped
+// span ramp). An element whose central differences at eps fail is measured again: central at eps/4
+// and eps/16, then one-sided on each side at eps/4 and eps/16 (Richardson 2·D(h/2) − D(h), error
+// O(h²)); it passes if one measurement is within the same tolerance. A kink or jump straddled by the
+// central step lies beyond a smaller one, or, when it sits right beside the weight (a near-tie of a
+// selection), on one side of it, and the other side's derivative is the one backprop computes. A
+// wrong analytic gradient is wrong in every measurement, so it still fails. *remeasured (added to)
+// counts the elements that needed more than the first measurement.
+static inline double fd_one_sided(fd_loss_fn f, void *ctx, float *x, float h, double f0) {
+    float x0 = *x, x1 = x0 + h, x2 = x0 + h / 2;
+    *x = x1;
+    double l1 = f(ctx);
+    *x = x2;
+    double l2 = f(ctx);
+    *x = x0;
+    double d1 = (l1 - f0) / ((double)x1 - (double)x0), d2 = (l2 - f0) / ((double)x2 - (double)x0);
+    return 2.0 * d2 - d1;
+}
+static inline double fd_check_piecewise(const char *what, fd_loss_fn f, void *ctx, float *x, const float *analytic,
+                                        size_t n, float eps, double atol, double rtol, size_t *remeasured) {
+    double worst = 0, worst_fd = 0, worst_an = 0, f0 = f(ctx);
+    size_t worst_i = 0;
+    for (size_t i = 0; i < n; i++) {
+        double fds[7];
+        int m = 0;
+        for (float h = eps; h >= eps / 16; h /= 4) {
+            double d1 = fd_central(f, ctx, &x[i], h), d2 = fd_central(f, ctx, &x[i], h / 2);
+            fds[m++] = (4.0 * d2 - d1) / 3.0;
+            if (m == 1 && fabs(fds[0] - analytic[i]) <= atol + rtol * fabs(fds[0])) break;
+        }
+        if (m > 1)
+            for (float h = eps / 4; h >= eps / 16; h /= 4) {
+                fds[m++] = fd_one_sided(f, ctx, &x[i], h, f0);
+                fds[m++] = fd_one_sided(f, ctx, &x[i], -h, f0);
+            }
+        *remeasured += m > 1;
+        double best = INFINITY, best_fd = fds[0];
+        for (int j = 0; j < m; j++) {
+            double r = fabs(fds[j] - analytic[i]) / (atol + rtol * fabs(fds[j]));
+            if (r < best) { best = r; best_fd = fds[j]; }
+        }
+        if (!(best <= worst)) {
+            worst = best;
+            worst_i = i;
+            worst_fd = best_fd;
+            worst_an = analytic[i];
+        }
+    }
+    if (!(worst <= 1.0)) {
+        printf("  %s: element %zu: finite difference %.7g, analytic %.7g (ratio to tolerance %.3g, best measurement)\n",
+               what, worst_i, worst_fd, worst_an, worst);
+        tl_case_failed = 1;
+    }
+    return worst;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Generic per-spec checks. Each block kind's test file calls these with its own specs.
 
@@ -251,6 +307,41 @@ static inline void fixture_decode(const char *spec, int ctx, void (*tweak)(model
     free(full);
     free(inc);
     model_free(&m);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The registry's examples (block_ops_t.examples) as model specs: a mixer's example alone (its ffn
+// is the default: mlp, or what the kind implies), an ffn's under softmax ("softmax/" example).
+
+typedef struct {
+    const block_ops_t *ops;
+    const char *example;
+    char spec[200];
+} fixture_kind_case_t;
+
+// Fills out[0..max) with every example of every registered kind, in registry order; returns the count.
+static inline int fixture_kind_cases(fixture_kind_case_t *out, int max) {
+    int n = 0;
+    for (int k = 0; k < block_kind_count(); k++) {
+        const block_ops_t *ops = block_kind_at(k);
+        for (const char *const *e = ops->examples; e && *e && n < max; e++, n++) {
+            out[n].ops = ops;
+            out[n].example = *e;
+            snprintf(out[n].spec, sizeof out[n].spec, "%s%s", ops->role == ROLE_FFN ? "softmax/" : "", *e);
+        }
+    }
+    return n;
+}
+
+// One model of every kind: each kind's first example as one layer (as above), comma-separated.
+static inline void fixture_all_kinds_spec(char *buf, size_t n) {
+    buf[0] = 0;
+    for (int k = 0; k < block_kind_count(); k++) {
+        const block_ops_t *ops = block_kind_at(k);
+        if (!ops->examples || !ops->examples[0]) continue;
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, "%s%s%s", len ? "," : "", ops->role == ROLE_FFN ? "softmax/" : "", ops->examples[0]);
+    }
 }
 
 #endif

@@ -1,5 +1,6 @@
-# tests/lib_cli.sh — sourced by the command-line tests (tests/cli_*.sh): finds the binaries and the
-# corpus, makes a scratch directory removed on exit, and defines the helpers every script uses.
+# tests/lib_cli.sh — sourced by the command-line tests (tests/cli_*.sh): finds the binaries, makes a
+# scratch directory removed on exit with a generated corpus in it ($DATA, 100 kB of tests/gen_text.sh:
+# no file outside the clone is needed), and defines the helpers every script uses.
 #   run CMD...       run, keeping stdout in $W/out, stderr in $W/err and the status in $RC
 #   expect_ok CMD... run and require exit status 0
 #   fail MSG         print MSG with the last command, its status and output; exit 1
@@ -9,13 +10,13 @@ BUILD=${ATTNLAB_BUILD:-.}
 TRAIN=$BUILD/train; [ -x "$TRAIN" ] || TRAIN=./train
 INFER=$BUILD/infer; [ -x "$INFER" ] || INFER=./infer
 PY=/usr/bin/python3
-DATA=../shared/data/tinyshakespeare.txt
 [ -x "$TRAIN" ] && [ -x "$INFER" ] || { echo "train/infer not built (run make)"; exit 1; }
-[ -r "$DATA" ] || { echo "skip: $DATA not found"; exit 77; }
 # Passive OpenMP waiting: on a loaded 2-core machine, spinning threads make multi-threaded runs
 # 10-20x slower; the wait policy changes no result.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+DATA=$W/corpus.txt
+bash tests/gen_text.sh 100000 >"$DATA" || { echo "tests/gen_text.sh failed"; exit 1; }
 
 LAST=""; RC=0
 fail() {

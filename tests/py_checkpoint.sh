@@ -8,11 +8,9 @@ cd "$(dirname "$0")/.."
 BUILD=${ATTNLAB_BUILD:-.}
 TRAIN=$BUILD/train; [ -x "$TRAIN" ] || TRAIN=./train
 PY=/usr/bin/python3
-DATA=../shared/data/tinyshakespeare.txt
 DOC=docs/checkpoint.md
 [ -x "$TRAIN" ] || { echo "train not built (run make)"; exit 1; }
 [ -x "$PY" ] && "$PY" -c 'import numpy' 2>/dev/null || { echo "skip: numpy is not available to $PY"; exit 77; }
-[ -r "$DATA" ] || { echo "skip: $DATA not found"; exit 77; }
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
@@ -22,7 +20,7 @@ awk '/<!-- example:begin -->/{on=1; next} /<!-- example:end -->/{on=0} on && !/^
 [ "$(grep -c 'example:begin' "$DOC")" -eq 1 ] || fail "expected exactly one <!-- example:begin --> marker"
 grep -q "load_checkpoint" "$W/example.py" || fail "no example found between the markers"
 
-head -c 20000 "$DATA" >"$W/text.txt"
+bash tests/gen_text.sh 20000 >"$W/text.txt" || fail "tests/gen_text.sh failed"
 for tk in byte char; do
     ck="$W/$tk.st"
     echo "check: [$tk] train a tiny checkpoint, run the example on it and on its export"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # tests/py_twin.sh — the PyTorch twin (tests/twin.py) reproduces `infer --eval` to 1e-4 relative.
-# Trains small models with ./train for a few hundred steps — byte and char tokenizers, a layer whose
-# ffn is `none`, a ctx that is not a multiple of the attention's 32-row tiling, a file with
-# multi-byte UTF-8 characters (so bpb's byte counts matter) and an eval file whose last window is
-# short — one model per family of block kinds (softmax; adaptive and persist=N; allattn; performer
-# with both kernels; linformer with window and share=kv, ctx not a multiple of the chunk; pkm) — then
-# compares loss, ppl and bpb of `infer CKPT --eval FILE` with the twin's float64 figures.
+# Trains small models with ./train for a few hundred steps on a generated text (tests/gen_text.sh) —
+# byte and char tokenizers, a layer whose ffn is `none`, a ctx that is not a multiple of the
+# attention's 32-row tiling, a file with multi-byte UTF-8 characters (so bpb's byte counts matter) and
+# an eval file whose last window is short — and one model per registered block kind holding every
+# example of the kind (`train --list-kinds`), then compares loss, ppl and bpb of
+# `infer CKPT --eval FILE` with the twin's float64 figures.
 # Exit 77 (skip) when /usr/bin/python3 cannot import torch and numpy.
 #   bash tests/py_twin.sh            (ATTNLAB_BUILD=build/release by default; TWIN=path overrides the twin)
 set -u
@@ -20,16 +20,15 @@ fi
 TRAIN=$BUILD/train; INFER=$BUILD/infer
 [ -x "$TRAIN" ] || TRAIN=./train
 [ -x "$INFER" ] || INFER=./infer
-DATA=../shared/data/tinyshakespeare.txt
-[ -f "$DATA" ] || DATA=data/tinyshakespeare.txt
-if ! [ -f "$DATA" ]; then echo "py_twin: no tinyshakespeare.txt found"; exit 77; fi
-
 tmp=$(mktemp -d /tmp/py_twin.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-# eval text: 4000 bytes of late Shakespeare with 2-, 3- and 4-byte UTF-8 characters (last window short)
+DATA=$tmp/corpus.txt
+bash tests/gen_text.sh 70000 7 >"$DATA" || { echo "FAIL: tests/gen_text.sh"; exit 1; }
+# eval text: the last 4000 bytes of the generated play with 2-, 3- and 4-byte UTF-8 characters (last
+# window short)
 { tail -c 4000 "$DATA"; printf 'Café — 日本語 🙂 ✓ naïve\n'; } >"$tmp/eval.txt"
-# training text: 60 kB of Shakespeare, lines with the same characters, and the eval text (so the char
-# vocabulary covers it)
+# training text: 60 kB of the generated play, lines with the same characters, and the eval text (so
+# the char vocabulary covers it)
 { head -c 60000 "$DATA"; for i in 1 2 3 4 5 6 7 8; do printf 'Café naïve — 日本語 ✓ 🙂 señor %d\n' "$i"; done
   cat "$tmp/eval.txt"; } >"$tmp/train.txt"
 
@@ -77,11 +76,15 @@ run_model() {
 }
 
 # a high learning rate without warmup grows the weights enough that attention scores matter; 300
-# steps so that the kind-specific details do too: each planted twin bug (adaptive ramp distance off
-# by one, allattn's sqrt(D) applied twice to persistent logits, performer without -|k^|^2/2,
-# linformer's E applied newest-first; pkm's softmax over H·k) moved the loss by 1.6e-3 to 2.5e-2 relative, 13x the tolerance
-# or more (at 40 steps, 1e-5 to 7e-5: undetectable). One thread: on a loaded 2-core machine OpenMP
-# with 2 threads ran a 100-step training in 58 s instead of 0.3 s; infer --eval runs single-threaded too.
+# steps so that the kind-specific details do too. Each planted twin bug fails its kind's model (the
+# registry's examples, generated text): adaptive ramp distance off by one 2.2e-1 relative (also
+# allattn 1.4e-1), allattn's sqrt(D) applied twice to persistent logits 2.4e-1 (also adaptive and
+# softmax with persist), performer without -|k^|^2/2 3.3e-2, linformer's E applied newest-first
+# 4.1e-3 (1.8e-4 before linformer had a chunk=4,k=2 example), collab's content bias indexed by query
+# instead of key 3.5e-3, pkm's softmax over H·k instead of per head 1.7e-3: 14x the tolerance or
+# more. (At 40 steps such bugs moved the loss 1e-5 to 7e-5: undetectable.) One thread: on a loaded
+# 2-core machine OpenMP with 2 threads ran a 100-step training in 58 s instead of 0.3 s; infer --eval
+# runs single-threaded too.
 common=(--steps 300 --lr 1e-2 --min-lr 1e-3 --warmup 0 --eval-every 300 --eval-batches 2 --batch 8 --threads 1)
 # 1: char tokenizer, mixed layers incl. an ffn `none` layer and a custom mlp width, ctx 37 (32 + 5)
 "$TRAIN" "$tmp/train.txt" --tokenizer char --layers "softmax/mlp, softmax/none, softmax/mlp(hidden=96)" \
@@ -94,26 +97,23 @@ compare "char tokenizer, softmax/mlp,softmax/none,softmax/mlp(hidden=96), d 48, 
   || { cat "$tmp/log2"; echo "FAIL: train (byte)"; exit 1; }
 compare "byte tokenizer, softmax/none,2*softmax/mlp, d 64, 4 heads, ctx 70" "$tmp/byte.safetensors"
 
-# 3: adaptive span (a span shorter than ctx, so the mask cuts keys off; the default span = ctx),
-#    persist=N on softmax and on adaptive; ctx 40
-run_model 3 "adaptive(span=24,ramp=8)/mlp, softmax(persist=4)/mlp, adaptive(ramp=5,persist=3,init=0.3)/none" \
-  char 32 2 40 adaptive
-# 4: allattn (persistent memory + adaptive span, ffn none) stacked with softmax; char tokenizer
-run_model 4 "allattn(persist=8,span=20,ramp=6), 2*softmax/mlp" char 48 4 33 allattn
-# 5: performer, both kernels; ctx 45 crosses attnlab's 32-row blocks. The relu layer first and with
-#    an mlp: as the second layer with ffn none (byte tokenizer) it hardly mattered (abs for ReLU
-#    moved the loss 2e-4); here abs moves it 0.24, keys through -ReLU 0.68, no -|k^|^2/2 7e-3
-run_model 5 "performer(kernel=relu,features=8)/mlp, performer(features=16)/mlp" byte 32 2 45 performer
-# 6: causal chunked linformer: ctx 35 is a multiple of neither chunk; window 1 and share=kv
-run_model 6 "linformer(chunk=4,k=2)/mlp, linformer(chunk=3,k=1,window=1,share=kv)/mlp" char 32 2 35 linformer
-# 7: collab: dk < d not a multiple of H, dk = d/2 (default), dk > d; ctx 37 crosses the 32-row blocks.
-#    Planted twin bug: the content bias indexed by query i instead of key j moved the loss 4.1e-3
-#    relative (35x the tolerance)
-run_model 7 "collab(dk=13)/mlp, collab/mlp, collab(dk=40)/none" char 32 4 37 collab
-# 8: product-key memory ffns in both layers (values as sparse rows with their own lr 1e-3), 8 and 4
-#    memory heads: a softmax over all H·k scores instead of per head (BLOCKS.md's pitfall, planted in
-#    the twin) moved the loss 7.7e-3 relative (66x the tolerance); with 2 heads it moved 1.9e-4 only
-run_model 8 "softmax/pkm(slots=256,k=8,heads=8,dk=16), softmax/pkm(slots=64,k=4,heads=4,dk=8)" char 32 2 33 pkm
+# 3...: one model per registered kind, from `train --list-kinds`: one layer per example of the kind
+#    (a mixer's under its default ffn, an ffn's under softmax), d 32, 2 heads, ctx 37 (past one
+#    32-row block, a multiple of no chunk); char and byte tokenizers in turn. A kind the twin does not
+#    implement fails here, naming it: every kind needs its independent reference in tests/twin.py.
+"$TRAIN" --list-kinds >"$tmp/kinds" || { echo "FAIL: train --list-kinds"; exit 1; }
+[ -s "$tmp/kinds" ] || { echo "FAIL: train --list-kinds printed nothing"; exit 1; }
+n=3
+while read -r kind role examples; do
+  layers=""
+  for ex in $examples; do
+    [ "$role" = ffn ] && ex="softmax/$ex"
+    layers="${layers:+$layers, }$ex"
+  done
+  tk=char; [ $((n % 2)) = 0 ] && tk=byte
+  run_model $n "$layers" $tk 32 2 37 "$kind"
+  n=$((n + 1))
+done <"$tmp/kinds"
 
 # the twin refuses kinds it does not know, with a message naming the layer
 "$PY" - "$TWIN" <<'EOF2' || { echo "FAIL: the twin should refuse an unknown kind naming its layer"; fail=1; }

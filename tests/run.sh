@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# tests/run.sh — runs every test and prints one closing line "N passed, N failed".
+# tests/run.sh — runs every test and prints one closing line "N passed, N failed, K skipped".
 #   BUILD=build/release bash tests/run.sh          all tests
 #   BUILD=build/release bash tests/run.sh --unit   C unit tests only (what `make check` runs)
 # Each C test binary prints its own "N passed, N failed"; script tests (tests/*.sh, tests/*.py)
-# count as one test each. Exit status is non-zero if anything failed.
+# count as one test each; a script that exits 77 (skip: something it needs is missing, e.g. PyTorch for
+# the twin) is counted as skipped. Exit status is non-zero if anything failed or was skipped: a run
+# that did not test everything is not a success (CI must notice).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build/release}
 unit_only=0
 [ "${1:-}" = "--unit" ] && unit_only=1
 export ATTNLAB_BUILD=$BUILD
-passed=0; failed=0; failures=()
+passed=0; failed=0; skipped=0; failures=(); skips=()
 
 for t in "$BUILD"/tests/test_*; do
   [ -x "$t" ] || continue
@@ -36,7 +38,7 @@ if [ $unit_only = 0 ]; then
     if [ $rc -eq 0 ]; then
       passed=$((passed + 1)); echo "ok   $name"
     elif [ $rc -eq 77 ]; then
-      echo "skip $name: $(printf '%s\n' "$out" | tail -1)"
+      skipped=$((skipped + 1)); skips+=("$name"); echo "SKIP $name: $(printf '%s\n' "$out" | tail -1)"
     else
       failed=$((failed + 1)); failures+=("$name"); printf '%s\n' "$out" | tail -30; echo "FAILED: $name (exit $rc)"
     fi
@@ -44,5 +46,6 @@ if [ $unit_only = 0 ]; then
 fi
 
 [ ${#failures[@]} -gt 0 ] && echo "failing: ${failures[*]}"
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+[ ${#skips[@]} -gt 0 ] && echo "skipped (the run fails until they can run): ${skips[*]}"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ $failed -eq 0 ] && [ $skipped -eq 0 ]
