@@ -41,5 +41,6 @@ const block_ops_t mixer_allattn_ops = {
     .cache_floats = attn_span_block_cache_floats,
     .decode_scratch_floats = attn_span_block_decode_scratch_floats,
     .decode_step = attn_span_block_decode_step,
+    .free_priv = attn_span_block_free,
     .spans = attn_span_block_spans,
 };
