@@ -2,6 +2,8 @@
 // N learned key/value pairs per head joined to the context keys in one softmax, with an adaptive span
 // as in the paper; the layer has no ffn (its ops declare `implied_ffn = "none"`).
 // Options: persist (256), span (ctx), ramp (32), init (0.5), lambda (2e-6). The math is in attn_span.c.
+// --pos rope: q and k rotated per head, persistent scores on the unrotated query (attn_span.c,
+// docs/blocks/adaptive.md "Rotary positions").
 #include <stdio.h>
 #include <stdlib.h>
 
