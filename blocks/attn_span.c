@@ -13,6 +13,22 @@
 // ---------------------------------------------------------------------------------------------
 // options and parameters
 
+// --pos rope: build the head-width table once (positions [0, ctx)); an odd head width is refused.
+static int rope_setup(attn_span_t *a, block_t *b, char *err, size_t errlen) {
+    if (b->dims->pos != POS_ROPE) return 0;
+    int D = b->dims->dim / b->dims->heads;
+    char why[128];
+    if (rope_table_init(&a->rope, D, b->dims->ctx, why, sizeof why))
+        return seterr(err, errlen, "%s: --pos rope needs an even head width (dim/heads), got %d", block_where(b), D);
+    a->rope_on = 1;
+    return 0;
+}
+
+void attn_span_block_free(block_t *b) {
+    attn_span_t *a = b->priv;
+    if (a) rope_table_free(&a->rope);
+}
+
 int attn_span_configure(attn_span_t *a, block_t *b, spec_block_t *spec, long persist_default, char *err,
                         size_t errlen) {
     memset(a, 0, sizeof *a);
@@ -27,13 +43,15 @@ int attn_span_configure(attn_span_t *a, block_t *b, spec_block_t *spec, long per
     if (spec_get_int(spec, "ramp", 32, 1, 1L << 20, &a->R, where, err, errlen)) return -1;
     if (spec_get_float(spec, "init", 0.5, 0.0, 1.0, &a->init, where, err, errlen)) return -1;
     if (spec_get_float(spec, "lambda", 2e-6, 0.0, 1e3, &a->lambda, where, err, errlen)) return -1;
-    return spec_get_int(spec, "persist", persist_default, 0, 1L << 20, &a->N, where, err, errlen);
+    if (spec_get_int(spec, "persist", persist_default, 0, 1L << 20, &a->N, where, err, errlen)) return -1;
+    return rope_setup(a, b, err, errlen);
 }
 
-void attn_span_init_persist(attn_span_t *a, const block_t *b, long N) {
+int attn_span_init_persist(attn_span_t *a, block_t *b, long N, char *err, size_t errlen) {
     memset(a, 0, sizeof *a);
     a->block = b;
     a->N = N;
+    return rope_setup(a, b, err, errlen);
 }
 
 // z̃ starts at the layer's `init` in every head.
@@ -128,12 +146,19 @@ static inline int row_lo(const geom_t *g, int i) { return i - g->W + 1 > 0 ? i -
 // forward
 
 // act layout: qkv (B,T,3C) | P (B,H,region) | [P⊙M (B,H,region) | M (B,H,region)] | heads (B,T,C)
+//             | [q0 (B,T,C)]
+// --pos rope: qkv holds the ROTATED q and k (R_t q_t, R_t k_t: what the content scores and their
+// backward read; rotated in place, no extra memory). With persistent pairs the persistent scores
+// need the unrotated query too, and the backward needs it for dKp = dS_pᵀ·q0: q0 keeps it, B·T·C
+// more floats (recomputing it as R_tᵀ·(R_t q) would not be bit-exact, so the gradient would not be
+// that of the forward). Without rope or without persistent pairs there is no q0.
 typedef struct {
-    float *qkv, *P, *Pd, *mask, *heads;
+    float *qkv, *P, *Pd, *mask, *heads, *q0;
     size_t region;
 } views_t;
 
 static int has_dropout(const attn_span_t *a) { return a->block->dropout_masks; }
+static int has_q0(const attn_span_t *a) { return a->rope_on && a->N > 0; }
 
 static views_t views(const attn_span_t *a, const model_dims_t *dims, float *act, int B, int T) {
     size_t BTC = (size_t)B * T * dims->dim, reg = region_floats(a, T), A = (size_t)B * dims->heads * reg;
@@ -147,26 +172,29 @@ static views_t views(const attn_span_t *a, const model_dims_t *dims, float *act,
         v.Pd = v.P;
     }
     v.heads = p;
+    v.q0 = has_q0(a) ? p + BTC : NULL;
     return v;
 }
 
 size_t attn_span_act_floats(const attn_span_t *a, const model_dims_t *dims, int B, int T) {
     size_t BTC = (size_t)B * T * dims->dim, A = (size_t)B * dims->heads * region_floats(a, T);
-    return 4 * BTC + A * (has_dropout(a) ? 3 : 1);
+    return 4 * BTC + A * (has_dropout(a) ? 3 : 1) + (has_q0(a) ? BTC : 0);
 }
 
 // scratch: dheads (B,T,C) | dqkv (B,T,3C) | dP (B,H,region) | dKp, dVp (B,H,N,D) each | dz (B,H)
+//          | [dq0 (B,T,C): rope with persistent pairs, the persistent scores' dq (unrotated)]
 size_t attn_span_scratch_floats(const attn_span_t *a, const model_dims_t *dims, int B, int T) {
-    size_t BH = (size_t)B * dims->heads;
-    return 4 * (size_t)B * T * dims->dim + BH * region_floats(a, T) + 2 * (size_t)B * a->N * dims->dim + BH;
+    size_t BH = (size_t)B * dims->heads, BTC = (size_t)B * T * dims->dim;
+    return 4 * BTC + BH * region_floats(a, T) + 2 * (size_t)B * a->N * dims->dim + BH + (has_q0(a) ? BTC : 0);
 }
 
 // One (batch, head). Q, K, V: strided rows (stride 3C) of qkv; O: strided rows (stride C) of heads;
-// Kp, Vp (N,D) the stored persistent keys/values. Row block [r0, r1) reads keys k0 … r1−1 only:
-//   S = scale·Q[r0:r1]·K[k0:r1]ᵀ | Q[r0:r1]·Kpᵀ,  P = masked joint softmax,  O = P'·V[k0:r1] + sqrt(N)·P'_p·Vp
+// Kp, Vp (N,D) the stored persistent keys/values; Qp (row stride ldqp) the query the persistent
+// scores read: Q itself, or with rope the unrotated query. Row block [r0, r1) reads keys k0 … r1−1 only:
+//   S = scale·Q[r0:r1]·K[k0:r1]ᵀ | Qp[r0:r1]·Kpᵀ,  P = masked joint softmax,  O = P'·V[k0:r1] + sqrt(N)·P'_p·Vp
 // Returns the number of score entries computed.
 static long long head_forward(const geom_t *g, float *P, float *Pd, const float *mask, const float *Q, const float *K,
-                              const float *V, const float *Kp, const float *Vp, float *O) {
+                              const float *V, const float *Qp, int ldqp, const float *Kp, const float *Vp, float *O) {
     int T = g->T, D = g->D, C3 = g->C3, C = g->C, LD = g->LD, N = g->N, W = g->W;
     long long scored = 0;
     for (int r0 = 0; r0 < T; r0 += g->RB) {
@@ -175,8 +203,8 @@ static long long head_forward(const geom_t *g, float *P, float *Pd, const float 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cw, D, g->scale, Q + (size_t)r0 * C3, C3,
                     K + (size_t)k0 * C3, C3, 0.0f, Pt, LD);
         // persistent logits q·(sqrt(D)·Kp)/sqrt(D) = q·Kp: no scale here
-        if (N) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, D, 1.0f, Q + (size_t)r0 * C3, C3, Kp, D, 0.0f,
-                           Pt + LD - N, LD);
+        if (N) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, D, 1.0f, Qp + (size_t)r0 * ldqp, ldqp, Kp, D,
+                           0.0f, Pt + LD - N, LD);
         scored += (long long)M * (cw + N);
         for (int i = r0; i < r1; i++) {
             float *row = P + (size_t)i * LD, *pers = row + LD - N;
@@ -221,6 +249,14 @@ void attn_span_forward(attn_span_t *a, const model_dims_t *dims, float *y, const
     int C = dims->dim, H = dims->heads, D = C / H, NT = B * T;
     views_t v = views(a, dims, act, B, T);
     attn_proj_in_forward(&a->proj, v.qkv, x, NT, C);
+    if (a->rope_on) {
+        // q0 ← q (persistent scores), then q, k ← R_t q, R_t k in place (after the bias).
+        if (v.q0)
+            for (int n = 0; n < NT; n++)
+                memcpy(v.q0 + (size_t)n * C, v.qkv + (size_t)n * 3 * C, (size_t)C * sizeof(float));
+        rope_layout_t qk = rope_layout_qk(B, T, C, H);
+        rope_apply(&a->rope, v.qkv, v.qkv, &qk, 0, ROPE_ROTATE);
+    }
     if (v.mask) {
         // Attention dropout: masks drawn serially, in (b, h, i, key, persistent) order, for the
         // entries each row actually uses, before the parallel loop.
@@ -245,9 +281,10 @@ void attn_span_forward(attn_span_t *a, const model_dims_t *dims, float *y, const
             geom_t g = make_geom(a, dims, h, T);
             size_t off = ((size_t)bb * H + h) * v.region, nd = (size_t)h * a->N * D;
             const float *base = v.qkv + (size_t)bb * T * 3 * C;
+            const float *qp = v.q0 ? v.q0 + (size_t)bb * T * C + h * D : base + h * D;
             scored += head_forward(&g, v.P + off, v.Pd + off, v.mask ? v.mask + off : NULL, base + h * D,
-                                   base + C + h * D, base + 2 * C + h * D, pk ? pk + nd : NULL, pv ? pv + nd : NULL,
-                                   v.heads + (size_t)bb * T * C + h * D);
+                                   base + C + h * D, base + 2 * C + h * D, qp, v.q0 ? C : 3 * C, pk ? pk + nd : NULL,
+                                   pv ? pv + nd : NULL, v.heads + (size_t)bb * T * C + h * D);
         }
     a->keys_scored = scored;
     attn_proj_out_forward(&a->proj, y, v.heads, NT, C);
@@ -260,11 +297,14 @@ void attn_span_forward(attn_span_t *a, const model_dims_t *dims, float *y, const
 //   dP' = dO·V[k0:r1]ᵀ | sqrt(N)·dO·Vpᵀ,   dV[k0:r1] += P'ᵀ·dO,   dVp += sqrt(N)·P'_pᵀ·dO
 //   dP = dP'⊙M,  dS = P⊙(dP − rowsum(dP⊙P))                         (as softmax: log m shifts s)
 //   ∂L/∂m_c = (e^{s_c}/Z)(dP_c − rowsum) = dS_c/m_c,  ∂m/∂z = 1/R strictly inside the ramp (0<m<1)
-//   dQ += scale·dS·K[k0:r1] + dS_p·Kp,  dK[k0:r1] += scale·dSᵀ·Q,  dKp += dS_pᵀ·Q
+//   dQ += scale·dS·K[k0:r1],  dQp += dS_p·Kp,  dK[k0:r1] += scale·dSᵀ·Q,  dKp += dS_pᵀ·Qp
+// Qp/dQp (row stride ldqp): the query of the persistent scores and its gradient — Q/dQ themselves
+// without rope; with rope the unrotated query and a separate buffer (the caller combines them).
 // Returns Σ dS/m over ramp entries (the caller multiplies by ∂z/∂z̃ · ∂m/∂z = S/R).
 static float head_backward(const geom_t *g, const float *P, const float *Pd, const float *mask, const float *Q,
-                           const float *K, const float *V, const float *Kp, const float *Vp, const float *dO, float *dQ,
-                           float *dK, float *dV, float *dKp, float *dVp, float *dP) {
+                           const float *K, const float *V, const float *Qp, float *dQp, int ldqp, const float *Kp,
+                           const float *Vp, const float *dO, float *dQ, float *dK, float *dV, float *dKp, float *dVp,
+                           float *dP) {
     int T = g->T, D = g->D, C3 = g->C3, C = g->C, LD = g->LD, N = g->N, W = g->W;
     float dz = 0;
     for (int r0 = 0; r0 < T; r0 += g->RB) {
@@ -312,8 +352,9 @@ static float head_backward(const geom_t *g, const float *P, const float *Pd, con
                     dK + (size_t)k0 * C3, C3);
         if (N) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, N, 1.0f, dPt + LD - N, LD, Kp, D, 1.0f,
-                        dQ + (size_t)r0 * C3, C3);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, M, 1.0f, dPt + LD - N, LD, Qt, C3, 1.0f, dKp, D);
+                        dQp + (size_t)r0 * ldqp, ldqp);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, M, 1.0f, dPt + LD - N, LD, Qp + (size_t)r0 * ldqp,
+                        ldqp, 1.0f, dKp, D);
         }
     }
     return dz;
@@ -326,8 +367,10 @@ void attn_span_backward(attn_span_t *a, const model_dims_t *dims, float *dx, con
     size_t BH = (size_t)B * H, ND = (size_t)a->N * D;
     float *dheads = scratch, *dqkv = scratch + (size_t)NT * C, *dP = dqkv + (size_t)NT * 3 * C;
     float *dKp = dP + BH * v.region, *dVp = dKp + BH * ND, *dz = dVp + BH * ND;
+    float *dq0 = v.q0 ? dz + BH : NULL;  // (B,T,C) the persistent scores' gradient w.r.t. the unrotated q
     memset(dheads, 0, (size_t)NT * 4 * C * sizeof(float));
     memset(dKp, 0, (2 * BH * ND + BH) * sizeof(float));
+    if (dq0) memset(dq0, 0, (size_t)NT * C * sizeof(float));
     // y = heads·Woᵀ + bo
     attn_proj_out_backward(&a->proj, dheads, dy, v.heads, NT, C);
     const float *pk = a->pk ? a->pk->data : NULL, *pv = a->pv ? a->pv->data : NULL;
@@ -338,11 +381,23 @@ void attn_span_backward(attn_span_t *a, const model_dims_t *dims, float *dx, con
             size_t bh = (size_t)bb * H + h, off = bh * v.region, nd = (size_t)h * ND;
             const float *base = v.qkv + (size_t)bb * T * 3 * C;
             float *dbase = dqkv + (size_t)bb * T * 3 * C;
+            size_t q0off = (size_t)bb * T * C + h * D;
             dz[bh] = head_backward(&g, v.P + off, v.Pd + off, v.mask ? v.mask + off : NULL, base + h * D,
-                                   base + C + h * D, base + 2 * C + h * D, pk ? pk + nd : NULL, pv ? pv + nd : NULL,
-                                   dheads + (size_t)bb * T * C + h * D, dbase + h * D, dbase + C + h * D,
-                                   dbase + 2 * C + h * D, dKp + bh * ND, dVp + bh * ND, dP + off);
+                                   base + C + h * D, base + 2 * C + h * D, v.q0 ? v.q0 + q0off : base + h * D,
+                                   dq0 ? dq0 + q0off : dbase + h * D, v.q0 ? C : 3 * C, pk ? pk + nd : NULL,
+                                   pv ? pv + nd : NULL, dheads + (size_t)bb * T * C + h * D, dbase + h * D,
+                                   dbase + C + h * D, dbase + 2 * C + h * D, dKp + bh * ND, dVp + bh * ND, dP + off);
         }
+    if (a->rope_on) {
+        // q_t = R_t q0_t feeds the content scores, q0_t the persistent ones; k_t = R_t k0_t:
+        //   dq0_t = R_tᵀ·dq_t (content) + dq0_t (persistent),  dk0_t = R_tᵀ·dk_t   (R_tᵀ = R_{−t})
+        rope_layout_t qk = rope_layout_qk(B, T, C, H);
+        rope_apply(&a->rope, dqkv, dqkv, &qk, 0, ROPE_TRANSPOSE);
+        if (dq0)
+#pragma omp parallel for schedule(static)
+            for (int n = 0; n < NT; n++)
+                for (int c = 0; c < C; c++) dqkv[(size_t)n * 3 * C + c] += dq0[(size_t)n * C + c];
+    }
     // Per-(batch, head) partial gradients of shared tensors, summed in a fixed order.
     if (a->span_on) {
         float k = (float)a->S / (float)a->R;  // z = S·z̃, ∂m/∂z = 1/R
@@ -411,17 +466,24 @@ size_t attn_span_cache_floats(const attn_span_t *a, const model_dims_t *dims) {
     return 2 * (size_t)ring_positions(a, dims) * dims->dim;
 }
 
+// scratch: qkv (3C) | heads (C) | w (ring + N) | [q0 (C): rope, the unrotated query]
 size_t attn_span_decode_scratch_floats(const attn_span_t *a, const model_dims_t *dims) {
-    return 4 * (size_t)dims->dim + ring_positions(a, dims) + a->N;
+    return 4 * (size_t)dims->dim + ring_positions(a, dims) + a->N + (a->rope_on ? (size_t)dims->dim : 0);
 }
 
 void attn_span_decode_step(attn_span_t *a, const model_dims_t *dims, float *y, const float *x, int pos, float *cache,
                            float *scratch) {
     int C = dims->dim, H = dims->heads, D = C / H, N = (int)a->N, P = ring_positions(a, dims);
     CHECK(pos >= 0 && pos < dims->ctx);
-    float *qkv = scratch, *heads = scratch + 3 * C, *w = heads + C;
+    float *qkv = scratch, *heads = scratch + 3 * C, *w = heads + C, *q0 = qkv;
     float *Kc = cache, *Vc = cache + (size_t)P * C;
     attn_proj_in_forward(&a->proj, qkv, x, 1, C);
+    if (a->rope_on) {
+        // the ring holds rotated keys; q0 keeps the unrotated query for the persistent scores
+        q0 = w + P + N;
+        memcpy(q0, qkv, (size_t)C * sizeof(float));
+        rope_apply_one(&a->rope, qkv, 2 * H, D, pos, ROPE_ROTATE);
+    }
     memcpy(Kc + (size_t)(pos % P) * C, qkv + C, (size_t)C * sizeof(float));
     memcpy(Vc + (size_t)(pos % P) * C, qkv + 2 * C, (size_t)C * sizeof(float));
     for (int h = 0; h < H; h++) {
@@ -437,9 +499,10 @@ void attn_span_decode_step(attn_span_t *a, const model_dims_t *dims, float *y, c
             w[j - jlo] = dot * g.scale;
             if (span_mask(&g, pos - j) > 0.0f && w[j - jlo] > mx) mx = w[j - jlo];
         }
+        const float *qp = q0 + h * D;
         for (int n = 0; n < N; n++) {
             float dot = 0;
-            for (int e = 0; e < D; e++) dot += q[e] * Kp[(size_t)n * D + e];
+            for (int e = 0; e < D; e++) dot += qp[e] * Kp[(size_t)n * D + e];
             wp[n] = dot;
             mx = dot > mx ? dot : mx;
         }

@@ -5,6 +5,8 @@
 // has the math, the backward derivation and the compute skipping.
 //
 //   q, k, v = x·Wqᵀ + bq, x·Wkᵀ + bk, x·Wvᵀ + bv                  (B,T,C); head h owns cols h·D…h·D+D−1
+//   (--pos rope: q_i ← R_i q_i, k_j ← R_j k_j per head for the content scores s_ij; the persistent
+//    scores s_in keep the unrotated q_i — persistent keys have no position. rope.h, LONG_CONTEXT.md §1)
 //   s_ij    = q_i·k_j / sqrt(D)  (j ≤ i),   s_in = q_i·Kp_h[n]   (persistent: stored K already /sqrt(D))
 //   m_h(x)  = clamp((R + z_h − x)/R, 0, 1), x = i − j, z_h = S·z̃_h  (m ≡ 1 without a span)
 //   a_ij    = m·e^{s_ij} / Z_i,  a_in = e^{s_in} / Z_i,   Z_i = Σ_j m·e^{s_ij} + Σ_n e^{s_in}
@@ -26,6 +28,7 @@
 
 #include "blocks/attn_proj.h"
 #include "model/block.h"
+#include "model/rope.h"
 
 typedef struct {
     const block_t *block;  // the block this core serves (its dropout_masks flag sizes act)
@@ -38,14 +41,20 @@ typedef struct {
     param_t *span;                                   // (H) z̃, or NULL
     param_t *pk, *pv;                                // (H,N,D) each, or NULL
     long long keys_scored;  // score entries computed by the last forward (Σ over batch, heads): for tests
+    // --pos rope (dims->pos == POS_ROPE): each head's q and k are rotated (width D, positions of the
+    // window); persistent keys carry no position and are scored with the UNROTATED query. The table
+    // covers [0, ctx), built at configure time, freed by attn_span_block_free.
+    int rope_on;
+    rope_table_t rope;
 } attn_span_t;
 
 // Read the options span, ramp, init, lambda and persist (default persist_default) of a span kind
 // into a. Returns 0, or -1 with a message naming the layer (block_where) and option.
 int attn_span_configure(attn_span_t *a, block_t *b, spec_block_t *spec, long persist_default, char *err,
                         size_t errlen);
-// A plain causal softmax attention with N persistent pairs per head (softmax(persist=N)).
-void attn_span_init_persist(attn_span_t *a, const block_t *b, long N);
+// A plain causal softmax attention with N persistent pairs per head (softmax(persist=N)). Returns 0,
+// or -1 with a message naming the layer (--pos rope with an odd head width).
+int attn_span_init_persist(attn_span_t *a, block_t *b, long N, char *err, size_t errlen);
 void attn_span_register(attn_span_t *a, const block_t *b, param_table_t *pt, const char *prefix);
 
 size_t attn_span_act_floats(const attn_span_t *a, const model_dims_t *dims, int B, int T);
@@ -84,5 +93,6 @@ size_t attn_span_block_cache_floats(const block_t *b);
 size_t attn_span_block_decode_scratch_floats(const block_t *b);
 void attn_span_block_decode_step(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch);
 int attn_span_block_spans(const block_t *b, float *out);
+void attn_span_block_free(block_t *b);  // free_priv: the rope table
 
 #endif

@@ -2,6 +2,8 @@
 // attention whose heads each learn a soft span z_h = S·z̃_h (mask clamp((R+z−x)/R,0,1) inside the
 // normalization), with an L1 penalty on the spans and optional persistent memory (persist=N).
 // Options: span (ctx), ramp (32), init (0.5), lambda (2e-6), persist (0). The math is in attn_span.c.
+// --pos rope: q and k rotated per head, persistent scores on the unrotated query (attn_span.c,
+// docs/blocks/adaptive.md "Rotary positions").
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -39,5 +41,6 @@ const block_ops_t mixer_adaptive_ops = {
     .cache_floats = attn_span_block_cache_floats,
     .decode_scratch_floats = attn_span_block_decode_scratch_floats,
     .decode_step = attn_span_block_decode_step,
+    .free_priv = attn_span_block_free,
     .spans = attn_span_block_spans,
 };

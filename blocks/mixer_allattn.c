@@ -2,6 +2,8 @@
 // N learned key/value pairs per head joined to the context keys in one softmax, with an adaptive span
 // as in the paper; the layer has no ffn (its ops declare `implied_ffn = "none"`).
 // Options: persist (256), span (ctx), ramp (32), init (0.5), lambda (2e-6). The math is in attn_span.c.
+// --pos rope: q and k rotated per head, persistent scores on the unrotated query (attn_span.c,
+// docs/blocks/adaptive.md "Rotary positions").
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -44,5 +46,6 @@ const block_ops_t mixer_allattn_ops = {
     .cache_floats = attn_span_block_cache_floats,
     .decode_scratch_floats = attn_span_block_decode_scratch_floats,
     .decode_step = attn_span_block_decode_step,
+    .free_priv = attn_span_block_free,
     .spans = attn_span_block_spans,
 };

@@ -11,6 +11,13 @@
 // `--init-from` copies them; cq, ck, mix, cb are built from softmax's wq, wk, bq by init_from below
 // (concatenate at R = C, CP/ALS decomposition (blocks/cp_als.c) below it).
 // Attention dropout as in softmax: one mask per (b,h,i,j), drawn serially before the parallel loop.
+// --pos rope (LONG_CONTEXT.md §1): the score of head h uses the rotated MIXED query and the rotated
+// shared key (width R = dk, which must be even):
+//   s^h_ij = ((R_i(Q̃_i ⊙ m_h))·(R_j K̃_j) + cb_j,h) / sqrt(D)
+// so the mixed part is (Q̃_i⊙m_h)·R_{j−i}K̃_j: a function of j − i only. Rotating Q̃ before the mixing
+// would give Q̃_iᵀ R_iᵀ diag(m_h) R_j K̃_j, and R_iᵀ diag(m_h) R_j depends on i and j separately
+// unless m_h is constant within each rotation pair (i, i + R/2). cb (content bias) and V carry no
+// position. Backward in seq_backward; docs/blocks/collab.md "Rotary positions".
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,10 +28,13 @@
 #include "base/check.h"
 #include "blocks/cp_als.h"
 #include "model/ops.h"
+#include "model/rope.h"
 
 typedef struct {
     long R;  // D̃
     param_t *cq, *ck, *wv, *cb, *mix, *bv, *wo, *bo;
+    int rope_on;       // dims->pos == POS_ROPE
+    rope_table_t rope; // width R, positions [0, ctx); built by configure, freed by collab_free
 } collab_t;
 
 enum { ROW_BLOCK = 32 };  // score rows per product (lower-triangle tiling, as in softmax)
@@ -36,7 +46,28 @@ static int collab_configure(block_t *b, spec_block_t *spec, char *err, size_t er
     collab_t *s = xcalloc(1, sizeof(collab_t));
     b->priv = s;
     s->R = R;
+    if (b->dims->pos == POS_ROPE) {
+        char why[128];
+        if (R % 2 || rope_table_init(&s->rope, (int)R, b->dims->ctx, why, sizeof why))
+            return seterr(err, errlen, "%s: --pos rope needs an even dk (the shared query/key width), got dk=%ld",
+                          where, R);
+        s->rope_on = 1;
+    }
     return 0;
+}
+
+static void collab_free(block_t *b) {
+    collab_t *s = b->priv;
+    if (s) rope_table_free(&s->rope);
+}
+
+// Layouts of the rotated vectors (width R): the shared keys K̃ in proj rows (stride P) of B
+// sequences, and one sequence's mixed queries Qh (T,R) contiguous.
+static rope_layout_t keys_layout(int B, int T, int P) {
+    return (rope_layout_t){.B = B, .T = T, .n_vec = 1, .batch_stride = (size_t)T * P, .pos_stride = (size_t)P, .vec_stride = 0};
+}
+static rope_layout_t mixed_layout(int T, int R) {
+    return (rope_layout_t){.B = 1, .T = T, .n_vec = 1, .batch_stride = (size_t)T * R, .pos_stride = (size_t)R, .vec_stride = 0};
 }
 
 static void collab_describe(const block_t *b, char *buf, size_t n) {
@@ -81,6 +112,9 @@ static void project(const collab_t *s, float *proj, const float *x, int N, int C
 }
 
 // act layout: proj (B,T,P) | probs (B,H,T,T) | [dropped (B,H,T,T) | mask (B,H,T,T)] | heads (B,T,C)
+// --pos rope: proj's K̃ columns hold the ROTATED keys R_j K̃_j (rotated in place: the backward needs
+// only them, since the projection's backward reads x); Q̃ stays unrotated (the mixing comes first,
+// and dm needs Q̃); the rotated mixed queries are recomputed per head, as Qh is today. No extra memory.
 static size_t att_floats(const block_t *b, int B, int T) { return (size_t)B * b->dims->heads * T * T; }
 static int has_dropout(const block_t *b) { return b->dropout_masks; }
 
@@ -149,6 +183,10 @@ static void collab_forward(block_t *b, float *y, const float *x, float *act, flo
     int C = b->dims->dim, H = b->dims->heads, D = C / H, R = (int)s->R, P = proj_width(b), N = B * T;
     views_t v = views(b, act, B, T);
     project(s, v.proj, x, N, C, H, P);
+    if (s->rope_on) {  // K̃_j ← R_j K̃_j in place
+        rope_layout_t kl = keys_layout(B, T, P);
+        rope_apply(&s->rope, v.proj + R, v.proj + R, &kl, 0, ROPE_ROTATE);
+    }
     // Attention dropout: masks drawn serially, in (b,h,i,j) order, before the parallel loop.
     if (v.mask) dropout_mask_draw(v.mask, rc->training ? rc->dropout : 0.0f, rc->rng, att_floats(b, B, T));
     float scale = 1.0f / sqrtf((float)D);
@@ -160,6 +198,10 @@ static void collab_forward(block_t *b, float *y, const float *x, float *act, flo
         for (int h = 0; h < H; h++) {
             size_t bh = (size_t)bb * H + h, TT = (size_t)T * T;
             mix_query(Qh, base, s->mix->data + (size_t)h * R, T, R, P);
+            if (s->rope_on) {  // Qh_i ← R_i (Q̃_i ⊙ m_h): the MIXED query is rotated
+                rope_layout_t ql = mixed_layout(T, R);
+                rope_apply(&s->rope, Qh, Qh, &ql, 0, ROPE_ROTATE);
+            }
             head_forward(v.probs + bh * TT, Qh, base + R, base + 2 * R + h * D, base + 2 * R + C + h,
                          v.heads + (size_t)bb * T * C + h * D, v.mask ? v.mask + bh * TT : NULL,
                          v.mask ? v.dropped + bh * TT : NULL, T, R, D, P, C, scale);
@@ -172,6 +214,10 @@ static void collab_forward(block_t *b, float *y, const float *x, float *act, flo
 //   dP' = dO·V_hᵀ,  dV_h += P'ᵀ·dO,  dP = dP'⊙mask,  dS = P⊙(dP − rowsum(dP⊙P))     (j ≤ i only)
 //   S = scale·(Qh·K̃ᵀ + 1·cb_hᵀ):  dcb_h[j] += scale·Σ_i dS_ij,  dQh = scale·dS·K̃,  dK̃ += scale·dSᵀ·Qh
 //   Qh = Q̃ ⊙ m_h:  dQ̃ += dQh ⊙ m_h,  dm_h += Σ_i dQh_i ⊙ Q̃_i  (into this sequence's dmix row)
+// --pos rope: the scores read Qh'_i = R_i(Q̃_i ⊙ m_h) and K̃'_j = R_j K̃_j (K̃' is what act holds):
+//   dQh'  = scale·dS·K̃',   dK̃' += scale·dSᵀ·Qh'                     (the same products, rotated operands)
+//   dQh_i = R_iᵀ·dQh'_i, then dQ̃ and dm_h as above through the elementwise mixing (no rotation there)
+//   dK̃_j  = R_jᵀ·dK̃'_j, once after all heads (every head adds to the same shared-key gradient)
 static void seq_backward(const collab_t *s, const views_t *v, const float *dheads, float *dproj, float *dPall,
                          float *Qh, float *dQh, float *dmix, int bb, int T, int C, int H, int P, float scale) {
     int R = (int)s->R, D = C / H;
@@ -204,6 +250,8 @@ static void seq_backward(const collab_t *s, const views_t *v, const float *dhead
             for (int j = 0; j <= i; j++) dcb[(size_t)j * P] += scale * d[j];
         }
         mix_query(Qh, Q, m, T, R, P);
+        rope_layout_t ql = mixed_layout(T, R);
+        if (s->rope_on) rope_apply(&s->rope, Qh, Qh, &ql, 0, ROPE_ROTATE);
         for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
             int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
             // dQh[r0:r1] = scale·dS[r0:r1, 0:r1]·K̃[0:r1]
@@ -213,6 +261,7 @@ static void seq_backward(const collab_t *s, const views_t *v, const float *dhead
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, R, r1 - r0, scale, dP + (size_t)r0 * T, T,
                         Qh + (size_t)r0 * R, R, 1.0f, dK, P);
         }
+        if (s->rope_on) rope_apply(&s->rope, dQh, dQh, &ql, 0, ROPE_TRANSPOSE);
         float *dm = dmix + ((size_t)bb * H + h) * R;
         for (int i = 0; i < T; i++)
             for (int r = 0; r < R; r++) {
@@ -220,6 +269,10 @@ static void seq_backward(const collab_t *s, const views_t *v, const float *dhead
                 dQ[(size_t)i * P + r] += g * m[r];
                 dm[r] += g * Q[(size_t)i * P + r];
             }
+    }
+    if (s->rope_on) {
+        rope_layout_t kl = keys_layout(1, T, P);
+        rope_apply(&s->rope, dK, dK, &kl, 0, ROPE_TRANSPOSE);
     }
 }
 
@@ -271,6 +324,7 @@ static void collab_decode_step(block_t *b, float *y, const float *x, int pos, fl
     float *proj = scratch, *qh = proj + P, *heads = qh + R, *w = heads + C;
     float *Kc = cache, *Vc = Kc + (size_t)ctx * R, *cbc = Vc + (size_t)ctx * C;
     project(s, proj, x, 1, C, H, P);
+    if (s->rope_on) rope_apply_one(&s->rope, proj + R, 1, (size_t)R, pos, ROPE_ROTATE);  // the cache holds R_j K̃_j
     memcpy(Kc + (size_t)pos * R, proj + R, (size_t)R * sizeof(float));
     memcpy(Vc + (size_t)pos * C, proj + 2 * R, (size_t)C * sizeof(float));
     memcpy(cbc + (size_t)pos * H, proj + 2 * R + C, (size_t)H * sizeof(float));
@@ -278,6 +332,7 @@ static void collab_decode_step(block_t *b, float *y, const float *x, int pos, fl
     for (int h = 0; h < H; h++) {
         const float *m = s->mix->data + (size_t)h * R;
         for (int r = 0; r < R; r++) qh[r] = proj[r] * m[r];
+        if (s->rope_on) rope_apply_one(&s->rope, qh, 1, (size_t)R, pos, ROPE_ROTATE);  // R_pos (Q̃ ⊙ m_h)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, pos + 1, R, scale, Kc, R, qh, 1, 0.0f, w, 1);
         for (int j = 0; j <= pos; j++) w[j] += scale * cbc[(size_t)j * H + h];
         float mx = w[0];
@@ -371,5 +426,6 @@ const block_ops_t mixer_collab_ops = {
     .cache_floats = collab_cache_floats,
     .decode_scratch_floats = collab_decode_scratch_floats,
     .decode_step = collab_decode_step,
+    .free_priv = collab_free,
     .init_from = collab_init_from,
 };

@@ -45,6 +45,7 @@ static const block_ops_t softmax_persist_ops = {
     .cache_floats = attn_span_block_cache_floats,
     .decode_scratch_floats = attn_span_block_decode_scratch_floats,
     .decode_step = attn_span_block_decode_step,
+    .free_priv = attn_span_block_free,
 };
 
 static int softmax_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {
@@ -52,10 +53,9 @@ static int softmax_configure(block_t *b, spec_block_t *spec, char *err, size_t e
     if (spec_get_int(spec, "persist", 0, 0, 1L << 20, &persist, block_where(b), err, errlen)) return -1;
     if (persist) {
         attn_span_t *a = xcalloc(1, sizeof *a);
-        attn_span_init_persist(a, b, persist);
-        b->priv = a;
+        b->priv = a;  // freed by model_free (with the rope table, through softmax_persist_ops), also on error
         b->ops = &softmax_persist_ops;
-        return 0;
+        return attn_span_init_persist(a, b, persist, err, errlen);
     }
     b->priv = xcalloc(1, sizeof(softmax_t));
     return 0;

@@ -3,6 +3,10 @@
 // BLOCKS.md §2–3, finite-difference gradients (spans on the ramp, at the mask's clamps and at
 // z̃ = 1; persistent keys/values through their sqrt re-parametrization; the span penalty), causality,
 // decode == forward (through the ring cache), clamping, and that a short span shortens the work.
+// With --pos rope (dims.pos = POS_ROPE): forward against the transcription with rotated q, k and the
+// persistent scores on the unrotated q; gradients of every tensor; causality; decode == forward; the
+// trap (persistent logits must not depend on the absolute position: a periodic input gives periodic
+// outputs); an odd head width refused.
 #include <math.h>
 #include <stdio.h>
 #ifdef _OPENMP
@@ -17,6 +21,7 @@
 #include "base/check.h"
 #include "model/model.h"
 #include "tests/fixture.h"
+#include "tests/fixture_pos.h"
 #include "tests/testlib.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -133,8 +138,9 @@ static void test_options(void) {
 // ---------------------------------------------------------------------------------------------
 // forward against the math of BLOCKS.md, transcribed directly (double, no windows, no tiling)
 
+// With dims.pos == POS_ROPE: content scores (R_i q_i)·(R_j k_j), persistent scores q_i·Kp (unrotated q).
 static void reference_mixer(model_t *m, int l, long S, long R, const float *x, int B, int T, double *y) {
-    int C = m->dims.dim, H = m->dims.heads, D = C / H;
+    int C = m->dims.dim, H = m->dims.heads, D = C / H, rope = m->dims.pos == POS_ROPE;
     const float *wq = find_param(m, l, "wq")->data, *bq = find_param(m, l, "bq")->data;
     const float *wk = find_param(m, l, "wk")->data, *bk = find_param(m, l, "bk")->data;
     const float *wv = find_param(m, l, "wv")->data, *bv = find_param(m, l, "bv")->data;
@@ -143,6 +149,7 @@ static void reference_mixer(model_t *m, int l, long S, long R, const float *x, i
     int N = pk ? (int)pk->shape[1] : 0;
     double *q = calloc((size_t)T * C, sizeof(double)), *k = calloc((size_t)T * C, sizeof(double));
     double *v = calloc((size_t)T * C, sizeof(double)), *o = calloc((size_t)T * C, sizeof(double));
+    double *qr = calloc((size_t)T * C, sizeof(double));  // the query of the content scores
     double *u = calloc((size_t)T + N, sizeof(double));
     for (int b = 0; b < B; b++) {
         const float *xb = x + (size_t)b * T * C;
@@ -158,13 +165,20 @@ static void reference_mixer(model_t *m, int l, long S, long R, const float *x, i
                 k[t * C + c] = sk;
                 v[t * C + c] = sv;
             }
+        memcpy(qr, q, (size_t)T * C * sizeof(double));
+        if (rope)
+            for (int t = 0; t < T; t++)
+                for (int h = 0; h < H; h++) {
+                    pos_rope_ref(qr + t * C + h * D, D, t);
+                    pos_rope_ref(k + t * C + h * D, D, t);
+                }
         for (int h = 0; h < H; h++) {
             double z = sp ? (double)S * sp->data[h] : 0;
             for (int i = 0; i < T; i++) {
                 double Z = 0;
                 for (int j = 0; j <= i; j++) {
                     double s = 0;
-                    for (int e = 0; e < D; e++) s += q[i * C + h * D + e] * k[j * C + h * D + e];
+                    for (int e = 0; e < D; e++) s += qr[i * C + h * D + e] * k[j * C + h * D + e];
                     double mk = 1;
                     if (sp) mk = fmin(1.0, fmax(0.0, (R + z - (i - j)) / (double)R));
                     u[j] = mk * exp(s / sqrt((double)D));
@@ -192,15 +206,16 @@ static void reference_mixer(model_t *m, int l, long S, long R, const float *x, i
             }
     }
     free(q);
+    free(qr);
     free(k);
     free(v);
     free(o);
     free(u);
 }
 
-static void check_reference(const char *spec, long S, long R, int ctx, int C, int H) {
+static void check_reference_pos(pos_scheme_t pos, const char *spec, long S, long R, int ctx, int C, int H) {
     model_t m;
-    if (fixture_model(&m, spec, 11, C, H, ctx, 0.3f, 5)) {
+    if (pos_fixture_model(&m, pos, spec, 11, C, H, ctx, 0.3f, 5)) {
         tl_case_failed = 1;
         return;
     }
@@ -231,6 +246,9 @@ static void check_reference(const char *spec, long S, long R, int ctx, int C, in
     free(yd);
     model_free(&m);
 }
+static void check_reference(const char *spec, long S, long R, int ctx, int C, int H) {
+    check_reference_pos(POS_LEARNED, spec, S, R, ctx, C, H);
+}
 
 static void test_reference(void) {
     g_nz = 4;
@@ -247,6 +265,14 @@ static void test_reference(void) {
         check_reference("softmax(persist=6)/none", 0, 0, 40, 16, 4);
     TEST_CASE("forward == BLOCKS.md math: adaptive T 200 (32-row blocks)")
         check_reference("adaptive(span=200,ramp=32,persist=2)/none", 200, 32, 200, 16, 4);
+    TEST_CASE("rope: forward == math (rotated q·k, persistent on unrotated q): adaptive persist 3, T 40")
+        check_reference_pos(POS_ROPE, "adaptive(span=20,ramp=2,persist=3)/none", 20, 2, 40, 16, 4);
+    TEST_CASE("rope: forward == math: allattn persist 5, T 40, D 8")
+        check_reference_pos(POS_ROPE, "allattn(persist=5,span=12,ramp=4)", 12, 4, 40, 32, 4);
+    TEST_CASE("rope: forward == math: softmax persist 6, T 40")
+        check_reference_pos(POS_ROPE, "softmax(persist=6)/none", 0, 0, 40, 16, 4);
+    TEST_CASE("rope: forward == math: adaptive (no persist) T 200")
+        check_reference_pos(POS_ROPE, "adaptive(span=200,ramp=32)/none", 200, 32, 200, 16, 4);
     g_nz = 2;
     TEST_CASE("adaptive(span=ctx, init=1) == softmax with the same weights") {
         model_t ma, ms;
@@ -498,12 +524,138 @@ static void test_compute(void) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// rotary positions (--pos rope; LONG_CONTEXT.md §1)
+
+static const struct {
+    const char *spec;
+    float dropout;
+    float z0, z1;
+} rope_grad_cases[] = {
+    {"adaptive(span=6,ramp=3,persist=3,lambda=0.05)/mlp", 0.0f, 0.4f, 0.9f},
+    {"allattn(persist=4,span=6,ramp=3,lambda=0.05),adaptive(span=5,ramp=4,lambda=0.02)/mlp", 0.0f, 0.7f, 0.3f},
+    {"allattn(persist=2,span=6,ramp=3,lambda=0.05)", 0.25f, 0.4f, 0.9f},
+    {"softmax(persist=3)/mlp", 0.0f, 0, 0},
+    {"softmax(persist=2)/none,adaptive(span=8,ramp=2,lambda=0.05)/mlp", 0.25f, 1.0f, 0.2f},
+};
+
+// Block-level: forward and decode of one sequence x (T, C) through layer 0's mixer.
+static void block_forward_decode(model_t *m, const float *x, int T, float *y, float *yd) {
+    block_t *blk = &m->layers[0].mixer;
+    int C = m->dims.dim;
+    float *act = xalloc_floats(blk->ops->act_floats(blk, 1, T)), *scr = xalloc_floats(blk->ops->scratch_floats(blk, 1, T));
+    float *cache = xalloc_floats(blk->ops->cache_floats(blk)), *dscr = xalloc_floats(blk->ops->decode_scratch_floats(blk));
+    rng_t r;
+    rng_seed(&r, 1);
+    run_ctx_t rc = {.training = 0, .rng = &r};
+    blk->ops->forward(blk, y, x, act, scr, 1, T, &rc);
+    for (int t = 0; t < T; t++) blk->ops->decode_step(blk, yd + (size_t)t * C, x + (size_t)t * C, t, cache, dscr);
+    free(act);
+    free(scr);
+    free(cache);
+    free(dscr);
+}
+
+// The trap: persistent keys carry no position, so their logits must not depend on where the query
+// sits. With a short span (window W) every output depends on the last W inputs and their relative
+// positions only — and on the persistent pairs; so a periodic input (period 17) gives periodic outputs
+// from position W−1 on, if and only if persistent logits use the unrotated query (rotating it makes
+// them depend on the absolute position) and content scores depend on j − i only. Forward and decode.
+static void check_periodic(const char *spec, int C) {
+    enum { T = 48, PERIOD = 17 };
+    model_t m;
+    if (pos_fixture_model(&m, POS_ROPE, spec, 11, C, 4, T, 0.3f, 7)) {
+        tl_case_failed = 1;
+        return;
+    }
+    tweak_spans(&m);
+    block_t *blk = &m.layers[0].mixer;
+    int W = 0;
+    for (int h = 0; h < 4; h++) W = attn_span_window(blk->priv, h, T) > W ? attn_span_window(blk->priv, h, T) : W;
+    CHECK(W + PERIOD < T);
+    size_t n = (size_t)T * C;
+    float *x = xalloc_floats(n), *y = xalloc_floats(n), *yd = xalloc_floats(n);
+    rng_t r;
+    rng_seed(&r, 13);
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < C; c++) x[t * C + c] = t < PERIOD ? rng_normal(&r) : x[(t - PERIOD) * C + c];
+    block_forward_decode(&m, x, T, y, yd);
+    float scale = 0;
+    for (size_t i = 0; i < n; i++) scale = fmaxf(scale, fabsf(y[i]));
+    EXPECT_CLOSE("decode == forward", yd, y, n, 1e-5 * scale, 1e-4);
+    int from = W - 1;
+    size_t len = (size_t)(T - PERIOD - from) * C;
+    printf("  window %d: comparing outputs at %d..%d with those %d later\n", W, from, T - PERIOD - 1, PERIOD);
+    EXPECT_CLOSE("forward y[t+17] == y[t]", y + (size_t)(from + PERIOD) * C, y + (size_t)from * C, len, 1e-5 * scale,
+                 1e-4);
+    EXPECT_CLOSE("decode y[t+17] == y[t]", yd + (size_t)(from + PERIOD) * C, yd + (size_t)from * C, len,
+                 1e-5 * scale, 1e-4);
+    free(x);
+    free(y);
+    free(yd);
+    model_free(&m);
+}
+
+static void test_rope(void) {
+    for (size_t k = 0; k < sizeof rope_grad_cases / sizeof *rope_grad_cases; k++) {
+        char name[200];
+        snprintf(name, sizeof name, "rope: gradcheck %s dropout %.2f z~ %.2f %.2f", rope_grad_cases[k].spec,
+                 rope_grad_cases[k].dropout, rope_grad_cases[k].z0, rope_grad_cases[k].z1);
+        TEST_CASE(name) {
+            g_ztilde[0] = rope_grad_cases[k].z0;
+            g_ztilde[1] = rope_grad_cases[k].z1;
+            g_nz = 2;
+            double worst = pos_fixture_gradcheck(POS_ROPE, rope_grad_cases[k].spec, rope_grad_cases[k].dropout, 0.4f, 3,
+                                                 tweak_spans, 1e-2f);
+            printf("  worst ratio to tolerance %.3f\n", worst);
+        }
+    }
+    g_nz = 4;
+    g_ztilde[0] = 0.4f, g_ztilde[1] = 0.9f, g_ztilde[2] = 0.55f, g_ztilde[3] = 0.15f;
+    TEST_CASE("rope: causality adaptive(persist)/mlp + allattn T 40 dropout 0.1")
+        pos_fixture_causality(POS_ROPE, "adaptive(span=12,ramp=4,persist=2)/mlp,allattn(persist=4,span=30,ramp=6)", 40,
+                              40, 0.1f, tweak_spans);
+    TEST_CASE("rope: causality softmax(persist)/mlp T 40")
+        pos_fixture_causality(POS_ROPE, "softmax(persist=5)/mlp", 40, 40, 0.0f, tweak_spans);
+    TEST_CASE("rope: decode == forward adaptive ring wraps + allattn + softmax(persist)")
+        pos_fixture_decode(POS_ROPE,
+                           "adaptive(span=12,ramp=4)/mlp,allattn(persist=4,span=8,ramp=3),softmax(persist=3)/mlp", 40,
+                           tweak_spans);
+    // z = 2.4, 5.4, 3.3, 0.9 with span 6, ramp 3: windows ≤ 9
+    TEST_CASE("rope trap: persistent logits independent of position (periodic input -> periodic output), adaptive")
+        check_periodic("adaptive(span=6,ramp=3,persist=3)/none", 16);
+    TEST_CASE("rope trap: the same for allattn, D 8")
+        check_periodic("allattn(persist=5,span=6,ramp=3)", 32);
+    g_nz = 2;
+    TEST_CASE("rope: an odd head width is refused at configure, naming the layer") {
+        // layer 0 collab(dk=4): even dk, accepted whatever the head width
+        const char *specs[] = {"collab(dk=4),adaptive(span=4)", "collab(dk=4),allattn(persist=2)",
+                               "collab(dk=4),softmax(persist=2)"};
+        const char *want[] = {"layer 1 (adaptive)", "layer 1 (allattn)", "layer 1 (softmax)"};
+        for (int k = 0; k < 3; k++) {
+            model_t m;
+            model_dims_t d = {.vocab = 11, .dim = 12, .heads = 4, .ctx = 8, .pos = POS_ROPE};  // D 3
+            char err[512] = "";
+            int rc = model_build(&m, &d, specs[k], err, sizeof err);
+            if (rc == 0) model_free(&m);
+            EXPECT_MSG(rc != 0 && strstr(err, want[k]) && strstr(err, "even head width") && !strchr(err, '\n'),
+                       "%s: rc %d, '%s'", specs[k], rc, err);
+            if (rc) printf("  %s -> %s\n", specs[k], err);
+            d.pos = POS_LEARNED;  // the same dims without rope build
+            rc = model_build(&m, &d, specs[k], err, sizeof err);
+            EXPECT_MSG(rc == 0, "%s without rope: %s", specs[k], err);
+            if (rc == 0) model_free(&m);
+        }
+    }
+}
+
 int main(void) {
     test_options();
     test_reference();
     test_gradients();
     test_penalty_clamp_spans();
     test_causality_decode();
+    test_rope();
     test_compute();
     return test_main_end();
 }

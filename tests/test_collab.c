@@ -4,7 +4,10 @@
 // > d, not a multiple of H, with attention dropout); exact causality over more than one row block;
 // decode == forward; "concatenate" mixing reproduces softmax MHA; conversion through a checkpoint
 // (dk = d: same loss; dk < d: ALS error reported and decreasing in dk); ALS recovers a tensor of known
-// CP rank; cache size.
+// CP rank; cache size. With --pos rope (dims.pos = POS_ROPE): forward against the formula with the
+// rotated MIXED query R_i(Q̃_i⊙m_h) and rotated shared key R_j K̃_j; gradients of every tensor;
+// causality; decode == forward; the trap (score differences along a row depend on j − i only: a
+// prefix shifts every position and must not change them); an odd dk refused.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,7 @@
 #include "blocks/cp_als.h"
 #include "model/model.h"
 #include "tests/fixture.h"
+#include "tests/fixture_pos.h"
 #include "tests/testlib.h"
 #include "tokenizer/tokenizer.h"
 
@@ -57,14 +61,17 @@ static void test_options(void) {
 
 // The block's forward against the formula, written directly in double (no tiling, no fused product).
 static void test_forward_reference(void) {
-    const char *specs[] = {"collab(dk=6)/mlp", "collab(dk=16)/mlp", "collab(dk=21)/mlp"};
-    for (int k = 0; k < 3; k++) {
+    const char *specs[] = {"collab(dk=6)/mlp", "collab(dk=16)/mlp", "collab(dk=21)/mlp", "collab(dk=6)/mlp",
+                           "collab(dk=22)/mlp"};
+    for (int k = 0; k < 5; k++) {
+        pos_scheme_t pos = k < 3 ? POS_LEARNED : POS_ROPE;
         char name[160];
-        snprintf(name, sizeof name, "forward == direct double implementation: %s, T 37", specs[k]);
+        snprintf(name, sizeof name, "%sforward == direct double implementation: %s, T 37", pos == POS_ROPE ? "rope: " : "",
+                 specs[k]);
         TEST_CASE(name) {
             enum { C = 16, H = 4, D = 4, B = 2, T = 37 };
             model_t m;
-            CHECK(fixture_model(&m, specs[k], 11, C, H, T, 0.3f, 50 + k) == 0);
+            CHECK(pos_fixture_model(&m, pos, specs[k], 11, C, H, T, 0.3f, 50 + k) == 0);
             block_t *b = &m.layers[0].mixer;
             int R = (int)params_find(&m.params, "layers.0.attn.mix")->shape[1];
             const float *cq = params_find(&m.params, "layers.0.attn.cq")->data,
@@ -85,7 +92,7 @@ static void test_forward_reference(void) {
             b->ops->forward(b, y, x, act, scr, B, T, &rc);
             double *q = malloc(sizeof(double) * T * R), *kk = malloc(sizeof(double) * T * R),
                    *v = malloc(sizeof(double) * T * C), *cbx = malloc(sizeof(double) * T * H),
-                   *heads = malloc(sizeof(double) * T * C), s[T];
+                   *heads = malloc(sizeof(double) * T * C), s[T], qm[64];
             for (int bb = 0; bb < B; bb++) {
                 const float *xb = x + (size_t)bb * T * C;
                 for (int t = 0; t < T; t++) {
@@ -109,12 +116,18 @@ static void test_forward_reference(void) {
                         cbx[t * H + h] = a;
                     }
                 }
+                if (pos == POS_ROPE)  // K̃_j ← R_j K̃_j
+                    for (int t = 0; t < T; t++) pos_rope_ref(kk + t * R, R, t);
+                CHECK(R <= 64);
                 for (int h = 0; h < H; h++)
                     for (int i = 0; i < T; i++) {
                         double mx = -INFINITY, sum = 0;
+                        // the mixed query Q̃_i ⊙ m_h, rotated to position i under rope
+                        for (int rr = 0; rr < R; rr++) qm[rr] = q[i * R + rr] * mix[h * R + rr];
+                        if (pos == POS_ROPE) pos_rope_ref(qm, R, i);
                         for (int j = 0; j <= i; j++) {
                             double a = cbx[j * H + h];
-                            for (int rr = 0; rr < R; rr++) a += q[i * R + rr] * mix[h * R + rr] * kk[j * R + rr];
+                            for (int rr = 0; rr < R; rr++) a += qm[rr] * kk[j * R + rr];
                             s[j] = a / sqrt((double)D);
                             mx = fmax(mx, s[j]);
                         }
@@ -350,11 +363,100 @@ static void test_checkpoint_conversion(void) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// rotary positions (--pos rope; LONG_CONTEXT.md §1)
+
+// The trap: the mixed query must be rotated, not Q̃ before the mixing. Scores then depend on j − i
+// only, which shows in the attention probabilities: log(a_ij / a_ii) = s_ij − s_ii is unchanged when a
+// prefix of d tokens shifts every position by d (x' = prefix ++ x: row i+d, columns j+d of x' against
+// row i, columns j of x). Read from the block's saved probabilities (act: proj (B,T,P) | probs (B,H,T,T)).
+static void check_shift(const char *spec, int dk) {
+    enum { C = 16, H = 4, T = 12, SHIFT = 5, T2 = T + SHIFT };
+    model_t m;
+    if (pos_fixture_model(&m, POS_ROPE, spec, 11, C, H, T2, 0.3f, 17)) {
+        tl_case_failed = 1;
+        return;
+    }
+    block_t *b = &m.layers[0].mixer;
+    int P = 2 * dk + C + H;
+    float *x2 = xalloc_floats((size_t)T2 * C), *y = xalloc_floats((size_t)T2 * C);
+    rng_t r;
+    rng_seed(&r, 23);
+    for (int i = 0; i < T2 * C; i++) x2[i] = rng_normal(&r);
+    const float *x = x2 + SHIFT * C;  // the same tokens without the prefix
+    float *act1 = xalloc_floats(b->ops->act_floats(b, 1, T)), *act2 = xalloc_floats(b->ops->act_floats(b, 1, T2));
+    float *scr = xalloc_floats(b->ops->scratch_floats(b, 1, T2));
+    run_ctx_t rc = {.training = 0, .rng = &r};
+    b->ops->forward(b, y, x, act1, scr, 1, T, &rc);
+    b->ops->forward(b, y, x2, act2, scr, 1, T2, &rc);
+    const float *p1 = act1 + (size_t)T * P, *p2 = act2 + (size_t)T2 * P;
+    double worst = 0, spread = 0;
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < T; i++)
+            for (int j = 0; j <= i; j++) {
+                const float *r1 = p1 + ((size_t)h * T + i) * T, *r2 = p2 + ((size_t)h * T2 + i + SHIFT) * T2;
+                double l1 = log((double)r1[j] / r1[i]), l2 = log((double)r2[j + SHIFT] / r2[i + SHIFT]);
+                worst = fmax(worst, fabs(l1 - l2));
+                spread = fmax(spread, fabs(l1));
+            }
+    printf("  max |Δ log-ratio| %.3g over rows of log-ratio spread %.3g\n", worst, spread);
+    EXPECT_MSG(spread > 0.1, "scores too flat to test (%g)", spread);
+    EXPECT_MSG(worst < 1e-4, "score differences changed by %g under a shift of %d", worst, SHIFT);
+    free(x2);
+    free(y);
+    free(act1);
+    free(act2);
+    free(scr);
+    model_free(&m);
+}
+
+static void test_rope(void) {
+    // pos_fixture_gradcheck: C 8, H 2 (D 4), T 7; std 0.2 as test_gradcheck.
+    static const fixture_spec_t cases[] = {
+        {"collab(dk=4)/mlp", 0.0f},
+        {"collab(dk=8)/mlp", 0.0f},
+        {"collab(dk=12)/none", 0.0f},  // dk > d
+        {"collab(dk=6)/none,collab(dk=2)/mlp", 0.0f},
+        {"collab/mlp", 0.2f},
+        {"collab(dk=6)/none,collab(dk=8)/mlp", 0.25f},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char name[200];
+        snprintf(name, sizeof name, "rope: gradcheck %s dropout %.2f", cases[k].spec, cases[k].dropout);
+        TEST_CASE(name) {
+            double w = pos_fixture_gradcheck(POS_ROPE, cases[k].spec, cases[k].dropout, 0.2f, 1 + k, NULL, 1e-2f);
+            printf("  worst ratio to tolerance %.3f\n", w);
+        }
+    }
+    TEST_CASE("rope: causality collab(dk=6)/mlp,collab(dk=16)/none T 40 dropout 0.1")
+        pos_fixture_causality(POS_ROPE, "collab(dk=6)/mlp,collab(dk=16)/none", 40, 40, 0.1f, NULL);
+    TEST_CASE("rope: decode == forward collab(dk=6)/mlp,collab(dk=20)/mlp ctx 37")
+        pos_fixture_decode(POS_ROPE, "collab(dk=6)/mlp,collab(dk=20)/mlp", 37, NULL);
+    TEST_CASE("rope trap: collab scores depend on j - i only (shift by a prefix), dk 6") check_shift("collab(dk=6)/none", 6);
+    TEST_CASE("rope trap: the same at dk 16") check_shift("collab(dk=16)/none", 16);
+    TEST_CASE("rope: an odd dk is refused at configure, naming the layer; accepted without rope") {
+        model_dims_t d = {.vocab = 11, .dim = 16, .heads = 4, .ctx = 8, .pos = POS_ROPE};
+        model_t m;
+        char err[512] = "";
+        int rc = model_build(&m, &d, "collab(dk=4)/mlp,collab(dk=5)/mlp", err, sizeof err);
+        if (rc == 0) model_free(&m);
+        EXPECT_MSG(rc != 0 && strstr(err, "layer 1 (collab)") && strstr(err, "even dk") && strstr(err, "dk=5") &&
+                       !strchr(err, '\n'),
+                   "rc %d, '%s'", rc, err);
+        printf("  -> %s\n", err);
+        d.pos = POS_LEARNED;
+        rc = model_build(&m, &d, "collab(dk=4)/mlp,collab(dk=5)/mlp", err, sizeof err);
+        EXPECT_MSG(rc == 0, "without rope: %s", err);
+        if (rc == 0) model_free(&m);
+    }
+}
+
 int main(void) {
     test_options();
     test_forward_reference();
     test_gradcheck();
     test_causality_decode();
+    test_rope();
     test_concatenate();
     test_als_known_rank();
     test_checkpoint_conversion();

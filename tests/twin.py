@@ -43,6 +43,28 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # ------------------------------------------------------------------------------------------------
+# positions (LONG_CONTEXT.md §1)
+
+# "learned" | "rope" | "none": the model's position scheme. The attention kinds read it at forward
+# time (SpanAttention and CollabAttention rotate under "rope"); the model config sets it.
+pos_scheme = "learned"
+
+
+def rope_rotate(x, pos, w):
+    """R_p x in the half-split layout (RoFormer; GPT-NeoX/LLaMA): x (..., T, w), pos (T,) the
+    positions of the rows. x'[i] = x[i] cos(p t_i) - x[i+w/2] sin(p t_i), x'[i+w/2] = x[i+w/2] cos(p t_i)
+    + x[i] sin(p t_i), t_i = 10000^(-2i/w); the angles p t_i and their cos/sin in float64."""
+    if w % 2 or x.shape[-1] != w:
+        raise ValueError(f"rope_rotate: width {w} must be even and match x's last dimension {x.shape[-1]}")
+    half = w // 2
+    theta = 10000.0 ** (-2.0 * torch.arange(half, dtype=torch.float64, device=x.device) / w)
+    ang = torch.as_tensor(pos, dtype=torch.float64, device=x.device).reshape(-1, 1) * theta  # (T, w/2)
+    c, s = torch.cos(ang).to(x.dtype), torch.sin(ang).to(x.dtype)
+    a, b = x[..., :half], x[..., half:]
+    return torch.cat([a * c - b * s, b * c + a * s], dim=-1)
+
+
+# ------------------------------------------------------------------------------------------------
 # checkpoint
 
 
@@ -218,7 +240,9 @@ class SpanAttention(nn.Module):
         persistent logits q_i.Kp_n (Kp stored (H, N, D); the used sqrt(D) Kp over sqrt(D) cancels),
         persistent values sqrt(N) * Vp_n,
         one joint normalization Z_i = sum_j m(i-j) e^{s_ij} + sum_n e^{q_i.Kp_n}
-    computed here as a softmax over [s_ij + log m(i-j) (j <= i) | q_i.Kp_n] (log 0 = -inf)."""
+    computed here as a softmax over [s_ij + log m(i-j) (j <= i) | q_i.Kp_n] (log 0 = -inf).
+    pos_scheme "rope": s_ij = (R_i q_i).(R_j k_j) / sqrt(D); the persistent logits keep the
+    UNROTATED q_i (persistent keys have no position)."""
 
     def __init__(self, C, H, span=None, ramp=None, N=0):
         super().__init__()
@@ -234,8 +258,9 @@ class SpanAttention(nn.Module):
     def forward(self, x):
         q, k, v = _qkv_heads(self, x)
         T, D = x.shape[1], self.D
-        s = q @ k.transpose(-1, -2) / math.sqrt(D)  # (B, H, T, T)
         pos = torch.arange(T, device=x.device)
+        qc, kc = (rope_rotate(q, pos, D), rope_rotate(k, pos, D)) if pos_scheme == "rope" else (q, k)
+        s = qc @ kc.transpose(-1, -2) / math.sqrt(D)  # (B, H, T, T)
         dist = (pos[:, None] - pos[None, :]).to(s.dtype)  # i - j
         if self.S is not None:
             z = (self.S * self.span).view(-1, 1, 1)  # (H, 1, 1), tokens
@@ -243,7 +268,7 @@ class SpanAttention(nn.Module):
             s = s + torch.log(m)  # mask inside the normalization
         s = s.masked_fill(dist < 0, float("-inf"))  # causal: j <= i
         if self.N > 0:
-            sp = q @ self.persist_k.transpose(-1, -2)  # (B, H, T, N): never masked, no position
+            sp = q @ self.persist_k.transpose(-1, -2)  # (B, H, T, N): unrotated q, never masked, no position
             p = torch.softmax(torch.cat([s, sp], dim=-1), dim=-1)
             o = p[..., :T] @ v + p[..., T:] @ (math.sqrt(self.N) * self.persist_v)
         else:
@@ -343,7 +368,8 @@ class CollabAttention(nn.Module):
     K~ = x.ck^T (width dk, no biases) and differ by a mixing vector m_h (row h of mix, (H, dk)); a
     content bias (x_j.cb^T)_h per key (cb (H, d)); the scale is 1/sqrt(d/H) of the original heads.
     s^h_ij = ((Q~_i * m_h).K~_j + (x_j cb^T)_h) / sqrt(D), causal softmax over j <= i; values and the
-    output projection as softmax attention (wv, wo nn.Linear)."""
+    output projection as softmax attention (wv, wo nn.Linear). pos_scheme "rope": the MIXED query
+    R_i(Q~_i * m_h) and the shared key R_j K~_j are rotated (width dk); content bias and values not."""
 
     def __init__(self, C, H, dk):
         super().__init__()
@@ -359,6 +385,9 @@ class CollabAttention(nn.Module):
         H, D = self.H, self.D
         qt, kt = x @ self.cq.t(), x @ self.ck.t()                      # (B, T, R)
         qh = qt[:, None, :, :] * self.mix[None, :, None, :]             # (B, H, T, R)
+        if pos_scheme == "rope":  # rotate after the mixing: R_i (Q~_i * m_h), R_j K~_j
+            pos = torch.arange(T, device=x.device)
+            qh, kt = rope_rotate(qh, pos, self.R), rope_rotate(kt, pos, self.R)
         bias = (x @ self.cb.t()).transpose(1, 2)[:, :, None, :]         # (B, H, 1, T): per key j
         s = (qh @ kt[:, None].transpose(-1, -2) + bias) / math.sqrt(D)
         causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
