@@ -349,7 +349,7 @@ static void check_options(train_t *t, tok_kind_t *tkind) {
 // --init-from: read the source once; a fine-tuned model keeps the source's tokenizer (its embedding
 // rows mean the source's tokens), so --tokenizer, if given, must name the same kind.
 static void read_init_source(train_t *t) {
-    const opts_t *o = t->o;
+    opts_t *o = t->o;
     char err[1024];
     if (st_read(o->init_from, &t->init_src, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     const char *format = st_meta_get(&t->init_src, "format"), *tokj = st_meta_get(&t->init_src, "tokenizer");
@@ -361,6 +361,7 @@ static void read_init_source(train_t *t) {
         given != t->fresh_tok.kind)
         die(EXIT_USAGE, "train: --tokenizer %s conflicts with --init-from '%s', whose tokenizer (%s) the fine-tuned model keeps",
             o->tokenizer, o->init_from, tok_kind_name(t->fresh_tok.kind));
+    o->tokenizer = tok_kind_name(t->fresh_tok.kind);  // stored in train_state: what the run uses
     t->tok = &t->fresh_tok;
 }
 
@@ -387,11 +388,22 @@ static void load_data(train_t *t, tok_kind_t tkind, uint64_t *hash) {
     if (dataset_tokenize(&t->ds, t->file, t->tok, (int)t->o->ctx, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
 }
 
-static int is_block_tensor(const char *name) {  // "layers.<l>.attn.*" or "layers.<l>.ffn.*"
+// For a block's tensor "layers.<l>.attn.*" or "layers.<l>.ffn.*": the length of that prefix; else 0.
+static size_t block_prefix_len(const char *name) {
     if (strncmp(name, "layers.", 7) != 0) return 0;
     const char *p = name + 7;
     while (*p >= '0' && *p <= '9') p++;
-    return p > name + 7 && (strncmp(p, ".attn.", 6) == 0 || strncmp(p, ".ffn.", 5) == 0);
+    if (p == name + 7) return 0;
+    if (strncmp(p, ".attn.", 6) == 0) return (size_t)(p - name) + 6;
+    if (strncmp(p, ".ffn.", 5) == 0) return (size_t)(p - name) + 5;
+    return 0;
+}
+
+static int same_shape(const st_entry_t *e, const param_t *p) {
+    if (e->ndim != p->ndim || e->numel != p->numel) return 0;
+    for (int d = 0; d < e->ndim; d++)
+        if (e->shape[d] != p->shape[d]) return 0;
+    return 1;
 }
 
 // --init-from: copy or convert (ckpt_init_from), then account for it. Nothing carried over is an
@@ -412,8 +424,9 @@ static void init_from_source(train_t *t) {
     char notes[4096];
     if (ckpt_init_from(o->init_from, m, (uint64_t)o->seed, &loaded, &total, notes, sizeof notes, err, sizeof err))
         die(EXIT_RUNTIME, "%s", err);
-    int src_blocks = 0, carried_blocks = 0, n_reinit = 0;
-    for (int i = 0; i < t->init_src.n_tensors; i++) src_blocks += is_block_tensor(t->init_src.tensors[i].name);
+    // converted[i]: parameter i was not copied by name but a block's hook changed it (a conversion of the
+    // source block under the same "layers.<l>.attn." or ".ffn." prefix).
+    int n_reinit = 0, *converted = xcalloc((size_t)m->params.count, sizeof *converted);
     size_t names_cap = 1, names_len = 0;
     for (int i = 0; i < m->params.count; i++) names_cap += strlen(m->params.items[i]->name) + 2;
     char *names = xmalloc(names_cap);
@@ -421,21 +434,31 @@ static void init_from_source(train_t *t) {
     for (int i = 0; i < m->params.count; i++) {
         const param_t *p = m->params.items[i];
         const st_entry_t *e = st_find(&t->init_src, p->name);
-        int by_name = e && e->numel == p->numel;
-        if (by_name) {
-            int same = e->ndim == p->ndim;
-            for (int d = 0; same && d < e->ndim; d++) same = e->shape[d] == p->shape[d];
-            by_name = same;
-        }
-        int carried = by_name || memcmp(before[i], p->data, p->numel * sizeof(float)) != 0;
-        if (carried && is_block_tensor(p->name)) carried_blocks++;
-        if (!carried) {
+        int by_name = e && same_shape(e, p);
+        converted[i] = !by_name && memcmp(before[i], p->data, p->numel * sizeof(float)) != 0;
+        if (!by_name && !converted[i]) {
             names_len += (size_t)snprintf(names + names_len, names_cap - names_len, "%s%s", n_reinit ? ", " : "", p->name);
             n_reinit++;
         }
         free(before[i]);
     }
     free(before);
+    // A source attention/ffn tensor is carried if the model has it by name and shape, or the model's
+    // block under the same prefix was converted from the source's.
+    int src_blocks = 0, carried_blocks = 0;
+    for (int j = 0; j < t->init_src.n_tensors; j++) {
+        const st_entry_t *e = &t->init_src.tensors[j];
+        size_t plen = block_prefix_len(e->name);
+        if (!plen) continue;
+        src_blocks++;
+        const param_t *p = params_find(&m->params, e->name);
+        int carried = p && same_shape(e, p);
+        for (int i = 0; !carried && i < m->params.count; i++)
+            carried = converted[i] && strncmp(m->params.items[i]->name, e->name, plen) == 0 &&
+                      block_prefix_len(m->params.items[i]->name) == plen;
+        carried_blocks += carried;
+    }
+    free(converted);
     st_free(&t->init_src);
     if (loaded == 0)
         die(EXIT_RUNTIME, "train: --init-from '%s': no tensor matches the model by name and shape and no block converts "
@@ -451,7 +474,7 @@ static void init_from_source(train_t *t) {
     if (n_reinit) fprintf(stderr, "init-from %s: initialized fresh (%d): %s\n", o->init_from, n_reinit, names);
     free(names);
     if (carried_blocks < src_blocks && !o->init_partial)
-        die(EXIT_RUNTIME, "train: --init-from '%s' carries %d of the source's %d attention/ffn tensors into this model; "
+        die(EXIT_RUNTIME, "train: --init-from '%s' carries %d of the source's %d attention/ffn tensors into this model (by name and shape or converted); "
             "pass --init-partial if that is intended", o->init_from, carried_blocks, src_blocks);
 }
 

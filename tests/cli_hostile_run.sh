@@ -157,10 +157,11 @@ expect_ok "$TRAIN" "$W/text.txt" "${TINY[@]}" --tokenizer char --steps 2 --out "
 expect_ok "$INFER" "$W/char.st" --info
 vocab=$(grep -o "vocab [0-9]*" "$W/out")
 tr -d 'e' <"$W/text.txt" >"$W/no_e.txt"  # one character fewer: a vocabulary rebuilt from it would shift
-expect_ok "$TRAIN" "$W/no_e.txt" "${TINY[@]}" --steps 2 --init-from "$W/char.st" --out "$W/ft.st"
+expect_ok "$TRAIN" "$W/no_e.txt" "${TINY[@]}" --steps 3 --stop-after 2 --init-from "$W/char.st" --out "$W/ft.st"
 grep -q "[0-9]* of [0-9]* tensors loaded" "$W/err" && ! grep -q "initialized fresh" "$W/err" || fail "not every tensor was carried over"
 expect_ok "$INFER" "$W/ft.st" --info
 grep -q "$vocab" "$W/out" || fail "the fine-tuned model's vocabulary is not the source's ($vocab)"
+expect_ok "$TRAIN" "$W/no_e.txt" --resume "$W/ft.st" --threads 1  # its train_state names the tokenizer it uses
 printf 'abc~\n' >"$W/tilde.txt"; cat "$W/no_e.txt" >>"$W/tilde.txt"
 refused "character U+007E ('~') at byte offset 3 is not in the checkpoint's char vocabulary" \
     "$TRAIN" "$W/tilde.txt" "${TINY[@]}" --steps 2 --init-from "$W/char.st" --out "$W/ft2.st"
