@@ -22,6 +22,7 @@
 #include "cli/spans_png.h"
 #include "data/dataset.h"
 #include "base/check.h"
+#include "base/output_guard.h"
 #include "checkpoint/checkpoint.h"
 #include "model/model.h"
 
@@ -281,6 +282,11 @@ int main(int argc, char **argv) {
     if (o.prompt[0] && o.prompt_file[0]) die(EXIT_USAGE, "infer: give --prompt or --prompt-file, not both");
     cli_set_threads(o.threads);
     char err[1024];
+    if (o.spans) {  // the PNG is written whole to a temporary and renamed over --spans-png
+        io_path_t outs[] = {{"--spans-png", o.spans_png, OUT_REPLACED}};
+        io_path_t ins[] = {{"the checkpoint", pos[0], 0}, {"--eval", o.eval, 0}, {"--prompt-file", o.prompt_file, 0}};
+        if (output_check(outs, 1, ins, 3, err, sizeof err)) die(EXIT_RUNTIME, "infer: %s", err);
+    }
     ckpt_t c;
     if (ckpt_load(pos[0], &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     int rc;

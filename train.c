@@ -19,7 +19,9 @@
 #include "cli/runtime.h"
 #include "data/dataset.h"
 #include "base/check.h"
+#include "base/output_guard.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/safetensors.h"
 #include "model/model.h"
 #include "model/optim.h"
 #include "tokenizer/tokenizer.h"
@@ -32,7 +34,7 @@ typedef struct {
     long dim, heads, ctx, batch, steps, warmup, grad_accum, eval_every, eval_batches, save_every, seed, threads,
         stop_after, log_every;
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
-    int list_kinds;
+    int list_kinds, init_partial;
 } opts_t;
 
 enum { MAX_FLAGS = 48 };
@@ -79,7 +81,8 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"log-every", FLAG_INT, &o->log_every, "10", 1, 1e12, 1, "steps between progress lines", 0},
         {"resume", FLAG_STR, &o->resume, "", 0, 0, 0, "continue the run stored in this checkpoint", 0},
         {"stop-after", FLAG_INT, &o->stop_after, "0", 0, 1e12, 0, "stop and save at this step, keeping --steps' schedule", 0},
-        {"init-from", FLAG_STR, &o->init_from, "", 0, 0, 0, "copy every tensor whose name and shape match from this checkpoint", 0},
+        {"init-from", FLAG_STR, &o->init_from, "", 0, 0, 0, "copy every tensor whose name and shape match from this checkpoint (and use its tokenizer)", 0},
+        {"init-partial", FLAG_BOOL, &o->init_partial, "", 0, 0, 0, "allow --init-from to carry fewer attention/ffn tensors than the source has", 0},
         {"time-budget", FLAG_FLOAT, &o->time_budget, "0", 0, 1e9, 0, "stop training after this many seconds (0 = none)", 0},
         {"list-kinds", FLAG_BOOL, &o->list_kinds, "", 0, 0, 0, "print each block kind as 'KIND ROLE EXAMPLE...' and exit", 0},
     };
@@ -96,13 +99,44 @@ static const char *USAGE =
 // ---------------------------------------------------------------------------------------------
 // small helpers
 
-static volatile sig_atomic_t g_interrupted = 0;
-static void on_signal(int sig) { g_interrupted = sig; }
+// Signals (SIGINT, SIGTERM): the first one says at once what will happen and lets the current step
+// finish, then the run saves and exits 130; a second one exits 130 at once without saving (a save in
+// progress leaves only its temporary, swept by the next run; the previous checkpoint is intact).
+// The handler uses only async-signal-safe calls (write, _exit) and sig_atomic_t variables.
+static volatile sig_atomic_t g_interrupted = 0;   // the first signal's number, 0 if none
+static volatile sig_atomic_t g_step_running = 0;  // the step being computed (1-based), 0 outside steps
 
-static uint64_t fnv1a(const uint8_t *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
+static void say_signal_safe(const char *s) {
+    size_t n = 0;
+    while (s[n]) n++;
+    ssize_t w = write(STDERR_FILENO, s, n);
+    (void)w;
+}
+
+static void on_signal(int sig) {
+    if (g_interrupted) {
+        say_signal_safe("\ninterrupt: second signal, exiting now without saving (the last checkpoint is kept)\n");
+        _exit(EXIT_INTERRUPTED);
+    }
+    g_interrupted = sig;
+    long step = g_step_running;
+    char digits[24];
+    int n = 0;
+    do digits[n++] = (char)('0' + step % 10); while ((step /= 10) > 0 && n < 20);
+    char line[200] = "\ninterrupt: finishing ", *p = line;
+    while (*p) p++;
+    if (g_step_running > 0) {
+        const char *w = "step ";
+        while (*w) *p++ = *w++;
+        while (n > 0) *p++ = digits[--n];
+    } else {
+        const char *w = "the current stage";
+        while (*w) *p++ = *w++;
+    }
+    const char *tail = ", then saving; press Ctrl-C again to quit without saving\n";
+    while (*tail) *p++ = *tail++;
+    *p = 0;
+    say_signal_safe(line);
 }
 
 static void rng_to_hex(const rng_t *r, char *buf, size_t n) {
@@ -127,17 +161,19 @@ static void fmt_eta(double s, char *buf, size_t n) {
     snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
 }
 
-// Fail before training, not at the first save, when the checkpoint's directory cannot take a file:
-// create and remove a probe file beside the target (what the atomic save will do with its temp file).
-static int check_writable(const char *path, char *err, size_t errlen) {
-    char probe[4096];
-    if (snprintf(probe, sizeof probe, "%s.probe-%ld", path, (long)getpid()) >= (int)sizeof probe)
-        return seterr(err, errlen, "--out path is too long");
-    FILE *f = fopen(probe, "wb");
-    if (!f) return seterr(err, errlen, "cannot write checkpoint '%s': %s", path, strerror(errno));
-    fclose(f);
-    remove(probe);
-    return 0;
+// Every output checked against every input and the others, --out locked, dead runs' temporaries of
+// --out swept (base/output_guard.h), before anything is read or trained: a bad path costs one line.
+static void guard_outputs(opts_t *o, flag_t *flags, int n_flags, const char *file) {
+    char err[1024];
+    if (o->resume[0] && !args_find(flags, n_flags, "out")->given) o->out = o->resume;
+    io_path_t outs[] = {{"--out", o->out, OUT_REPLACED}, {"--log", o->log, OUT_IN_PLACE}};
+    io_path_t ins[] = {{"the training file", file, 0}, {"--resume", o->resume, OUT_REPLACED}, {"--init-from", o->init_from, 0}};
+    if (output_check(outs, 2, ins, 3, err, sizeof err)) die(EXIT_RUNTIME, "train: %s", err);
+    if (output_lock("--out", o->out, err, sizeof err)) die(EXIT_RUNTIME, "train: %s", err);
+    int removed;
+    if (output_remove_stale_temps(o->out, &removed, err, sizeof err)) die(EXIT_RUNTIME, "train: %s", err);
+    if (removed)
+        fprintf(stderr, "train: removed %d stale temporary file%s of '%s' left by killed runs\n", removed, removed == 1 ? "" : "s", o->out);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -187,12 +223,51 @@ static void restore_saved(const char *ckpt, const char *json, flag_t *flags, int
         rng_from_hex(&r->data_rng, cJSON_GetStringValue(cJSON_GetObjectItem(st, "rng_data"))) ||
         rng_from_hex(&r->drop_rng, cJSON_GetStringValue(cJSON_GetObjectItem(st, "rng_dropout"))))
         die(EXIT_RUNTIME, "checkpoint '%s': training state is incomplete or corrupted", ckpt);
-    r->step = (long)step->valuedouble;
-    r->tokens_seen = (long)tokens->valuedouble;
+    // Range-checked as doubles before any conversion (a stored 1e300 must not reach a cast).
+    double v_step = step->valuedouble, v_tokens = tokens->valuedouble, v_bytes = bytes->valuedouble;
+    if (!(v_step >= 0 && v_step <= 1e12 && v_step == floor(v_step)))
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.step is %.15g, not a step count in [0, 1e12]", ckpt, v_step);
+    if (!(v_tokens >= 0 && v_tokens <= 9e15 && v_tokens == floor(v_tokens)))
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.tokens_seen is %.15g, not a count in [0, 9e15]", ckpt, v_tokens);
+    if (!(v_bytes >= 1 && v_bytes <= 9007199254740992.0 && v_bytes == floor(v_bytes)))
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.data_bytes is %.15g, not a file size", ckpt, v_bytes);
+    if (cJSON_IsNumber(el) && !(el->valuedouble >= 0 && el->valuedouble <= 1e12))
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.elapsed_s is %.15g, not a time in seconds", ckpt, el->valuedouble);
+    if (strlen(hash->valuestring) != 16 || strspn(hash->valuestring, "0123456789abcdef") != 16)
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.data_fnv1a64 is not 16 hex digits", ckpt);
+    // xoshiro256 never leaves the all-zero state: drawing from it would loop forever.
+    const rng_t *rngs[2] = {&r->data_rng, &r->drop_rng};
+    for (int i = 0; i < 2; i++)
+        if (!(rngs[i]->s[0] | rngs[i]->s[1] | rngs[i]->s[2] | rngs[i]->s[3]))
+            die(EXIT_RUNTIME, "checkpoint '%s': train_state.%s is all zeros, not a random generator state", ckpt,
+                i == 0 ? "rng_data" : "rng_dropout");
+    r->step = (long)v_step;
+    r->tokens_seen = (long)v_tokens;
     r->data_hash = strtoull(hash->valuestring, NULL, 16);
-    r->data_bytes = (size_t)bytes->valuedouble;
+    r->data_bytes = (size_t)v_bytes;
     r->elapsed = cJSON_IsNumber(el) ? el->valuedouble : 0;
     cJSON_Delete(st);
+}
+
+// The restored flags against the model the checkpoint holds (each flag's own range was checked by
+// args_from_json): the run's shape and its step and token counts must agree.
+static void check_saved_against_model(const char *ckpt, const opts_t *o, const saved_t *r, const model_t *m,
+                                      const tokenizer_t *tok) {
+    const char *bad = NULL;
+    long stored = 0, model = 0;
+    if (o->ctx != m->dims.ctx) bad = "ctx", stored = o->ctx, model = m->dims.ctx;
+    else if (o->dim != m->dims.dim) bad = "dim", stored = o->dim, model = m->dims.dim;
+    else if (o->heads != m->dims.heads) bad = "heads", stored = o->heads, model = m->dims.heads;
+    if (bad)
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.%s is %ld but the model's config has %s %ld", ckpt, bad, stored, bad, model);
+    tok_kind_t kind;
+    if (tok_kind_parse(o->tokenizer, &kind) || kind != tok->kind)
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.tokenizer is '%s' but the checkpoint's tokenizer is %s", ckpt,
+            o->tokenizer, tok_kind_name(tok->kind));
+    double per_step = (double)o->batch * (double)o->ctx * (double)o->grad_accum;
+    if ((double)r->tokens_seen != (double)r->step * per_step)
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.tokens_seen is %ld, not step %ld x batch %ld x ctx %ld x grad-accum %ld",
+            ckpt, r->tokens_seen, r->step, o->batch, o->ctx, o->grad_accum);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,6 +275,9 @@ static void restore_saved(const char *ckpt, const char *json, flag_t *flags, int
 
 static int do_export(const char *src, const char *dst) {
     char err[1024];
+    io_path_t outs[] = {{"export OUT", dst, OUT_REPLACED}}, ins[] = {{"export CKPT", src, 0}};
+    if (output_check(outs, 1, ins, 1, err, sizeof err) || output_lock("export OUT", dst, err, sizeof err))
+        die(EXIT_RUNTIME, "train: %s", err);
     ckpt_t c;
     if (ckpt_load(src, &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     if (ckpt_save(dst, &c.model, &c.tok, c.train_state, 0, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
@@ -213,6 +291,8 @@ static int do_export(const char *src, const char *dst) {
 
 typedef struct {
     FILE *log;             // --log CSV, or NULL
+    const char *log_path;
+    int log_failed;        // a write to the log failed: the run stops at this step and saves
     double t_interval;     // when the current progress interval began
     double interval_loss;  // sum of the interval's step losses
     long interval_steps;
@@ -228,6 +308,7 @@ typedef struct {
     ckpt_t ck;             // the resumed checkpoint (owns model and tokenizer when resumed)
     model_t fresh_model;   // ... or a fresh model and tokenizer
     tokenizer_t fresh_tok;
+    st_file_t init_src;    // --init-from's file, read once, open from the tokenizer until the copy
     model_t *m;
     tokenizer_t *tok;
     dataset_t ds;
@@ -250,6 +331,7 @@ static void open_resumed(train_t *t) {
     if (ckpt_load(path, &t->ck, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     if (!t->ck.has_optimizer) die(EXIT_RUNTIME, "checkpoint '%s' has no optimizer state (exported); use --init-from to start a new run from it", path);
     restore_saved(path, t->ck.train_state, t->flags, t->n_flags, &t->saved);
+    check_saved_against_model(path, t->o, &t->saved, &t->ck.model, &t->ck.tok);
     t->m = &t->ck.model;
     t->tok = &t->ck.tok;
     t->resumed = 1;
@@ -258,36 +340,142 @@ static void open_resumed(train_t *t) {
 // Checks of the options as a whole (each flag's own range is the flag table's).
 static void check_options(train_t *t, tok_kind_t *tkind) {
     opts_t *o = t->o;
-    char err[1024];
-    if (t->resumed && !args_find(t->flags, t->n_flags, "out")->given) o->out = o->resume;
-    if (check_writable(o->out, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     if (o->stop_after && o->stop_after > o->steps) die(EXIT_USAGE, "train: --stop-after %ld is beyond --steps %ld", o->stop_after, o->steps);
     if (o->min_lr > o->lr) die(EXIT_USAGE, "train: --min-lr %g is above --lr %g", o->min_lr, o->lr);
     if (o->dim % o->heads) die(EXIT_USAGE, "train: --heads %ld does not divide --dim %ld", o->heads, o->dim);
     if (tok_kind_parse(o->tokenizer, tkind)) die(EXIT_USAGE, "train: --tokenizer must be byte or char, got '%s'", o->tokenizer);
 }
 
-// The text: a fresh run builds its tokenizer from it (char: from the whole file, train and validation
-// splits); a resumed run checks it is the file it was trained on. Then the dataset.
+// --init-from: read the source once; a fine-tuned model keeps the source's tokenizer (its embedding
+// rows mean the source's tokens), so --tokenizer, if given, must name the same kind.
+static void read_init_source(train_t *t) {
+    opts_t *o = t->o;
+    char err[1024];
+    if (st_read(o->init_from, &t->init_src, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    const char *format = st_meta_get(&t->init_src, "format"), *tokj = st_meta_get(&t->init_src, "tokenizer");
+    if (!format || strcmp(format, "attnlab") != 0) die(EXIT_RUNTIME, "--init-from '%s' is not an attnlab checkpoint", o->init_from);
+    if (!tokj || tok_from_json(&t->fresh_tok, tokj, err, sizeof err))
+        die(EXIT_RUNTIME, "--init-from '%s': %s", o->init_from, tokj ? err : "tokenizer metadata is missing");
+    tok_kind_t given;
+    if (args_find(t->flags, t->n_flags, "tokenizer")->given && tok_kind_parse(o->tokenizer, &given) == 0 &&
+        given != t->fresh_tok.kind)
+        die(EXIT_USAGE, "train: --tokenizer %s conflicts with --init-from '%s', whose tokenizer (%s) the fine-tuned model keeps",
+            o->tokenizer, o->init_from, tok_kind_name(t->fresh_tok.kind));
+    o->tokenizer = tok_kind_name(t->fresh_tok.kind);  // stored in train_state: what the run uses
+    t->tok = &t->fresh_tok;
+}
+
+// The text, read once (so a pipe works and the hash describes the bytes trained on): a fresh run
+// builds its tokenizer from it (char: from the whole file, train and validation splits) unless
+// --init-from gave one; a resumed run checks it is the file it was trained on. Then the dataset
+// (a text the tokenizer cannot encode is refused, naming the character and its byte offset).
 static void load_data(train_t *t, tok_kind_t tkind, uint64_t *hash) {
     char err[1024];
-    uint8_t *text;
-    size_t text_n;
-    if (read_file_bytes(t->file, &text, &text_n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-    *hash = fnv1a(text, text_n);
-    if (!t->resumed) {
+    if (dataset_read(&t->ds, t->file, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    *hash = t->ds.text_fnv1a64;
+    if (t->resumed) {
+        if (*hash != t->saved.data_hash || t->ds.text_bytes != t->saved.data_bytes)
+            die(EXIT_USAGE, "train: '%s' is not the file the run in '%s' was trained on (%zu bytes, hash differs)", t->file,
+                t->o->resume, t->saved.data_bytes);
+    } else if (!t->o->init_from[0]) {
         if (tkind == TOK_CHAR) {
-            if (tok_build_char(&t->fresh_tok, text, text_n, err, sizeof err)) die(EXIT_RUNTIME, "'%s': %s", t->file, err);
+            if (tok_build_char(&t->fresh_tok, t->ds.text, t->ds.text_bytes, err, sizeof err)) die(EXIT_RUNTIME, "'%s': %s", t->file, err);
         } else {
             tok_init_byte(&t->fresh_tok);
         }
         t->tok = &t->fresh_tok;
-    } else if (*hash != t->saved.data_hash || text_n != t->saved.data_bytes) {
-        die(EXIT_USAGE, "train: '%s' is not the file the run in '%s' was trained on (%zu bytes, hash differs)", t->file,
-            t->o->resume, t->saved.data_bytes);
     }
-    free(text);
-    if (dataset_load(&t->ds, t->file, t->tok, (int)t->o->ctx, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    if (dataset_tokenize(&t->ds, t->file, t->tok, (int)t->o->ctx, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+}
+
+// For a block's tensor "layers.<l>.attn.*" or "layers.<l>.ffn.*": the length of that prefix; else 0.
+static size_t block_prefix_len(const char *name) {
+    if (strncmp(name, "layers.", 7) != 0) return 0;
+    const char *p = name + 7;
+    while (*p >= '0' && *p <= '9') p++;
+    if (p == name + 7) return 0;
+    if (strncmp(p, ".attn.", 6) == 0) return (size_t)(p - name) + 6;
+    if (strncmp(p, ".ffn.", 5) == 0) return (size_t)(p - name) + 5;
+    return 0;
+}
+
+static int same_shape(const st_entry_t *e, const param_t *p) {
+    if (e->ndim != p->ndim || e->numel != p->numel) return 0;
+    for (int d = 0; d < e->ndim; d++)
+        if (e->shape[d] != p->shape[d]) return 0;
+    return 1;
+}
+
+// --init-from: copy or convert (ckpt_init_from), then account for it. Nothing carried over is an
+// error; every tensor left at its fresh initialization is named; carrying fewer attention/ffn tensors
+// than the source holds is an error unless --init-partial says it is intended.
+static void init_from_source(train_t *t) {
+    const opts_t *o = t->o;
+    model_t *m = t->m;
+    char err[1024];
+    // A tensor was carried over if the source has it by name and shape, or a block's hook changed it.
+    float **before = xmalloc((size_t)m->params.count * sizeof *before);
+    for (int i = 0; i < m->params.count; i++) {
+        const param_t *p = m->params.items[i];
+        before[i] = xmalloc(p->numel * sizeof(float) + 1);
+        memcpy(before[i], p->data, p->numel * sizeof(float));
+    }
+    int loaded, total;
+    char notes[4096];
+    if (ckpt_init_from(o->init_from, m, (uint64_t)o->seed, &loaded, &total, notes, sizeof notes, err, sizeof err))
+        die(EXIT_RUNTIME, "%s", err);
+    // converted[i]: parameter i was not copied by name but a block's hook changed it (a conversion of the
+    // source block under the same "layers.<l>.attn." or ".ffn." prefix).
+    int n_reinit = 0, *converted = xcalloc((size_t)m->params.count, sizeof *converted);
+    size_t names_cap = 1, names_len = 0;
+    for (int i = 0; i < m->params.count; i++) names_cap += strlen(m->params.items[i]->name) + 2;
+    char *names = xmalloc(names_cap);
+    names[0] = 0;
+    for (int i = 0; i < m->params.count; i++) {
+        const param_t *p = m->params.items[i];
+        const st_entry_t *e = st_find(&t->init_src, p->name);
+        int by_name = e && same_shape(e, p);
+        converted[i] = !by_name && memcmp(before[i], p->data, p->numel * sizeof(float)) != 0;
+        if (!by_name && !converted[i]) {
+            names_len += (size_t)snprintf(names + names_len, names_cap - names_len, "%s%s", n_reinit ? ", " : "", p->name);
+            n_reinit++;
+        }
+        free(before[i]);
+    }
+    free(before);
+    // A source attention/ffn tensor is carried if the model has it by name and shape, or the model's
+    // block under the same prefix was converted from the source's.
+    int src_blocks = 0, carried_blocks = 0;
+    for (int j = 0; j < t->init_src.n_tensors; j++) {
+        const st_entry_t *e = &t->init_src.tensors[j];
+        size_t plen = block_prefix_len(e->name);
+        if (!plen) continue;
+        src_blocks++;
+        const param_t *p = params_find(&m->params, e->name);
+        int carried = p && same_shape(e, p);
+        for (int i = 0; !carried && i < m->params.count; i++)
+            carried = converted[i] && strncmp(m->params.items[i]->name, e->name, plen) == 0 &&
+                      block_prefix_len(m->params.items[i]->name) == plen;
+        carried_blocks += carried;
+    }
+    free(converted);
+    st_free(&t->init_src);
+    if (loaded == 0)
+        die(EXIT_RUNTIME, "train: --init-from '%s': no tensor matches the model by name and shape and no block converts "
+            "from it; the model would train from scratch (check --layers, --dim, --heads, --ctx against the source)", o->init_from);
+    fprintf(stderr, "init-from %s: %d of %d tensors loaded by name and shape or converted, the rest initialized\n",
+            o->init_from, loaded, total);
+    for (char *line = notes, *next; *line; line = next) {  // one line per converted block
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        else next = line + strlen(line);
+        fprintf(stderr, "init-from %s\n", line);
+    }
+    if (n_reinit) fprintf(stderr, "init-from %s: initialized fresh (%d): %s\n", o->init_from, n_reinit, names);
+    free(names);
+    if (carried_blocks < src_blocks && !o->init_partial)
+        die(EXIT_RUNTIME, "train: --init-from '%s' carries %d of the source's %d attention/ffn tensors into this model (by name and shape or converted); "
+            "pass --init-partial if that is intended", o->init_from, carried_blocks, src_blocks);
 }
 
 // A fresh run: build the model, initialize it from --seed (its forks give the data and dropout streams),
@@ -306,18 +494,7 @@ static void build_fresh(train_t *t, uint64_t hash) {
     t->saved.data_hash = hash;
     t->saved.data_bytes = t->ds.text_bytes;
     if (!o->init_from[0]) return;
-    int loaded, total;
-    char notes[4096];
-    if (ckpt_init_from(o->init_from, t->m, (uint64_t)o->seed, &loaded, &total, notes, sizeof notes, err, sizeof err))
-        die(EXIT_RUNTIME, "%s", err);
-    fprintf(stderr, "init-from %s: %d of %d tensors loaded by name and shape or converted, the rest initialized\n",
-            o->init_from, loaded, total);
-    for (char *line = notes, *next; *line; line = next) {  // one line per converted block
-        next = strchr(line, '\n');
-        if (next) *next++ = 0;
-        else next = line + strlen(line);
-        fprintf(stderr, "init-from %s\n", line);
-    }
+    init_from_source(t);
 }
 
 static void open_log(train_t *t) {
@@ -328,16 +505,30 @@ static void open_log(train_t *t) {
     if (probe) { exists = 1; fclose(probe); }
     t->rep.log = fopen(path, t->resumed ? "a" : "w");
     if (!t->rep.log) die(EXIT_RUNTIME, "cannot write log '%s': %s", path, strerror(errno));
-    if (!t->resumed || !exists) fprintf(t->rep.log, "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step\n");
+    t->rep.log_path = path;
+    if ((!t->resumed || !exists) &&
+        (fprintf(t->rep.log, "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step\n") < 0 || fflush(t->rep.log) != 0))
+        die(EXIT_RUNTIME, "cannot write log '%s': %s", path, strerror(errno));
+}
+
+// A failed write or close of the log (e.g. a full disk): one line, no more logging, and the run stops
+// at this step with a checkpoint and exit status 1 (run_steps, finish_run).
+static void log_failed(report_t *rep, int e) {
+    fprintf(stderr, "attnlab: cannot write log '%s': %s; stopping at this step\n", rep->log_path, strerror(e));
+    fclose(rep->log);
+    rep->log = NULL;
+    rep->log_failed = 1;
 }
 
 // Everything before the first step: model (resumed or fresh), data, activations, header lines, log,
 // signal handlers, the micro-batch buffers. Dies with one line on any problem.
 static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const char *file) {
     *t = (train_t){.o = o, .flags = flags, .n_flags = n_flags, .file = file};
+    guard_outputs(o, flags, n_flags, file);
     if (o->resume[0]) open_resumed(t);
     tok_kind_t tkind;
     check_options(t, &tkind);
+    if (o->init_from[0]) read_init_source(t);
     uint64_t hash;
     load_data(t, tkind, &hash);
     if (!t->resumed) build_fresh(t, hash);
@@ -411,8 +602,10 @@ static int train_step(train_t *t, double lr) {
 static void log_row(report_t *rep, long step, const char *split, double loss, double bpb, double lr, double gnorm,
                     double tps, double ms) {
     if (!rep->log) return;
-    fprintf(rep->log, "%ld,%s,%.6f,%.6f,%.6f,%.6g,%.6g,%.1f,%.3f\n", step, split, loss, exp(loss), bpb, lr, gnorm, tps, ms);
-    fflush(rep->log);
+    errno = 0;
+    if (fprintf(rep->log, "%ld,%s,%.6f,%.6f,%.6f,%.6g,%.6g,%.1f,%.3f\n", step, split, loss, exp(loss), bpb, lr, gnorm, tps, ms) < 0 ||
+        fflush(rep->log) != 0)
+        log_failed(rep, errno ? errno : EIO);
 }
 
 static void print_spans(const model_t *m) {
@@ -519,13 +712,19 @@ static int run_steps(train_t *t, const char **stop_reason) {
     if (o->init_from[0] && t->saved.step == 0) report_init_from(t);
     while (t->saved.step < t->stop) {
         double lr = lr_at(t->saved.step, o->warmup, o->steps, (float)o->lr, (float)o->min_lr);
+        g_step_running = t->saved.step < 1000000000L ? (sig_atomic_t)(t->saved.step + 1) : 0;
         int status = train_step(t, lr);
+        g_step_running = 0;
         if (status) return status;
         report_progress(t, lr, cli_now());
         report_eval(t, lr);
         report_save(t);
         if (g_interrupted) {
             *stop_reason = "interrupted";
+            break;
+        }
+        if (t->rep.log_failed) {
+            *stop_reason = "log write failed";
             break;
         }
         if (o->time_budget > 0 && t->saved.elapsed + (cli_now() - t->t_start) >= o->time_budget) {
@@ -555,6 +754,15 @@ static int finish_run(train_t *t, int status, const char *stop_reason) {
     }
     save_or_die(t);
     printf("checkpoint: %s\n", t->o->out);
+    if (t->rep.log) {
+        errno = 0;
+        if (fclose(t->rep.log) != 0) {
+            fprintf(stderr, "attnlab: cannot write log '%s': %s\n", t->rep.log_path, strerror(errno ? errno : EIO));
+            t->rep.log_failed = 1;
+        }
+        t->rep.log = NULL;
+    }
+    if (t->rep.log_failed) return EXIT_RUNTIME;
     return g_interrupted ? EXIT_INTERRUPTED : 0;
 }
 

@@ -3,6 +3,7 @@
 #include "checkpoint/safetensors.h"
 
 #include "base/check.h"
+#include "base/output_guard.h"
 #include "base/shown.h"
 #include "base/utf8.h"
 
@@ -219,7 +220,7 @@ int st_write(const char *path, const st_tensor_t *tensors, int n_tensors, const 
 
     size_t tlen = strlen(path) + 32;
     char *tmp = xmalloc(tlen);
-    snprintf(tmp, tlen, "%s.tmp-%ld", path, (long)getpid());
+    snprintf(tmp, tlen, "%s" OUTPUT_TEMP_SUFFIX "%ld", path, (long)getpid());
     unsigned char *chunk = NULL;
     FILE *f = NULL;
     int e = 0;
@@ -227,6 +228,11 @@ int st_write(const char *path, const st_tensor_t *tensors, int n_tensors, const 
     if (fd < 0) {
         e = errno;
         goto fail_nofile;
+    }
+    if (output_match_mode(fd, path) != 0) {  // a replaced checkpoint keeps its mode (e.g. 0600)
+        e = errno;
+        close(fd);
+        goto fail;
     }
     f = fdopen(fd, "wb");
     if (!f) {

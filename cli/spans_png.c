@@ -13,8 +13,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/check.h"
+#include "base/output_guard.h"
 
 int spans_write_png(const char *path, const float *grid, int L, int H, char *err, size_t errlen) {
     enum { CELL = 32 };
@@ -36,9 +38,27 @@ int spans_write_png(const char *path, const float *grid, int L, int H, char *err
                 px[2] = border ? 0 : (uint8_t)(120 * (1 - t));
             }
         }
-    errno = 0;
-    int ok = stbi_write_png(path, w, h, 3, img, w * 3);
+    // Atomically, like checkpoints: the whole picture to "<path>.tmp-<pid>" (every write checked),
+    // then renamed over path, so a failure (full disk, a kill) leaves the previous file as it was.
+    int png_len = 0;
+    unsigned char *png = stbi_write_png_to_mem(img, w * 3, w, h, 3, &png_len);
     free(img);
-    if (!ok) return seterr(err, errlen, "cannot write '%s': %s", path, errno ? strerror(errno) : "write failed");
+    if (!png) return seterr(err, errlen, "cannot write '%s': the PNG encoder failed", path);
+    size_t tlen = strlen(path) + 32;
+    char *tmp = xmalloc(tlen);
+    snprintf(tmp, tlen, "%s" OUTPUT_TEMP_SUFFIX "%ld", path, (long)getpid());
+    errno = 0;
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(png, 1, (size_t)png_len, f) == (size_t)png_len && fflush(f) == 0;
+    int e = errno;
+    if (f && fclose(f) != 0 && ok) ok = 0, e = errno;
+    free(png);
+    if (ok && rename(tmp, path) != 0) ok = 0, e = errno;
+    if (!ok) {
+        if (f) unlink(tmp);
+        free(tmp);
+        return seterr(err, errlen, "cannot write '%s': %s", path, e ? strerror(e) : "write failed");
+    }
+    free(tmp);
     return 0;
 }

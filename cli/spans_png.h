@@ -5,7 +5,8 @@
 #include <stddef.h>
 
 // grid (L, H) spans in tokens; a negative value marks "no span" (drawn grey). Each cell is drawn as
-// a 32×32 block, brightness proportional to span / max span. Returns 0 or -1 with a message.
+// a 32×32 block, brightness proportional to span / max span. Written atomically (a temporary
+// "<path>.tmp-<pid>" renamed over path). Returns 0 or -1 with a message.
 int spans_write_png(const char *path, const float *grid, int L, int H, char *err, size_t errlen);
 
 #endif
