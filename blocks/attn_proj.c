@@ -46,3 +46,28 @@ void attn_proj_in_backward(attn_proj_t *p, float *dx, const float *dqkv, const f
     check_fused(p, C);
     matmul_backward(dx, p->wq->grad, p->bq->grad, dqkv, x, p->wq->data, N, C, 3 * C);
 }
+
+int attn_proj_rope_init(attn_proj_t *p, block_t *b, char *err, size_t errlen) {
+    if (b->dims->pos != POS_ROPE) return 0;
+    int D = b->dims->dim / b->dims->heads;
+    char why[128];
+    if (rope_table_init(&p->rope, D, b->dims->ctx, why, sizeof why))
+        return seterr(err, errlen, "%s: --pos rope needs an even head width (dim/heads), got %d", block_where(b), D);
+    p->rope_on = 1;
+    return 0;
+}
+
+void attn_proj_rope_free(attn_proj_t *p) {
+    rope_table_free(&p->rope);
+    p->rope_on = 0;
+}
+
+void attn_proj_rope_qkv(const attn_proj_t *p, float *qkv, int B, int T, int C, int H, rope_dir_t dir) {
+    if (!p->rope_on) return;
+    rope_layout_t qk = rope_layout_qk(B, T, C, H);
+    rope_apply(&p->rope, qkv, qkv, &qk, 0, dir);
+}
+
+void attn_proj_rope_one(const attn_proj_t *p, float *qkv, int C, int H, int pos) {
+    if (p->rope_on) rope_apply_one(&p->rope, qkv, 2 * H, (size_t)(C / H), pos, ROPE_ROTATE);
+}
