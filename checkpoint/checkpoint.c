@@ -132,9 +132,11 @@ static int json_pos(const cJSON *o, pos_scheme_t *out, const char *path, char *e
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "pos");
     *out = POS_LEARNED;
     if (!v) return 0;
-    if (!cJSON_IsString(v) || pos_scheme_parse(v->valuestring, out))
-        return seterr(err, errlen, "checkpoint '%s': config.pos %s is not one of \"learned\", \"rope\", \"none\"", path,
-                      cJSON_IsString(v) ? shown(v->valuestring).s : "(not a string)");
+    if (!cJSON_IsString(v))
+        return seterr(err, errlen, "checkpoint '%s': config.pos is not a string (one of \"learned\", \"rope\", \"none\")", path);
+    if (pos_scheme_parse(v->valuestring, out))
+        return seterr(err, errlen, "checkpoint '%s': config.pos '%s' is not one of \"learned\", \"rope\", \"none\"", path,
+                      shown(v->valuestring).s);
     return 0;
 }
 
