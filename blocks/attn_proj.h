@@ -13,7 +13,7 @@
 typedef struct {
     param_t *wq, *wk, *wv, *bq, *bk, *bv, *wo, *bo;
     // --pos rope (LONG_CONTEXT.md §1), for the kinds that rotate each head's q and k of the q|k|v
-    // buffer (softmax(persist=0), performer, linformer): the head-width table, positions [0, ctx).
+    // buffer (softmax(persist=0), performer, linformer): the head-width table, positions [0, min(ctx, 4096)).
     int rope_on;
     rope_table_t rope;
 } attn_proj_t;
@@ -29,7 +29,8 @@ void attn_proj_out_backward(attn_proj_t *p, float *dheads, const float *dy, cons
 void attn_proj_in_backward(attn_proj_t *p, float *dx, const float *dqkv, const float *x, int N, int C);
 
 
-// --pos rope: when b's model uses rotary positions, build the head-width table (positions [0, ctx))
+// --pos rope: when b's model uses rotary positions, build the head-width table (positions
+// [0, min(ctx, 4096)); later ones are computed on the fly, bit-identical)
 // and switch the rotations below on; refuses an odd head width with one line naming the block.
 // No-op (returns 0) for learned or no positions. Call from configure; free with attn_proj_rope_free.
 int attn_proj_rope_init(attn_proj_t *p, block_t *b, char *err, size_t errlen);
