@@ -6,8 +6,9 @@
 // (every cached key was computed at its old position). When the window is full, the last ctx/2
 // tokens are re-fed at positions 0 … ctx/2−1 and generation continues from there; so past the
 // window, each ctx/2 new tokens cost ctx/2 extra cached steps (2× amortized), and every token
-// still sees at least ctx/2 tokens of context. Models whose every mixer keeps constant-size state
-// (Performer) never slide.
+// still sees at least ctx/2 tokens of context. The same holds with --pos rope or none (the caches
+// hold ctx positions). Models whose every mixer keeps constant-size state (Performer) never slide:
+// past ctx, learned positions repeat wpe[ctx−1] and rope rotates at the true position.
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -184,6 +185,7 @@ static int info(const ckpt_t *c, const char *path) {
     printf("checkpoint: %s\n", path);
     printf("model: d %d, heads %d, ctx %d, vocab %d, %d layers\n", m->dims.dim, m->dims.heads, m->dims.ctx, m->dims.vocab, m->L);
     printf("layers: %s\n", m->spec);
+    printf("positions: %s\n", pos_scheme_name(m->dims.pos));
     printf("tokenizer: %s (%d tokens)\n", tok_kind_name(c->tok.kind), c->tok.vocab_size);
     size_t per_layer_total = 0;
     printf("parameters:\n");
@@ -195,7 +197,7 @@ static int info(const ckpt_t *c, const char *path) {
             else emb += p->numel;
         }
     }
-    printf("  embeddings (wte, wpe): %zu\n", emb);
+    printf("  embeddings (%s): %zu\n", m->wpe ? "wte, wpe" : "wte", emb);
     for (int l = 0; l < m->L; l++) {
         char prefix[32];
         int len = snprintf(prefix, sizeof prefix, "layers.%d.", l);

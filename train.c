@@ -30,7 +30,7 @@
 // flags
 
 typedef struct {
-    const char *layers, *tokenizer, *out, *log, *resume, *init_from;
+    const char *layers, *tokenizer, *out, *log, *resume, *init_from, *pos;
     long dim, heads, ctx, batch, steps, warmup, grad_accum, eval_every, eval_batches, save_every, seed, threads,
         stop_after, log_every;
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
@@ -59,6 +59,8 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"dim", FLAG_INT, &o->dim, "128", 1, 65536, 1, "model width d", 0},
         {"heads", FLAG_INT, &o->heads, "4", 1, 4096, 1, "attention heads (must divide dim)", 0},
         {"ctx", FLAG_INT, &o->ctx, "64", 1, 1 << 20, 1, "context length T", 0},
+        // Not stored in train_state: the checkpoint's config keeps it (absent = learned).
+        {"pos", FLAG_STR, &o->pos, "learned", 0, 0, 0, "positions: learned (table wpe) | rope (rotary q/k) | none", 0},
         {"batch", FLAG_INT, &o->batch, "12", 1, 1 << 20, 1, "sequences per micro-batch B", 0},
         {"steps", FLAG_INT, &o->steps, "2000", 1, 1e12, 1, "optimizer steps (the schedule's length)", 0},
         {"lr", FLAG_FLOAT, &o->lr, "1e-3", 0, 10, 1, "peak learning rate", 0},
@@ -314,6 +316,7 @@ typedef struct {
     dataset_t ds;
     saved_t saved;         // what the checkpoint keeps
     adamw_cfg_t acfg;
+    pos_scheme_t pos;      // --pos (a resumed run: the checkpoint's)
     int B, T;
     long stop;             // the step this process stops at (--stop-after, else --steps)
     int32_t *x, *y;        // one micro-batch's inputs and targets (B·T)
@@ -344,6 +347,15 @@ static void check_options(train_t *t, tok_kind_t *tkind) {
     if (o->min_lr > o->lr) die(EXIT_USAGE, "train: --min-lr %g is above --lr %g", o->min_lr, o->lr);
     if (o->dim % o->heads) die(EXIT_USAGE, "train: --heads %ld does not divide --dim %ld", o->heads, o->dim);
     if (tok_kind_parse(o->tokenizer, tkind)) die(EXIT_USAGE, "train: --tokenizer must be byte or char, got '%s'", o->tokenizer);
+    // --pos: the model's config holds it; on --resume an explicit --pos must agree with the checkpoint.
+    if (pos_scheme_parse(o->pos, &t->pos)) die(EXIT_USAGE, "train: --pos must be learned, rope or none, got '%s'", o->pos);
+    if (t->resumed) {
+        pos_scheme_t saved = t->m->dims.pos;
+        if (args_find(t->flags, t->n_flags, "pos")->given && t->pos != saved)
+            die(EXIT_USAGE, "train: checkpoint '%s' was trained with --pos %s; --pos %s cannot change on --resume "
+                "(drop --pos, or start a new run from it with --init-from)", o->resume, pos_scheme_name(saved), o->pos);
+        t->pos = saved;
+    }
 }
 
 // --init-from: read the source once; a fine-tuned model keeps the source's tokenizer (its embedding
@@ -483,7 +495,8 @@ static void init_from_source(train_t *t) {
 static void build_fresh(train_t *t, uint64_t hash) {
     const opts_t *o = t->o;
     char err[1024];
-    model_dims_t dims = {.vocab = t->tok->vocab_size, .dim = (int)o->dim, .heads = (int)o->heads, .ctx = (int)o->ctx};
+    model_dims_t dims = {.vocab = t->tok->vocab_size, .dim = (int)o->dim, .heads = (int)o->heads, .ctx = (int)o->ctx,
+                         .pos = t->pos};
     if (model_build(&t->fresh_model, &dims, o->layers, err, sizeof err)) die(EXIT_USAGE, "train: %s", err);
     t->m = &t->fresh_model;
     rng_t init_rng;
@@ -538,8 +551,9 @@ static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const c
 
     const model_t *m = t->m;
     size_t n_params = params_count_trainable(&m->params);
-    printf("model: %s | d %d, heads %d, ctx %d, vocab %d (%s) | %zu parameters\n", m->spec, m->dims.dim, m->dims.heads,
-           m->dims.ctx, m->dims.vocab, tok_kind_name(t->tok->kind), n_params);
+    printf("model: %s | d %d, heads %d, ctx %d, vocab %d (%s) | %zu parameters%s%s\n", m->spec, m->dims.dim, m->dims.heads,
+           m->dims.ctx, m->dims.vocab, tok_kind_name(t->tok->kind), n_params, m->dims.pos ? " | pos " : "",
+           m->dims.pos ? pos_scheme_name(m->dims.pos) : "");
     printf("data: %s | %zu tokens: %zu train, %zu validation | batch %ld x %ld, accum %ld\n", file, t->ds.n_tokens,
            t->ds.n_train, t->ds.n_tokens - t->ds.n_train, o->batch, o->ctx, o->grad_accum);
     if (t->resumed) printf("resuming %s at step %ld of %ld\n", o->resume, t->saved.step, o->steps);

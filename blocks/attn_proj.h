@@ -8,9 +8,14 @@
 
 #include "model/block.h"
 #include "model/params.h"
+#include "model/rope.h"
 
 typedef struct {
     param_t *wq, *wk, *wv, *bq, *bk, *bv, *wo, *bo;
+    // --pos rope (LONG_CONTEXT.md §1), for the kinds that rotate each head's q and k of the q|k|v
+    // buffer (softmax(persist=0), performer, linformer): the head-width table, positions [0, min(ctx, 4096)).
+    int rope_on;
+    rope_table_t rope;
 } attn_proj_t;
 
 void attn_proj_register(attn_proj_t *p, const model_dims_t *dims, param_table_t *pt, const char *prefix);
@@ -22,5 +27,20 @@ void attn_proj_out_forward(const attn_proj_t *p, float *y, const float *heads, i
 void attn_proj_out_backward(attn_proj_t *p, float *dheads, const float *dy, const float *heads, int N, int C);
 // dx += dqkv·[Wq;Wk;Wv]; d[Wq;Wk;Wv] += dqkvᵀ·x; d[bq;bk;bv] += Σ dqkv
 void attn_proj_in_backward(attn_proj_t *p, float *dx, const float *dqkv, const float *x, int N, int C);
+
+
+// --pos rope: when b's model uses rotary positions, build the head-width table (positions
+// [0, min(ctx, 4096)); later ones are computed on the fly, bit-identical)
+// and switch the rotations below on; refuses an odd head width with one line naming the block.
+// No-op (returns 0) for learned or no positions. Call from configure; free with attn_proj_rope_free.
+int attn_proj_rope_init(attn_proj_t *p, block_t *b, char *err, size_t errlen);
+void attn_proj_rope_free(attn_proj_t *p);
+// qkv (B,T,3C): each head's q and k (columns 0 … 2C, width D) ← R_{±t} of themselves in place, t the
+// position in the window (dir ROPE_ROTATE after the projection's bias; ROPE_TRANSPOSE on dq, dk
+// before the projection's backward, since R_tᵀ is the backward of R_t). v is never touched.
+// No-op when rope is off.
+void attn_proj_rope_qkv(const attn_proj_t *p, float *qkv, int B, int T, int C, int H, rope_dir_t dir);
+// Decode: the q and k heads of one position's q|k|v (3C) ← R_pos of themselves (any pos ≥ 0).
+void attn_proj_rope_one(const attn_proj_t *p, float *qkv, int C, int H, int pos);
 
 #endif

@@ -12,6 +12,11 @@
 // Attention dropout (in a run with dropout) on the joint softmax's probabilities, as softmax does: P' = P⊙M,
 // M drawn before the parallel loop in (batch, head, row i, column j of P's (T, Lmax) layout) order;
 // see docs/blocks/linformer.md.
+// --pos rope (LONG_CONTEXT.md §1): q and k rotated after the bias at their window positions, each
+// key at its own position BEFORE compression: K̄_ρ = Σ_τ E_ρτ R_τ k_τ, so a query at p scores
+// Σ_τ E_ρτ q·R_{τ−p} k_τ (relative terms); values are never rotated. qkv in act holds the rotated
+// q, k (the compression and scores read them); backward turns dq, dk back with R_tᵀ; decode rotates
+// at pos before the ring, so compressed chunks are built from rotated keys as in the forward.
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -48,8 +53,13 @@ static int linformer_configure(block_t *b, spec_block_t *spec, char *err, size_t
     s->k = (int)k;
     s->w = (int)w;
     s->share = share;
-    b->priv = s;
-    return 0;
+    b->priv = s;  // freed by linformer_free, also on error
+    return attn_proj_rope_init(&s->proj, b, err, errlen);
+}
+
+static void linformer_free(block_t *b) {
+    linformer_t *s = b->priv;
+    if (s) attn_proj_rope_free(&s->proj);
 }
 
 static void linformer_describe(const block_t *b, char *buf, size_t n) {
@@ -161,6 +171,7 @@ static void linformer_forward(block_t *b, float *y, const float *x, float *act, 
     size_t TL = (size_t)T * row_len(s, T);
     float *qkv = act, *heads = act + 3 * BTC, *hbase = act + 4 * BTC;
     attn_proj_in_forward(&s->proj, qkv, x, N, C);
+    attn_proj_rope_qkv(&s->proj, qkv, B, T, C, H, ROPE_ROTATE);  // --pos rope: keys before compression
     if (drop) {
         // Attention dropout: masks drawn serially, before the parallel loop, in (batch, head, i, j) order
         // over each head's whole (T, Lmax) probability layout (the unused tail of a row draws too).
@@ -278,6 +289,7 @@ static void linformer_backward(block_t *b, float *dx, const float *dy, const flo
         for (size_t i = 0; i < EC; i++) s->E->grad[i] += dE[i];
         for (size_t i = 0; i < EC; i++) s->F->grad[i] += dF[i];  // F == E with share=kv
     }
+    attn_proj_rope_qkv(&s->proj, dqkv, B, T, C, H, ROPE_TRANSPOSE);  // --pos rope: dq, dk ← R_tᵀ dq, R_tᵀ dk
     attn_proj_in_backward(&s->proj, dx, dqkv, x, N, C);
 }
 
@@ -305,6 +317,7 @@ static void linformer_decode_step(block_t *b, float *y, const float *x, int pos,
     float *Kr = cache, *Vr = Kr + (size_t)R * C, *Kb = Vr + (size_t)R * C, *Vb = Kb + (size_t)NCmax * kk * C;
     float *qkv = scratch, *heads = qkv + 3 * C, *sc = heads + C;
     attn_proj_in_forward(&s->proj, qkv, x, 1, C);
+    attn_proj_rope_one(&s->proj, qkv, C, H, pos);  // --pos rope: the ring and K̄ hold rotated keys
     int cb = pos / c, t = pos % c;
     if (t == 0 && cb >= w + 1) {
         // chunk cb−w−1 leaves the exact window: compress it before its ring slot is reused
@@ -369,4 +382,5 @@ const block_ops_t mixer_linformer_ops = {
     .cache_floats = linformer_cache_floats,
     .decode_scratch_floats = linformer_decode_scratch_floats,
     .decode_step = linformer_decode_step,
+    .free_priv = linformer_free,
 };

@@ -9,6 +9,11 @@
 // Tensors: attn.wq, wk, wv (C,C) consecutive, attn.bq, bk, bv (C), attn.wo, bo as in softmax (so a
 // softmax checkpoint loads by name), attn.omega (m, D): a buffer (saved, never trained), shared by
 // the heads, redrawn every `redraw` optimizer steps from the run's RNG.
+// --pos rope (LONG_CONTEXT.md §1): q and k are rotated after the bias and BEFORE the feature map,
+// q_t ← R_t q_t, k_t ← R_t k_t (qkv in act holds them rotated), so φ(R_i q̂)·φ(R_j k̂) estimates
+// exp((R_i q̂)·(R_j k̂)) = exp(q̂·R_{j−i} k̂); the stabilizer c and |k̂|² are those of the rotated keys
+// (what φ sees; the norm is unchanged by a rotation). Backward: dq, dk ← R_tᵀ dq, R_tᵀ dk before the
+// projection's backward. Decode rotates at the true position pos, also past ctx (streaming).
 //
 // Algorithm (per batch row and head): positions are cut into blocks of R rows (performer_set_chunk).
 // Inside a block the exact masked product (φQ φKᵀ ⊙ ρ) V' runs as small matrix products, ρ_ij =
@@ -103,13 +108,16 @@ static int performer_configure(block_t *b, spec_block_t *spec, char *err, size_t
     s->rows = 32;
     s->D = b->dims->dim / b->dims->heads;
     s->work = xcalloc((size_t)s->D * s->D, sizeof(double));
-    b->priv = s;
-    return 0;
+    b->priv = s;  // freed by performer_free, also on error
+    return attn_proj_rope_init(&s->proj, b, err, errlen);
 }
 
 static void performer_free(block_t *b) {
     performer_t *s = b->priv;
-    if (s) free(s->work);
+    if (s) {
+        free(s->work);
+        attn_proj_rope_free(&s->proj);
+    }
 }
 
 static void performer_describe(const block_t *b, char *buf, size_t n) {
@@ -297,6 +305,7 @@ static void performer_forward(block_t *b, float *y, const float *x, float *act, 
     size_t BTC = (size_t)N * C, HA = head_act(s, T), HS = head_scratch(s), R = (size_t)s->rows;
     float *qkv = act, *heads = act + 3 * BTC, *hbase = act + 4 * BTC;
     attn_proj_in_forward(&s->proj, qkv, x, N, C);
+    attn_proj_rope_qkv(&s->proj, qkv, B, T, C, H, ROPE_ROTATE);  // --pos rope: before φ
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
@@ -432,6 +441,7 @@ static void performer_backward(block_t *b, float *dx, const float *dy, const flo
                           heads + row * C + h * D, dheads + row * C + h * D, C, dbase + h * D, dbase + C + h * D,
                           dbase + 2 * C + h * D, scratch + 4 * BTC + bh * HS, T);
         }
+    attn_proj_rope_qkv(&s->proj, dqkv, B, T, C, H, ROPE_TRANSPOSE);  // --pos rope: dq, dk ← R_tᵀ dq, R_tᵀ dk
     attn_proj_in_backward(&s->proj, dx, dqkv, x, N, C);
 }
 
@@ -453,6 +463,7 @@ static void performer_decode_step(block_t *b, float *y, const float *x, int pos,
     CHECK(pos >= 0);
     float *qkv = scratch, *heads = qkv + 3 * C, *qf = heads + C, *kf = qf + m, *num = kf + m;
     attn_proj_in_forward(&s->proj, qkv, x, 1, C);
+    attn_proj_rope_one(&s->proj, qkv, C, H, pos);  // --pos rope: at the true position, also ≥ ctx
     size_t per_head = (size_t)m * D1 + 1;
     for (int h = 0; h < H; h++) {
         float *S = cache + h * per_head, *cstate = S + (size_t)m * D1;

@@ -4,6 +4,10 @@
 // Tensors: attn.wq, attn.wk, attn.wv (C,C) — registered consecutively so that they form one (3C,C)
 // matrix for a single product — attn.bq, attn.bk, attn.bv (C), attn.wo (C,C) std 0.02/sqrt(2L), attn.bo (C).
 // The score and weighted-sum products run over row blocks of the lower triangle only.
+// --pos rope (LONG_CONTEXT.md §1): each head's q and k are rotated after the bias, q_t ← R_t q_t,
+// k_t ← R_t k_t at their window position t, so q_i·k_j depends on j − i only; qkv in act holds the
+// ROTATED q and k (the score products read them as they are), the backward turns dq, dk back with
+// R_tᵀ before the projection's backward, and decode rotates at pos. Learned/none: no rotation.
 // persist=N>0 (persistent key/value pairs per head, arXiv 1907.01470): configure switches the block
 // to softmax_persist_ops, the shared core in attn_span.c (adds attn.persist_k, attn.persist_v
 // (H,N,D)); persist=0 keeps this file's fast path.
@@ -57,8 +61,14 @@ static int softmax_configure(block_t *b, spec_block_t *spec, char *err, size_t e
         b->ops = &softmax_persist_ops;
         return attn_span_init_persist(a, b, persist, err, errlen);
     }
-    b->priv = xcalloc(1, sizeof(softmax_t));
-    return 0;
+    softmax_t *s = xcalloc(1, sizeof *s);
+    b->priv = s;  // freed by model_free (with the rope table, through softmax_free), also on error
+    return attn_proj_rope_init(&s->proj, b, err, errlen);
+}
+
+static void softmax_free(block_t *b) {
+    softmax_t *s = b->priv;
+    if (s) attn_proj_rope_free(&s->proj);
 }
 
 static void softmax_describe(const block_t *b, char *buf, size_t n) { snprintf(buf, n, "softmax(persist=0)"); }
@@ -126,6 +136,7 @@ static void softmax_forward(block_t *b, float *y, const float *x, float *act, fl
     views_t v = views(b, act, B, T);
     // qkv = x·[Wq;Wk;Wv]ᵀ + [bq;bk;bv], one (N,C)×(C,3C) product over the contiguous weights.
     attn_proj_in_forward(&s->proj, v.qkv, x, N, C);
+    attn_proj_rope_qkv(&s->proj, v.qkv, B, T, C, H, ROPE_ROTATE);  // --pos rope: q_t, k_t ← R_t q_t, R_t k_t
     // Attention dropout: masks drawn serially, in (b,h,i,j) order, before the parallel loop.
     if (v.mask) dropout_mask_draw(v.mask, rc->training ? rc->dropout : 0.0f, rc->rng, att_floats(b, B, T));
     float scale = 1.0f / sqrtf((float)D);
@@ -196,6 +207,8 @@ static void softmax_backward(block_t *b, float *dx, const float *dy, const float
                           base + C + h * D, base + 2 * C + h * D, dheads + (size_t)bb * T * C + h * D, dbase + h * D,
                           dbase + C + h * D, dbase + 2 * C + h * D, dP + bh * TT, T, D, 3 * C, C, scale);
         }
+    // --pos rope: q' = R_t q ⇒ dq = R_tᵀ dq' (and k); dv is untouched
+    attn_proj_rope_qkv(&s->proj, dqkv, B, T, C, H, ROPE_TRANSPOSE);
     // qkv = x·Wqkvᵀ + bqkv
     attn_proj_in_backward(&s->proj, dx, dqkv, x, N, C);
 }
@@ -218,6 +231,7 @@ static void softmax_decode_step(block_t *b, float *y, const float *x, int pos, f
     CHECK(pos >= 0 && pos < ctx);
     float *qkv = scratch, *heads = scratch + 3 * C, *w = heads + C;
     attn_proj_in_forward(&s->proj, qkv, x, 1, C);
+    attn_proj_rope_one(&s->proj, qkv, C, H, pos);  // --pos rope: the cache holds R_j k_j
     float scale = 1.0f / sqrtf((float)D);
     for (int h = 0; h < H; h++) {
         float *Kh = cache + (size_t)2 * h * ctx * D, *Vh = Kh + (size_t)ctx * D;
@@ -254,4 +268,5 @@ const block_ops_t mixer_softmax_ops = {
     .cache_floats = softmax_cache_floats,
     .decode_scratch_floats = softmax_decode_scratch_floats,
     .decode_step = softmax_decode_step,
+    .free_priv = softmax_free,
 };

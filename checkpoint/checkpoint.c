@@ -20,6 +20,8 @@ static char *config_json(const model_t *m) {
     cJSON_AddNumberToObject(o, "ctx", m->dims.ctx);
     cJSON_AddNumberToObject(o, "n_layers", m->L);
     cJSON_AddStringToObject(o, "layers", m->spec);
+    // "pos" only when it is not the default, so learned-position checkpoints stay byte-identical.
+    if (m->dims.pos != POS_LEARNED) cJSON_AddStringToObject(o, "pos", pos_scheme_name(m->dims.pos));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -125,8 +127,21 @@ static int expect_listed(const st_file_t *f, const char *name, int64_t a, int64_
                   "tensors do not match", path, why, name, want, got);
 }
 
+// config.pos: absent means learned (checkpoints from before --pos); otherwise one of the names.
+static int json_pos(const cJSON *o, pos_scheme_t *out, const char *path, char *err, size_t errlen) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "pos");
+    *out = POS_LEARNED;
+    if (!v) return 0;
+    if (!cJSON_IsString(v))
+        return seterr(err, errlen, "checkpoint '%s': config.pos is not a string (one of \"learned\", \"rope\", \"none\")", path);
+    if (pos_scheme_parse(v->valuestring, out))
+        return seterr(err, errlen, "checkpoint '%s': config.pos '%s' is not one of \"learned\", \"rope\", \"none\"", path,
+                      shown(v->valuestring).s);
+    return 0;
+}
+
 // Before anything is built: the sizes the config implies for the model-level tensors — wte
-// (vocab, dim), wpe (ctx, dim), and L layers (layers.<l>.ln1.weight (dim) for l < L, none at L) —
+// (vocab, dim), wpe (ctx, dim) with learned positions only, and L layers (layers.<l>.ln1.weight (dim) for l < L, none at L) —
 // must be those the header lists. The tensors' data are in the file, so this bounds vocab, ctx
 // and the layer count by the file's size: a small file cannot make the reader allocate gigabytes
 // for a config that claims ctx 1,048,576.
@@ -136,7 +151,7 @@ static int check_config_sizes(const st_file_t *f, const model_dims_t *d, const c
     snprintf(why, sizeof why, "vocab %d, dim %d", d->vocab, d->dim);
     if (expect_listed(f, "wte", d->vocab, d->dim, why, path, err, errlen)) return -1;
     snprintf(why, sizeof why, "ctx %d, dim %d", d->ctx, d->dim);
-    if (expect_listed(f, "wpe", d->ctx, d->dim, why, path, err, errlen)) return -1;
+    if (d->pos == POS_LEARNED && expect_listed(f, "wpe", d->ctx, d->dim, why, path, err, errlen)) return -1;
     spec_layer_t *specs;
     int L;
     char sub[256];
@@ -184,7 +199,8 @@ int ckpt_load(const char *path, ckpt_t *out, char *err, size_t errlen) {
     }
     model_dims_t d = {0};
     if (json_int(cfg, "vocab", 1, 1 << 24, &d.vocab, path, err, errlen) || json_int(cfg, "dim", 1, 1 << 16, &d.dim, path, err, errlen) ||
-        json_int(cfg, "heads", 1, 1 << 12, &d.heads, path, err, errlen) || json_int(cfg, "ctx", 1, 1 << 20, &d.ctx, path, err, errlen))
+        json_int(cfg, "heads", 1, 1 << 12, &d.heads, path, err, errlen) || json_int(cfg, "ctx", 1, 1 << 20, &d.ctx, path, err, errlen) ||
+        json_pos(cfg, &d.pos, path, err, errlen))
         goto done;
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(cfg, "layers");
     if (!cJSON_IsString(layers)) {

@@ -1,7 +1,7 @@
 // checkpoint.h — a model, its tokenizer and its training state in one safetensors file
 // (ARCHITECTURE.md §5; every tensor and metadata key is documented in docs/checkpoint.md).
 // Metadata: "format" = "attnlab", "format_version" = "1", "config" (JSON: vocab, dim, heads, ctx,
-// layers — the spec with every option resolved), "tokenizer" (JSON), and "train_state" (JSON, opaque
+// layers — the spec with every option resolved, and pos ("rope" | "none") unless it is learned), "tokenizer" (JSON), and "train_state" (JSON, opaque
 // here: train.c owns its keys). Tensors: every parameter-table entry by name, plus the AdamW moments
 // as "adam.m.<name>" and "adam.v.<name>" unless exported without them.
 #ifndef ATTNLAB_CHECKPOINT_H

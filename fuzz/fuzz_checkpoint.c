@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     for (int i = 0; i < pt->count; i++)
         for (size_t j = 0; j < pt->items[i]->numel; j++)
             if (!isfinite(pt->items[i]->data[j])) abort();
-    if (c.model.wpe->shape[0] != c.model.dims.ctx || c.model.wte->shape[0] != c.tok.vocab_size) abort();
+    if ((c.model.wpe && c.model.wpe->shape[0] != c.model.dims.ctx) || c.model.wte->shape[0] != c.tok.vocab_size) abort();
     ckpt_free(&c);
     return 0;
 }

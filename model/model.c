@@ -30,7 +30,27 @@ static int validate_dims(const model_dims_t *d, char *err, size_t errlen) {
     if (d->heads < 1) return seterr(err, errlen, "--heads must be positive, got %d", d->heads);
     if (d->dim % d->heads) return seterr(err, errlen, "--heads %d does not divide --dim %d", d->heads, d->dim);
     if (d->ctx < 1) return seterr(err, errlen, "--ctx must be positive, got %d", d->ctx);
+    if (!pos_scheme_name(d->pos)) return seterr(err, errlen, "unknown position scheme %d", (int)d->pos);
     return 0;
+}
+
+const char *pos_scheme_name(pos_scheme_t p) {
+    switch (p) {
+    case POS_LEARNED: return "learned";
+    case POS_ROPE: return "rope";
+    case POS_NONE: return "none";
+    }
+    return NULL;
+}
+
+int pos_scheme_parse(const char *s, pos_scheme_t *out) {
+    static const pos_scheme_t all[] = {POS_LEARNED, POS_ROPE, POS_NONE};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (s && strcmp(s, pos_scheme_name(all[i])) == 0) {
+            *out = all[i];
+            return 0;
+        }
+    return -1;
 }
 
 int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, char *err, size_t errlen) {
@@ -48,8 +68,10 @@ int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, c
     const param_spec_t ln_weight = {.shape = {C}, .init = INIT_ONES}, ln_bias = {.shape = {C}, .init = INIT_ZEROS};
     m->wte = params_add(&m->params, "", "wte",
                         (param_spec_t){.shape = {m->dims.vocab, C}, .init = INIT_NORMAL, .std = 0.02f, .decay = 1});
-    m->wpe = params_add(&m->params, "", "wpe",
-                        (param_spec_t){.shape = {m->dims.ctx, C}, .init = INIT_NORMAL, .std = 0.02f, .decay = 1});
+    // The learned position table exists only for --pos learned (rope and none have no table: NULL).
+    if (m->dims.pos == POS_LEARNED)
+        m->wpe = params_add(&m->params, "", "wpe",
+                            (param_spec_t){.shape = {m->dims.ctx, C}, .init = INIT_NORMAL, .std = 0.02f, .decay = 1});
     size_t spec_cap = 64 + (size_t)L * 160, spec_len = 0;
     m->spec = xcalloc(spec_cap, 1);
     int rc = -1;
@@ -185,7 +207,7 @@ float model_forward(model_t *m, const int32_t *tokens, const int32_t *targets, i
     m->last_T = T;
     memcpy(m->tokens, tokens, (size_t)N * sizeof(int32_t));
     float *x = m->L ? m->layers[0].res_in : m->res_out;
-    encoder_forward(x, tokens, m->wte->data, m->wpe->data, B, T, C);
+    encoder_forward(x, tokens, m->wte->data, m->wpe ? m->wpe->data : NULL, B, T, C);
     branch_dropout(x, m->emb_mask, BTC, rc);
     float *branch = m->dbranch;  // the forward pass borrows the backward's branch buffer
     for (int l = 0; l < m->L; l++) {
@@ -259,10 +281,10 @@ void model_backward(model_t *m, float loss_scale, const run_ctx_t *rc) {
         layernorm_backward(m->dres, ly->ln1w->grad, ly->ln1b->grad, m->dln, ly->res_in, ly->ln1w->data, ly->ln1_mean,
                            ly->ln1_rstd, N, C);
     }
-    // x0 = drop(wte[tok] + wpe[t])
+    // x0 = drop(wte[tok] + wpe[t])  (no wpe term for --pos rope / none)
     if (m->emb_mask)
         for (size_t i = 0; i < BTC; i++) m->dres[i] *= m->emb_mask[i];
-    encoder_backward(m->wte->grad, m->wpe->grad, m->dres, m->tokens, B, T, C);
+    encoder_backward(m->wte->grad, m->wpe ? m->wpe->grad : NULL, m->dres, m->tokens, B, T, C);
 }
 
 float model_extra_loss(model_t *m, int add_grad) {
@@ -355,17 +377,23 @@ void decode_init(decode_state_t *ds, const model_t *m) {
 void decode_reset(decode_state_t *ds) { ds->pos = 0; }
 
 // Streaming past ctx: when every mixer keeps constant-size state (block_ops_t.unbounded_decode, e.g.
-// performer), positions may run past ctx; a position ≥ ctx embeds with wpe[ctx−1], the last learned
-// position (the model never saw later ones; mixers and ffns still receive the true position).
+// performer), positions may run past ctx; with --pos learned a position ≥ ctx embeds with wpe[ctx−1],
+// the last learned position (the model never saw later ones); with rope or none there is no table
+// and the mixers rotate at the true position. Mixers and ffns always receive the true position.
 // Otherwise pos < ctx is required: callers slide their window and restart.
 const float *decode_step(model_t *m, decode_state_t *ds, int32_t token) {
     int C = m->dims.dim, pos = ds->pos, unbounded = m->L > 0;
     for (int l = 0; l < m->L; l++) unbounded &= m->layers[l].mixer.ops->unbounded_decode;
     CHECK(pos >= 0 && (unbounded || pos < m->dims.ctx) && token >= 0 && token < m->dims.vocab);
-    int epos = pos < m->dims.ctx ? pos : m->dims.ctx - 1;
     float *x = ds->x;
-    const float *e = m->wte->data + (size_t)token * C, *p = m->wpe->data + (size_t)epos * C;
-    for (int c = 0; c < C; c++) x[c] = e[c] + p[c];
+    const float *e = m->wte->data + (size_t)token * C;
+    if (m->wpe) {
+        int epos = pos < m->dims.ctx ? pos : m->dims.ctx - 1;
+        const float *p = m->wpe->data + (size_t)epos * C;
+        for (int c = 0; c < C; c++) x[c] = e[c] + p[c];
+    } else {
+        memcpy(x, e, (size_t)C * sizeof(float));
+    }
     for (int l = 0; l < m->L; l++) {
         layer_t *ly = &m->layers[l];
         layernorm_forward(ds->xn, ds->mean_rstd, ds->mean_rstd + 1, x, ly->ln1w->data, ly->ln1b->data, 1, C);

@@ -1,5 +1,5 @@
 // model.h — the decoder-only Transformer with GPT-2 conventions (ARCHITECTURE.md §2):
-//   x = wte[tok] + wpe[t]; per layer: x += drop(mixer(LN1(x))); x += drop(ffn(LN2(x))) (no LN2/ffn
+//   x = wte[tok] + wpe[t] (wpe only with --pos learned; rope and none: x = wte[tok]); per layer: x += drop(mixer(LN1(x))); x += drop(ffn(LN2(x))) (no LN2/ffn
 //   when the ffn is `none`); logits = LNf(x)·wteᵀ; loss = mean cross-entropy over B·T positions.
 // Glossary: B batch, T time (≤ ctx), C width, H heads, V vocabulary, L layers.
 #ifndef ATTNLAB_MODEL_H
@@ -30,7 +30,7 @@ typedef struct {
     char *spec;          // the layer spec with every option resolved (checkpoint config)
     int L;
     layer_t *layers;
-    param_t *wte, *wpe, *lnfw, *lnfb;  // (V,C), (ctx,C), (C), (C)
+    param_t *wte, *wpe, *lnfw, *lnfb;  // (V,C), (ctx,C), (C), (C); wpe NULL unless dims.pos == POS_LEARNED
     param_table_t params;
 
     // activation arena, sized once for (max_B, max_T) by model_alloc_acts
@@ -54,6 +54,12 @@ static inline int model_n_blocks(const model_t *m) { return 2 * m->L; }
 static inline block_t *model_block(const model_t *m, int i) {
     return i % 2 ? &m->layers[i / 2].ffn : &m->layers[i / 2].mixer;
 }
+
+// The position schemes by name (--pos, checkpoint config "pos"): "learned", "rope", "none".
+// pos_scheme_name returns NULL for a value outside the enum; pos_scheme_parse returns -1 for an
+// unknown name (or NULL), 0 and *out otherwise.
+const char *pos_scheme_name(pos_scheme_t p);
+int pos_scheme_parse(const char *s, pos_scheme_t *out);
 
 // Build the model for dims and a --layers spec: parse, configure every block (validating options),
 // register parameters, allocate the parameter arenas. Returns 0, or -1 with one clear message.

@@ -21,7 +21,12 @@ void encoder_forward(float *out, const int32_t *tok, const float *wte, const flo
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             float *o = out + ((size_t)b * T + t) * C;
-            const float *e = wte + (size_t)tok[b * T + t] * C, *p = wpe + (size_t)t * C;
+            const float *e = wte + (size_t)tok[b * T + t] * C;
+            if (!wpe) {  // --pos rope / none: no position table
+                memcpy(o, e, (size_t)C * sizeof(float));
+                continue;
+            }
+            const float *p = wpe + (size_t)t * C;
             for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
         }
 }
@@ -32,7 +37,12 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const float *d = dout + ((size_t)b * T + t) * C;
-            float *de = dwte + (size_t)tok[b * T + t] * C, *dp = dwpe + (size_t)t * C;
+            float *de = dwte + (size_t)tok[b * T + t] * C;
+            if (!dwpe) {
+                for (int c = 0; c < C; c++) de[c] += d[c];
+                continue;
+            }
+            float *dp = dwpe + (size_t)t * C;
             for (int c = 0; c < C; c++) {
                 de[c] += d[c];
                 dp[c] += d[c];

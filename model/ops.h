@@ -14,8 +14,9 @@
 #include "base/rng.h"
 
 // out[b,t,:] = wte[tok[b,t],:] + wpe[t,:]           out (B,T,C), wte (V,C), wpe (ctx,C)
+// wpe NULL (--pos rope or none: no learned table): out[b,t,:] = wte[tok[b,t],:].
 void encoder_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C);
-// dwte[tok] += dout; dwpe[t] += Σ_b dout[b,t]
+// dwte[tok] += dout; dwpe[t] += Σ_b dout[b,t] (dwpe NULL: no table, only dwte)
 void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int C);
 
 // LayerNorm over the last axis, eps 1e-5, biased variance: out = (x - μ)·rstd·w + b.

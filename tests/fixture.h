@@ -9,10 +9,14 @@
 #include "model/model.h"
 #include "tests/testlib.h"
 
+// The position scheme of every model the fixtures below build (model_dims_t.pos): learned unless a
+// test sets it (test_kinds.c runs its whole walk under each scheme).
+static pos_scheme_t fixture_pos_scheme = POS_LEARNED;
+
 // Build a tiny model (V 11, C 8, H 2, ctx 8, or as given) for spec, with weights drawn at std `std`
-// (larger than the real 0.02 so that every path of the math carries signal).
+// (larger than the real 0.02 so that every path of the math carries signal), positions fixture_pos_scheme.
 static inline int fixture_model(model_t *m, const char *spec, int V, int C, int H, int ctx, float std, uint64_t seed) {
-    model_dims_t d = {.vocab = V, .dim = C, .heads = H, .ctx = ctx};
+    model_dims_t d = {.vocab = V, .dim = C, .heads = H, .ctx = ctx, .pos = fixture_pos_scheme};
     char err[512];
     if (model_build(m, &d, spec, err, sizeof err)) {
         printf("  model_build(%s): %s\n", spec, err);

@@ -4,7 +4,8 @@
 # byte and char tokenizers, a layer whose ffn is `none`, a ctx that is not a multiple of the
 # attention's 32-row tiling, a file with multi-byte UTF-8 characters (so bpb's byte counts matter) and
 # an eval file whose last window is short — and one model per registered block kind holding every
-# example of the kind (`train --list-kinds`), then compares loss, ppl and bpb of
+# example of the kind (`train --list-kinds`), and one model per position scheme rope and none holding
+# every mixer kind (`train --pos`), then compares loss, ppl and bpb of
 # `infer CKPT --eval FILE` with the twin's float64 figures.
 # Exit 77 (skip) when /usr/bin/python3 cannot import torch and numpy.
 #   bash tests/py_twin.sh            (ATTNLAB_BUILD=build/release by default; TWIN=path overrides the twin)
@@ -114,6 +115,22 @@ while read -r kind role examples; do
   run_model $n "$layers" $tk 32 2 37 "$kind"
   n=$((n + 1))
 done <"$tmp/kinds"
+
+# rope and none (--pos): one model per scheme holding the first example of every mixer kind (each
+# under its default ffn), d 32, 2 heads (head width 16), ctx 37; the twin reads "pos" from the
+# checkpoint config (no wpe; under rope every kind rotates its queries and keys).
+mixers=""
+while read -r kind role examples; do
+  [ "$role" = mixer ] || continue
+  set -- $examples
+  mixers="${mixers:+$mixers, }$1"
+done <"$tmp/kinds"
+for pos in rope none; do
+  "$TRAIN" "$tmp/train.txt" --tokenizer char --layers "$mixers" --dim 32 --heads 2 --ctx 37 --pos $pos \
+    --out "$tmp/pos-$pos.safetensors" "${common[@]}" >"$tmp/log-$pos" 2>&1 \
+    || { cat "$tmp/log-$pos"; echo "FAIL: train (--pos $pos)"; fail=1; continue; }
+  compare "--pos $pos: char tokenizer, $mixers, d 32, 2 heads, ctx 37" "$tmp/pos-$pos.safetensors"
+done
 
 # the twin refuses kinds it does not know, with a message naming the layer
 "$PY" - "$TWIN" <<'EOF2' || { echo "FAIL: the twin should refuse an unknown kind naming its layer"; fail=1; }

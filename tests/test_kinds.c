@@ -9,6 +9,14 @@
 //   - decode == forward: token-by-token decoding reproduces the forward's logits (ctx 37), also
 //     after a reset;
 //   - the checkpoint round trip of tests/roundtrip.h.
+// The walk runs under each position scheme (--pos learned, rope, none: fixture_pos_scheme); learned
+// with and without dropout, rope and none without (dropout's masks do not depend on positions, and
+// the binary stays fast), and the gradient check under rope of every mixer example, under none of
+// each mixer kind's first (ffns do not see positions; none runs the mixers' learned code path and
+// differs only by the missing wpe). An example whose own width is odd (collab(dk=3)) cannot exist
+// under rope and is checked to be refused instead. A mixer with an odd head width is refused under
+// rope and builds otherwise. The weights differ between schemes even at the same seed: without wpe
+// the initializer's draws shift to the next tensors.
 // One model stacking every kind gets the same checks except the gradient check. A registered kind
 // without examples fails the guard, so a new kind cannot join the registry unchecked. (No
 // allocation in a training step is checked over the same examples by test_noalloc.c, which needs
@@ -108,36 +116,111 @@ static uint64_t spec_seed(const char *s) {
 
 static void check_all(const char *what, const char *spec, uint64_t seed, const char *dir, int with_gradcheck) {
     char name[2300];
-    for (int d = 0; d < 2 && with_gradcheck; d++) {
-        snprintf(name, sizeof name, "gradcheck %s dropout %.1f", what, d * DROPOUT);
+    const char *pos = pos_scheme_name(fixture_pos_scheme);
+    int n_drop = fixture_pos_scheme == POS_LEARNED ? 2 : 1;
+    for (int d = 0; d < n_drop && with_gradcheck; d++) {
+        snprintf(name, sizeof name, "gradcheck %s --pos %s dropout %.1f", what, pos, d * DROPOUT);
         TEST_CASE(name) gradcheck(spec, d * DROPOUT, seed);
     }
-    for (int d = 0; d < 2; d++) {
-        snprintf(name, sizeof name, "causality %s T 37 dropout %.1f", what, d * DROPOUT);
+    for (int d = 0; d < n_drop; d++) {
+        snprintf(name, sizeof name, "causality %s --pos %s T 37 dropout %.1f", what, pos, d * DROPOUT);
         TEST_CASE(name) fixture_causality(spec, 37, 37, d * DROPOUT, NULL);
     }
-    snprintf(name, sizeof name, "decode == forward %s ctx 37", what);
+    snprintf(name, sizeof name, "decode == forward %s --pos %s ctx 37", what, pos);
     TEST_CASE(name) fixture_decode(spec, 37, NULL);
-    snprintf(name, sizeof name, "checkpoint round trip %s", what);
-    TEST_CASE(name) roundtrip_check(spec, dir, seed);
+    snprintf(name, sizeof name, "checkpoint round trip %s --pos %s", what, pos);
+    TEST_CASE(name) {
+        roundtrip_check(spec, dir, seed);
+        // the scheme survives the file (config "pos"; wpe only for learned)
+        model_t m;
+        if (fixture_model(&m, spec, 256, 8, 2, 8, 0.3f, seed) == 0) {
+            tokenizer_t tok;
+            tok_init_byte(&tok);
+            char path[600], err[1024];
+            snprintf(path, sizeof path, "%s/pos.safetensors", dir);
+            EXPECT_MSG(ckpt_save(path, &m, &tok, NULL, 0, err, sizeof err) == 0, "save: %s", err);
+            ckpt_t c;
+            int loaded = ckpt_load(path, &c, err, sizeof err) == 0;
+            EXPECT_MSG(loaded, "load: %s", err);
+            if (loaded) {
+                EXPECT_MSG(c.model.dims.pos == fixture_pos_scheme, "--pos %s came back as %s", pos,
+                           pos_scheme_name(c.model.dims.pos));
+                EXPECT((c.model.wpe != NULL) == (fixture_pos_scheme == POS_LEARNED));
+                ckpt_free(&c);
+            }
+            remove(path);
+            tok_free(&tok);
+            model_free(&m);
+        }
+    }
+}
+
+// An example that does not build under rope because a width of its own is odd (collab(dk=3)): a
+// case checks the refusal's one line, and the caller skips the example's other checks under rope.
+static int rope_refused(const char *spec) {
+    model_dims_t d = {.vocab = 11, .dim = 16, .heads = 4, .ctx = 8, .pos = POS_ROPE};
+    model_t m;
+    char err[512] = "", name[400];
+    if (model_build(&m, &d, spec, err, sizeof err) == 0) {
+        model_free(&m);
+        return 0;
+    }
+    snprintf(name, sizeof name, "%s under --pos rope: refused (an odd width of its own)", spec);
+    TEST_CASE(name) EXPECT_MSG(strstr(err, "--pos rope needs an even") && !strchr(err, '\n'), "'%s'", err);
+    return 1;
+}
+
+// --pos rope needs an even head width: every mixer example at C 6, H 2 (D 3) is refused under rope
+// with one line saying so, and builds under learned and none.
+static void test_odd_width(const fixture_kind_case_t *cases, int n) {
+    TEST_CASE("--pos rope refuses an odd head width in every mixer example (C 6, H 2); learned and none build") {
+        for (int i = 0; i < n; i++) {
+            if (cases[i].ops->role != ROLE_MIXER) continue;
+            for (int p = POS_LEARNED; p <= POS_NONE; p++) {
+                model_dims_t d = {.vocab = 11, .dim = 6, .heads = 2, .ctx = 8, .pos = (pos_scheme_t)p};
+                model_t m;
+                char err[512] = "";
+                int rc = model_build(&m, &d, cases[i].spec, err, sizeof err);
+                if (rc == 0) model_free(&m);
+                if (p == POS_ROPE && strstr(cases[i].spec, "dk=")) continue;  // collab's rotated width is dk, not D
+                if (p == POS_ROPE)
+                    EXPECT_MSG(rc != 0 && strstr(err, "--pos rope needs an even") && !strchr(err, '\n'),
+                               "%s under rope at head width 3: rc %d, '%s'", cases[i].spec, rc, err);
+                else
+                    EXPECT_MSG(rc == 0, "%s under --pos %s at head width 3: %s", cases[i].spec,
+                               pos_scheme_name((pos_scheme_t)p), err);
+            }
+        }
+    }
 }
 
 int main(void) {
     static fixture_kind_case_t cases[MAX_CASES];
     int n = fixture_kind_cases(cases, MAX_CASES);
     test_guard(cases, n);
+    test_odd_width(cases, n);
     char dir[] = "/tmp/attnlab-kinds-XXXXXX";
     if (!mkdtemp(dir)) return 1;
-    // seeds from the spec's text, so that adding a kind changes no other example's weights
-    for (int i = 0; i < n; i++) check_all(cases[i].spec, cases[i].spec, spec_seed(cases[i].spec), dir, 1);
     static char all[2048];
     fixture_all_kinds_spec(all, sizeof all);
     char what[2100];
     snprintf(what, sizeof what, "of one model of every kind (%s)", all);
-    // No gradient check of this one: nine layers at weight std 0.4 make a loss too curved for
-    // differences at 1e-2 (worst ratios 5-10 at every step); each kind is checked alone above, and
-    // test_gradcheck.c checks the interplay of layers on two-layer models.
-    check_all(what, all, 100, dir, 0);
+    for (int p = POS_LEARNED; p <= POS_NONE; p++) {
+        fixture_pos_scheme = (pos_scheme_t)p;
+        // seeds from the spec's text, so that adding a kind changes no other example's weights
+        for (int i = 0; i < n; i++) {
+            int mixer = cases[i].ops->role == ROLE_MIXER;
+            int first = i == 0 || cases[i - 1].ops != cases[i].ops;
+            int grad = p == POS_LEARNED || (mixer && (p == POS_ROPE || first));
+            if (p == POS_ROPE && rope_refused(cases[i].spec)) continue;
+            check_all(cases[i].spec, cases[i].spec, spec_seed(cases[i].spec), dir, grad);
+        }
+        // No gradient check of this one: nine layers at weight std 0.4 make a loss too curved for
+        // differences at 1e-2 (worst ratios 5-10 at every step); each kind is checked alone above, and
+        // test_gradcheck.c checks the interplay of layers on two-layer models.
+        check_all(what, all, 100, dir, 0);
+    }
+    fixture_pos_scheme = POS_LEARNED;
     rmdir(dir);
     return test_main_end();
 }

@@ -413,9 +413,15 @@ static void test_options(void) {
 // ---------------------------------------------------------------------------------------------
 // Streaming: an all-performer model (ctx 8) decodes far past ctx with constant state. Reference: the
 // same weights in a model of ctx 160 whose position rows ≥ 8 repeat wpe[7] (the documented policy),
-// run as one full forward.
+// run as one full forward. Under --pos rope there is no table: the reference is the same weights at
+// ctx 160, so the streamed queries and keys must rotate at their true positions 8 … 159.
 static void test_streaming(void) {
-    TEST_CASE("streaming: all-performer model decodes 160 tokens at ctx 8 with constant state") {
+    for (int p = POS_LEARNED; p <= POS_ROPE; p++) {
+    fixture_pos_scheme = (pos_scheme_t)p;
+    char name[160];
+    snprintf(name, sizeof name, "streaming --pos %s: all-performer model decodes 160 tokens at ctx 8 with constant state",
+             pos_scheme_name((pos_scheme_t)p));
+    TEST_CASE(name) {
         enum { V = 13, C = 16, H = 4, CTX = 8, LONG = 160 };
         const char *spec = "performer(features=16)/mlp,performer(features=8,kernel=relu)/none";
         model_t a, b;
@@ -450,14 +456,18 @@ static void test_streaming(void) {
         float *inc = xcalloc((size_t)LONG * V, sizeof *inc);
         for (int t = 0; t < LONG; t++) memcpy(inc + (size_t)t * V, decode_step(&a, &ds, tok[t]), V * sizeof(float));
         EXPECT(all_finite(inc, (size_t)LONG * V));
-        EXPECT_CLOSE("streamed logits vs full forward with repeated wpe[ctx-1]", inc, b.probs, (size_t)LONG * V,
-                     2e-4 * scale, 2e-4);
+        EXPECT_CLOSE(p == POS_ROPE ? "streamed logits vs full forward at ctx 160 (rope at the true positions)"
+                                   : "streamed logits vs full forward with repeated wpe[ctx-1]",
+                     inc, b.probs, (size_t)LONG * V, 2e-4 * scale, 2e-4);
         EXPECT(ds.pos == LONG);
+        EXPECT((a.wpe != NULL) == (p == POS_LEARNED));
         free(inc);
         decode_free(&ds);
         model_free(&a);
         model_free(&b);
     }
+    }
+    fixture_pos_scheme = POS_LEARNED;
 }
 
 int main(void) {

@@ -46,8 +46,18 @@ import torch.nn.functional as F
 # positions (LONG_CONTEXT.md §1)
 
 # "learned" | "rope" | "none": the model's position scheme. The attention kinds read it at forward
-# time (SpanAttention and CollabAttention rotate under "rope"); the model config sets it.
+# time (every attention kind rotates its queries and keys under "rope"); load_checkpoint sets it from
+# the checkpoint config's "pos" (absent: learned). Only "learned" has the table wpe.
 pos_scheme = "learned"
+POS_SCHEMES = ("learned", "rope", "none")
+
+
+def _rope_qk(q, k):
+    """Under "rope": q, k (B, H, T, D) rotated at their window positions 0..T-1 (R_t q_t, R_t k_t)."""
+    if pos_scheme != "rope":
+        return q, k
+    pos = torch.arange(q.shape[-2], device=q.device)
+    return rope_rotate(q, pos, q.shape[-1]), rope_rotate(k, pos, k.shape[-1])
 
 
 def rope_rotate(x, pos, w):
@@ -199,6 +209,7 @@ class SoftmaxAttention(nn.Module):
         q = self.wq(x).view(B, T, H, D).transpose(1, 2)
         k = self.wk(x).view(B, T, H, D).transpose(1, 2)
         v = self.wv(x).view(B, T, H, D).transpose(1, 2)
+        q, k = _rope_qk(q, k)  # "rope": s_ij = (R_i q_i).(R_j k_j) / sqrt(D)
         s = q @ k.transpose(-1, -2) / math.sqrt(D)
         causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
         s = s.masked_fill(~causal, float("-inf"))
@@ -287,7 +298,9 @@ class PerformerAttention(nn.Module):
     definition. Stabilizers, factors common to a whole row i of A that cancel between numerator and
     denominator: the query's own max over features (its -|q^|^2/2 is dropped, constant along the
     row too), and for keys c_i = max over j <= i and r of (w_r.k^_j - |k^_j|^2/2), applied as
-    phi_k_j relative to its own c_j times exp(c_j - c_i) <= 1 (so no exponent is ever positive)."""
+    phi_k_j relative to its own c_j times exp(c_j - c_i) <= 1 (so no exponent is ever positive).
+    pos_scheme "rope": q and k are rotated (R_i q_i, R_j k_j) BEFORE the feature map, and the
+    stabilizer is computed on the rotated keys (what phi sees)."""
 
     def __init__(self, C, H, m, kernel):
         super().__init__()
@@ -299,6 +312,7 @@ class PerformerAttention(nn.Module):
 
     def forward(self, x):
         q, k, v = _qkv_heads(self, x)
+        q, k = _rope_qk(q, k)
         T, D, m = x.shape[1], self.D, self.m
         qh, kh = q * D ** -0.25, k * D ** -0.25
         aq = qh @ self.omega.t()  # (B, H, T, m): w_r.x^
@@ -327,7 +341,9 @@ class LinformerAttention(nn.Module):
     oldest first; F = E with share=kv; shared by chunks and heads). A query i in chunk b = i // c
     attends in ONE softmax, scale 1/sqrt(D), to the exact keys j <= i of chunks b-w .. b and to the
     compressed vectors of chunks u < b-w (never both for a chunk). Written here as one score matrix
-    over [all completed chunks' compressed vectors | all exact keys] with a per-query column mask."""
+    over [all completed chunks' compressed vectors | all exact keys] with a per-query column mask.
+    pos_scheme "rope": q and every key rotated at its own position BEFORE compression
+    (Kbar_u = E.[R_t k_t]); values never rotated."""
 
     def __init__(self, C, H, chunk, k, window, share):
         super().__init__()
@@ -341,6 +357,7 @@ class LinformerAttention(nn.Module):
 
     def forward(self, x):
         q, k, v = _qkv_heads(self, x)
+        q, k = _rope_qk(q, k)
         B, H, T, D = q.shape
         c, kk, w = self.c, self.k, self.w
         F_ = self.E if self.share == "kv" else self.F
@@ -500,13 +517,16 @@ class Layer(nn.Module):
 class GPT(nn.Module):
     """fast=True uses PyTorch's fused LayerNorm and tanh-GELU kernels (same math; the benchmark twin)."""
 
-    def __init__(self, vocab, dim, heads, ctx, layers, fast=False):
+    def __init__(self, vocab, dim, heads, ctx, layers, fast=False, pos="learned"):
         super().__init__()
         if dim % heads:
             raise ValueError(f"heads {heads} does not divide dim {dim}")
-        self.vocab, self.dim, self.heads, self.ctx = vocab, dim, heads, ctx
+        if pos not in POS_SCHEMES:
+            raise ValueError(f"position scheme '{pos}' is not one of {', '.join(POS_SCHEMES)}")
+        self.vocab, self.dim, self.heads, self.ctx, self.pos = vocab, dim, heads, ctx, pos
         self.wte = nn.Parameter(torch.zeros(vocab, dim))
-        self.wpe = nn.Parameter(torch.zeros(ctx, dim))
+        if pos == "learned":  # rope and none have no position table
+            self.wpe = nn.Parameter(torch.zeros(ctx, dim))
         self.layers = nn.ModuleList(Layer(i, dim, heads, m, f, fast, ctx) for i, (m, f) in enumerate(layers))
         self.lnf = LayerNorm(dim, fast)
 
@@ -539,7 +559,9 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets=None):
         B, T = idx.shape
-        x = self.wte[idx] + self.wpe[:T]
+        global pos_scheme
+        pos_scheme = self.pos  # the attention kinds read it
+        x = self.wte[idx] + self.wpe[:T] if self.pos == "learned" else self.wte[idx]
         for layer in self.layers:
             x = layer(x)
         x = self.lnf(x)
@@ -574,7 +596,12 @@ def load_checkpoint(path, dtype=torch.float64):
     cfg = json.loads(meta["config"])
     tok = json.loads(meta["tokenizer"])
     layers = parse_spec(cfg["layers"])
-    model = GPT(cfg["vocab"], cfg["dim"], cfg["heads"], cfg["ctx"], layers)
+    pos = cfg.get("pos", "learned")  # absent: learned (checkpoints from before --pos)
+    if pos not in POS_SCHEMES:
+        raise ValueError(f"{path}: config pos '{pos}' is not one of {', '.join(POS_SCHEMES)}")
+    global pos_scheme
+    pos_scheme = pos
+    model = GPT(cfg["vocab"], cfg["dim"], cfg["heads"], cfg["ctx"], layers, pos=pos)
     params = dict(model.named_parameters())
     params.update(model.named_buffers())  # performer's omega: a buffer, loaded as stored
     seen = set()
