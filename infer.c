@@ -23,6 +23,7 @@
 #include "cli/spans_png.h"
 #include "data/dataset.h"
 #include "base/check.h"
+#include "base/output_guard.h"
 #include "checkpoint/checkpoint.h"
 #include "model/model.h"
 
@@ -161,10 +162,23 @@ static int generate(ckpt_t *c, const opts_t *o) {
 // --eval, --info, --spans
 
 // --eval: windows or stride mode (data/eval_plan.h) at the trained ctx or --ctx N; --by-position adds
-// the table on stdout after the summary line, PREFIX.csv and PREFIX.png.
-static int evaluate(ckpt_t *c, const opts_t *o) {
+// the table on stdout after the summary line, PREFIX.csv and PREFIX.png (checked and locked first).
+static int evaluate(ckpt_t *c, const char *ckpt_path, const opts_t *o) {
     const char *path = o->eval;
     char err[1024];
+    char *csv = NULL, *png = NULL;
+    if (o->by_position) {
+        size_t plen = strlen(o->by_position_out) + 8;
+        csv = xmalloc(plen);
+        png = xmalloc(plen);
+        snprintf(csv, plen, "%s.csv", o->by_position_out);
+        snprintf(png, plen, "%s.png", o->by_position_out);
+        io_path_t outs[] = {{"--by-position-out (CSV)", csv, OUT_IN_PLACE}, {"--by-position-out (PNG)", png, OUT_IN_PLACE}};
+        io_path_t ins[] = {{"the checkpoint", ckpt_path, 0}, {"--eval", path, 0}};
+        if (output_check(outs, 2, ins, 2, err, sizeof err) || output_lock(outs[0].what, csv, err, sizeof err) ||
+            output_lock(outs[1].what, png, err, sizeof err))
+            die(EXIT_RUNTIME, "infer: %s", err);
+    }
     uint8_t *text;
     size_t n;
     if (read_file_bytes(path, &text, &n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
@@ -194,10 +208,7 @@ static int evaluate(ckpt_t *c, const opts_t *o) {
     if (o->by_position) {
         eval_report_table(stdout, &bk);
         fflush(stdout);
-        size_t plen = strlen(o->by_position_out) + 8;
-        char *csv = xmalloc(plen), *png = xmalloc(plen), title[1024];
-        snprintf(csv, plen, "%s.csv", o->by_position_out);
-        snprintf(png, plen, "%s.png", o->by_position_out);
+        char title[1024];
         if (o->stride) snprintf(title, sizeof title, "%s: stride %ld, ctx %d", path, o->stride, ctx);
         else snprintf(title, sizeof title, "%s: windows, ctx %d", path, ctx);
         if (eval_report_csv(csv, &bk, err, sizeof err) || eval_report_png(png, csv, title, err, sizeof err))
@@ -326,7 +337,7 @@ int main(int argc, char **argv) {
     ckpt_t c;
     if (ckpt_load(pos[0], &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     int rc;
-    if (o.eval[0]) rc = evaluate(&c, &o);
+    if (o.eval[0]) rc = evaluate(&c, pos[0], &o);
     else if (o.info) rc = info(&c, pos[0]);
     else if (o.spans) rc = spans(&c, o.spans_png);
     else rc = generate(&c, &o);

@@ -93,6 +93,16 @@ bad 'stride needs --eval' --stride 4
 bad 'ctx needs --eval' --ctx 16
 bad 'by-position-out needs --by-position' "${E[@]}" --by-position-out "$W/x"
 
+check "--by-position-out checked before the evaluation: a missing directory, the --eval file itself"
+run "$INFER" "$CK" "${E[@]}" --by-position --by-position-out "$W/no/such"
+[ $RC -eq 1 ] && [ "$(wc -l <"$W/err")" -eq 1 ] && grep -q "cannot write --by-position-out (CSV) '$W/no/such.csv'" "$W/err" ||
+    fail "missing directory not refused in one line"
+[ ! -s "$W/out" ] || fail "evaluated before refusing the output"
+cp "$W/eval.txt" "$W/ev.csv"
+run "$INFER" "$CK" --eval "$W/ev.csv" --by-position --by-position-out "$W/ev"
+[ $RC -eq 1 ] && grep -q "cannot write --by-position-out (CSV) '$W/ev.csv'" "$W/err" || fail "the --eval file as the CSV not refused"
+cmp -s "$W/eval.txt" "$W/ev.csv" || fail "the --eval file was overwritten"
+
 check "gnuplot missing: one line naming the package, exit 1, the CSV still written"
 run env PATH=/nonexistent "$INFER" "$CK" "${E[@]}" --by-position --by-position-out "$W/nogp"
 [ $RC -eq 1 ] || fail "expected exit status 1"
