@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/dataset.h"
 #include "base/check.h"
 
 void eval_accumulate(const model_t *m, const tokenizer_t *tok, const int32_t *targets, int B, int T, eval_sums_t *s) {
@@ -14,40 +13,6 @@ void eval_accumulate(const model_t *m, const tokenizer_t *tok, const int32_t *ta
         s->bytes += (size_t)tok_token_bytes(tok, targets[i]);
     }
     s->tokens += (size_t)B * T;
-}
-
-void eval_sequence(model_t *m, const tokenizer_t *tok, const int32_t *tokens, size_t n, eval_sums_t *out) {
-    int ctx = m->dims.ctx, B = m->max_B;
-    CHECK(m->max_T == ctx);
-    size_t W = eval_num_windows(n, ctx);
-    int32_t *x = xmalloc((size_t)B * ctx * sizeof *x), *y = xmalloc((size_t)B * ctx * sizeof *y);
-    run_ctx_t rc = {.training = 0};
-    out->nats = 0;
-    out->tokens = out->bytes = 0;
-    size_t w = 0;
-    while (w < W) {
-        // a batch of full windows, or the shorter last window alone
-        int b = 0;
-        while (b < B && w < W) {
-            int len = eval_window(tokens, n, ctx, w, x + (size_t)b * ctx, y + (size_t)b * ctx);
-            if (len < ctx) {
-                if (b > 0) break;  // run the full ones first; this window comes next on its own
-                w++;
-                model_forward(m, x, y, 1, len, &rc);
-                eval_accumulate(m, tok, y, 1, len, out);
-                b = -1;
-                break;
-            }
-            b++;
-            w++;
-        }
-        if (b > 0) {
-            model_forward(m, x, y, b, ctx, &rc);
-            eval_accumulate(m, tok, y, b, ctx, out);
-        }
-    }
-    free(x);
-    free(y);
 }
 
 // Inputs t[start, start+len) and targets t[start+1, start+len+1) of window win into x, y.
@@ -106,6 +71,16 @@ void eval_run_plan(model_t *m, const tokenizer_t *tok, const int32_t *tokens, co
     free(x);
     free(y);
     free(wins);
+}
+
+void eval_sequence(model_t *m, const tokenizer_t *tok, const int32_t *tokens, size_t n, eval_sums_t *out) {
+    CHECK(m->max_T == m->dims.ctx);
+    memset(out, 0, sizeof *out);
+    if (n < 2) return;  // no target
+    eval_plan_t p;
+    char err[256];
+    CHECK(eval_plan_init(&p, EVAL_WINDOWS, n, m->dims.ctx, 0, 0, err, sizeof err) == 0);
+    eval_run_plan(m, tok, tokens, &p, out, NULL);
 }
 
 int eval_model_at_ctx(model_t *out, const model_t *m, int ctx, char *err, size_t errlen) {

@@ -19,7 +19,8 @@ typedef struct {
     size_t bytes;    // bytes of text those tokens stand for
 } eval_sums_t;
 
-// Full evaluation of tokens[0..n) with the model's ctx; runs up to m->max_B windows per forward.
+// Full evaluation of tokens[0..n) with the model's ctx (windows mode of eval_run_plan below); runs up
+// to m->max_B windows per forward. Fewer than 2 tokens: zero sums.
 void eval_sequence(model_t *m, const tokenizer_t *tok, const int32_t *tokens, size_t n, eval_sums_t *out);
 // Add one forward's per-position losses (m->losses, B·T) and their targets' byte counts.
 void eval_accumulate(const model_t *m, const tokenizer_t *tok, const int32_t *targets, int B, int T, eval_sums_t *s);
@@ -28,7 +29,7 @@ void eval_accumulate(const model_t *m, const tokenizer_t *tok, const int32_t *ta
 // each window of p is one forward of len ≤ p->ctx tokens starting empty; its scored positions
 // [first_scored, len) add their nats and bytes to out and, when bk is not NULL, to the bucket of their
 // visible context (eval_visible). Up to m->max_B full windows run per forward; a shorter last window
-// runs alone. Needs m->max_T ≥ p->ctx. Sums in target order, so windows mode gives eval_sequence's
+// runs alone. Needs m->max_T ≥ p->ctx. Sums in target order, so stride S = ctx gives windows mode's
 // digits exactly. Memory mode is not wired yet (it will carry per-layer state from window to window,
 // one window per forward, scoring the same [first_scored, len) with win.memory in the buckets).
 void eval_run_plan(model_t *m, const tokenizer_t *tok, const int32_t *tokens, const eval_plan_t *p, eval_sums_t *out,

@@ -1,5 +1,5 @@
-// test_eval.c — cli/eval.c's evaluation by plan against independent references: windows mode gives
-// eval_sequence's sums exactly; stride mode gives, target by target, the loss of the window the
+// test_eval.c — cli/eval.c's evaluation by plan against independent references: windows mode (and
+// eval_sequence, and stride = ctx) gives the sums of dataset.h's windows batched as before, exactly; stride mode gives, target by target, the loss of the window the
 // contract names (../shared/design/LONG_CONTEXT.md §3: the first window where the target is among
 // the last S of its ctx targets; window 0 scores all), each run alone; the by-position buckets
 // partition the scored targets; and eval_model_at_ctx (--ctx longer than trained).
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/eval.h"
+#include "data/dataset.h"
 #include "tests/fixture.h"
 #include "tests/testlib.h"
 
@@ -46,29 +47,62 @@ static double reference_stride(model_t *m, const tokenizer_t *tok, const int32_t
     return nats / (double)(n - 1);
 }
 
-static void test_windows_equals_eval_sequence(void) {
-    TEST_CASE("windows plan == eval_sequence (same sums, exactly)") {
-        model_t m;
-        tokenizer_t tok;
-        tok_init_byte(&tok);
-        CHECK(fixture_model(&m, SPEC, V, 8, 2, CTX, 0.3f, 11) == 0);
-        model_alloc_acts(&m, BATCH, CTX, 0.0f);
-        int32_t t[N_TOK];
-        fixture_tokens(t, N_TOK, V, 5);
-        eval_sums_t a, b;
-        eval_sequence(&m, &tok, t, N_TOK, &a);
-        eval_plan_t p;
-        char err[256];
-        EXPECT(eval_plan_init(&p, EVAL_WINDOWS, N_TOK, CTX, 0, 0, err, sizeof err) == 0);
-        eval_run_plan(&m, &tok, t, &p, &b, NULL);
-        EXPECT_MSG(a.nats == b.nats, "nats %.17g vs %.17g", a.nats, b.nats);
-        EXPECT(a.tokens == b.tokens && a.tokens == N_TOK - 1 && a.bytes == b.bytes);
-        // stride = ctx is windows mode
-        EXPECT(eval_plan_init(&p, EVAL_STRIDE, N_TOK, CTX, CTX, 0, err, sizeof err) == 0);
-        eval_run_plan(&m, &tok, t, &p, &b, NULL);
-        EXPECT_MSG(a.nats == b.nats, "stride=ctx nats %.17g vs windows %.17g", b.nats, a.nats);
-        model_free(&m);
-        tok_free(&tok);
+// Windows mode as eval_sequence computed it before it ran through eval_run_plan: dataset.h's windows,
+// up to B full ones per forward, the shorter last alone, every position summed by eval_accumulate.
+static void reference_windows(model_t *m, const tokenizer_t *tok, const int32_t *t, size_t n, eval_sums_t *out) {
+    int ctx = m->dims.ctx, B = m->max_B;
+    int32_t x[BATCH * CTX], y[BATCH * CTX];
+    run_ctx_t rc = {.training = 0};
+    memset(out, 0, sizeof *out);
+    size_t W = eval_num_windows(n, ctx), w = 0;
+    while (w < W) {
+        int b = 0, len = ctx;
+        while (b < B && w < W) {
+            len = eval_window(t, n, ctx, w, x + (size_t)b * ctx, y + (size_t)b * ctx);
+            if (len < ctx) break;
+            b++;
+            w++;
+        }
+        if (b > 0) {
+            model_forward(m, x, y, b, ctx, &rc);
+            eval_accumulate(m, tok, y, b, ctx, out);
+        } else {  // the short last window, alone
+            eval_window(t, n, ctx, w++, x, y);
+            model_forward(m, x, y, 1, len, &rc);
+            eval_accumulate(m, tok, y, 1, len, out);
+        }
+    }
+}
+
+static void test_windows_equals_reference(void) {
+    size_t lens[] = {N_TOK, 2 * CTX + 1, 4, 2};  // a short last window; full windows only; one short; one target
+    for (int li = 0; li < 4; li++) {
+        char name[96];
+        snprintf(name, sizeof name, "%zu tokens: windows plan, eval_sequence, stride=ctx == dataset.h windows, exactly",
+                 lens[li]);
+        TEST_CASE(name) {
+            model_t m;
+            tokenizer_t tok;
+            tok_init_byte(&tok);
+            CHECK(fixture_model(&m, SPEC, V, 8, 2, CTX, 0.3f, 11) == 0);
+            model_alloc_acts(&m, BATCH, CTX, 0.0f);
+            int32_t t[N_TOK];
+            fixture_tokens(t, N_TOK, V, 5);
+            size_t n = lens[li];
+            eval_sums_t ref, a, b;
+            reference_windows(&m, &tok, t, n, &ref);
+            eval_sequence(&m, &tok, t, n, &a);
+            EXPECT_MSG(a.nats == ref.nats, "eval_sequence nats %.17g vs reference %.17g", a.nats, ref.nats);
+            EXPECT(a.tokens == ref.tokens && a.tokens == n - 1 && a.bytes == ref.bytes);
+            eval_plan_t p;
+            char err[256];
+            EXPECT(eval_plan_init(&p, EVAL_STRIDE, n, CTX, CTX, 0, err, sizeof err) == 0);
+            eval_run_plan(&m, &tok, t, &p, &b, NULL);
+            EXPECT_MSG(b.nats == ref.nats, "stride=ctx nats %.17g vs reference %.17g", b.nats, ref.nats);
+            EXPECT(b.tokens == ref.tokens);
+            model_free(&m);
+            tok_free(&tok);
+        }
     }
 }
 
@@ -211,7 +245,7 @@ static void test_model_at_ctx_tableless(void) {
 }
 
 int main(void) {
-    test_windows_equals_eval_sequence();
+    test_windows_equals_reference();
     test_stride_against_contract();
     test_model_at_ctx();
     test_model_at_ctx_tableless();
