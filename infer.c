@@ -18,6 +18,7 @@
 
 #include "cli/args.h"
 #include "cli/eval.h"
+#include "cli/eval_report.h"
 #include "cli/runtime.h"
 #include "cli/sampler.h"
 #include "cli/spans_png.h"
@@ -33,6 +34,9 @@ typedef struct {
     double temperature, top_p;
     int info, spans;
     const char *spans_png;
+    long stride, ctx;              // --eval: 0 = not given (windows mode; the trained ctx)
+    int by_position;
+    const char *by_position_out;
 } opts_t;
 
 enum { MAX_FLAGS = 32 };
@@ -49,6 +53,10 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"seed", FLAG_INT, &o->seed, "1337", 0, 9e15, 0, "sampling seed", 0},
         {"eval", FLAG_STR, &o->eval, "", 0, 0, 0, "report loss, perplexity and bits per byte on this file", 0},
         {"batch", FLAG_INT, &o->batch, "16", 1, 4096, 0, "windows per forward pass for --eval", 0},
+        {"stride", FLAG_INT, &o->stride, "", 1, 1 << 30, 0, "--eval: windows start S apart, each scoring its last S targets (1..ctx; default ctx)", 0},
+        {"ctx", FLAG_INT, &o->ctx, "", 1, 1 << 20, 0, "--eval: window length (default: trained; longer only for --pos rope/none)", 0},
+        {"by-position", FLAG_BOOL, &o->by_position, "", 0, 0, 0, "--eval: loss and bpb per bucket of visible context (table, CSV, PNG)", 0},
+        {"by-position-out", FLAG_STR, &o->by_position_out, "by_position", 0, 0, 0, "--by-position writes PREFIX.csv and PREFIX.png", 0},
         {"info", FLAG_BOOL, &o->info, "", 0, 0, 0, "print config, parameter counts per layer, training state", 0},
         {"spans", FLAG_BOOL, &o->spans, "", 0, 0, 0, "print learned attention spans and write a PNG heatmap", 0},
         {"spans-png", FLAG_STR, &o->spans_png, "spans.png", 0, 0, 0, "where --spans writes its picture", 0},
@@ -62,7 +70,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
 
 static const char *USAGE =
     "usage: infer CKPT [--prompt TEXT | --prompt-file F] [--tokens N] [sampling options]\n"
-    "       infer CKPT --eval FILE\n"
+    "       infer CKPT --eval FILE [--stride S] [--ctx N] [--by-position [--by-position-out PREFIX]]\n"
     "       infer CKPT --info\n"
     "       infer CKPT --spans";
 
@@ -154,8 +162,24 @@ static int generate(ckpt_t *c, const opts_t *o) {
 // ---------------------------------------------------------------------------------------------
 // --eval, --info, --spans
 
-static int evaluate(ckpt_t *c, const char *path, long batch) {
+// --eval: windows or stride mode (data/eval_plan.h) at the trained ctx or --ctx N; --by-position adds
+// the table on stdout after the summary line, PREFIX.csv and PREFIX.png (checked and locked first).
+static int evaluate(ckpt_t *c, const char *ckpt_path, const opts_t *o) {
+    const char *path = o->eval;
     char err[1024];
+    char *csv = NULL, *png = NULL;
+    if (o->by_position) {
+        size_t plen = strlen(o->by_position_out) + 8;
+        csv = xmalloc(plen);
+        png = xmalloc(plen);
+        snprintf(csv, plen, "%s.csv", o->by_position_out);
+        snprintf(png, plen, "%s.png", o->by_position_out);
+        io_path_t outs[] = {{"--by-position-out (CSV)", csv, OUT_IN_PLACE}, {"--by-position-out (PNG)", png, OUT_IN_PLACE}};
+        io_path_t ins[] = {{"the checkpoint", ckpt_path, 0}, {"--eval", path, 0}};
+        if (output_check(outs, 2, ins, 2, err, sizeof err) || output_lock(outs[0].what, csv, err, sizeof err) ||
+            output_lock(outs[1].what, png, err, sizeof err))
+            die(EXIT_RUNTIME, "infer: %s", err);
+    }
     uint8_t *text;
     size_t n;
     if (read_file_bytes(path, &text, &n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
@@ -166,16 +190,40 @@ static int evaluate(ckpt_t *c, const char *path, long batch) {
     if (tok_encode(&c->tok, text, n, &tokens, &n_tok, what, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     free(text);
     if (n_tok < 2) die(EXIT_RUNTIME, "'%s' has %zu tokens; evaluation needs at least 2", path, n_tok);
-    model_alloc_acts(&c->model, (int)batch, c->model.dims.ctx, 0.0f);
+    int trained = c->model.dims.ctx, ctx = o->ctx ? (int)o->ctx : trained;
+    eval_plan_t plan;
+    if (eval_plan_init(&plan, o->stride ? EVAL_STRIDE : EVAL_WINDOWS, n_tok, ctx, (int)o->stride, 0, err, sizeof err))
+        die(EXIT_USAGE, "infer: %s", err);
+    // Longer than trained: the same weights in a model built for ctx (refused for learned positions).
+    model_t wide, *m = &c->model;
+    if (ctx > trained) {
+        if (eval_model_at_ctx(&wide, &c->model, ctx, err, sizeof err)) die(EXIT_USAGE, "infer: %s", err);
+        m = &wide;
+    }
+    model_alloc_acts(m, (int)o->batch, ctx, 0.0f);
     eval_sums_t s;
-    int stats = model_stats_begin(&c->model);  // pkm layers count slot usage over the pass
-    eval_sequence(&c->model, &c->tok, tokens, n_tok, &s);
+    eval_buckets_t bk;
+    int stats = model_stats_begin(m);  // pkm layers count slot usage over the pass
+    eval_run_plan(m, &c->tok, tokens, &plan, &s, o->by_position ? &bk : NULL);
     printf("loss %.4f | ppl %.3f | bpb %.4f | tokens %zu\n", eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), s.tokens);
+    if (o->by_position) {
+        eval_report_table(stdout, &bk);
+        fflush(stdout);
+        char title[1024];
+        if (o->stride) snprintf(title, sizeof title, "%s: stride %ld, ctx %d", path, o->stride, ctx);
+        else snprintf(title, sizeof title, "%s: windows, ctx %d", path, ctx);
+        if (eval_report_csv(csv, &bk, err, sizeof err) || eval_report_png(png, csv, title, err, sizeof err))
+            die(EXIT_RUNTIME, "infer: %s", err);
+        fprintf(stderr, "wrote %s and %s (loss by visible context)\n", csv, png);
+        free(csv);
+        free(png);
+    }
     // stdout keeps its one line (the contract scripts parse); the memory-usage report is a diagnostic
     if (stats) {
         fflush(stdout);
-        model_stats_print(&c->model, stderr, "");
+        model_stats_print(m, stderr, "");
     }
+    if (m == &wide) model_free(&wide);
     free(tokens);
     return 0;
 }
@@ -281,6 +329,10 @@ int main(int argc, char **argv) {
     if (n_pos != 1) die(EXIT_USAGE, "infer: expected one checkpoint path (see --help)");
     int modes = (o.eval[0] != 0) + o.info + o.spans;
     if (modes > 1) die(EXIT_USAGE, "infer: --eval, --info and --spans exclude each other");
+    if (args_find(flags, n_flags, "by-position-out")->given && !o.by_position)
+        die(EXIT_USAGE, "infer: --by-position-out needs --by-position");
+    if (!o.eval[0] && (o.stride || o.ctx || o.by_position))
+        die(EXIT_USAGE, "infer: --%s needs --eval FILE", o.by_position ? "by-position" : o.stride ? "stride" : "ctx");
     if (o.prompt[0] && o.prompt_file[0]) die(EXIT_USAGE, "infer: give --prompt or --prompt-file, not both");
     cli_set_threads(o.threads);
     char err[1024];
@@ -292,7 +344,7 @@ int main(int argc, char **argv) {
     ckpt_t c;
     if (ckpt_load(pos[0], &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     int rc;
-    if (o.eval[0]) rc = evaluate(&c, o.eval, o.batch);
+    if (o.eval[0]) rc = evaluate(&c, pos[0], &o);
     else if (o.info) rc = info(&c, pos[0]);
     else if (o.spans) rc = spans(&c, o.spans_png);
     else rc = generate(&c, &o);

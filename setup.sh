@@ -13,9 +13,10 @@ case "$mode" in demo|test) ;; *) echo "usage: bash setup.sh demo|test" >&2; exit
 
 # Debian packages: build tools, OpenBLAS (its OpenMP build), cJSON, stb; curl for the demo's
 # download fallback; PyTorch and numpy for the tests' independent reference (the twin); clang with
-# its sanitizer and libFuzzer runtimes (libclang-rt-dev is only a Recommends of clang) for the fuzz smoke.
+# its sanitizer and libFuzzer runtimes (libclang-rt-dev is only a Recommends of clang) for the fuzz
+# smoke; gnuplot for infer --by-position's plot (tests/cli_eval.sh).
 pkgs=(build-essential libopenblas-openmp-dev libcjson-dev libstb-dev ca-certificates curl)
-[ "$mode" = test ] && pkgs+=(python3-torch python3-numpy clang libclang-rt-dev)
+[ "$mode" = test ] && pkgs+=(python3-torch python3-numpy clang libclang-rt-dev gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

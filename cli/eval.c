@@ -3,8 +3,8 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "data/dataset.h"
 #include "base/check.h"
 
 void eval_accumulate(const model_t *m, const tokenizer_t *tok, const int32_t *targets, int B, int T, eval_sums_t *s) {
@@ -15,38 +15,99 @@ void eval_accumulate(const model_t *m, const tokenizer_t *tok, const int32_t *ta
     s->tokens += (size_t)B * T;
 }
 
-void eval_sequence(model_t *m, const tokenizer_t *tok, const int32_t *tokens, size_t n, eval_sums_t *out) {
-    int ctx = m->dims.ctx, B = m->max_B;
-    CHECK(m->max_T == ctx);
-    size_t W = eval_num_windows(n, ctx);
+// Inputs t[start, start+len) and targets t[start+1, start+len+1) of window win into x, y.
+static void fill_window(const int32_t *tokens, const eval_window_t *win, int32_t *x, int32_t *y) {
+    memcpy(x, tokens + win->start, (size_t)win->len * sizeof *x);
+    memcpy(y, tokens + win->start + 1, (size_t)win->len * sizeof *y);
+}
+
+// Add the scored positions of the windows wins[0..b) of the last forward (row stride T).
+static void score_windows(const model_t *m, const tokenizer_t *tok, const eval_window_t *wins, int b, int T,
+                          const int32_t *y, eval_sums_t *s, eval_buckets_t *bk) {
+    for (int r = 0; r < b; r++) {
+        const eval_window_t *win = &wins[r];
+        for (int i = win->first_scored; i < win->len; i++) {
+            double nats = m->losses[(size_t)r * T + i];
+            int bytes = tok_token_bytes(tok, y[(size_t)r * T + i]);
+            s->nats += nats;
+            s->bytes += (size_t)bytes;
+            s->tokens++;
+            if (bk) eval_buckets_add(bk, eval_visible(win, i), nats, bytes);
+        }
+    }
+}
+
+void eval_run_plan(model_t *m, const tokenizer_t *tok, const int32_t *tokens, const eval_plan_t *p, eval_sums_t *out,
+                   eval_buckets_t *bk) {
+    CHECK(p->mode == EVAL_WINDOWS || p->mode == EVAL_STRIDE);  // memory mode: see eval.h
+    int ctx = p->ctx, B = m->max_B;
+    CHECK(ctx <= m->max_T && B >= 1);
+    size_t W = eval_plan_num_windows(p);
     int32_t *x = xmalloc((size_t)B * ctx * sizeof *x), *y = xmalloc((size_t)B * ctx * sizeof *y);
+    eval_window_t *wins = xmalloc((size_t)B * sizeof *wins);
     run_ctx_t rc = {.training = 0};
-    out->nats = 0;
-    out->tokens = out->bytes = 0;
+    memset(out, 0, sizeof *out);
+    if (bk) eval_buckets_clear(bk);
     size_t w = 0;
     while (w < W) {
-        // a batch of full windows, or the shorter last window alone
-        int b = 0;
-        while (b < B && w < W) {
-            int len = eval_window(tokens, n, ctx, w, x + (size_t)b * ctx, y + (size_t)b * ctx);
-            if (len < ctx) {
-                if (b > 0) break;  // run the full ones first; this window comes next on its own
-                w++;
-                model_forward(m, x, y, 1, len, &rc);
-                eval_accumulate(m, tok, y, 1, len, out);
-                b = -1;
-                break;
-            }
-            b++;
+        // a batch of full windows, or the shorter last window alone (every window but the last is full)
+        eval_window_t first = eval_plan_window(p, w);
+        int b = 0, T = first.len;
+        if (first.len < ctx) {
+            wins[b++] = first;
             w++;
+        } else {
+            while (b < B && w < W) {
+                eval_window_t win = eval_plan_window(p, w);
+                if (win.len < ctx) break;
+                wins[b++] = win;
+                w++;
+            }
         }
-        if (b > 0) {
-            model_forward(m, x, y, b, ctx, &rc);
-            eval_accumulate(m, tok, y, b, ctx, out);
-        }
+        for (int r = 0; r < b; r++) fill_window(tokens, &wins[r], x + (size_t)r * T, y + (size_t)r * T);
+        model_forward(m, x, y, b, T, &rc);
+        score_windows(m, tok, wins, b, T, y, out, bk);
     }
     free(x);
     free(y);
+    free(wins);
+}
+
+void eval_sequence(model_t *m, const tokenizer_t *tok, const int32_t *tokens, size_t n, eval_sums_t *out) {
+    CHECK(m->max_T == m->dims.ctx);
+    memset(out, 0, sizeof *out);
+    if (n < 2) return;  // no target
+    eval_plan_t p;
+    char err[256];
+    CHECK(eval_plan_init(&p, EVAL_WINDOWS, n, m->dims.ctx, 0, 0, err, sizeof err) == 0);
+    eval_run_plan(m, tok, tokens, &p, out, NULL);
+}
+
+int eval_model_at_ctx(model_t *out, const model_t *m, int ctx, char *err, size_t errlen) {
+    if (m->dims.pos == POS_LEARNED && ctx > m->dims.ctx)
+        return seterr(err, errlen,
+                      "--ctx %d exceeds the trained ctx %d: this model has learned positions (a table of %d rows); "
+                      "only --pos rope or none models evaluate longer windows",
+                      ctx, m->dims.ctx, m->dims.ctx);
+    model_dims_t d = m->dims;
+    d.ctx = ctx;
+    char sub[512];
+    if (model_build(out, &d, m->spec, sub, sizeof sub)) return seterr(err, errlen, "--ctx %d: the model does not build: %s", ctx, sub);
+    CHECK(out->params.count == m->params.count);
+    for (int i = 0; i < out->params.count; i++) {
+        param_t *dst = out->params.items[i];
+        const param_t *src = params_find(&m->params, dst->name);
+        CHECK(src != NULL);  // the same spec registers the same names
+        int same = src->ndim == dst->ndim && src->numel == dst->numel;
+        for (int k = 0; same && k < src->ndim; k++) same = src->shape[k] == dst->shape[k];
+        if (!same) {
+            model_free(out);
+            return seterr(err, errlen, "--ctx %d: tensor '%s' depends on the window length; evaluate at the trained ctx %d",
+                          ctx, src->name, m->dims.ctx);
+        }
+        memcpy(dst->data, src->data, src->numel * sizeof(float));
+    }
+    return 0;
 }
 
 double eval_loss(const eval_sums_t *s) { return s->tokens ? s->nats / (double)s->tokens : NAN; }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "data/eval_plan.h"
 #include "model/model.h"
 #include "base/rng.h"
 #include "tokenizer/tokenizer.h"
@@ -18,10 +19,30 @@ typedef struct {
     size_t bytes;    // bytes of text those tokens stand for
 } eval_sums_t;
 
-// Full evaluation of tokens[0..n) with the model's ctx; runs up to m->max_B windows per forward.
+// Full evaluation of tokens[0..n) with the model's ctx (windows mode of eval_run_plan below); runs up
+// to m->max_B windows per forward. Fewer than 2 tokens: zero sums.
 void eval_sequence(model_t *m, const tokenizer_t *tok, const int32_t *tokens, size_t n, eval_sums_t *out);
 // Add one forward's per-position losses (m->losses, B·T) and their targets' byte counts.
 void eval_accumulate(const model_t *m, const tokenizer_t *tok, const int32_t *targets, int B, int T, eval_sums_t *s);
+
+// Evaluation by plan (windows or stride mode of data/eval_plan.h, ../shared/design/LONG_CONTEXT.md §3):
+// each window of p is one forward of len ≤ p->ctx tokens starting empty; its scored positions
+// [first_scored, len) add their nats and bytes to out and, when bk is not NULL, to the bucket of their
+// visible context (eval_visible). Up to m->max_B full windows run per forward; a shorter last window
+// runs alone. Needs m->max_T ≥ p->ctx. Sums in target order, so stride S = ctx gives windows mode's
+// digits exactly. Memory mode is not wired yet (it will carry per-layer state from window to window,
+// one window per forward, scoring the same [first_scored, len) with win.memory in the buckets).
+void eval_run_plan(model_t *m, const tokenizer_t *tok, const int32_t *tokens, const eval_plan_t *p, eval_sums_t *out,
+                   eval_buckets_t *bk);
+
+// The model m with its window set to ctx tokens (for --ctx longer than trained): builds *out from
+// m's resolved spec with dims.ctx = ctx and copies every tensor by name. Only for position schemes
+// without a table (rope, none): per kind, nothing else depends on ctx in the forward (the rope tables
+// compute positions past their size on the fly; adaptive's span is in the resolved spec, so it stays;
+// linformer's chunks are ctx-free; softmax/collab/linformer size only decode caches by ctx). Returns 0,
+// or -1 with one line: a learned table has ctx rows, or a tensor whose shape depends on ctx.
+int eval_model_at_ctx(model_t *out, const model_t *m, int ctx, char *err, size_t errlen);
+
 double eval_loss(const eval_sums_t *s);
 double eval_bpb(const eval_sums_t *s);
 
