@@ -339,7 +339,8 @@ int ckpt_init_from(const char *path, model_t *m, uint64_t seed, int *loaded, int
             (*loaded)++;
         }
     }
-    // Then the blocks that convert from another kind's tensors (block.h init_from), layer by layer.
+    // Then the blocks that convert from another kind's tensors (block.h init_from), in the model's
+    // block walk (model_block: layer by layer, mixer before ffn; identity ffns have no tensors).
     int heads = 0, dim = 0, rc = 0;
     const char *cfg_text = st_meta_get(&f, "config");
     cJSON *cfg = cfg_text ? cJSON_Parse(cfg_text) : NULL;
@@ -347,22 +348,19 @@ int ckpt_init_from(const char *path, model_t *m, uint64_t seed, int *loaded, int
                 json_int(cfg, "dim", 1, 1 << 16, &dim, path, err, errlen)))
         rc = -1;
     cJSON_Delete(cfg);
-    for (int l = 0; rc == 0 && cfg_text && l < m->L; l++) {
-        block_t *blocks[2] = {&m->layers[l].mixer, m->layers[l].has_ffn ? &m->layers[l].ffn : NULL};
-        for (int k = 0; k < 2 && rc == 0; k++) {
-            block_t *b = blocks[k];
-            if (!b || !b->ops->init_from) continue;
-            layer_source_t ls = {.f = &f};
-            snprintf(ls.prefix, sizeof ls.prefix, "layers.%d.%s.", l, k == 0 ? "attn" : "ffn");
-            block_source_t src = {.ctx = &ls, .find = layer_source_find, .heads = heads, .dim = dim};
-            char msg[256] = "";
-            int n = b->ops->init_from(b, &src, seed, msg, sizeof msg);
-            if (n < 0) rc = seterr(err, errlen, "%s", msg);
-            else if (n > 0) {
-                *loaded += n;
-                size_t len = notes_len ? strlen(notes) : 0;
-                if (len + 1 < notes_len) snprintf(notes + len, notes_len - len, "%s%s", len ? "\n" : "", msg);
-            }
+    for (int i = 0; rc == 0 && cfg_text && i < model_n_blocks(m); i++) {
+        block_t *b = model_block(m, i);
+        if (b->ops->identity || !b->ops->init_from) continue;
+        layer_source_t ls = {.f = &f};
+        snprintf(ls.prefix, sizeof ls.prefix, "layers.%d.%s.", i / 2, i % 2 ? "ffn" : "attn");
+        block_source_t src = {.ctx = &ls, .find = layer_source_find, .heads = heads, .dim = dim};
+        char msg[256] = "";
+        int n = b->ops->init_from(b, &src, seed, msg, sizeof msg);
+        if (n < 0) rc = seterr(err, errlen, "%s", msg);
+        else if (n > 0) {
+            *loaded += n;
+            size_t len = notes_len ? strlen(notes) : 0;
+            if (len + 1 < notes_len) snprintf(notes + len, notes_len - len, "%s%s", len ? "\n" : "", msg);
         }
     }
     st_free(&f);
