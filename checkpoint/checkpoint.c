@@ -169,6 +169,52 @@ static int check_config_sizes(const st_file_t *f, const model_dims_t *d, const c
     return 0;
 }
 
+// The parameters the config registers must be exactly the tensors the header lists (names and
+// shapes, the adam.* moments aside), and this is checked before any arena is allocated: a block
+// option in the config's layers (mlp(hidden=1048576), pkm(slots=…)) would otherwise make a small
+// file's build allocate hundreds of MB before a shape is compared. The registry is built with pos
+// none in place of rope: the same parameters (rope has none) without the rope tables, whose width
+// nothing bounds until the projections' shapes are checked here. Then the arenas are at most four
+// times the file's tensors.
+static int check_registry(const st_file_t *f, const model_dims_t *d, const char *layers, const char *path, char *err,
+                          size_t errlen) {
+    model_dims_t dry = *d;
+    if (dry.pos == POS_ROPE) dry.pos = POS_NONE;
+    model_t m;
+    char sub[512];
+    if (model_build_registry(&m, &dry, layers, sub, sizeof sub))
+        return seterr(err, errlen, "checkpoint '%s': its config does not build: %s", path, sub);
+    int rc = 0;
+    const param_table_t *pt = &m.params;
+    for (int i = 0; rc == 0 && i < pt->count; i++) {
+        const param_t *p = pt->items[i];
+        const st_entry_t *e = st_find(f, p->name);
+        char want[64], got[64];
+        shape_str(want, sizeof want, p->ndim, p->shape);
+        if (!e) rc = seterr(err, errlen, "checkpoint '%s' lacks tensor '%s' %s that its config requires", path, p->name, want);
+        else if (!same_shape(e, p)) {
+            shape_str(got, sizeof got, e->ndim, e->shape);
+            rc = seterr(err, errlen, "checkpoint '%s': tensor '%s' has shape %s, its config requires %s", path, p->name, got,
+                        want);
+        }
+    }
+    // Every registered tensor is listed with its shape, so the totals differ only by a listed tensor
+    // the config does not register (reported by name).
+    size_t listed = 0;
+    for (int i = 0; rc == 0 && i < f->n_tensors; i++)
+        if (strncmp(f->tensors[i].name, "adam.m.", 7) != 0 && strncmp(f->tensors[i].name, "adam.v.", 7) != 0)
+            listed += f->tensors[i].numel;
+    for (int i = 0; rc == 0 && listed != pt->total && i < f->n_tensors; i++) {
+        const char *name = f->tensors[i].name;
+        const char *base = strncmp(name, "adam.m.", 7) == 0 || strncmp(name, "adam.v.", 7) == 0 ? name + 7 : name;
+        if (!params_find(pt, base))
+            rc = seterr(err, errlen, "checkpoint '%s' has tensor '%s', which its config (%s) does not use", path,
+                        shown(name).s, shown(layers).s);
+    }
+    model_free(&m);
+    return rc;
+}
+
 int ckpt_load(const char *path, ckpt_t *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     st_file_t f;
@@ -220,7 +266,9 @@ int ckpt_load(const char *path, ckpt_t *out, char *err, size_t errlen) {
         seterr(err, errlen, "checkpoint '%s': tokenizer has %d tokens but config.vocab is %d", path, out->tok.vocab_size, d.vocab);
         goto done;
     }
-    if (check_config_sizes(&f, &d, layers->valuestring, path, err, errlen) || check_finite(&f, path, err, errlen)) goto done;
+    if (check_config_sizes(&f, &d, layers->valuestring, path, err, errlen) || check_finite(&f, path, err, errlen) ||
+        check_registry(&f, &d, layers->valuestring, path, err, errlen))
+        goto done;
     if (model_build(&out->model, &d, layers->valuestring, sub, sizeof sub)) {
         seterr(err, errlen, "checkpoint '%s': its config does not build: %s", path, sub);
         goto done;
