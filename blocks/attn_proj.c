@@ -47,16 +47,11 @@ void attn_proj_in_backward(attn_proj_t *p, float *dx, const float *dqkv, const f
     matmul_backward(dx, p->wq->grad, p->bq->grad, dqkv, x, p->wq->data, N, C, 3 * C);
 }
 
-// The table caches positions [0, min(ctx, ROPE_TABLE_MAX_POS)): later positions are computed on the
-// fly, bit-identical (rope.h), at D/2 sincos per position and call — negligible next to attention
-// at such lengths. The cap bounds what a checkpoint's config can make the loader allocate: a rope
-// model has no wpe, so nothing in the file bounds ctx (config ctx ≤ 2^20 would otherwise cost
-// 4·ctx·D bytes per layer, 256 MiB at D 64), while the table stays ≤ 4096·D floats per layer.
-enum { ROPE_TABLE_MAX_POS = 4096 };
+// The table caches positions [0, rope_table_positions(ctx)) (capped: model/rope.h).
 
 int attn_proj_rope_init(attn_proj_t *p, block_t *b, char *err, size_t errlen) {
     if (b->dims->pos != POS_ROPE) return 0;
-    int D = b->dims->dim / b->dims->heads, n_pos = b->dims->ctx < ROPE_TABLE_MAX_POS ? b->dims->ctx : ROPE_TABLE_MAX_POS;
+    int D = b->dims->dim / b->dims->heads, n_pos = rope_table_positions(b->dims->ctx);
     char why[128];
     if (rope_table_init(&p->rope, D, n_pos, why, sizeof why))
         return seterr(err, errlen, "%s: --pos rope needs an even head width (dim/heads), got %d", block_where(b), D);

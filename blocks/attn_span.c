@@ -13,12 +13,13 @@
 // ---------------------------------------------------------------------------------------------
 // options and parameters
 
-// --pos rope: build the head-width table once (positions [0, ctx)); an odd head width is refused.
+// --pos rope: build the head-width table once (positions [0, rope_table_positions(ctx)), later ones
+// on the fly: model/rope.h); an odd head width is refused.
 static int rope_setup(attn_span_t *a, block_t *b, char *err, size_t errlen) {
     if (b->dims->pos != POS_ROPE) return 0;
     int D = b->dims->dim / b->dims->heads;
     char why[128];
-    if (rope_table_init(&a->rope, D, b->dims->ctx, why, sizeof why))
+    if (rope_table_init(&a->rope, D, rope_table_positions(b->dims->ctx), why, sizeof why))
         return seterr(err, errlen, "%s: --pos rope needs an even head width (dim/heads), got %d", block_where(b), D);
     a->rope_on = 1;
     return 0;

@@ -34,7 +34,7 @@ typedef struct {
     long R;  // D̃
     param_t *cq, *ck, *wv, *cb, *mix, *bv, *wo, *bo;
     int rope_on;       // dims->pos == POS_ROPE
-    rope_table_t rope; // width R, positions [0, ctx); built by configure, freed by collab_free
+    rope_table_t rope; // width R, positions [0, min(ctx, ROPE_TABLE_MAX_POS)); built by configure, freed by collab_free
 } collab_t;
 
 enum { ROW_BLOCK = 32 };  // score rows per product (lower-triangle tiling, as in softmax)
@@ -48,7 +48,7 @@ static int collab_configure(block_t *b, spec_block_t *spec, char *err, size_t er
     s->R = R;
     if (b->dims->pos == POS_ROPE) {
         char why[128];
-        if (R % 2 || rope_table_init(&s->rope, (int)R, b->dims->ctx, why, sizeof why))
+        if (R % 2 || rope_table_init(&s->rope, (int)R, rope_table_positions(b->dims->ctx), why, sizeof why))
             return seterr(err, errlen, "%s: --pos rope needs an even dk (the shared query/key width), got dk=%ld",
                           where, R);
         s->rope_on = 1;

@@ -44,7 +44,7 @@ typedef struct {
     int m, kernel, rows;
     long redraw;
     int D;
-    double *work;  // (D, D) for drawing Ω
+    double *work;  // (D, D) for drawing Ω; NULL until the first draw (omega_work)
 } performer_t;
 
 // ---------------------------------------------------------------------------------------------
@@ -81,9 +81,17 @@ void favor_draw_omega(float *omega, int m, int D, rng_t *rng, double *work) {
     }
 }
 
+// The (D,D) draw buffer, allocated at the first draw (weight init, or the first redraw between
+// steps), not by configure: a checkpoint's config is configured before its tensors' shapes are
+// checked (ckpt_load), and D² doubles is not bounded by anything until then.
+static double *omega_work(performer_t *s) {
+    if (!s->work) s->work = xcalloc((size_t)s->D * s->D, sizeof(double));
+    return s->work;
+}
+
 static void omega_init(param_t *p, rng_t *rng, void *owner) {
     performer_t *s = owner;
-    favor_draw_omega(p->data, s->m, s->D, rng, s->work);
+    favor_draw_omega(p->data, s->m, s->D, rng, omega_work(s));
 }
 
 void performer_set_chunk(block_t *b, int rows) {
@@ -107,7 +115,6 @@ static int performer_configure(block_t *b, spec_block_t *spec, char *err, size_t
     s->redraw = redraw;
     s->rows = 32;
     s->D = b->dims->dim / b->dims->heads;
-    s->work = xcalloc((size_t)s->D * s->D, sizeof(double));
     b->priv = s;  // freed by performer_free, also on error
     return attn_proj_rope_init(&s->proj, b, err, errlen);
 }
@@ -138,7 +145,7 @@ static void performer_register(block_t *b, param_table_t *pt, const char *prefix
 // last step would hand evaluation features the weights never saw). Eval never calls this.
 static void performer_before_step(block_t *b, long step, rng_t *rng) {
     performer_t *s = b->priv;
-    if (s->redraw > 0 && step > 1 && (step - 1) % s->redraw == 0) favor_draw_omega(s->omega->data, s->m, s->D, rng, s->work);
+    if (s->redraw > 0 && step > 1 && (step - 1) % s->redraw == 0) favor_draw_omega(s->omega->data, s->m, s->D, rng, omega_work(s));
 }
 
 // ---------------------------------------------------------------------------------------------

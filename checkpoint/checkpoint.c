@@ -169,6 +169,52 @@ static int check_config_sizes(const st_file_t *f, const model_dims_t *d, const c
     return 0;
 }
 
+// The parameters the config registers must be exactly the tensors the header lists (names and
+// shapes, the adam.* moments aside), and this is checked before any arena is allocated: a block
+// option in the config's layers (mlp(hidden=1048576), pkm(slots=…)) would otherwise make a small
+// file's build allocate hundreds of MB before a shape is compared. The registry is built with pos
+// none in place of rope: the same parameters (rope has none) without the rope tables, whose width
+// nothing bounds until the projections' shapes are checked here. Then the arenas are at most four
+// times the file's tensors.
+static int check_registry(const st_file_t *f, const model_dims_t *d, const char *layers, const char *path, char *err,
+                          size_t errlen) {
+    model_dims_t dry = *d;
+    if (dry.pos == POS_ROPE) dry.pos = POS_NONE;
+    model_t m;
+    char sub[512];
+    if (model_build_registry(&m, &dry, layers, sub, sizeof sub))
+        return seterr(err, errlen, "checkpoint '%s': its config does not build: %s", path, sub);
+    int rc = 0;
+    const param_table_t *pt = &m.params;
+    for (int i = 0; rc == 0 && i < pt->count; i++) {
+        const param_t *p = pt->items[i];
+        const st_entry_t *e = st_find(f, p->name);
+        char want[64], got[64];
+        shape_str(want, sizeof want, p->ndim, p->shape);
+        if (!e) rc = seterr(err, errlen, "checkpoint '%s' lacks tensor '%s' %s that its config requires", path, p->name, want);
+        else if (!same_shape(e, p)) {
+            shape_str(got, sizeof got, e->ndim, e->shape);
+            rc = seterr(err, errlen, "checkpoint '%s': tensor '%s' has shape %s, its config requires %s", path, p->name, got,
+                        want);
+        }
+    }
+    // Every registered tensor is listed with its shape, so the totals differ only by a listed tensor
+    // the config does not register (reported by name).
+    size_t listed = 0;
+    for (int i = 0; rc == 0 && i < f->n_tensors; i++)
+        if (strncmp(f->tensors[i].name, "adam.m.", 7) != 0 && strncmp(f->tensors[i].name, "adam.v.", 7) != 0)
+            listed += f->tensors[i].numel;
+    for (int i = 0; rc == 0 && listed != pt->total && i < f->n_tensors; i++) {
+        const char *name = f->tensors[i].name;
+        const char *base = strncmp(name, "adam.m.", 7) == 0 || strncmp(name, "adam.v.", 7) == 0 ? name + 7 : name;
+        if (!params_find(pt, base))
+            rc = seterr(err, errlen, "checkpoint '%s' has tensor '%s', which its config (%s) does not use", path,
+                        shown(name).s, shown(layers).s);
+    }
+    model_free(&m);
+    return rc;
+}
+
 int ckpt_load(const char *path, ckpt_t *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     st_file_t f;
@@ -220,7 +266,9 @@ int ckpt_load(const char *path, ckpt_t *out, char *err, size_t errlen) {
         seterr(err, errlen, "checkpoint '%s': tokenizer has %d tokens but config.vocab is %d", path, out->tok.vocab_size, d.vocab);
         goto done;
     }
-    if (check_config_sizes(&f, &d, layers->valuestring, path, err, errlen) || check_finite(&f, path, err, errlen)) goto done;
+    if (check_config_sizes(&f, &d, layers->valuestring, path, err, errlen) || check_finite(&f, path, err, errlen) ||
+        check_registry(&f, &d, layers->valuestring, path, err, errlen))
+        goto done;
     if (model_build(&out->model, &d, layers->valuestring, sub, sizeof sub)) {
         seterr(err, errlen, "checkpoint '%s': its config does not build: %s", path, sub);
         goto done;
@@ -339,7 +387,8 @@ int ckpt_init_from(const char *path, model_t *m, uint64_t seed, int *loaded, int
             (*loaded)++;
         }
     }
-    // Then the blocks that convert from another kind's tensors (block.h init_from), layer by layer.
+    // Then the blocks that convert from another kind's tensors (block.h init_from), in the model's
+    // block walk (model_block: layer by layer, mixer before ffn; identity ffns have no tensors).
     int heads = 0, dim = 0, rc = 0;
     const char *cfg_text = st_meta_get(&f, "config");
     cJSON *cfg = cfg_text ? cJSON_Parse(cfg_text) : NULL;
@@ -347,22 +396,19 @@ int ckpt_init_from(const char *path, model_t *m, uint64_t seed, int *loaded, int
                 json_int(cfg, "dim", 1, 1 << 16, &dim, path, err, errlen)))
         rc = -1;
     cJSON_Delete(cfg);
-    for (int l = 0; rc == 0 && cfg_text && l < m->L; l++) {
-        block_t *blocks[2] = {&m->layers[l].mixer, m->layers[l].has_ffn ? &m->layers[l].ffn : NULL};
-        for (int k = 0; k < 2 && rc == 0; k++) {
-            block_t *b = blocks[k];
-            if (!b || !b->ops->init_from) continue;
-            layer_source_t ls = {.f = &f};
-            snprintf(ls.prefix, sizeof ls.prefix, "layers.%d.%s.", l, k == 0 ? "attn" : "ffn");
-            block_source_t src = {.ctx = &ls, .find = layer_source_find, .heads = heads, .dim = dim};
-            char msg[256] = "";
-            int n = b->ops->init_from(b, &src, seed, msg, sizeof msg);
-            if (n < 0) rc = seterr(err, errlen, "%s", msg);
-            else if (n > 0) {
-                *loaded += n;
-                size_t len = notes_len ? strlen(notes) : 0;
-                if (len + 1 < notes_len) snprintf(notes + len, notes_len - len, "%s%s", len ? "\n" : "", msg);
-            }
+    for (int i = 0; rc == 0 && cfg_text && i < model_n_blocks(m); i++) {
+        block_t *b = model_block(m, i);
+        if (b->ops->identity || !b->ops->init_from) continue;
+        layer_source_t ls = {.f = &f};
+        snprintf(ls.prefix, sizeof ls.prefix, "layers.%d.%s.", i / 2, i % 2 ? "ffn" : "attn");
+        block_source_t src = {.ctx = &ls, .find = layer_source_find, .heads = heads, .dim = dim};
+        char msg[256] = "";
+        int n = b->ops->init_from(b, &src, seed, msg, sizeof msg);
+        if (n < 0) rc = seterr(err, errlen, "%s", msg);
+        else if (n > 0) {
+            *loaded += n;
+            size_t len = notes_len ? strlen(notes) : 0;
+            if (len + 1 < notes_len) snprintf(notes + len, notes_len - len, "%s%s", len ? "\n" : "", msg);
         }
     }
     st_free(&f);

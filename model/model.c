@@ -53,7 +53,7 @@ int pos_scheme_parse(const char *s, pos_scheme_t *out) {
     return -1;
 }
 
-int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, char *err, size_t errlen) {
+int model_build_registry(model_t *m, const model_dims_t *dims, const char *layers_spec, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     m->dims = *dims;
     if (validate_dims(&m->dims, err, errlen)) return -1;
@@ -117,12 +117,17 @@ int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, c
     }
     m->lnfw = params_add(&m->params, "", "lnf.weight", ln_weight);
     m->lnfb = params_add(&m->params, "", "lnf.bias", ln_bias);
-    params_allocate(&m->params);
     rc = 0;
 done:
     free(specs);
     if (rc) model_free(m);
     return rc;
+}
+
+int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, char *err, size_t errlen) {
+    if (model_build_registry(m, dims, layers_spec, err, errlen)) return -1;
+    params_allocate(&m->params);
+    return 0;
 }
 
 void model_init_weights(model_t *m, rng_t *rng) { params_init_values(&m->params, rng); }

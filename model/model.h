@@ -64,6 +64,11 @@ int pos_scheme_parse(const char *s, pos_scheme_t *out);
 // Build the model for dims and a --layers spec: parse, configure every block (validating options),
 // register parameters, allocate the parameter arenas. Returns 0, or -1 with one clear message.
 int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, char *err, size_t errlen);
+// model_build in two steps, for a caller that checks the registered parameters (names, shapes,
+// m->params.total) before the arenas exist (ckpt_load against a file's header): parse, configure,
+// register — nothing proportional to a parameter's size is allocated — then params_allocate(&m->params).
+// Until then no parameter has data; model_free frees either state.
+int model_build_registry(model_t *m, const model_dims_t *dims, const char *layers_spec, char *err, size_t errlen);
 // Initialize every parameter from the rng (ARCHITECTURE.md §2 init), and zero the AdamW moments.
 void model_init_weights(model_t *m, rng_t *rng);
 // Allocate the activation arena for batches up to (B, T) (T ≤ ctx) of a run whose training dropout

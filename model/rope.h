@@ -45,6 +45,15 @@ typedef struct {
     size_t vec_stride;    // floats between the vectors of one position
 } rope_layout_t;
 
+// The positions a block caches: [0, rope_table_positions(ctx)) = [0, min(ctx, ROPE_TABLE_MAX_POS)).
+// Later positions are computed on the fly, bit-identical, at w/2 sincos per position and call —
+// negligible next to attention at such lengths. The cap bounds what a checkpoint's config can make
+// the loader allocate: a rope model has no wpe, so nothing in the file bounds ctx (config ctx ≤ 2^20
+// would otherwise cost 4·ctx·w bytes per layer, 256 MiB at w 64); capped, ≤ 4096·w floats per layer.
+// Every rope-using kind (attn_proj, attn_span, collab) sizes its table with this.
+enum { ROPE_TABLE_MAX_POS = 4096 };
+static inline int rope_table_positions(long ctx) { return ctx < ROPE_TABLE_MAX_POS ? (int)ctx : ROPE_TABLE_MAX_POS; }
+
 // Build a table for width w covering positions [0, n_pos) (n_pos ≥ 0). Returns 0, or −1 with
 // "rope needs an even head width, got 33" (or "…a positive…") in err and *t zeroed.
 // Allocates: call when a model is built, never inside a step.

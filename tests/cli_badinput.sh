@@ -244,9 +244,23 @@ expect_err 2 "not the file" tiny "$W/bom.txt" --resume "$ck" --steps 8; kept
 # ---------------------------------------------------------------------------------------------
 # run-time failures during training
 
-check "loss becomes NaN (resume from weights with a NaN): exit 1, says NaN and the step, keeps --out"
+check "--resume from weights with a NaN: refused at load naming the tensor, keeps --out"
 "$PY" "$W/st.py" nan "$ck" "$W/nan.st" wte || fail "could not plant a NaN"
 expect_err 1 "tensor .wte. holds a non-finite value" tiny "$W/text.txt" --resume "$W/nan.st" --steps 8; kept
+
+# Divergence: AdamW's decoupled decay at lr 10, weight decay 10 multiplies every decayed weight by
+# 1 - 100 = -99 a step, so the loss or a gradient overflows within a few steps (step 9 here, for
+# any seed and thread count tried), whatever the data.
+diverge=(--steps 60 --lr 10 --min-lr 10 --weight-decay 10 --warmup 0)
+check "training diverges (non-finite loss or gradient): exit 1 naming the step, keeps --out"
+expect_err 1 "(NaN|infinite|non-finite) at step [0-9]+; stopping without saving" \
+    tiny "$W/text.txt" "${diverge[@]}" --eval-every 1000; kept
+check "training diverges after checkpoints: the last one (before the failing step) is kept and loads"
+expect_err 1 "at step [0-9]+; stopping" tiny "$W/text.txt" "${diverge[@]}" --eval-every 4 --out "$W/div.st"
+bad_step=$(grep -Eo "at step [0-9]+" "$W/err" | grep -Eo "[0-9]+")
+expect_ok "$INFER" "$W/div.st" --info
+grep -Eq "\"step\":[[:space:]]*$(( (bad_step - 1) / 4 * 4 ))," "$W/out" || fail "div.st is not the step-$(( (bad_step - 1) / 4 * 4 )) checkpoint"
+[ "$bad_step" -gt 4 ] || fail "diverged at step $bad_step, before any checkpoint"
 
 check "unwritable output path (--out in a missing directory): exit 1, says cannot write"
 expect_err 1 "cannot write.*nodir" tiny "$W/text.txt" --out "$W/nodir/x.st"

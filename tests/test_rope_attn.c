@@ -7,7 +7,8 @@
 //   - relative: for a constant input (every position the same x), log(P_ij / P_ii) depends on i − j
 //     alone (fails for any absolute use of positions, e.g. a rotation by 2i of the query only);
 //   - a rope model at config ctx 2^20 (what a checkpoint may claim with no wpe to bound it) builds
-//     without allocating ctx-sized tables: the kinds cache at most 4096 positions;
+//     without allocating ctx-sized tables: every rope kind (softmax, performer, linformer, adaptive,
+//     allattn, softmax(persist), collab) caches at most ROPE_TABLE_MAX_POS = 4096 positions;
 //   - learned/none: the same block's probabilities do not depend on the position at all for a
 //     constant input (no rotation, and the block sees no table).
 #include <math.h>
@@ -160,15 +161,17 @@ static long max_rss_kib(void) {
 }
 
 static void test_table_cap(void) {
-    TEST_CASE("--pos rope at ctx 2^20, head width 64: softmax, performer, linformer build in < 64 MiB (tables capped)") {
+    TEST_CASE("--pos rope at ctx 2^20, head width 64: softmax, performer, linformer, adaptive, allattn, softmax(persist), collab build in < 64 MiB (tables capped)") {
         model_dims_t d = {.vocab = 11, .dim = 64, .heads = 1, .ctx = 1 << 20, .pos = POS_ROPE};
         model_t m;
         char err[512];
         long before = max_rss_kib();
-        int rc = model_build(&m, &d, "softmax,performer(features=8),linformer(chunk=4,k=2)", err, sizeof err);
+        int rc = model_build(&m, &d, "softmax,performer(features=8),linformer(chunk=4,k=2),adaptive,allattn(persist=4),"
+                             "softmax(persist=4),collab(dk=64)",
+                             err, sizeof err);
         EXPECT_MSG(rc == 0, "%s", err);
         long grew = max_rss_kib() - before;
-        printf("  peak resident memory grew by %ld KiB (uncapped tables: 3 x 256 MiB)\n", grew);
+        printf("  peak resident memory grew by %ld KiB (uncapped tables: 7 x 256 MiB)\n", grew);
         EXPECT_MSG(grew < 64 * 1024, "grew by %ld KiB", grew);
         if (rc == 0) model_free(&m);
     }

@@ -82,31 +82,37 @@ static void test_char_vocab(void) {
         EXPECT(strstr(err, "empty") != NULL);
         tok_free(&t);
     }
-    TEST_CASE("Tiny Shakespeare char vocab is 65") {
-        const char *paths[] = {"/work/shared/data/tinyshakespeare.txt", "../shared/data/tinyshakespeare.txt"};
-        FILE *f = NULL;
-        for (int i = 0; i < 2 && !f; i++) f = fopen(paths[i], "rb");
-        if (!f) {
-            printf("  note: tinyshakespeare.txt not found; skipping the vocab-65 check\n");
-        } else {
-            fseek(f, 0, SEEK_END);
-            long len = ftell(f);
-            fseek(f, 0, SEEK_SET);
-            uint8_t *buf = malloc((size_t)len);
-            EXPECT(fread(buf, 1, (size_t)len, f) == (size_t)len);
-            fclose(f);
-            tokenizer_t t;
-            char err[256];
-            EXPECT(build(&t, buf, (size_t)len, err, sizeof err) == 0);
-            EXPECT_MSG(t.vocab_size == 65, "vocab %d, want 65", t.vocab_size);
-            int32_t *ids;
-            size_t n;
-            EXPECT(tok_encode(&t, buf, (size_t)len, &ids, &n, "file", err, sizeof err) == 0);
-            EXPECT(n == (size_t)len);  // all ASCII
-            free(ids);
-            free(buf);
-            tok_free(&t);
+    TEST_CASE("char vocab of a text in Tiny Shakespeare's character set is 65 (each char once, round trip)") {
+        // Tiny Shakespeare's 65 characters: newline, space, !$&',-.3:;? and both alphabets (13 + 52).
+        const char *charset = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        const char *passage = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+                              "First Citizen:\nYou are all resolved rather to die than to famish?\n";
+        size_t n_set = strlen(charset), n_passage = strlen(passage), len = 3 * n_passage + n_set;
+        uint8_t *buf = malloc(len);
+        for (int r = 0; r < 3; r++) memcpy(buf + r * n_passage, passage, n_passage);
+        memcpy(buf + 3 * n_passage, charset, n_set);
+        EXPECT(n_set == 65);
+        tokenizer_t t;
+        char err[256];
+        EXPECT(build(&t, buf, len, err, sizeof err) == 0);
+        EXPECT_MSG(t.vocab_size == 65, "vocab %d, want 65", t.vocab_size);
+        int32_t *ids;
+        size_t n;
+        EXPECT(tok_encode(&t, buf, len, &ids, &n, "text", err, sizeof err) == 0);
+        EXPECT(n == len);  // all ASCII: one token per byte
+        int seen[65] = {0}, ok = 1;
+        for (size_t i = 0; i < n && ok; i++) {
+            uint8_t c[4];
+            ok = ids[i] >= 0 && ids[i] < 65 && tok_decode(&t, ids[i], c) == 1 && c[0] == buf[i];
+            if (ok) seen[ids[i]] = 1;
         }
+        EXPECT_MSG(ok, "a token does not decode to its character");
+        int distinct = 0;
+        for (int i = 0; i < 65; i++) distinct += seen[i];
+        EXPECT_MSG(distinct == 65, "%d of the 65 ids used", distinct);
+        free(ids);
+        free(buf);
+        tok_free(&t);
     }
 }
 
