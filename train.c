@@ -595,7 +595,7 @@ static int train_step(train_t *t, double lr) {
     model_extra_loss(m, 1);  // e.g. the adaptive-span penalty: in the objective, not in the reported loss
     if (!isfinite(loss) || !grad_all_finite(&m->params)) {
         fprintf(stderr, "attnlab: %s at step %ld; stopping without saving (the last checkpoint, if any, is kept)\n",
-                isfinite(loss) ? "a gradient became non-finite (the loss is finite)"
+                isfinite(loss) ? "the loss was finite but a gradient became non-finite"
                                : (isnan(loss) ? "the loss became NaN" : "the loss became infinite"),
                 run->step + 1);
         return EXIT_RUNTIME;
