@@ -62,10 +62,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"spans-png", FLAG_STR, &o->spans_png, "spans.png", 0, 0, 0, "where --spans writes its picture", 0},
         {"threads", FLAG_INT, &o->threads, "0", 0, 4096, 0, "threads (0 = all cores; generation uses 1)", 0},
     };
-    int n = (int)(sizeof table / sizeof *table);
-    CHECK(n <= MAX_FLAGS);
-    memcpy(out, table, sizeof table);
-    return n;
+    return args_bind(out, MAX_FLAGS, table, (int)(sizeof table / sizeof *table));
 }
 
 static const char *USAGE =

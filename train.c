@@ -88,10 +88,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"time-budget", FLAG_FLOAT, &o->time_budget, "0", 0, 1e9, 0, "stop training after this many seconds (0 = none)", 0},
         {"list-kinds", FLAG_BOOL, &o->list_kinds, "", 0, 0, 0, "print each block kind as 'KIND ROLE EXAMPLE...' and exit", 0},
     };
-    int n = (int)(sizeof table / sizeof *table);
-    CHECK(n <= MAX_FLAGS);
-    memcpy(out, table, sizeof table);
-    return n;
+    return args_bind(out, MAX_FLAGS, table, (int)(sizeof table / sizeof *table));
 }
 
 static const char *USAGE =

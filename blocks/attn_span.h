@@ -95,4 +95,16 @@ void attn_span_block_decode_step(block_t *b, float *y, const float *x, int pos, 
 int attn_span_block_spans(const block_t *b, float *out);
 void attn_span_block_free(block_t *b);  // free_priv: the rope table
 
+// The ops-table entries every kind on this core shares, for designated initializers:
+//   ATTN_SPAN_CORE_OPS  the computation, decoding and cleanup (adaptive, allattn, softmax(persist=N));
+//   ATTN_SPAN_SPAN_OPS  what a learned span adds: its penalty, its clamp, its report (adaptive, allattn).
+#define ATTN_SPAN_CORE_OPS                                                                                  \
+    .register_params = attn_span_block_register, .act_floats = attn_span_block_act_floats,                 \
+    .scratch_floats = attn_span_block_scratch_floats, .forward = attn_span_block_forward,                  \
+    .backward = attn_span_block_backward, .cache_floats = attn_span_block_cache_floats,                    \
+    .decode_scratch_floats = attn_span_block_decode_scratch_floats, .decode_step = attn_span_block_decode_step, \
+    .free_priv = attn_span_block_free
+#define ATTN_SPAN_SPAN_OPS \
+    .extra_loss = attn_span_block_extra_loss, .after_step = attn_span_block_after_step, .spans = attn_span_block_spans
+
 #endif

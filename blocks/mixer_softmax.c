@@ -41,15 +41,7 @@ static const block_ops_t softmax_persist_ops = {
     .role = ROLE_MIXER,
     .options = "persist",
     .describe = persist_describe,
-    .register_params = attn_span_block_register,
-    .act_floats = attn_span_block_act_floats,
-    .scratch_floats = attn_span_block_scratch_floats,
-    .forward = attn_span_block_forward,
-    .backward = attn_span_block_backward,
-    .cache_floats = attn_span_block_cache_floats,
-    .decode_scratch_floats = attn_span_block_decode_scratch_floats,
-    .decode_step = attn_span_block_decode_step,
-    .free_priv = attn_span_block_free,
+    ATTN_SPAN_CORE_OPS,
 };
 
 static int softmax_configure(block_t *b, spec_block_t *spec, char *err, size_t errlen) {

@@ -179,3 +179,9 @@ void args_from_json(flag_t *flags, int n_flags, const void *json_object, const c
             ckpt, stored_text);
     }
 }
+
+int args_bind(flag_t *out, int max, const flag_t *table, int n) {
+    CHECK(n <= max);
+    memcpy(out, table, (size_t)n * sizeof *table);
+    return n;
+}

@@ -24,6 +24,8 @@ typedef struct {
 // reported back through *want_help / *want_version (not handled here).
 int args_parse(flag_t *flags, int n_flags, int argc, char **argv, const char **pos, int max_pos, int *n_pos,
                int *want_help, int *want_version, const char *prog);
+// Copy a program's flag table (n entries) into out (room for max); returns n. Checks it fits.
+int args_bind(flag_t *out, int max, const flag_t *table, int n);
 void args_print_help(const flag_t *flags, int n_flags, const char *usage);
 flag_t *args_find(flag_t *flags, int n_flags, const char *name);
 
