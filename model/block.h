@@ -37,12 +37,31 @@ typedef struct {
     int ctx;       // maximum T
     int n_layers;  // L (for the 0.02/sqrt(2L) output-projection init)
     pos_scheme_t pos;  // position scheme (model-wide; stored in the checkpoint config)
+    int memory;    // M: segment memory in tokens (0: none); set by model_set_memory, stored in the config when > 0
 } model_dims_t;
+
+// Segment memory (LONG_CONTEXT.md §2; docs/long_context.md "Segment memory"): what the blocks
+// remember of earlier segments of the same B streams, without gradient (Transformer-XL). Every row
+// shares n and pos0 — training streams advance in lockstep and wrap together; evaluation and
+// decoding have one stream. Made by model_mem_init (model.h), passed to model_forward in run_ctx_t.
+typedef struct {
+    int M;           // capacity in tokens (the model's dims.memory when made), > 0
+    int B;           // rows (streams) the state is sized for; a forward must have exactly B rows
+    int n;           // positions remembered before the current segment: 0 ≤ n ≤ min(M, pos0)
+    long pos0;       // stream position of the segment's first token, counted since the memory was last
+                     // empty: the rope origin (segment row t sits at pos0 + t, memory row r of n at pos0 − n + r)
+    int advance;     // 1: forward leaves each block's state as the next segment needs it (and model_forward
+                     // advances n and pos0); 0: the state is only read (gradient checks, repeated forwards)
+    int n_blocks;    // 2L, model_block order
+    float **state;   // (n_blocks): block i's state, mem_floats(b, B) floats, NULL for blocks that keep none
+    size_t *floats;  // (n_blocks): their sizes (for the checkpoint's training state)
+} seg_mem_t;
 
 typedef struct {
     int training;   // 1: dropout active and random features may be redrawn
     float dropout;  // probability, 0 = off
     rng_t *rng;     // dropout masks are drawn from here, in a fixed order
+    seg_mem_t *mem; // segment memory, or NULL: the forward starts empty (no memory, or windows evaluation)
 } run_ctx_t;
 
 typedef enum { ROLE_MIXER = 0, ROLE_FFN = 1 } block_role_t;
@@ -101,6 +120,25 @@ typedef struct {
     size_t (*cache_floats)(const block_t *b);
     size_t (*decode_scratch_floats)(const block_t *b);
     void (*decode_step)(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch);
+    // Segment memory (LONG_CONTEXT.md §2). Mixers implement it (the model refuses --memory for a mixer
+    // whose mem_floats is NULL); ffns remember nothing and leave both NULL.
+    //  - mem_floats: floats of state this block keeps for B rows at M = b->dims->memory (> 0).
+    //  - forward with rc->mem non-NULL: x (B,T,C) is the segment at stream positions pos0 … pos0+T−1;
+    //    the block's state, block_mem_state(b, rc), holds what the n earlier positions left. With
+    //    rc->mem->advance it then overwrites the state with what the next segment needs (the last
+    //    min(n+T, M) positions, or the carried prefix state). What backward needs of the OLD state it
+    //    copies into act first (act_floats and scratch_floats may depend on dims->memory).
+    //  - backward gets rc->mem with the forward's n and pos0 (the model keeps them). Stop-gradient: nothing
+    //    flows into the state, but the weights get gradient through memory positions' keys and values
+    //    computed from it (W_k, W_v).
+    //  - rc->mem NULL: exactly the memory-free block (every window starts empty), even if dims->memory > 0.
+    //  - decode_step with dims->memory > 0: pos is the stream position (any pos ≥ 0; the model never
+    //    slides); a token at segment index pos % ctx sees the positions the segment-wise forward shows it
+    //    (memory before its segment, plus its segment so far); cache_floats covers that.
+    size_t (*mem_floats)(const block_t *b, int B);
+    // Optional: refuse a memory length this block cannot use, one line naming the block (block_where),
+    // e.g. linformer: ctx and M multiples of chunk; adaptive: span ≤ max(ctx, M). 0 if fine.
+    int (*check_memory)(block_t *b, int M, char *err, size_t errlen);
     void (*free_priv)(block_t *b);  // optional: free what configure allocated beyond priv itself
     // Optional: the learned attention span of each head in tokens (adaptive kinds); returns the
     // number of heads written to out (≤ H), 0 if the kind has no spans. Used by the training log and
@@ -131,6 +169,9 @@ struct block {
     void *priv; // kind-specific state (options, param_t pointers), malloc'd by configure
     char where[64];  // written by block_where
 };
+
+// This block's segment-memory state in rc->mem (NULL when rc or rc->mem is NULL).
+float *block_mem_state(const block_t *b, const run_ctx_t *rc);
 
 // How messages name a block: "layer 2 (adaptive)" (b->layer, b->ops->kind), kept in b->where.
 const char *block_where(block_t *b);

@@ -117,6 +117,7 @@ int model_build_registry(model_t *m, const model_dims_t *dims, const char *layer
     }
     m->lnfw = params_add(&m->params, "", "lnf.weight", ln_weight);
     m->lnfb = params_add(&m->params, "", "lnf.bias", ln_bias);
+    if (m->dims.memory && model_set_memory(m, m->dims.memory, err, errlen)) goto done;
     rc = 0;
 done:
     free(specs);
@@ -131,6 +132,55 @@ int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, c
 }
 
 void model_init_weights(model_t *m, rng_t *rng) { params_init_values(&m->params, rng); }
+
+// ---------------------------------------------------------------------------------------------
+// segment memory
+
+int model_set_memory(model_t *m, int M, char *err, size_t errlen) {
+    CHECK(m->acts == NULL);  // act sizes depend on it
+    if (M < 0) return seterr(err, errlen, "--memory must be at least 0 (got %d)", M);
+    if (M > 0 && m->dims.pos == POS_LEARNED)
+        return seterr(err, errlen, "--memory needs relative positions: a learned position table restarts every "
+                                   "segment, so memory keys would claim current positions; use --pos rope or --pos none");
+    for (int i = 0; M > 0 && i < model_n_blocks(m); i++) {
+        block_t *b = model_block(m, i);
+        if (b->ops->role == ROLE_MIXER && !b->ops->mem_floats)
+            return seterr(err, errlen, "--memory: %s has no segment memory", block_where(b));
+        if (b->ops->check_memory && b->ops->check_memory(b, M, err, errlen)) return -1;
+    }
+    m->dims.memory = M;
+    return 0;
+}
+
+void model_mem_init(seg_mem_t *mem, const model_t *m, int B) {
+    CHECK(m->dims.memory > 0 && B > 0);
+    memset(mem, 0, sizeof *mem);
+    mem->M = m->dims.memory;
+    mem->B = B;
+    mem->advance = 1;
+    mem->n_blocks = model_n_blocks(m);
+    mem->state = xcalloc((size_t)mem->n_blocks, sizeof *mem->state);
+    mem->floats = xcalloc((size_t)mem->n_blocks, sizeof *mem->floats);
+    for (int i = 0; i < mem->n_blocks; i++) {
+        const block_t *b = model_block(m, i);
+        size_t n = b->ops->mem_floats ? b->ops->mem_floats(b, B) : 0;
+        mem->floats[i] = n;
+        mem->state[i] = n ? xalloc_floats(n) : NULL;
+        if (n) memset(mem->state[i], 0, n * sizeof(float));
+    }
+}
+
+void model_mem_clear(seg_mem_t *mem) {
+    mem->n = 0;
+    mem->pos0 = 0;
+}
+
+void model_mem_free(seg_mem_t *mem) {
+    for (int i = 0; mem->state && i < mem->n_blocks; i++) free(mem->state[i]);
+    free(mem->state);
+    free(mem->floats);
+    memset(mem, 0, sizeof *mem);
+}
 
 // ---------------------------------------------------------------------------------------------
 // activation arena
@@ -206,6 +256,11 @@ static void branch_dropout(float *branch, float *mask, size_t n, const run_ctx_t
 
 float model_forward(model_t *m, const int32_t *tokens, const int32_t *targets, int B, int T, const run_ctx_t *rc) {
     CHECK(m->acts && B <= m->max_B && T <= m->max_T);
+    seg_mem_t *mem = rc ? rc->mem : NULL;
+    CHECK(!mem || (m->dims.memory > 0 && mem->B == B && mem->n_blocks == model_n_blocks(m) && mem->n >= 0 &&
+                   mem->n <= mem->M && mem->n <= mem->pos0));
+    m->last_has_mem = mem != NULL;
+    if (mem) m->last_mem = *mem;  // backward sees the n and pos0 this forward ran with
     int C = m->dims.dim, V = m->dims.vocab, N = B * T;
     size_t BTC = (size_t)N * C;
     m->last_B = B;
@@ -233,6 +288,10 @@ float model_forward(model_t *m, const int32_t *tokens, const int32_t *targets, i
     }
     layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, m->res_out, m->lnfw->data, m->lnfb->data, N, C);
     matmul_forward(m->probs, m->lnf, m->wte->data, NULL, N, C, V);  // logits = lnf·wteᵀ (tied)
+    if (mem && mem->advance) {  // the blocks have updated their states; the segment joins the memory
+        mem->n = mem->n + T < mem->M ? mem->n + T : mem->M;
+        mem->pos0 += T;
+    }
     if (!targets) return 0.0f;
     memcpy(m->targets, targets, (size_t)N * sizeof(int32_t));
     crossentropy_forward(m->losses, m->probs, m->probs, targets, N, V);
@@ -244,7 +303,16 @@ float model_forward(model_t *m, const int32_t *tokens, const int32_t *targets, i
 // ---------------------------------------------------------------------------------------------
 // backward: the forward in reverse. dres carries ∂loss/∂(residual stream) down the layers.
 
-void model_backward(model_t *m, float loss_scale, const run_ctx_t *rc) {
+void model_backward(model_t *m, float loss_scale, const run_ctx_t *rc_in) {
+    // The blocks' backward sees the memory as the forward used it (n, pos0 before advancing).
+    run_ctx_t rc_mem;
+    const run_ctx_t *rc = rc_in;
+    if (m->last_has_mem) {
+        CHECK(rc_in && rc_in->mem);
+        rc_mem = *rc_in;
+        rc_mem.mem = &m->last_mem;
+        rc = &rc_mem;
+    }
     int B = m->last_B, T = m->last_T, C = m->dims.dim, V = m->dims.vocab, N = B * T;
     size_t BTC = (size_t)N * C;
     // loss = (1/N) Σ_n losses[n]: every row's dloss is loss_scale/N.
@@ -389,6 +457,7 @@ void decode_reset(decode_state_t *ds) { ds->pos = 0; }
 const float *decode_step(model_t *m, decode_state_t *ds, int32_t token) {
     int C = m->dims.dim, pos = ds->pos, unbounded = m->L > 0;
     for (int l = 0; l < m->L; l++) unbounded &= m->layers[l].mixer.ops->unbounded_decode;
+    unbounded |= m->dims.memory > 0;  // segment memory: pos is the stream position, the blocks window it
     CHECK(pos >= 0 && (unbounded || pos < m->dims.ctx) && token >= 0 && token < m->dims.vocab);
     float *x = ds->x;
     const float *e = m->wte->data + (size_t)token * C;

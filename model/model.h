@@ -46,6 +46,8 @@ typedef struct {
     // backward buffers
     float *dres, *dln, *dbranch, *dlogits, *scratch;
     int last_B, last_T;  // shape of the last forward
+    seg_mem_t last_mem;  // the last forward's memory (its n and pos0 before advancing), for backward
+    int last_has_mem;    // 1 if the last forward ran with memory
 } model_t;
 
 // The one walk over the blocks: block i (0 ≤ i < model_n_blocks) is layer i/2's mixer (i even) or
@@ -69,12 +71,24 @@ int model_build(model_t *m, const model_dims_t *dims, const char *layers_spec, c
 // register — nothing proportional to a parameter's size is allocated — then params_allocate(&m->params).
 // Until then no parameter has data; model_free frees either state.
 int model_build_registry(model_t *m, const model_dims_t *dims, const char *layers_spec, char *err, size_t errlen);
+// Segment memory (LONG_CONTEXT.md §2): set the model's memory length M in tokens (dims.memory) before
+// model_alloc_acts (act sizes depend on it). M = 0 switches it off. Refuses, with one line: M < 0,
+// --pos learned ("use --pos rope or none"), a mixer kind without memory, and what a block's
+// check_memory refuses (linformer chunk multiples, a span above max(ctx, M)). Returns 0 or -1.
+int model_set_memory(model_t *m, int M, char *err, size_t errlen);
+// The state of every block for B rows at M = m->dims.memory (> 0), empty (n = 0, pos0 = 0), advance 1.
+// Allocates: once per run (training streams: B = batch; evaluation and decoding: B = 1).
+void model_mem_init(seg_mem_t *mem, const model_t *m, int B);
+// Forget everything (a stream wrapped, or a new text): n = 0, pos0 = 0.
+void model_mem_clear(seg_mem_t *mem);
+void model_mem_free(seg_mem_t *mem);
 // Initialize every parameter from the rng (ARCHITECTURE.md §2 init), and zero the AdamW moments.
 void model_init_weights(model_t *m, rng_t *rng);
 // Allocate the activation arena for batches up to (B, T) (T ≤ ctx) of a run whose training dropout
 // is `dropout` (in [0, 1); > 0 adds the dropout masks, and every block is told so). Once per run.
 void model_alloc_acts(model_t *m, int B, int T, float dropout);
-// Forward over tokens (B,T). With targets (B,T) returns the mean loss and keeps per-position losses
+// Forward over tokens (B,T). With rc->mem (B rows), the segment continues the memory's streams: blocks
+// read and (advance = 1) update their state, and then n = min(n + T, M), pos0 += T. With targets (B,T) returns the mean loss and keeps per-position losses
 // in m->losses; without, returns 0 and leaves probabilities... (logits) in m->probs.
 float model_forward(model_t *m, const int32_t *tokens, const int32_t *targets, int B, int T, const run_ctx_t *rc);
 // Backward of (loss_scale · mean loss) after model_forward with targets; accumulates into ->grad.
@@ -104,7 +118,9 @@ typedef struct {
 
 void decode_init(decode_state_t *ds, const model_t *m);
 void decode_reset(decode_state_t *ds);
-// Feed token at position ds->pos (< ctx); returns the logits (V) for the next token.
+// Feed token at position ds->pos; returns the logits (V) for the next token. pos < ctx unless every
+// mixer is unbounded (performer) or the model has segment memory (dims.memory > 0: pos is the stream
+// position, and each block shows the token what the segment-wise forward would, LONG_CONTEXT.md §2).
 const float *decode_step(model_t *m, decode_state_t *ds, int32_t token);
 void decode_free(decode_state_t *ds);
 
