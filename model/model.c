@@ -117,7 +117,7 @@ int model_build_registry(model_t *m, const model_dims_t *dims, const char *layer
     }
     m->lnfw = params_add(&m->params, "", "lnf.weight", ln_weight);
     m->lnfb = params_add(&m->params, "", "lnf.bias", ln_bias);
-    if (m->dims.memory && model_set_memory(m, m->dims.memory, err, errlen)) goto done;
+    if (model_set_memory(m, m->dims.memory, err, errlen)) goto done;  // also at 0: check_memory (span vs ctx)
     rc = 0;
 done:
     free(specs);
@@ -142,9 +142,9 @@ int model_set_memory(model_t *m, int M, char *err, size_t errlen) {
     if (M > 0 && m->dims.pos == POS_LEARNED)
         return seterr(err, errlen, "--memory needs relative positions: a learned position table restarts every "
                                    "segment, so memory keys would claim current positions; use --pos rope or --pos none");
-    for (int i = 0; M > 0 && i < model_n_blocks(m); i++) {
+    for (int i = 0; i < model_n_blocks(m); i++) {  // check_memory at M = 0 too (adaptive: span ≤ ctx)
         block_t *b = model_block(m, i);
-        if (b->ops->role == ROLE_MIXER && !b->ops->mem_floats)
+        if (M > 0 && b->ops->role == ROLE_MIXER && !b->ops->mem_floats)
             return seterr(err, errlen, "--memory: %s has no segment memory", block_where(b));
         if (b->ops->check_memory && b->ops->check_memory(b, M, err, errlen)) return -1;
     }
