@@ -1,7 +1,8 @@
 // mixer_adaptive.c — Adaptive Attention Span (Sukhbaatar et al., ACL 2019, arXiv 1905.07799): softmax
 // attention whose heads each learn a soft span z_h = S·z̃_h (mask clamp((R+z−x)/R,0,1) inside the
 // normalization), with an L1 penalty on the spans and optional persistent memory (persist=N).
-// Options: span (ctx), ramp (32), init (0.5), lambda (2e-6), persist (0). The math is in attn_span.c.
+// Options: span (ctx; up to max(ctx, --memory)), ramp (32), init (0.5), lambda (2e-6), persist (0). The math
+// and the segment memory (--memory M) are in attn_span.c.
 // --pos rope: q and k rotated per head, persistent scores on the unrotated query (attn_span.c,
 // docs/blocks/adaptive.md "Rotary positions").
 #include <stdio.h>

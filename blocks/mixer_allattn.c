@@ -1,7 +1,8 @@
 // mixer_allattn.c — all-attention with persistent memory (Sukhbaatar et al. 2019, arXiv 1907.01470):
 // N learned key/value pairs per head joined to the context keys in one softmax, with an adaptive span
 // as in the paper; the layer has no ffn (its ops declare `implied_ffn = "none"`).
-// Options: persist (256), span (ctx), ramp (32), init (0.5), lambda (2e-6). The math is in attn_span.c.
+// Options: persist (256), span (ctx; up to max(ctx, --memory)), ramp (32), init (0.5), lambda (2e-6). The
+// math and the segment memory (--memory M) are in attn_span.c.
 // --pos rope: q and k rotated per head, persistent scores on the unrotated query (attn_span.c,
 // docs/blocks/adaptive.md "Rotary positions").
 #include <stdio.h>
