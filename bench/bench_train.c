@@ -2,7 +2,7 @@
 //
 //   bench_train [--layers SPEC] [--dim 128] [--heads 4] [--ctx 64] [--batch 12] [--vocab 65]
 //               [--steps 30] [--warmup-steps 3] [--threads 0] [--seed 1337] [--pos learned|rope|none]
-//               [--memory M] [--stream-pos P]
+//               [--memory M] [--stream-pos P] [--init-from CKPT]
 //   bench_train --decode [--dim ..] [--reps 20] ...      KV-cached generation instead of training
 //   bench_train --decode --positions 10100 --layers '4*performer/mlp' [--reps 3] ...
 //                                                          per-token cost early vs late in a long stream
@@ -29,6 +29,9 @@
 // (LONG_CONTEXT.md §2), the memory full (n = M) from the first step, and the segment at stream
 // position --stream-pos (default 100,000: rope angles past the cached table, as in real training
 // streams). The state holds zeros: the work is that of a full memory whatever it holds.
+//
+// --init-from CKPT copies the checkpoint's tensors that match by name and shape (train --init-from's
+// rule), e.g. to time an adaptive model at its learned spans.
 //
 // Decode mode times decode_step (the KV-cached path `infer` uses, one thread as infer sets it) over
 // full windows of ctx tokens, reps times, and prints tokens/s and the median per-token time at the
@@ -58,6 +61,7 @@
 
 #include "cli/runtime.h"
 #include "base/check.h"
+#include "checkpoint/checkpoint.h"
 #include "model/model.h"
 #include "model/optim.h"
 #include "base/rng.h"
@@ -86,7 +90,8 @@ static void usage(void) {
             "usage: bench_train [--layers SPEC] [--dim 128] [--heads 4] [--ctx 64] [--batch 12] [--vocab 65]\n"
             "                   [--steps 30] [--warmup-steps 3] [--threads 0] [--seed 1337] [--decode] [--reps 20]\n"
             "                   [--positions P]   (with --decode: one stream of P tokens, positions 100-199 vs the last 100)\n"
-            "                   [--pos learned|rope|none] [--memory M] [--stream-pos P]   (training with segment memory)\n");
+            "                   [--pos learned|rope|none] [--memory M] [--stream-pos P]   (training with segment memory)\n"
+            "                   [--init-from CKPT]   (start from a checkpoint's matching tensors)\n");
     exit(EXIT_USAGE);
 }
 
@@ -110,7 +115,7 @@ static double flops_per_token(const model_t *m, int T) {
 }
 
 int main(int argc, char **argv) {
-    const char *layers = NULL;
+    const char *layers = NULL, *init_from = NULL;
     int dim = 128, heads = 4, ctx = 64, batch = 12, vocab = 65, steps = 30, warm = 3, threads = 0, decode = 0, reps = 20, positions = 0;
     long seed = 1337, stream_pos = 100000;
     int memory = 0;
@@ -133,6 +138,7 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--seed") == 0) seed = int_arg(a, v, 0, 1L << 62);
         else if (strcmp(a, "--reps") == 0) reps = (int)int_arg(a, v, 1, 1 << 20);
         else if (strcmp(a, "--positions") == 0) positions = (int)int_arg(a, v, 300, 1 << 26);
+        else if (strcmp(a, "--init-from") == 0) init_from = v;
         else if (strcmp(a, "--memory") == 0) memory = (int)int_arg(a, v, 0, 1 << 20);
         else if (strcmp(a, "--stream-pos") == 0) stream_pos = int_arg(a, v, 0, 1L << 30);
         else if (strcmp(a, "--pos") == 0) {
@@ -163,6 +169,13 @@ int main(int argc, char **argv) {
     rng_t rng;
     rng_seed(&rng, (uint64_t)seed);
     model_init_weights(&m, &rng);
+    if (init_from) {
+        int loaded, total;
+        char notes[1024];
+        if (ckpt_init_from(init_from, &m, (uint64_t)seed, &loaded, &total, notes, sizeof notes, err, sizeof err))
+            die(EXIT_USAGE, "bench_train: %s", err);
+        fprintf(stderr, "bench_train: %d of %d tensors from %s\n", loaded, total, init_from);
+    }
     double fpt = flops_per_token(&m, ctx);
 
     if (decode && positions) {
