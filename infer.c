@@ -79,30 +79,6 @@ static const char *USAGE =
 // ---------------------------------------------------------------------------------------------
 // generation
 
-// Whether decoding never slides: segment memory, or every mixer with constant-size state.
-static int model_streams(const model_t *m) {
-    if (m->dims.memory > 0) return 1;
-    for (int l = 0; l < m->L; l++)
-        if (!m->layers[l].mixer.ops->unbounded_decode) return 0;
-    return 1;
-}
-
-// Feed one token; slides the window when a bounded model's context is full (see the top comment).
-static const float *feed(model_t *m, decode_state_t *ds, int32_t token, int32_t *history, size_t *n_hist, int streams) {
-    int ctx = m->dims.ctx;
-    if (!streams && ds->pos == ctx) {
-        int keep = ctx / 2;
-        decode_reset(ds);
-        for (size_t i = *n_hist - (size_t)keep; i < *n_hist; i++) decode_step(m, ds, history[i]);
-    }
-    history[(*n_hist)++] = token;
-    if (*n_hist >= (size_t)(4 * ctx)) {  // keep the history buffer bounded
-        memmove(history, history + *n_hist - ctx, (size_t)ctx * sizeof *history);
-        *n_hist = (size_t)ctx;
-    }
-    return decode_step(m, ds, token);
-}
-
 static int generate(ckpt_t *c, const opts_t *o) {
     model_t *m = &c->model;
     tokenizer_t *tok = &c->tok;
@@ -136,28 +112,28 @@ static int generate(ckpt_t *c, const opts_t *o) {
     cli_set_threads(1);  // one token at a time: threads cost more than they give
     decode_state_t ds;
     decode_init(&ds, m);
-    int streams = model_streams(m), V = m->dims.vocab;
-    int32_t *history = xmalloc((size_t)4 * m->dims.ctx * sizeof *history);
-    size_t n_hist = 0;
+    int V = m->dims.vocab;
+    gen_feed_t feed;  // slides the window of a model that does not stream (cli/sampler.h)
+    gen_feed_init(&feed, m);
     sampler_t sampler;
     sampler_init(&sampler, &(sampler_cfg_t){.temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p}, V,
                  (uint64_t)o->seed);
     const float *logits = NULL;
-    for (size_t i = 0; i < n_prompt; i++) logits = feed(m, &ds, prompt[i], history, &n_hist, streams);
+    for (size_t i = 0; i < n_prompt; i++) logits = gen_feed(&feed, m, &ds, prompt[i]);
     double t0 = cli_now();
     for (long i = 0; i < o->tokens; i++) {
         int next = sampler_sample(&sampler, logits);
         uint8_t buf[4];
         fwrite(buf, 1, (size_t)tok_decode(tok, next, buf), stdout);
         fflush(stdout);
-        if (i + 1 < o->tokens) logits = feed(m, &ds, next, history, &n_hist, streams);
+        if (i + 1 < o->tokens) logits = gen_feed(&feed, m, &ds, next);
     }
     double dt = cli_now() - t0;
     printf("\n");
     fflush(stdout);  // the text ends before the summary on stderr
     if (o->tokens > 0) fprintf(stderr, "generated %ld tokens in %.2fs (%.0f tokens/s)\n", o->tokens, dt, o->tokens / dt);
     free(prompt);
-    free(history);
+    gen_feed_free(&feed);
     sampler_free(&sampler);
     decode_free(&ds);
     return 0;
