@@ -33,7 +33,7 @@ int streams_next(streams_t *s, const int32_t *tokens, int32_t *x, int32_t *y) {
 
 int streams_check_offset(const streams_t *s, double offset, char *err, size_t errlen) {
     // Checked as a double first: a stored 1e300 must not reach a conversion.
-    if (!(offset >= 0 && offset <= (double)s->len) || offset != (double)(size_t)offset || (size_t)offset % (size_t)s->T)
+    if (!(offset >= 0 && offset < (double)s->len) || offset != (double)(size_t)offset || (size_t)offset % (size_t)s->T)
         return seterr(err, errlen, "stream offset %.15g is not a multiple of ctx %d within a stream of %zu tokens", offset,
                       s->T, s->len);
     return 0;

@@ -8,7 +8,7 @@
 // that cannot read T+1 more tokens (offset + T + 1 > len) first wraps every stream to its start
 // (offset 0): the streams are of equal length and move in lockstep, so they wrap together, and the
 // caller clears the memory (model_mem_clear). Hence between segments offset is a multiple of T in
-// [0, len], and it equals the memory's pos0 (the stream position since the memory was last empty).
+// [0, len) (a read leaves offset + 1 ≤ len), and it equals the memory's pos0 (the stream position since the memory was last empty).
 // Pure index arithmetic over a token array: no model, no allocation.
 #ifndef ATTNLAB_STREAMS_H
 #define ATTNLAB_STREAMS_H
@@ -32,7 +32,7 @@ int streams_will_wrap(const streams_t *s);
 // The next segment into x, y (B, T) row-major: row b = stream b. Returns 1 if the streams wrapped to
 // their start before reading (the memory must be cleared before this segment's forward), else 0.
 int streams_next(streams_t *s, const int32_t *tokens, int32_t *x, int32_t *y);
-// A restored offset is one streams_next can have left: a multiple of T in [0, len]. Returns 0, or -1
+// A restored offset is one streams_next can have left: a multiple of T in [0, len). Returns 0, or -1
 // with one line naming the value.
 int streams_check_offset(const streams_t *s, double offset, char *err, size_t errlen);
 

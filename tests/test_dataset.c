@@ -400,6 +400,8 @@ static void test_streams(void) {
         EXPECT_MSG(strcmp(err, "the training split's 100 tokens in 8 streams of 12 tokens: a stream needs at least "
                                "ctx+1 = 17; use a smaller --batch or --ctx") == 0, "got \"%s\"", err);
         EXPECT(streams_init(&s, 0, 136, 8, 16, err, sizeof err) == 0 && s.len == 17);
+        EXPECT(streams_init(&s, 0, 96, 1, 16, err, sizeof err) == 0);  // len 96 = 6·16: offset 96 is past the stream
+        EXPECT(streams_check_offset(&s, 80, err, sizeof err) == 0 && streams_check_offset(&s, 96, err, sizeof err) == -1);
         EXPECT(streams_init(&s, 0, 100, 1, 16, err, sizeof err) == 0);
         const double good[] = {0, 16, 96}, bad[] = {-16, 8, 100, 112, 1e300, -0.5, 16.5, 0.0 / 0.0};
         for (size_t i = 0; i < 3; i++) EXPECT_MSG(streams_check_offset(&s, good[i], err, sizeof err) == 0, "%g: %s", good[i], err);
