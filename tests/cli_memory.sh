@@ -159,6 +159,10 @@ hostile "tensor 'memory.state.0' has 3 floats, but the memory of layer 0 \(softm
     'e = h["memory.state.0"]; e["shape"] = [3]; e["data_offsets"][1] = e["data_offsets"][0] + 12'
 hostile "has tensor 'memory.state.1', which it cannot hold: that block keeps no memory" \
     'h["memory.state.1"] = h.pop("memory.state.0")'
+hostile "has tensor 'memory.state.00', which it cannot hold: no block of its config has that index" \
+    'h["memory.state.00"] = h.pop("memory.state.0")'
+hostile "has tensor 'memory.state.4', which it cannot hold: no block of its config has that index" \
+    'h["memory.state.4"] = h.pop("memory.state.0")'
 hostile "has tensor 'memory.state.0', which it cannot hold: the file has no optimizer state" \
     '[h.pop(k) for k in list(h) if k.startswith("adam.")]'
 hostile "config.memory is missing or not an integer in \[0, 1048576\]" \
