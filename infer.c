@@ -59,7 +59,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"batch", FLAG_INT, &o->batch, "16", 1, 4096, 0, "windows per forward pass for --eval", 0},
         {"stride", FLAG_INT, &o->stride, "", 1, 1 << 30, 0, "--eval: windows start S apart, each scoring its last S targets (1..ctx; default ctx)", 0},
         {"ctx", FLAG_INT, &o->ctx, "", 1, 1 << 20, 0, "--eval: window length (default: trained; longer only for --pos rope/none)", 0},
-        {"memory", FLAG_INT, &o->memory, "", 0, 1 << 20, 0, "--eval: memory mode with M tokens of memory (default: the checkpoint's; 0 = windows mode)", 0},
+        {"memory", FLAG_INT, &o->memory, "", 0, 1 << 20, 0, "--eval: memory mode carrying N tokens (default: the checkpoint's memory; 0 = windows mode)", 0},
         {"by-position", FLAG_BOOL, &o->by_position, "", 0, 0, 0, "--eval: loss and bpb per bucket of visible context (table, CSV, PNG)", 0},
         {"by-position-out", FLAG_STR, &o->by_position_out, "by_position", 0, 0, 0, "--by-position writes PREFIX.csv and PREFIX.png", 0},
         {"info", FLAG_BOOL, &o->info, "", 0, 0, 0, "print config, parameter counts per layer, training state", 0},
