@@ -24,7 +24,6 @@
 // the first chunk boundary inside the memory are dropped, so only chunks lying wholly within the last
 // M positions are seen), with queries for the segment rows only; rope at stream positions.
 #include <cblas.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +31,6 @@
 
 #include "blocks/attn_proj.h"
 #include "blocks/mem_rows.h"
-#include "model/rope.h"
 #include "model/block.h"
 #include "base/check.h"
 #include "model/ops.h"
@@ -140,18 +138,6 @@ static int mem_rows_used(const linformer_t *s, const seg_mem_t *mem) {
     return mem->n > drop ? mem->n - drop : 0;
 }
 
-// --pos rope: each head's q and k of qkv (B,L,3C) ← R_{±(pos0+t)}: row t at stream position pos0 + t.
-static void rope_qk_at(const attn_proj_t *p, float *qkv, int B, int L, int C, int H, long pos0, rope_dir_t dir) {
-    if (!pos0) {
-        attn_proj_rope_qkv(p, qkv, B, L, C, H, dir);
-        return;
-    }
-    CHECK(pos0 > 0 && pos0 <= INT_MAX - L);
-    if (!p->rope_on) return;
-    rope_layout_t qk = rope_layout_qk(B, L, C, H);
-    rope_apply(&p->rope, qkv, qkv, &qk, (int)pos0, dir);
-}
-
 // ---------------------------------------------------------------------------------------------
 // forward
 
@@ -228,7 +214,7 @@ static void linformer_forward(block_t *b, float *y, const float *x, float *act, 
         attn_proj_in_forward(&s->proj, qkv, x, N, C);
     }
     // --pos rope: keys before compression, at stream positions (row 0 at pos0 − n')
-    rope_qk_at(&s->proj, qkv, B, L, C, H, mem ? mem->pos0 - nm : 0, ROPE_ROTATE);
+    attn_proj_rope_qkv_at(&s->proj, qkv, B, L, C, H, mem ? mem->pos0 - nm : 0, ROPE_ROTATE);
     if (drop) {
         // Attention dropout: masks drawn serially, before the parallel loop, in (batch, head, i, j) order
         // over each head's whole (T, Lmax) probability layout (the unused tail of a row draws too).
@@ -354,7 +340,7 @@ static void linformer_backward(block_t *b, float *dx, const float *dy, const flo
         for (size_t i = 0; i < EC; i++) s->F->grad[i] += dF[i];  // F == E with share=kv
     }
     // --pos rope: dq, dk ← R_tᵀ dq, R_tᵀ dk at the forward's positions
-    rope_qk_at(&s->proj, dqkv, B, L, C, H, mem ? mem->pos0 - nm : 0, ROPE_TRANSPOSE);
+    attn_proj_rope_qkv_at(&s->proj, dqkv, B, L, C, H, mem ? mem->pos0 - nm : 0, ROPE_TRANSPOSE);
     if (!nm) {
         attn_proj_in_backward(&s->proj, dx, dqkv, x, N, C);
         return;

@@ -31,14 +31,12 @@
 // with: after a redraw the carried S' (old features) is dropped and the segment starts empty.
 #include <cblas.h>
 #include <float.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "blocks/attn_proj.h"
-#include "model/rope.h"
 #include "model/block.h"
 #include "base/check.h"
 #include "blocks/favor.h"
@@ -348,18 +346,6 @@ static int carry_usable(const performer_t *s, const seg_mem_t *mem, const float 
     return memcmp(omega_then, s->omega->data, (size_t)s->m * s->D * sizeof(float)) == 0;
 }
 
-// --pos rope: each head's q and k of qkv (B,T,3C) ← R_{±(pos0+t)} (the stream position with memory).
-static void rope_qk_at(const attn_proj_t *p, float *qkv, int B, int T, int C, int H, long pos0, rope_dir_t dir) {
-    if (!pos0) {
-        attn_proj_rope_qkv(p, qkv, B, T, C, H, dir);
-        return;
-    }
-    CHECK(pos0 > 0 && pos0 <= INT_MAX - T);
-    if (!p->rope_on) return;
-    rope_layout_t qk = rope_layout_qk(B, T, C, H);
-    rope_apply(&p->rope, qkv, qkv, &qk, (int)pos0, dir);
-}
-
 static void performer_forward(block_t *b, float *y, const float *x, float *act, float *scratch, int B, int T,
                               const run_ctx_t *rc) {
     performer_t *s = b->priv;
@@ -373,7 +359,7 @@ static void performer_forward(block_t *b, float *y, const float *x, float *act, 
     int carry = carry_usable(s, mem, state, B, H), advance = mem && mem->advance;
     size_t HSt = head_state(s);
     attn_proj_in_forward(&s->proj, qkv, x, N, C);
-    rope_qk_at(&s->proj, qkv, B, T, C, H, mem ? mem->pos0 : 0, ROPE_ROTATE);  // --pos rope: before φ
+    attn_proj_rope_qkv_at(&s->proj, qkv, B, T, C, H, mem ? mem->pos0 : 0, ROPE_ROTATE);  // --pos rope: before φ
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
@@ -517,7 +503,7 @@ static void performer_backward(block_t *b, float *dx, const float *dy, const flo
                           dbase + 2 * C + h * D, scratch + 4 * BTC + bh * HS, T);
         }
     // --pos rope: dq, dk ← R_tᵀ dq, R_tᵀ dk at the forward's positions
-    rope_qk_at(&s->proj, dqkv, B, T, C, H, rc && rc->mem ? rc->mem->pos0 : 0, ROPE_TRANSPOSE);
+    attn_proj_rope_qkv_at(&s->proj, dqkv, B, T, C, H, rc && rc->mem ? rc->mem->pos0 : 0, ROPE_TRANSPOSE);
     attn_proj_in_backward(&s->proj, dx, dqkv, x, N, C);
 }
 
