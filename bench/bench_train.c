@@ -1,7 +1,8 @@
 // bench_train.c — training-step and decode throughput of one model shape (docs/performance.md).
 //
 //   bench_train [--layers SPEC] [--dim 128] [--heads 4] [--ctx 64] [--batch 12] [--vocab 65]
-//               [--steps 30] [--warmup-steps 3] [--threads 0] [--seed 1337]
+//               [--steps 30] [--warmup-steps 3] [--threads 0] [--seed 1337] [--pos learned|rope|none]
+//               [--memory M] [--stream-pos P] [--init-from CKPT]
 //   bench_train --decode [--dim ..] [--reps 20] ...      KV-cached generation instead of training
 //   bench_train --decode --positions 10100 --layers '4*performer/mlp' [--reps 3] ...
 //                                                          per-token cost early vs late in a long stream
@@ -23,6 +24,14 @@
 //   6·L·T·d = attention scores Q·Kᵀ and P·V: 2 products × 2 flops × d × T/2 causal keys on average per
 //          token = 2·T·d forward, ×3 with backward. nanoGPT counts 12·L·T·d (no causal halving).
 // achieved GFLOP/s = flops_per_token · tokens/s; MFU = that / the cblas_sgemm ceiling (sgemm_ceiling).
+//
+// --memory M (needs --pos rope or none): every step is a segment of B streams with segment memory
+// (LONG_CONTEXT.md §2), the memory full (n = M) from the first step, and the segment at stream
+// position --stream-pos (default 100,000: rope angles past the cached table, as in real training
+// streams). The state holds zeros: the work is that of a full memory whatever it holds.
+//
+// --init-from CKPT copies the checkpoint's tensors that match by name and shape (train --init-from's
+// rule), e.g. to time an adaptive model at its learned spans.
 //
 // Decode mode times decode_step (the KV-cached path `infer` uses, one thread as infer sets it) over
 // full windows of ctx tokens, reps times, and prints tokens/s and the median per-token time at the
@@ -52,6 +61,7 @@
 
 #include "cli/runtime.h"
 #include "base/check.h"
+#include "checkpoint/checkpoint.h"
 #include "model/model.h"
 #include "model/optim.h"
 #include "base/rng.h"
@@ -79,7 +89,9 @@ static void usage(void) {
     fprintf(stderr,
             "usage: bench_train [--layers SPEC] [--dim 128] [--heads 4] [--ctx 64] [--batch 12] [--vocab 65]\n"
             "                   [--steps 30] [--warmup-steps 3] [--threads 0] [--seed 1337] [--decode] [--reps 20]\n"
-            "                   [--positions P]   (with --decode: one stream of P tokens, positions 100-199 vs the last 100)\n");
+            "                   [--positions P]   (with --decode: one stream of P tokens, positions 100-199 vs the last 100)\n"
+            "                   [--pos learned|rope|none] [--memory M] [--stream-pos P]   (training with segment memory)\n"
+            "                   [--init-from CKPT]   (start from a checkpoint's matching tensors)\n");
     exit(EXIT_USAGE);
 }
 
@@ -103,9 +115,11 @@ static double flops_per_token(const model_t *m, int T) {
 }
 
 int main(int argc, char **argv) {
-    const char *layers = NULL;
+    const char *layers = NULL, *init_from = NULL;
     int dim = 128, heads = 4, ctx = 64, batch = 12, vocab = 65, steps = 30, warm = 3, threads = 0, decode = 0, reps = 20, positions = 0;
-    long seed = 1337;
+    long seed = 1337, stream_pos = 100000;
+    int memory = 0;
+    pos_scheme_t pos = POS_LEARNED;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--decode") == 0) { decode = 1; continue; }
@@ -124,12 +138,19 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--seed") == 0) seed = int_arg(a, v, 0, 1L << 62);
         else if (strcmp(a, "--reps") == 0) reps = (int)int_arg(a, v, 1, 1 << 20);
         else if (strcmp(a, "--positions") == 0) positions = (int)int_arg(a, v, 300, 1 << 26);
+        else if (strcmp(a, "--init-from") == 0) init_from = v;
+        else if (strcmp(a, "--memory") == 0) memory = (int)int_arg(a, v, 0, 1 << 20);
+        else if (strcmp(a, "--stream-pos") == 0) stream_pos = int_arg(a, v, 0, 1L << 30);
+        else if (strcmp(a, "--pos") == 0) {
+            if (pos_scheme_parse(v, &pos)) die(EXIT_USAGE, "bench_train: --pos expects learned, rope or none, got '%s'", v);
+        }
         else {
             fprintf(stderr, "bench_train: unknown flag '%s'\n", a);
             usage();
         }
     }
     if (positions && !decode) die(EXIT_USAGE, "bench_train: --positions goes with --decode");
+    if (memory && decode) die(EXIT_USAGE, "bench_train: --memory times training steps; drop --decode");
     char spec_buf[64];
     if (!layers) {
         snprintf(spec_buf, sizeof spec_buf, "4*softmax/mlp");
@@ -141,13 +162,20 @@ int main(int argc, char **argv) {
     nthreads = omp_get_max_threads();
 #endif
 
-    model_dims_t dims = {.vocab = vocab, .dim = dim, .heads = heads, .ctx = ctx};
+    model_dims_t dims = {.vocab = vocab, .dim = dim, .heads = heads, .ctx = ctx, .pos = pos, .memory = memory};
     model_t m;
     char err[1024];
     if (model_build(&m, &dims, layers, err, sizeof err)) die(EXIT_USAGE, "bench_train: %s", err);
     rng_t rng;
     rng_seed(&rng, (uint64_t)seed);
     model_init_weights(&m, &rng);
+    if (init_from) {
+        int loaded, total;
+        char notes[1024];
+        if (ckpt_init_from(init_from, &m, (uint64_t)seed, &loaded, &total, notes, sizeof notes, err, sizeof err))
+            die(EXIT_USAGE, "bench_train: %s", err);
+        fprintf(stderr, "bench_train: %d of %d tensors from %s\n", loaded, total, init_from);
+    }
     double fpt = flops_per_token(&m, ctx);
 
     if (decode && positions) {
@@ -262,6 +290,13 @@ int main(int argc, char **argv) {
     }
     adamw_cfg_t acfg = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f};
     run_ctx_t rc = {.training = 1, .dropout = 0.0f, .rng = &rng};
+    seg_mem_t mem;
+    if (memory) {  // a full memory from the first step, the segment far into its streams
+        model_mem_init(&mem, &m, batch);
+        mem.n = memory;
+        mem.pos0 = stream_pos > memory ? stream_pos : memory;
+        rc.mem = &mem;
+    }
     double *t_step = xmalloc((size_t)steps * sizeof(double)), *t_fwd = xmalloc((size_t)steps * sizeof(double)),
            *t_bwd = xmalloc((size_t)steps * sizeof(double)), *t_opt = xmalloc((size_t)steps * sizeof(double));
     double first_loss = 0, last_loss = 0;
@@ -292,11 +327,12 @@ int main(int argc, char **argv) {
     }
     double ms = median(t_step, steps) * 1e3;
     double tps = (double)BT / (ms * 1e-3);
-    printf("train layers=%s dim=%d heads=%d ctx=%d batch=%d vocab=%d threads=%d steps=%d ms_step=%.3f tokens_per_s=%.0f "
+    printf("train layers=%s dim=%d heads=%d ctx=%d batch=%d vocab=%d pos=%s memory=%d threads=%d steps=%d ms_step=%.3f tokens_per_s=%.0f "
            "flops_per_token=%.0f gflops=%.2f fwd_ms=%.3f bwd_ms=%.3f opt_ms=%.3f loss_first=%.4f loss_last=%.4f "
            "peak_rss_mb=%.1f\n",
-           layers, dim, heads, ctx, batch, vocab, nthreads, steps, ms, tps, fpt, fpt * tps * 1e-9, median(t_fwd, steps) * 1e3,
+           layers, dim, heads, ctx, batch, vocab, pos_scheme_name(pos), memory, nthreads, steps, ms, tps, fpt, fpt * tps * 1e-9, median(t_fwd, steps) * 1e3,
            median(t_bwd, steps) * 1e3, median(t_opt, steps) * 1e3, first_loss, last_loss, peak_rss_mb());
+    if (memory) model_mem_free(&mem);
     free(x);
     free(y);
     free(t_step);

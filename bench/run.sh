@@ -8,6 +8,7 @@
 #    that load from other processes hits both; medians over rounds, the ratio of tokens/s, MFU;
 # 3. KV-cached decode tokens/s and per-token time early vs late in the window; an all-performer
 #    model's per-token time at positions 100-199 vs 10,000-10,099 of one 10,100-token stream (ctx 64);
+#    segment memory's cost: each kind's step with --memory 1024 over the same step without (ctx 128);
 # 4. diagnostics: ours with 1 thread and with OMP_WAIT_POLICY=passive (load sensitivity);
 # 5. bench_adaptive / bench_pkm / bench_scaling if they are built (bench_scaling also writes bench/out/scaling.png).
 # A copy of the report goes to bench/out/ (git-ignored).
@@ -117,6 +118,26 @@ done
 fe=$(med "${far_e[@]}"); fl=$(med "${far_l[@]}")
 echo "-- performer decode: per token $fe us at positions 100-199, $fl us at 10,000-10,099; late/early median of per-round ratios $(med "${far_r[@]}") (rounds: ${far_r[*]})"
 summary+=("performer decode: per token $fe us (pos 100-199) vs $fl us (pos 10,000-10,099), late/early $(med "${far_r[@]}")")
+echo
+
+# Segment memory (LONG_CONTEXT.md §2): a step with --memory M against the same model without, rounds
+# interleaved. Bound for softmax (Transformer-XL): (ctx+M)/ctx; performer carries a constant-size state.
+mem_ctx=128; mem_M=1024; mem_steps=10
+[ "${BENCH_QUICK:-0}" = 1 ] && mem_steps=4
+echo "== segment memory cost (4 layers, d 128, 4 heads, ctx $mem_ctx, batch 12, vocab 256, --pos rope; memory 0 vs $mem_M, 2 threads) =="
+for spec in '4*softmax/mlp' '4*adaptive(span=1024)/mlp' '4*allattn(span=1024)' '4*performer/mlp' '4*linformer/mlp' '4*collab/mlp'; do
+  m0=(); m1=(); rr=()
+  for r in $(seq 1 "$ROUNDS"); do
+    f="--layers $spec --dim 128 --heads 4 --ctx $mem_ctx --batch 12 --vocab 256 --pos rope --steps $mem_steps --warmup-steps 2"
+    # shellcheck disable=SC2086
+    a=$(field ms_step "$("$B/bench_train" $f --memory 0)")
+    # shellcheck disable=SC2086
+    b=$(field ms_step "$("$B/bench_train" $f --memory $mem_M)")
+    m0+=("$a"); m1+=("$b"); rr+=("$(calc "$b / $a" 2)")
+  done
+  echo "-- $spec: memory 0 $(med "${m0[@]}") ms/step, memory $mem_M $(med "${m1[@]}") ms/step; ratio median of rounds $(med "${rr[@]}") (rounds: ${rr[*]}; (ctx+M)/ctx = $(calc "($mem_ctx + $mem_M) / $mem_ctx" 1)); load $(load)"
+  summary+=("memory $mem_M cost, $spec: x$(med "${rr[@]}") of the memory-free step ($(med "${m0[@]}") -> $(med "${m1[@]}") ms)")
+done
 echo
 
 echo "== load sensitivity (default shape): ours with 1 thread, and 2 threads with OMP_WAIT_POLICY=passive =="

@@ -1,6 +1,7 @@
 // attn_proj.c — the shared Q/K/V/O projections (see attn_proj.h).
 #include "blocks/attn_proj.h"
 
+#include <limits.h>
 #include <stdio.h>
 
 #include "base/check.h"
@@ -65,9 +66,33 @@ void attn_proj_rope_free(attn_proj_t *p) {
 }
 
 void attn_proj_rope_qkv(const attn_proj_t *p, float *qkv, int B, int T, int C, int H, rope_dir_t dir) {
+    attn_proj_rope_qkv_at(p, qkv, B, T, C, H, 0, dir);
+}
+
+void attn_proj_rope_qkv_at(const attn_proj_t *p, float *qkv, int B, int T, int C, int H, long pos0, rope_dir_t dir) {
     if (!p->rope_on) return;
+    CHECK(pos0 >= 0 && pos0 + T <= INT_MAX);
     rope_layout_t qk = rope_layout_qk(B, T, C, H);
-    rope_apply(&p->rope, qkv, qkv, &qk, 0, dir);
+    rope_apply(&p->rope, qkv, qkv, &qk, (int)pos0, dir);
+}
+
+void attn_proj_kv_forward(const attn_proj_t *p, float *kv, const float *x, int N, int C) {
+    check_fused(p, C);
+    matmul_forward(kv, x, p->wk->data, p->bk->data, N, C, 2 * C);
+}
+
+void attn_proj_kv_backward_weights(attn_proj_t *p, const float *dkv, const float *x, int N, int C) {
+    check_fused(p, C);
+    matmul_backward(NULL, p->wk->grad, p->bk->grad, dkv, x, p->wk->data, N, C, 2 * C);
+}
+
+void attn_proj_rope_kv_at(const attn_proj_t *p, float *kv, int B, int T, int C, int H, long pos0, rope_dir_t dir) {
+    if (!p->rope_on || T == 0) return;
+    CHECK(pos0 >= 0 && pos0 + T <= INT_MAX);
+    int D = C / H;
+    rope_layout_t k = {.B = B, .T = T, .n_vec = H, .batch_stride = (size_t)T * 2 * C, .pos_stride = (size_t)2 * C,
+                       .vec_stride = (size_t)D};
+    rope_apply(&p->rope, kv, kv, &k, (int)pos0, dir);
 }
 
 void attn_proj_rope_one(const attn_proj_t *p, float *qkv, int C, int H, int pos) {

@@ -40,6 +40,15 @@ void attn_proj_rope_free(attn_proj_t *p);
 // before the projection's backward, since R_tᵀ is the backward of R_t). v is never touched.
 // No-op when rope is off.
 void attn_proj_rope_qkv(const attn_proj_t *p, float *qkv, int B, int T, int C, int H, rope_dir_t dir);
+// The same with the window's first row at position pos0 ≥ 0 (segment memory: the stream position).
+void attn_proj_rope_qkv_at(const attn_proj_t *p, float *qkv, int B, int T, int C, int H, long pos0, rope_dir_t dir);
+// Segment memory (LONG_CONTEXT.md §2): keys and values of remembered rows, recomputed each step.
+// kv (N,2C) = x (N,C)·[Wk;Wv]ᵀ + [bk;bv]; its backward into the weights only (stop-gradient: the
+// remembered x gets none): d[Wk;Wv] += dkvᵀ·x, d[bk;bv] += Σ dkv.
+void attn_proj_kv_forward(const attn_proj_t *p, float *kv, const float *x, int N, int C);
+void attn_proj_kv_backward_weights(attn_proj_t *p, const float *dkv, const float *x, int N, int C);
+// kv (B,T,2C): each head's k (columns 0 … C) ← R_{±(pos0+t)} of itself; v untouched. No-op when rope is off.
+void attn_proj_rope_kv_at(const attn_proj_t *p, float *kv, int B, int T, int C, int H, long pos0, rope_dir_t dir);
 // Decode: the q and k heads of one position's q|k|v (3C) ← R_pos of themselves (any pos ≥ 0).
 void attn_proj_rope_one(const attn_proj_t *p, float *qkv, int C, int H, int pos);
 

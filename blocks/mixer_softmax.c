@@ -8,6 +8,12 @@
 // k_t ← R_t k_t at their window position t, so q_i·k_j depends on j − i only; qkv in act holds the
 // ROTATED q and k (the score products read them as they are), the backward turns dq, dk back with
 // R_tᵀ before the projection's backward, and decode rotates at pos. Learned/none: no rotation.
+// --memory M (LONG_CONTEXT.md §2, Transformer-XL): the state is the layer input x̂ of the last n ≤ M
+// stream positions (blocks/mem_rows.h). Each forward recomputes their keys and values with the
+// current weights, kvm (B,n,2C) = x̂_mem·[Wk;Wv]ᵀ + [bk;bv] (rope: rotated at stream positions
+// pos0−n … pos0−1), and query i of the segment (position pos0+i) attends to the n memory keys and
+// segment keys 0…i: scores P (T, n+T) per head, memory columns first. Backward: dWk, dWv (and biases)
+// also get the memory rows' share, dkvmᵀ·x̂_mem; no gradient reaches x̂_mem (stop-gradient).
 // persist=N>0 (persistent key/value pairs per head, arXiv 1907.01470): configure switches the block
 // to softmax_persist_ops, the shared core in attn_span.c (adds attn.persist_k, attn.persist_v
 // (H,N,D)); persist=0 keeps this file's fast path.
@@ -19,6 +25,7 @@
 
 #include "blocks/attn_span.h"
 #include "blocks/attn_proj.h"
+#include "blocks/mem_rows.h"
 #include "model/block.h"
 #include "base/check.h"
 #include "model/ops.h"
@@ -70,76 +77,125 @@ static void softmax_register(block_t *b, param_table_t *pt, const char *prefix) 
     attn_proj_register(&s->proj, b->dims, pt, prefix);
 }
 
-// act layout: qkv (B,T,3C) | probs (B,H,T,T) | [dropped probs (B,H,T,T) | mask (B,H,T,T)] | heads (B,T,C)
-static size_t att_floats(const block_t *b, int B, int T) { return (size_t)B * b->dims->heads * T * T; }
+// act layout, with n remembered positions (0 without memory) and Tk = n + T keys per query row:
+//   qkv (B,T,3C) | probs (B,H,T,Tk) | [dropped probs | mask (B,H,T,Tk)] | heads (B,T,C)
+//   | memory (only when dims->memory > 0): kvm (B,M,2C) | xmem (B,M,C)   (first n rows of each used)
+// Sized for n = M; without memory (M = 0) exactly the memory-free layout.
+static size_t att_floats(const block_t *b, int B, int T, int n) { return (size_t)B * b->dims->heads * T * (n + T); }
 static int has_dropout(const block_t *b) { return b->dropout_masks; }
 
 static size_t softmax_act_floats(const block_t *b, int B, int T) {
-    size_t BTC = (size_t)B * T * b->dims->dim;
-    return 3 * BTC + att_floats(b, B, T) * (has_dropout(b) ? 3 : 1) + BTC;
+    size_t BTC = (size_t)B * T * b->dims->dim, BMC = (size_t)B * b->dims->memory * b->dims->dim;
+    return 3 * BTC + att_floats(b, B, T, b->dims->memory) * (has_dropout(b) ? 3 : 1) + BTC + 3 * BMC;
 }
-// scratch: dheads (B,T,C) | dqkv (B,T,3C) | dP (B,H,T,T)
+// scratch: dheads (B,T,C) | dqkv (B,T,3C) | dP (B,H,T,Tk) | dkvm (B,M,2C) (memory only)
 static size_t softmax_scratch_floats(const block_t *b, int B, int T) {
-    return 4 * (size_t)B * T * b->dims->dim + att_floats(b, B, T);
+    size_t BMC = (size_t)B * b->dims->memory * b->dims->dim;
+    return 4 * (size_t)B * T * b->dims->dim + att_floats(b, B, T, b->dims->memory) + 2 * BMC;
 }
 
 typedef struct {
-    float *qkv, *probs, *dropped, *mask, *heads;
+    float *qkv, *probs, *dropped, *mask, *heads, *kvm, *xmem;
 } views_t;
 
-static views_t views(const block_t *b, float *act, int B, int T) {
-    size_t BTC = (size_t)B * T * b->dims->dim, A = att_floats(b, B, T);
+static views_t views(const block_t *b, float *act, int B, int T, int n) {
+    size_t BTC = (size_t)B * T * b->dims->dim, A = att_floats(b, B, T, n);
+    size_t Amax = att_floats(b, B, T, b->dims->memory), BMC = (size_t)B * b->dims->memory * b->dims->dim;
     views_t v = {.qkv = act};
-    v.heads = attn_probs_layout(act + 3 * BTC, A, has_dropout(b), &v.probs, &v.dropped, &v.mask);
+    attn_probs_layout(act + 3 * BTC, A, has_dropout(b), &v.probs, &v.dropped, &v.mask);
+    // heads and the memory buffers sit after the probabilities sized for n = M, wherever n is now
+    v.heads = act + 3 * BTC + Amax * (has_dropout(b) ? 3 : 1);
+    v.kvm = v.heads + BTC;
+    v.xmem = v.kvm + 2 * BMC;
     return v;
 }
 
+static size_t softmax_mem_floats(const block_t *b, int B) { return mem_rows_floats(B, b->dims->memory, b->dims->dim); }
+
+// One head's memory keys and values (segment memory): Km, Vm (n, D), row stride C2 = 2C; n = 0 without.
+typedef struct {
+    const float *K, *V;
+    int n, C2;
+} head_mem_t;
+
 // Forward for one (batch, head): P = causal_softmax(Q·Kᵀ/sqrt(D)), O = P'·V with P' = P⊙mask.
 // Q, K, V are strided views into qkv (row stride 3C); O is a strided view into heads (row stride C).
+// With memory (hm.n > 0) each row of P has Tk = n + T columns, the n memory keys first: query i sees
+// columns 0 … n+i; O gains P'[:, 0:n]·Vm. With n = 0 the products are exactly the memory-free ones.
 static void head_forward(float *P, const float *Pd, const float *Q, const float *K, const float *V, float *O,
-                         const float *mask, float *Pdrop, int T, int D, int C3, int C, float scale) {
+                         const float *mask, float *Pdrop, int T, int D, int C3, int C, float scale, head_mem_t hm) {
+    int n = hm.n, Tk = n + T;
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
-        // S[r0:r1, 0:r1] = scale · Q[r0:r1]·K[0:r1]ᵀ  (entries with j > i are overwritten below)
+        // S[r0:r1, n : n+r1] = scale · Q[r0:r1]·K[0:r1]ᵀ  (entries with j > i are overwritten below)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, D, scale, Q + (size_t)r0 * C3, C3, K, C3,
-                    0.0f, P + (size_t)r0 * T, T);
+                    0.0f, P + (size_t)r0 * Tk + n, Tk);
     }
+    // S[:, 0:n] = scale · Q·Kmᵀ (every query sees every memory key)
+    if (n) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, D, scale, Q, C3, hm.K, hm.C2, 0.0f, P, Tk);
     for (int i = 0; i < T; i++) {
-        float *row = P + (size_t)i * T;
-        causal_softmax_row(row, i, T);
+        float *row = P + (size_t)i * Tk;
+        causal_softmax_row(row, n + i, Tk);
         if (mask) {
-            const float *m = mask + (size_t)i * T;
-            float *pd = Pdrop + (size_t)i * T;
-            for (int j = 0; j < T; j++) pd[j] = row[j] * m[j];
+            const float *m = mask + (size_t)i * Tk;
+            float *pd = Pdrop + (size_t)i * Tk;
+            for (int j = 0; j < Tk; j++) pd[j] = row[j] * m[j];
         }
     }
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
-        // O[r0:r1] = P'[r0:r1, 0:r1]·V[0:r1]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, r1, 1.0f, Pd + (size_t)r0 * T, T, V, C3,
-                    0.0f, O + (size_t)r0 * C, C);
+        // O[r0:r1] = P'[r0:r1, n : n+r1]·V[0:r1]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, r1, 1.0f, Pd + (size_t)r0 * Tk + n, Tk, V,
+                    C3, 0.0f, O + (size_t)r0 * C, C);
     }
+    // O += P'[:, 0:n]·Vm
+    if (n) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, n, 1.0f, Pd, Tk, hm.V, hm.C2, 1.0f, O, C);
+}
+
+// The memory keys and values of head h of batch row bb, from kvm (B,n,2C); none when n = 0.
+static head_mem_t head_mem(const float *kvm, int bb, int h, int n, int C, int D) {
+    head_mem_t hm = {.n = n, .C2 = 2 * C};
+    if (n) {
+        hm.K = kvm + (size_t)bb * n * 2 * C + h * D;
+        hm.V = hm.K + C;
+    }
+    return hm;
 }
 
 static void softmax_forward(block_t *b, float *y, const float *x, float *act, float *scratch, int B, int T,
                             const run_ctx_t *rc) {
     softmax_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
-    views_t v = views(b, act, B, T);
+    seg_mem_t *mem = rc ? rc->mem : NULL;
+    int n = mem ? mem->n : 0, M = b->dims->memory;
+    long pos0 = mem ? mem->pos0 : 0;
+    views_t v = views(b, act, B, T, n);
     // qkv = x·[Wq;Wk;Wv]ᵀ + [bq;bk;bv], one (N,C)×(C,3C) product over the contiguous weights.
     attn_proj_in_forward(&s->proj, v.qkv, x, N, C);
-    attn_proj_rope_qkv(&s->proj, v.qkv, B, T, C, H, ROPE_ROTATE);  // --pos rope: q_t, k_t ← R_t q_t, R_t k_t
+    // --pos rope: q_t, k_t ← R_p q_t, R_p k_t at p = pos0 + t (pos0 = 0 without memory)
+    attn_proj_rope_qkv_at(&s->proj, v.qkv, B, T, C, H, pos0, ROPE_ROTATE);
+    if (mem) {
+        float *state = block_mem_state(b, rc);
+        // the n remembered rows → xmem (kept for the backward), their keys and values with today's weights
+        for (int bb = 0; bb < B; bb++)
+            memcpy(v.xmem + (size_t)bb * n * C, mem_rows_of(state, bb, M, n, C), (size_t)n * C * sizeof(float));
+        if (n) {
+            attn_proj_kv_forward(&s->proj, v.kvm, v.xmem, B * n, C);
+            attn_proj_rope_kv_at(&s->proj, v.kvm, B, n, C, H, pos0 - n, ROPE_ROTATE);
+        }
+        if (mem->advance) mem_rows_advance(state, x, B, M, n, T, C);
+    }
     // Attention dropout: masks drawn serially, in (b,h,i,j) order, before the parallel loop.
-    if (v.mask) dropout_mask_draw(v.mask, rc->training ? rc->dropout : 0.0f, rc->rng, att_floats(b, B, T));
+    if (v.mask) dropout_mask_draw(v.mask, rc->training ? rc->dropout : 0.0f, rc->rng, att_floats(b, B, T, n));
     float scale = 1.0f / sqrtf((float)D);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
-            size_t bh = (size_t)bb * H + h, TT = (size_t)T * T;
+            size_t bh = (size_t)bb * H + h, TT = (size_t)T * (n + T);
             const float *base = v.qkv + (size_t)bb * T * 3 * C;
             head_forward(v.probs + bh * TT, v.dropped + bh * TT, base + h * D, base + C + h * D, base + 2 * C + h * D,
                          v.heads + (size_t)bb * T * C + h * D, v.mask ? v.mask + bh * TT : NULL,
-                         v.mask ? v.dropped + bh * TT : NULL, T, D, 3 * C, C, scale);
+                         v.mask ? v.dropped + bh * TT : NULL, T, D, 3 * C, C, scale, head_mem(v.kvm, bb, h, n, C, D));
         }
     attn_proj_out_forward(&s->proj, y, v.heads, N, C);
 }
@@ -147,35 +203,49 @@ static void softmax_forward(block_t *b, float *y, const float *x, float *act, fl
 // Backward for one (batch, head). Forward: S = scale·QKᵀ (causal), P = softmax(S), P' = P⊙M, O = P'V.
 //   dP' = dO·Vᵀ,  dV += P'ᵀ·dO,  dP = dP'⊙M,  dS = P⊙(dP − rowsum(dP⊙P)),
 //   dQ += scale·dS·K,  dK += scale·dSᵀ·Q.      Only the lower triangle (j ≤ i) is touched.
+// With memory (hm.n > 0, Tk = n + T columns, memory first) the memory columns add
+//   dP'[:, 0:n] = dO·Vmᵀ,  dVm += P'[:, 0:n]ᵀ·dO,  dQ += scale·dS[:, 0:n]·Km,  dKm += scale·dS[:, 0:n]ᵀ·Q
+// into dKm, dVm (rows of dkvm, stride 2C).
 static void head_backward(const float *P, const float *Pd, const float *mask, const float *Q, const float *K,
                           const float *V, const float *dO, float *dQ, float *dK, float *dV, float *dP, int T, int D,
-                          int C3, int C, float scale) {
+                          int C3, int C, float scale, head_mem_t hm, float *dKm, float *dVm) {
+    int n = hm.n, Tk = n + T;
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
-        // dP'[r0:r1, 0:r1] = dO[r0:r1]·V[0:r1]ᵀ
+        // dP'[r0:r1, n : n+r1] = dO[r0:r1]·V[0:r1]ᵀ
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, D, 1.0f, dO + (size_t)r0 * C, C, V, C3, 0.0f,
-                    dP + (size_t)r0 * T, T);
-        // dV[0:r1] += P'[r0:r1, 0:r1]ᵀ·dO[r0:r1]
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, r1 - r0, 1.0f, Pd + (size_t)r0 * T, T,
+                    dP + (size_t)r0 * Tk + n, Tk);
+        // dV[0:r1] += P'[r0:r1, n : n+r1]ᵀ·dO[r0:r1]
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, r1 - r0, 1.0f, Pd + (size_t)r0 * Tk + n, Tk,
                     dO + (size_t)r0 * C, C, 1.0f, dV, C3);
     }
+    if (n) {
+        // dP'[:, 0:n] = dO·Vmᵀ;  dVm += P'[:, 0:n]ᵀ·dO
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, D, 1.0f, dO, C, hm.V, hm.C2, 0.0f, dP, Tk);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, T, 1.0f, Pd, Tk, dO, C, 1.0f, dVm, hm.C2);
+    }
     for (int i = 0; i < T; i++) {
-        float *d = dP + (size_t)i * T;
-        const float *p = P + (size_t)i * T;
+        float *d = dP + (size_t)i * Tk;
+        const float *p = P + (size_t)i * Tk;
         if (mask) {
-            const float *m = mask + (size_t)i * T;
-            for (int j = 0; j <= i; j++) d[j] *= m[j];
+            const float *m = mask + (size_t)i * Tk;
+            for (int j = 0; j <= n + i; j++) d[j] *= m[j];
         }
-        causal_softmax_row_backward(d, p, i, T);
+        causal_softmax_row_backward(d, p, n + i, Tk);
     }
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
-        // dQ[r0:r1] += scale·dS[r0:r1, 0:r1]·K[0:r1]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, r1, scale, dP + (size_t)r0 * T, T, K, C3,
-                    1.0f, dQ + (size_t)r0 * C3, C3);
-        // dK[0:r1] += scale·dS[r0:r1, 0:r1]ᵀ·Q[r0:r1]
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, r1 - r0, scale, dP + (size_t)r0 * T, T,
+        // dQ[r0:r1] += scale·dS[r0:r1, n : n+r1]·K[0:r1]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, r1, scale, dP + (size_t)r0 * Tk + n, Tk, K,
+                    C3, 1.0f, dQ + (size_t)r0 * C3, C3);
+        // dK[0:r1] += scale·dS[r0:r1, n : n+r1]ᵀ·Q[r0:r1]
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, r1 - r0, scale, dP + (size_t)r0 * Tk + n, Tk,
                     Q + (size_t)r0 * C3, C3, 1.0f, dK, C3);
+    }
+    if (n) {
+        // dQ += scale·dS[:, 0:n]·Km;  dKm += scale·dS[:, 0:n]ᵀ·Q
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, n, scale, dP, Tk, hm.K, hm.C2, 1.0f, dQ, C3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, T, scale, dP, Tk, Q, C3, 1.0f, dKm, hm.C2);
     }
 }
 
@@ -183,62 +253,83 @@ static void softmax_backward(block_t *b, float *dx, const float *dy, const float
                              int B, int T, const run_ctx_t *rc) {
     softmax_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
-    views_t v = views(b, (float *)act, B, T);
+    const seg_mem_t *mem = rc ? rc->mem : NULL;
+    int n = mem ? mem->n : 0;
+    long pos0 = mem ? mem->pos0 : 0;
+    views_t v = views(b, (float *)act, B, T, n);
     float *dheads = scratch, *dqkv = scratch + (size_t)N * C, *dP = dqkv + (size_t)N * 3 * C;
+    float *dkvm = dP + att_floats(b, B, T, n);  // (B,n,2C) memory keys' and values' gradient
     memset(dheads, 0, (size_t)N * 4 * C * sizeof(float));
+    if (n) memset(dkvm, 0, (size_t)B * n * 2 * C * sizeof(float));
     // y = heads·Woᵀ + bo
     attn_proj_out_backward(&s->proj, dheads, dy, v.heads, N, C);
     float scale = 1.0f / sqrtf((float)D);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
-            size_t bh = (size_t)bb * H + h, TT = (size_t)T * T;
+            size_t bh = (size_t)bb * H + h, TT = (size_t)T * (n + T);
             const float *base = v.qkv + (size_t)bb * T * 3 * C;
-            float *dbase = dqkv + (size_t)bb * T * 3 * C;
+            float *dbase = dqkv + (size_t)bb * T * 3 * C, *dmem = dkvm + (size_t)bb * n * 2 * C + h * D;
             head_backward(v.probs + bh * TT, v.dropped + bh * TT, v.mask ? v.mask + bh * TT : NULL, base + h * D,
                           base + C + h * D, base + 2 * C + h * D, dheads + (size_t)bb * T * C + h * D, dbase + h * D,
-                          dbase + C + h * D, dbase + 2 * C + h * D, dP + bh * TT, T, D, 3 * C, C, scale);
+                          dbase + C + h * D, dbase + 2 * C + h * D, dP + bh * TT, T, D, 3 * C, C, scale,
+                          head_mem(v.kvm, bb, h, n, C, D), dmem, dmem + C);
         }
-    // --pos rope: q' = R_t q ⇒ dq = R_tᵀ dq' (and k); dv is untouched
-    attn_proj_rope_qkv(&s->proj, dqkv, B, T, C, H, ROPE_TRANSPOSE);
+    // --pos rope: q' = R_p q ⇒ dq = R_pᵀ dq' (and k); dv is untouched
+    attn_proj_rope_qkv_at(&s->proj, dqkv, B, T, C, H, pos0, ROPE_TRANSPOSE);
     // qkv = x·Wqkvᵀ + bqkv
     attn_proj_in_backward(&s->proj, dx, dqkv, x, N, C);
+    if (n) {  // kvm = x̂_mem·[Wk;Wv]ᵀ + [bk;bv], rotated at pos0−n…: the weights' share, none for x̂_mem
+        attn_proj_rope_kv_at(&s->proj, dkvm, B, n, C, H, pos0 - n, ROPE_TRANSPOSE);
+        attn_proj_kv_backward_weights(&s->proj, dkvm, v.xmem, B * n, C);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
-// decode: the cache holds, per head h, K_h (ctx, D) then V_h (ctx, D) of the positions seen so far —
-// per-head contiguous, so a head's scores s = K_h[0..pos]·q and output o = V_h[0..pos]ᵀ·w are one
-// matrix-vector product each.
+// decode: the cache holds, per head h, K_h (R, D) then V_h (R, D), a ring of R positions (position p in
+// slot p mod R): R = ctx without memory (positions 0 … ctx−1, slot = p), R = M + ctx with memory.
+// A token at position p sees positions lo … p: lo = 0 without memory; with memory lo = s − min(s, M)
+// for its segment's start s = p − p mod ctx — the M positions before its segment and the segment so
+// far, exactly the segment-wise forward's keys. Those are at most R consecutive slots (two runs when
+// they wrap); a head's scores and output are one matrix-vector product per run.
+
+static int cache_positions(const block_t *b) { return b->dims->ctx + b->dims->memory; }
 
 static size_t softmax_cache_floats(const block_t *b) {
-    return 2 * (size_t)b->dims->ctx * b->dims->dim;
+    return 2 * (size_t)cache_positions(b) * b->dims->dim;
 }
 static size_t softmax_decode_scratch_floats(const block_t *b) {
-    return 4 * (size_t)b->dims->dim + b->dims->ctx;
+    return 4 * (size_t)b->dims->dim + cache_positions(b);
 }
 
 static void softmax_decode_step(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch) {
     softmax_t *s = b->priv;
-    int C = b->dims->dim, H = b->dims->heads, D = C / H, ctx = b->dims->ctx;
-    CHECK(pos >= 0 && pos < ctx);
+    int C = b->dims->dim, H = b->dims->heads, D = C / H, ctx = b->dims->ctx, M = b->dims->memory;
+    int R = cache_positions(b);
+    CHECK(pos >= 0 && (M > 0 || pos < ctx));
+    int seg_start = pos - pos % ctx, lo = M ? seg_start - (seg_start < M ? seg_start : M) : 0;
+    int count = pos - lo + 1, first = lo % R, run1 = count < R - first ? count : R - first, run2 = count - run1;
     float *qkv = scratch, *heads = scratch + 3 * C, *w = heads + C;
     attn_proj_in_forward(&s->proj, qkv, x, 1, C);
     attn_proj_rope_one(&s->proj, qkv, C, H, pos);  // --pos rope: the cache holds R_j k_j
     float scale = 1.0f / sqrtf((float)D);
     for (int h = 0; h < H; h++) {
-        float *Kh = cache + (size_t)2 * h * ctx * D, *Vh = Kh + (size_t)ctx * D;
-        memcpy(Kh + (size_t)pos * D, qkv + C + h * D, (size_t)D * sizeof(float));
-        memcpy(Vh + (size_t)pos * D, qkv + 2 * C + h * D, (size_t)D * sizeof(float));
-        // w = scale·K_h[0..pos]·q, softmax over j ≤ pos, o = V_h[0..pos]ᵀ·w
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, pos + 1, D, scale, Kh, D, qkv + h * D, 1, 0.0f, w, 1);
+        float *Kh = cache + (size_t)2 * h * R * D, *Vh = Kh + (size_t)R * D;
+        memcpy(Kh + (size_t)(pos % R) * D, qkv + C + h * D, (size_t)D * sizeof(float));
+        memcpy(Vh + (size_t)(pos % R) * D, qkv + 2 * C + h * D, (size_t)D * sizeof(float));
+        // w = scale·K_h[lo..pos]·q, softmax over them, o = V_h[lo..pos]ᵀ·w (slots first…, then 0… if wrapped)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, run1, D, scale, Kh + (size_t)first * D, D, qkv + h * D, 1, 0.0f, w, 1);
+        if (run2) cblas_sgemv(CblasRowMajor, CblasNoTrans, run2, D, scale, Kh, D, qkv + h * D, 1, 0.0f, w + run1, 1);
         float mx = w[0];
-        for (int j = 1; j <= pos; j++) mx = w[j] > mx ? w[j] : mx;
+        for (int j = 1; j < count; j++) mx = w[j] > mx ? w[j] : mx;
         float sum = 0;
-        for (int j = 0; j <= pos; j++) {
+        for (int j = 0; j < count; j++) {
             w[j] = expf(w[j] - mx);
             sum += w[j];
         }
-        cblas_sgemv(CblasRowMajor, CblasTrans, pos + 1, D, 1.0f / sum, Vh, D, w, 1, 0.0f, heads + h * D, 1);
+        cblas_sgemv(CblasRowMajor, CblasTrans, run1, D, 1.0f / sum, Vh + (size_t)first * D, D, w, 1, 0.0f,
+                    heads + h * D, 1);
+        if (run2) cblas_sgemv(CblasRowMajor, CblasTrans, run2, D, 1.0f / sum, Vh, D, w + run1, 1, 1.0f, heads + h * D, 1);
     }
     attn_proj_out_forward(&s->proj, y, heads, 1, C);
 }
@@ -260,5 +351,6 @@ const block_ops_t mixer_softmax_ops = {
     .cache_floats = softmax_cache_floats,
     .decode_scratch_floats = softmax_decode_scratch_floats,
     .decode_step = softmax_decode_step,
+    .mem_floats = softmax_mem_floats,
     .free_priv = softmax_free,
 };

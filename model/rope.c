@@ -95,20 +95,25 @@ static void rotate_vectors(float *out, const float *in, int n_vec, size_t vs, in
     }
 }
 
-// All vectors of one position p: from the table, or computed on the fly chunk by chunk.
-static void rotate_position(const rope_table_t *t, float *out, const float *in, int n_vec, size_t vs, long long p,
-                            float sigma) {
+// All vectors of position p in the B sequences (sequence b's at + b·bs): from the table, or computed
+// on the fly chunk by chunk — once per position, shared by the B sequences (training with memory
+// runs B streams in lockstep at positions far past the table).
+static void rotate_position(const rope_table_t *t, float *out, const float *in, int B, size_t bs, int n_vec, size_t vs,
+                            long long p, float sigma) {
     int h = t->w / 2;
     if (p < t->n_pos) {
         size_t row = (size_t)p * (size_t)h;
-        rotate_vectors(out, in, n_vec, vs, h, 0, h, t->cos + row, t->sin + row, sigma);
+        for (int b = 0; b < B; b++)
+            rotate_vectors(out + (size_t)b * bs, in + (size_t)b * bs, n_vec, vs, h, 0, h, t->cos + row, t->sin + row,
+                           sigma);
         return;
     }
     float c[ROPE_CHUNK], s[ROPE_CHUNK];
     for (int i0 = 0; i0 < h; i0 += ROPE_CHUNK) {
         int n = h - i0 < ROPE_CHUNK ? h - i0 : ROPE_CHUNK;
         angles_at(t->theta, p, i0, i0 + n, c, s);
-        rotate_vectors(out, in, n_vec, vs, h, i0, n, c, s, sigma);
+        for (int b = 0; b < B; b++)
+            rotate_vectors(out + (size_t)b * bs, in + (size_t)b * bs, n_vec, vs, h, i0, n, c, s, sigma);
     }
 }
 
@@ -121,19 +126,19 @@ void rope_apply(const rope_table_t *t, float *out, const float *in, const rope_l
     const float sigma = (float)dir;
     const size_t floats = (size_t)B * (size_t)T * (size_t)lay->n_vec * (size_t)t->w;
     (void)floats;  // used by the OpenMP clause only
-#pragma omp parallel for collapse(2) schedule(static) if (floats >= ROPE_PARALLEL_MIN_FLOATS)
-    for (int b = 0; b < B; b++) {
-        for (int tt = 0; tt < T; tt++) {
-            size_t off = (size_t)b * lay->batch_stride + (size_t)tt * lay->pos_stride;
-            rotate_position(t, out + off, in + off, lay->n_vec, lay->vec_stride, (long long)pos0 + tt, sigma);
-        }
+    // Each element is rotated independently: the split over threads does not change any result.
+#pragma omp parallel for schedule(static) if (floats >= ROPE_PARALLEL_MIN_FLOATS)
+    for (int tt = 0; tt < T; tt++) {
+        size_t off = (size_t)tt * lay->pos_stride;
+        rotate_position(t, out + off, in + off, B, lay->batch_stride, lay->n_vec, lay->vec_stride, (long long)pos0 + tt,
+                        sigma);
     }
 }
 
 void rope_apply_one(const rope_table_t *t, float *x, int n_vec, size_t vec_stride, int p, rope_dir_t dir) {
     CHECK(t->w > 0 && p >= 0 && n_vec >= 0);
     CHECK(dir == ROPE_ROTATE || dir == ROPE_TRANSPOSE);
-    rotate_position(t, x, x, n_vec, vec_stride, p, (float)dir);
+    rotate_position(t, x, x, 1, 0, n_vec, vec_stride, p, (float)dir);
 }
 
 // ---------------------------------------------------------------------------- layouts

@@ -30,6 +30,7 @@
 #endif
 
 #include "tests/fixture.h"
+#include "tests/fixture_mem.h"
 #include "tests/roundtrip.h"
 #include "tests/testlib.h"
 
@@ -194,6 +195,67 @@ static void test_odd_width(const fixture_kind_case_t *cases, int n) {
     }
 }
 
+// 1 if spec's mixer keeps segment memory (block_ops_t.mem_floats of the built block: a kind may
+// specialise its table, softmax(persist=N)).
+static int has_memory(const char *spec) {
+    model_t m;
+    if (fixture_model(&m, spec, 11, 8, 2, 12, 0.3f, 1)) return 0;
+    int yes = m.layers[0].mixer.ops->mem_floats != NULL;
+    model_free(&m);
+    return yes;
+}
+
+// The segment-memory checks of fixture_mem.h for one mixer example under fixture_pos_scheme: the
+// consistency with one window at M 12 and M 6 (a kind that cannot take M 6 must say so in one line),
+// causality across segments, decode == forward at M = ctx and 2·ctx, and (grad) the gradient check
+// with a filled, read-only memory.
+static void check_memory(const char *spec, uint64_t seed, int grad) {
+    static char name[400];  // tl_case keeps a pointer to it until the next case
+    char err[512];
+    const char *pos = pos_scheme_name(fixture_pos_scheme);
+    for (int M = FMEM_SEG; M >= FMEM_SEG / 2; M -= FMEM_SEG / 2) {
+        snprintf(name, sizeof name, "memory %d: two segments == one window, %s --pos %s", M, spec, pos);
+        TEST_CASE(name) {
+            err[0] = 0;
+            if (fixture_mem_consistency(spec, M, err, sizeof err)) {
+                printf("  refused: %s\n", err);
+                EXPECT_MSG(M != FMEM_SEG && strstr(err, "--memory") && !strchr(err, '\n'), "refused memory %d: '%s'", M, err);
+            }
+        }
+    }
+    snprintf(name, sizeof name, "memory causality across segments %s --pos %s", spec, pos);
+    TEST_CASE(name) fixture_mem_causality(spec);
+    for (int M = FMEM_SEG; M <= 2 * FMEM_SEG; M += FMEM_SEG) {
+        snprintf(name, sizeof name, "memory %d: decode == segment-wise forward %s --pos %s", M, spec, pos);
+        TEST_CASE(name) fixture_mem_decode(spec, M);
+    }
+    if (grad) {
+        snprintf(name, sizeof name, "memory gradcheck %s --pos %s", spec, pos);
+        TEST_CASE(name) {
+#ifdef _OPENMP
+            int saved_threads = omp_get_max_threads();
+            omp_set_num_threads(1);
+#endif
+            fixture_mem_gradcheck(spec, seed);
+#ifdef _OPENMP
+            omp_set_num_threads(saved_threads);
+#endif
+        }
+    }
+}
+
+// --memory needs relative positions: refused with a learned table, one line naming the fix.
+static void test_memory_learned_refused(void) {
+    TEST_CASE("--memory with --pos learned is refused in one line naming rope and none") {
+        model_dims_t d = {.vocab = 11, .dim = 8, .heads = 2, .ctx = 8, .pos = POS_LEARNED, .memory = 8};
+        model_t m;
+        char err[512] = "";
+        int rc = model_build(&m, &d, "softmax", err, sizeof err);
+        if (rc == 0) model_free(&m);
+        EXPECT_MSG(rc != 0 && strstr(err, "--pos rope") && !strchr(err, '\n'), "rc %d '%s'", rc, err);
+    }
+}
+
 int main(void) {
     static fixture_kind_case_t cases[MAX_CASES];
     int n = fixture_kind_cases(cases, MAX_CASES);
@@ -219,7 +281,19 @@ int main(void) {
         // differences at 1e-2 (worst ratios 5-10 at every step); each kind is checked alone above, and
         // test_gradcheck.c checks the interplay of layers on two-layer models.
         check_all(what, all, 100, dir, 0);
+        if (p == POS_LEARNED) continue;
+        for (int i = 0; i < n; i++) {
+            if (cases[i].ops->role != ROLE_MIXER) continue;
+            if (p == POS_ROPE && rope_refused(cases[i].spec)) continue;
+            if (!has_memory(cases[i].spec)) {
+                printf("(no segment memory yet: %s)\n", cases[i].spec);
+                continue;
+            }
+            int first = i == 0 || cases[i - 1].ops != cases[i].ops;
+            check_memory(cases[i].spec, spec_seed(cases[i].spec), p == POS_ROPE || first);
+        }
     }
+    test_memory_learned_refused();
     fixture_pos_scheme = POS_LEARNED;
     rmdir(dir);
     return test_main_end();
