@@ -8,7 +8,10 @@
 // window, each ctx/2 new tokens cost ctx/2 extra cached steps (2× amortized), and every token
 // still sees at least ctx/2 tokens of context. The same holds with --pos rope or none (the caches
 // hold ctx positions). Models whose every mixer keeps constant-size state (Performer) never slide:
-// past ctx, learned positions repeat wpe[ctx−1] and rope rotates at the true position.
+// past ctx, learned positions repeat wpe[ctx−1] and rope rotates at the true position. Nor do models
+// with segment memory (config memory M > 0): decode_step takes the stream position, and each block
+// shows a token what the segment-wise forward would (the memory before its segment of ctx, plus the
+// segment so far; LONG_CONTEXT.md §2), so generation past ctx never re-feeds.
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -35,6 +38,7 @@ typedef struct {
     int info, spans;
     const char *spans_png;
     long stride, ctx;              // --eval: 0 = not given (windows mode; the trained ctx)
+    long memory;                   // --eval: segment memory M for memory mode (given: flag "memory")
     int by_position;
     const char *by_position_out;
 } opts_t;
@@ -55,6 +59,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"batch", FLAG_INT, &o->batch, "16", 1, 4096, 0, "windows per forward pass for --eval", 0},
         {"stride", FLAG_INT, &o->stride, "", 1, 1 << 30, 0, "--eval: windows start S apart, each scoring its last S targets (1..ctx; default ctx)", 0},
         {"ctx", FLAG_INT, &o->ctx, "", 1, 1 << 20, 0, "--eval: window length (default: trained; longer only for --pos rope/none)", 0},
+        {"memory", FLAG_INT, &o->memory, "", 0, 1 << 20, 0, "--eval: memory mode carrying N tokens (default: the checkpoint's memory; 0 = windows mode)", 0},
         {"by-position", FLAG_BOOL, &o->by_position, "", 0, 0, 0, "--eval: loss and bpb per bucket of visible context (table, CSV, PNG)", 0},
         {"by-position-out", FLAG_STR, &o->by_position_out, "by_position", 0, 0, 0, "--by-position writes PREFIX.csv and PREFIX.png", 0},
         {"info", FLAG_BOOL, &o->info, "", 0, 0, 0, "print config, parameter counts per layer, training state", 0},
@@ -67,34 +72,12 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
 
 static const char *USAGE =
     "usage: infer CKPT [--prompt TEXT | --prompt-file F] [--tokens N] [sampling options]\n"
-    "       infer CKPT --eval FILE [--stride S] [--ctx N] [--by-position [--by-position-out PREFIX]]\n"
+    "       infer CKPT --eval FILE [--stride S | --memory M] [--ctx N] [--by-position [--by-position-out PREFIX]]\n"
     "       infer CKPT --info\n"
     "       infer CKPT --spans";
 
 // ---------------------------------------------------------------------------------------------
 // generation
-
-static int model_streams(const model_t *m) {
-    for (int l = 0; l < m->L; l++)
-        if (!m->layers[l].mixer.ops->unbounded_decode) return 0;
-    return 1;
-}
-
-// Feed one token; slides the window when a bounded model's context is full (see the top comment).
-static const float *feed(model_t *m, decode_state_t *ds, int32_t token, int32_t *history, size_t *n_hist, int streams) {
-    int ctx = m->dims.ctx;
-    if (!streams && ds->pos == ctx) {
-        int keep = ctx / 2;
-        decode_reset(ds);
-        for (size_t i = *n_hist - (size_t)keep; i < *n_hist; i++) decode_step(m, ds, history[i]);
-    }
-    history[(*n_hist)++] = token;
-    if (*n_hist >= (size_t)(4 * ctx)) {  // keep the history buffer bounded
-        memmove(history, history + *n_hist - ctx, (size_t)ctx * sizeof *history);
-        *n_hist = (size_t)ctx;
-    }
-    return decode_step(m, ds, token);
-}
 
 static int generate(ckpt_t *c, const opts_t *o) {
     model_t *m = &c->model;
@@ -129,28 +112,28 @@ static int generate(ckpt_t *c, const opts_t *o) {
     cli_set_threads(1);  // one token at a time: threads cost more than they give
     decode_state_t ds;
     decode_init(&ds, m);
-    int streams = model_streams(m), V = m->dims.vocab;
-    int32_t *history = xmalloc((size_t)4 * m->dims.ctx * sizeof *history);
-    size_t n_hist = 0;
+    int V = m->dims.vocab;
+    gen_feed_t feed;  // slides the window of a model that does not stream (cli/sampler.h)
+    gen_feed_init(&feed, m);
     sampler_t sampler;
     sampler_init(&sampler, &(sampler_cfg_t){.temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p}, V,
                  (uint64_t)o->seed);
     const float *logits = NULL;
-    for (size_t i = 0; i < n_prompt; i++) logits = feed(m, &ds, prompt[i], history, &n_hist, streams);
+    for (size_t i = 0; i < n_prompt; i++) logits = gen_feed(&feed, m, &ds, prompt[i]);
     double t0 = cli_now();
     for (long i = 0; i < o->tokens; i++) {
         int next = sampler_sample(&sampler, logits);
         uint8_t buf[4];
         fwrite(buf, 1, (size_t)tok_decode(tok, next, buf), stdout);
         fflush(stdout);
-        if (i + 1 < o->tokens) logits = feed(m, &ds, next, history, &n_hist, streams);
+        if (i + 1 < o->tokens) logits = gen_feed(&feed, m, &ds, next);
     }
     double dt = cli_now() - t0;
     printf("\n");
     fflush(stdout);  // the text ends before the summary on stderr
     if (o->tokens > 0) fprintf(stderr, "generated %ld tokens in %.2fs (%.0f tokens/s)\n", o->tokens, dt, o->tokens / dt);
     free(prompt);
-    free(history);
+    gen_feed_free(&feed);
     sampler_free(&sampler);
     decode_free(&ds);
     return 0;
@@ -159,9 +142,27 @@ static int generate(ckpt_t *c, const opts_t *o) {
 // ---------------------------------------------------------------------------------------------
 // --eval, --info, --spans
 
-// --eval: windows or stride mode (data/eval_plan.h) at the trained ctx or --ctx N; --by-position adds
-// the table on stdout after the summary line, PREFIX.csv and PREFIX.png (checked and locked first).
-static int evaluate(ckpt_t *c, const char *ckpt_path, const opts_t *o) {
+// --eval's mode (LONG_CONTEXT.md §3): --stride S gives stride mode; --memory M > 0 memory mode with M
+// (the model's memory set to M: refused for learned positions); --memory 0 windows mode; otherwise a
+// memory model's checkpoint memory gives memory mode, and a memory-free model windows mode. Windows
+// and stride modes start every window empty, also on a memory model. Returns the memory M (0 unless
+// memory mode).
+static int eval_mode(ckpt_t *c, const opts_t *o, int memory_given, eval_mode_t *mode) {
+    char err[512];
+    if (o->stride && memory_given && o->memory > 0)
+        die(EXIT_USAGE, "infer: --stride and --memory %ld exclude each other (stride mode starts every window empty; "
+            "--memory 0 --stride S is stride mode)", o->memory);
+    int M = memory_given ? (int)o->memory : c->model.dims.memory;
+    if (memory_given && M != c->model.dims.memory && model_set_memory(&c->model, M, err, sizeof err))
+        die(EXIT_USAGE, "infer: %s", err);
+    *mode = o->stride ? EVAL_STRIDE : M > 0 ? EVAL_MEMORY : EVAL_WINDOWS;
+    return *mode == EVAL_MEMORY ? M : 0;
+}
+
+// --eval: windows, stride or memory mode (data/eval_plan.h; eval_mode above) at the trained ctx or --ctx
+// N; --by-position adds the table on stdout after the summary line, PREFIX.csv and PREFIX.png (checked
+// and locked first). A memory model, or --memory, gets one line on stderr naming the mode used.
+static int evaluate(ckpt_t *c, const char *ckpt_path, const opts_t *o, int memory_given) {
     const char *path = o->eval;
     char err[1024];
     char *csv = NULL, *png = NULL;
@@ -187,17 +188,24 @@ static int evaluate(ckpt_t *c, const char *ckpt_path, const opts_t *o) {
     if (tok_encode(&c->tok, text, n, &tokens, &n_tok, what, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     free(text);
     if (n_tok < 2) die(EXIT_RUNTIME, "'%s' has %zu tokens; evaluation needs at least 2", path, n_tok);
-    int trained = c->model.dims.ctx, ctx = o->ctx ? (int)o->ctx : trained;
+    int trained = c->model.dims.ctx, ctx = o->ctx ? (int)o->ctx : trained, had_memory = c->model.dims.memory;
+    eval_mode_t mode;
+    int M = eval_mode(c, o, memory_given, &mode);
     eval_plan_t plan;
-    if (eval_plan_init(&plan, o->stride ? EVAL_STRIDE : EVAL_WINDOWS, n_tok, ctx, (int)o->stride, 0, err, sizeof err))
+    if (eval_plan_init(&plan, mode, n_tok, ctx, (int)o->stride, M, err, sizeof err))
         die(EXIT_USAGE, "infer: %s", err);
+    char mode_desc[256];
+    if (mode == EVAL_MEMORY) snprintf(mode_desc, sizeof mode_desc, "memory mode: one stream in segments of %d tokens, memory %d", ctx, M);
+    else if (mode == EVAL_STRIDE) snprintf(mode_desc, sizeof mode_desc, "stride mode: windows of %d tokens, %ld apart, each starting empty", ctx, o->stride);
+    else snprintf(mode_desc, sizeof mode_desc, "windows mode: windows of %d tokens, each starting empty", ctx);
+    if (had_memory || memory_given) fprintf(stderr, "infer: %s\n", mode_desc);
     // Longer than trained: the same weights in a model built for ctx (refused for learned positions).
     model_t wide, *m = &c->model;
     if (ctx > trained) {
         if (eval_model_at_ctx(&wide, &c->model, ctx, err, sizeof err)) die(EXIT_USAGE, "infer: %s", err);
         m = &wide;
     }
-    model_alloc_acts(m, (int)o->batch, ctx, 0.0f);
+    model_alloc_acts(m, mode == EVAL_MEMORY ? 1 : (int)o->batch, ctx, 0.0f);  // memory mode: one segment per forward
     eval_sums_t s;
     eval_buckets_t bk;
     int stats = model_stats_begin(m);  // pkm layers count slot usage over the pass
@@ -208,6 +216,7 @@ static int evaluate(ckpt_t *c, const char *ckpt_path, const opts_t *o) {
         fflush(stdout);
         char title[1024];
         if (o->stride) snprintf(title, sizeof title, "%s: stride %ld, ctx %d", path, o->stride, ctx);
+        else if (mode == EVAL_MEMORY) snprintf(title, sizeof title, "%s: memory %d, segments of %d", path, M, ctx);
         else snprintf(title, sizeof title, "%s: windows, ctx %d", path, ctx);
         if (eval_report_csv(csv, &bk, err, sizeof err) || eval_report_png(png, csv, title, err, sizeof err))
             die(EXIT_RUNTIME, "infer: %s", err);
@@ -231,6 +240,7 @@ static int info(const ckpt_t *c, const char *path) {
     printf("model: d %d, heads %d, ctx %d, vocab %d, %d layers\n", m->dims.dim, m->dims.heads, m->dims.ctx, m->dims.vocab, m->L);
     printf("layers: %s\n", m->spec);
     printf("positions: %s\n", pos_scheme_name(m->dims.pos));
+    if (m->dims.memory > 0) printf("segment memory: %d tokens\n", m->dims.memory);
     printf("tokenizer: %s (%d tokens)\n", tok_kind_name(c->tok.kind), c->tok.vocab_size);
     size_t per_layer_total = 0;
     printf("parameters:\n");
@@ -328,8 +338,10 @@ int main(int argc, char **argv) {
     if (modes > 1) die(EXIT_USAGE, "infer: --eval, --info and --spans exclude each other");
     if (args_find(flags, n_flags, "by-position-out")->given && !o.by_position)
         die(EXIT_USAGE, "infer: --by-position-out needs --by-position");
-    if (!o.eval[0] && (o.stride || o.ctx || o.by_position))
-        die(EXIT_USAGE, "infer: --%s needs --eval FILE", o.by_position ? "by-position" : o.stride ? "stride" : "ctx");
+    int memory_given = args_find(flags, n_flags, "memory")->given;
+    if (!o.eval[0] && (o.stride || o.ctx || o.by_position || memory_given))
+        die(EXIT_USAGE, "infer: --%s needs --eval FILE",
+            o.by_position ? "by-position" : o.stride ? "stride" : o.ctx ? "ctx" : "memory");
     if (o.prompt[0] && o.prompt_file[0]) die(EXIT_USAGE, "infer: give --prompt or --prompt-file, not both");
     cli_set_threads(o.threads);
     char err[1024];
@@ -341,7 +353,7 @@ int main(int argc, char **argv) {
     ckpt_t c;
     if (ckpt_load(pos[0], &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     int rc;
-    if (o.eval[0]) rc = evaluate(&c, pos[0], &o);
+    if (o.eval[0]) rc = evaluate(&c, pos[0], &o, memory_given);
     else if (o.info) rc = info(&c, pos[0]);
     else if (o.spans) rc = spans(&c, o.spans_png);
     else rc = generate(&c, &o);

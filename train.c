@@ -18,6 +18,7 @@
 #include "cli/eval.h"
 #include "cli/runtime.h"
 #include "data/dataset.h"
+#include "data/streams.h"
 #include "base/check.h"
 #include "base/output_guard.h"
 #include "checkpoint/checkpoint.h"
@@ -32,7 +33,7 @@
 typedef struct {
     const char *layers, *tokenizer, *out, *log, *resume, *init_from, *pos;
     long dim, heads, ctx, batch, steps, warmup, grad_accum, eval_every, eval_batches, save_every, seed, threads,
-        stop_after, log_every;
+        stop_after, log_every, memory;
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
     int list_kinds, init_partial;
 } opts_t;
@@ -61,6 +62,8 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"ctx", FLAG_INT, &o->ctx, "64", 1, 1 << 20, 1, "context length T", 0},
         // Not stored in train_state: the checkpoint's config keeps it (absent = learned).
         {"pos", FLAG_STR, &o->pos, "learned", 0, 0, 0, "positions: learned (table wpe) | rope (rotary q/k) | none", 0},
+        // Not stored in train_state either: the config keeps it (absent = 0).
+        {"memory", FLAG_INT, &o->memory, "0", 0, 1 << 20, 0, "segment memory in tokens (0 = none; needs --pos rope or none)", 0},
         {"batch", FLAG_INT, &o->batch, "12", 1, 1 << 20, 1, "sequences per micro-batch B", 0},
         {"steps", FLAG_INT, &o->steps, "2000", 1, 1e12, 1, "optimizer steps (the schedule's length)", 0},
         {"lr", FLAG_FLOAT, &o->lr, "1e-3", 0, 10, 1, "peak learning rate", 0},
@@ -185,6 +188,10 @@ typedef struct {
     uint64_t data_hash;
     size_t data_bytes;
     double elapsed;     // training seconds so far
+    // Segment memory (a memory model only): where the streams stand and the memory's n and pos0, as
+    // read from train_state (checked against the streams and the model in restore_memory) or as saved.
+    int has_mem;
+    double mem_offset, mem_n, mem_pos0;
 } saved_t;
 
 // The checkpoint's train_state: the stored flags and the saved state. Wall-clock time is kept only for
@@ -204,6 +211,11 @@ static char *train_state_json(const saved_t *r, const flag_t *flags, int n_flags
     cJSON_AddStringToObject(st, "data_fnv1a64", hex);
     cJSON_AddNumberToObject(st, "data_bytes", (double)r->data_bytes);
     if (keep_elapsed) cJSON_AddNumberToObject(st, "elapsed_s", r->elapsed);
+    if (r->has_mem) {
+        cJSON_AddNumberToObject(st, "memory_offset", r->mem_offset);
+        cJSON_AddNumberToObject(st, "memory_n", r->mem_n);
+        cJSON_AddNumberToObject(st, "memory_pos0", r->mem_pos0);
+    }
     char *s = cJSON_PrintUnformatted(st);
     cJSON_Delete(st);
     return s;
@@ -245,6 +257,21 @@ static void restore_saved(const char *ckpt, const char *json, flag_t *flags, int
     r->data_hash = strtoull(hash->valuestring, NULL, 16);
     r->data_bytes = (size_t)v_bytes;
     r->elapsed = cJSON_IsNumber(el) ? el->valuedouble : 0;
+    // The segment memory's position: all three or none (checked against the model in restore_memory).
+    const char *mem_keys[3] = {"memory_offset", "memory_n", "memory_pos0"};
+    double *mem_vals[3] = {&r->mem_offset, &r->mem_n, &r->mem_pos0};
+    int mem_found = 0;
+    for (int i = 0; i < 3; i++) {
+        const cJSON *v = cJSON_GetObjectItem(st, mem_keys[i]);
+        if (!v) continue;
+        if (!cJSON_IsNumber(v)) die(EXIT_RUNTIME, "checkpoint '%s': train_state.%s is not a number", ckpt, mem_keys[i]);
+        *mem_vals[i] = v->valuedouble;
+        mem_found++;
+    }
+    if (mem_found != 0 && mem_found != 3)
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state has %d of the segment memory's memory_offset, memory_n, memory_pos0",
+            ckpt, mem_found);
+    r->has_mem = mem_found == 3;
     cJSON_Delete(st);
 }
 
@@ -314,6 +341,9 @@ typedef struct {
     saved_t saved;         // what the checkpoint keeps
     adamw_cfg_t acfg;
     pos_scheme_t pos;      // --pos (a resumed run: the checkpoint's)
+    int memory;            // M: --memory (a resumed run: the checkpoint's); 0 = random windows, no memory
+    streams_t streams;     // memory > 0: the training split as B streams read segment by segment
+    seg_mem_t mem;         // memory > 0: the training streams' memory (B rows); evaluation has its own
     int B, T;
     long stop;             // the step this process stops at (--stop-after, else --steps)
     int32_t *x, *y;        // one micro-batch's inputs and targets (B·T)
@@ -353,6 +383,15 @@ static void check_options(train_t *t, tok_kind_t *tkind) {
                 "(drop --pos, or start a new run from it with --init-from)", o->resume, pos_scheme_name(saved), o->pos);
         t->pos = saved;
     }
+    // --memory likewise: the config holds it.
+    if (t->resumed) {
+        int saved = t->m->dims.memory;
+        if (args_find(t->flags, t->n_flags, "memory")->given && o->memory != saved)
+            die(EXIT_USAGE, "train: checkpoint '%s' was trained with --memory %d; --memory %ld cannot change on --resume "
+                "(drop --memory, or start a new run from it with --init-from)", o->resume, saved, o->memory);
+        o->memory = saved;
+    }
+    t->memory = (int)o->memory;
 }
 
 // --init-from: read the source once; a fine-tuned model keeps the source's tokenizer (its embedding
@@ -496,6 +535,10 @@ static void build_fresh(train_t *t, uint64_t hash) {
                          .pos = t->pos};
     if (model_build(&t->fresh_model, &dims, o->layers, err, sizeof err)) die(EXIT_USAGE, "train: %s", err);
     t->m = &t->fresh_model;
+    if (t->memory && model_set_memory(t->m, t->memory, err, sizeof err)) {
+        model_free(t->m);
+        die(EXIT_USAGE, "train: %s", err);
+    }
     rng_t init_rng;
     rng_seed(&init_rng, (uint64_t)o->seed);
     model_init_weights(t->m, &init_rng);
@@ -530,6 +573,51 @@ static void log_failed(report_t *rep, int e) {
     rep->log_failed = 1;
 }
 
+// Segment memory: the training split as B streams and the memory for B rows. A resumed run takes the
+// streams' offset, the memory's n and pos0 and every block's state from the checkpoint, each checked
+// (a hostile file gets one line): the offset is one the streams can reach (a multiple of ctx within a
+// stream), pos0 equals it (both count from the last wrap), n = min(pos0, M), and each block's state
+// has the size the model's memory for this --batch needs.
+static void setup_memory(train_t *t) {
+    const char *ckpt = t->o->resume;
+    saved_t *r = &t->saved;
+    char err[512];
+    if (!t->memory) {
+        if (t->resumed && r->has_mem)
+            die(EXIT_RUNTIME, "checkpoint '%s': train_state has a segment memory position but the model has no memory", ckpt);
+        return;
+    }
+    if (streams_init(&t->streams, 0, t->ds.n_train, t->B, t->T, err, sizeof err)) die(EXIT_USAGE, "train: %s", err);
+    model_mem_init(&t->mem, t->m, t->B);
+    if (!t->resumed) return;
+    if (!r->has_mem)
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state lacks the segment memory's position (memory_offset, memory_n, memory_pos0)", ckpt);
+    if (streams_check_offset(&t->streams, r->mem_offset, err, sizeof err))
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.memory_offset: %s", ckpt, err);
+    if (r->mem_pos0 != r->mem_offset)
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.memory_pos0 is %.15g, not the stream offset %.15g (both count from the last wrap)",
+            ckpt, r->mem_pos0, r->mem_offset);
+    double want_n = r->mem_pos0 < t->memory ? r->mem_pos0 : t->memory;
+    if (r->mem_n != want_n)
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.memory_n is %.15g, not min(memory_pos0, memory) = %.15g", ckpt, r->mem_n, want_n);
+    const ckpt_t *c = &t->ck;
+    for (int i = 0; i < t->mem.n_blocks; i++) {
+        int present = c->mem_state && c->mem_state[i];
+        if (!present && t->mem.floats[i] == 0) continue;
+        block_t *b = model_block(t->m, i);
+        if (!present)
+            die(EXIT_RUNTIME, "checkpoint '%s' lacks tensor '%s%d', the segment memory of %s", ckpt, CKPT_MEM_STATE_PREFIX, i,
+                block_where(b));
+        if (c->mem_floats[i] != t->mem.floats[i])
+            die(EXIT_RUNTIME, "checkpoint '%s': tensor '%s%d' has %zu floats, but the memory of %s for --batch %d holds %zu",
+                ckpt, CKPT_MEM_STATE_PREFIX, i, c->mem_floats[i], block_where(b), t->B, t->mem.floats[i]);
+        memcpy(t->mem.state[i], c->mem_state[i], t->mem.floats[i] * sizeof(float));
+    }
+    t->streams.offset = (size_t)r->mem_offset;
+    t->mem.n = (int)r->mem_n;
+    t->mem.pos0 = (long)r->mem_pos0;
+}
+
 // Everything before the first step: model (resumed or fresh), data, activations, header lines, log,
 // signal handlers, the micro-batch buffers. Dies with one line on any problem.
 static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const char *file) {
@@ -546,13 +634,20 @@ static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const c
     model_alloc_acts(t->m, (int)o->batch, (int)o->ctx, (float)o->dropout);
     if (o->save_every == 0) o->save_every = o->eval_every;
 
+    t->B = (int)o->batch;
+    t->T = (int)o->ctx;
+    setup_memory(t);
+
     const model_t *m = t->m;
     size_t n_params = params_count_trainable(&m->params);
-    printf("model: %s | d %d, heads %d, ctx %d, vocab %d (%s) | %zu parameters%s%s\n", m->spec, m->dims.dim, m->dims.heads,
+    char mem_note[64] = "";
+    if (t->memory) snprintf(mem_note, sizeof mem_note, " | memory %d", t->memory);
+    printf("model: %s | d %d, heads %d, ctx %d, vocab %d (%s) | %zu parameters%s%s%s\n", m->spec, m->dims.dim, m->dims.heads,
            m->dims.ctx, m->dims.vocab, tok_kind_name(t->tok->kind), n_params, m->dims.pos ? " | pos " : "",
-           m->dims.pos ? pos_scheme_name(m->dims.pos) : "");
-    printf("data: %s | %zu tokens: %zu train, %zu validation | batch %ld x %ld, accum %ld\n", file, t->ds.n_tokens,
-           t->ds.n_train, t->ds.n_tokens - t->ds.n_train, o->batch, o->ctx, o->grad_accum);
+           m->dims.pos ? pos_scheme_name(m->dims.pos) : "", mem_note);
+    if (t->memory) snprintf(mem_note, sizeof mem_note, " | %d streams of %zu tokens", t->B, t->streams.len);
+    printf("data: %s | %zu tokens: %zu train, %zu validation | batch %ld x %ld, accum %ld%s\n", file, t->ds.n_tokens,
+           t->ds.n_train, t->ds.n_tokens - t->ds.n_train, o->batch, o->ctx, o->grad_accum, mem_note);
     if (t->resumed) printf("resuming %s at step %ld of %ld\n", o->resume, t->saved.step, o->steps);
 
     open_log(t);
@@ -562,8 +657,6 @@ static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const c
     sigaction(SIGTERM, &sa, NULL);
 
     t->acfg = (adamw_cfg_t){.beta1 = (float)o->beta1, .beta2 = (float)o->beta2, .eps = 1e-8f, .weight_decay = (float)o->weight_decay};
-    t->B = (int)o->batch;
-    t->T = (int)o->ctx;
     t->x = xmalloc((size_t)t->B * t->T * sizeof *t->x);
     t->y = xmalloc((size_t)t->B * t->T * sizeof *t->y);
     t->stop = o->stop_after ? o->stop_after : o->steps;
@@ -583,9 +676,13 @@ static int train_step(train_t *t, double lr) {
     model_before_step(m, run->step + 1, &run->drop_rng);  // e.g. Performer's random-feature redraw
     params_zero_grad(&m->params);
     double loss = 0;
-    run_ctx_t rc = {.training = 1, .dropout = (float)o->dropout, .rng = &run->drop_rng};
+    run_ctx_t rc = {.training = 1, .dropout = (float)o->dropout, .rng = &run->drop_rng, .mem = t->memory ? &t->mem : NULL};
     for (long micro = 0; micro < o->grad_accum; micro++) {
-        dataset_train_batch(&t->ds, &run->data_rng, t->B, t->T, t->x, t->y);
+        if (!t->memory) {
+            dataset_train_batch(&t->ds, &run->data_rng, t->B, t->T, t->x, t->y);
+        } else if (streams_next(&t->streams, t->ds.tokens, t->x, t->y)) {
+            model_mem_clear(&t->mem);  // the streams wrapped to their start: nothing before it is remembered
+        }
         loss += model_forward(m, t->x, t->y, t->B, t->T, &rc) / (double)o->grad_accum;
         model_backward(m, 1.0f / (float)o->grad_accum, &rc);
     }
@@ -655,12 +752,40 @@ static void eval_random(train_t *t, long step, eval_sums_t *s) {
     }
 }
 
+// Memory mode (LONG_CONTEXT.md §3) over validation tokens [n_train, n_train + n): one stream in segments of
+// ctx, the memory carried in eval_run_plan's own state (the training streams' memory is untouched).
+static void eval_memory(train_t *t, size_t n, eval_sums_t *s) {
+    eval_plan_t p;
+    char err[256];
+    CHECK(eval_plan_init(&p, EVAL_MEMORY, n, t->T, 0, t->memory, err, sizeof err) == 0);
+    eval_run_plan(t->m, t->tok, t->ds.tokens + t->ds.n_train, &p, s, NULL);
+}
+
+// The periodic validation estimate. Without memory: random windows. With memory: memory mode over a fixed
+// stretch, the first min(n_val, max(eval-batches·batch·ctx, 4·M) + 1) validation tokens — as many targets
+// as the random windows score, but at least 4·M so that most are predicted with a full memory. `how`
+// says which, for the report line.
+static void eval_periodic(train_t *t, long step, eval_sums_t *s, char *how, size_t howlen) {
+    const opts_t *o = t->o;
+    if (!t->memory) {
+        eval_random(t, step, s);
+        snprintf(how, howlen, "%ld random windows", o->eval_batches * o->batch);
+        return;
+    }
+    size_t n_val = t->ds.n_tokens - t->ds.n_train, targets = (size_t)o->eval_batches * (size_t)o->batch * (size_t)o->ctx;
+    if (targets < 4 * (size_t)t->memory) targets = 4 * (size_t)t->memory;
+    size_t n = targets + 1 < n_val ? targets + 1 : n_val;
+    eval_memory(t, n, s);
+    snprintf(how, howlen, "memory mode, M %d: the first %zu validation tokens", t->memory, n);
+}
+
 // The converted model before any fine-tuning step (e.g. softmax weights in Performer layers).
 static void report_init_from(train_t *t) {
     eval_sums_t s;
-    eval_random(t, 0, &s);
-    printf("step 0/%ld | val loss %.4f | ppl %.3f | bpb %.4f  (%ld random windows, right after --init-from)\n", t->o->steps,
-           eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), t->o->eval_batches * t->o->batch);
+    char how[128];
+    eval_periodic(t, 0, &s, how, sizeof how);
+    printf("step 0/%ld | val loss %.4f | ppl %.3f | bpb %.4f  (%s, right after --init-from)\n", t->o->steps,
+           eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), how);
     log_row(&t->rep, 0, "val", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
 }
 
@@ -690,9 +815,10 @@ static void report_eval(train_t *t, double lr) {
     long step = t->saved.step;
     if (step % t->o->eval_every != 0 || step >= t->o->steps) return;
     eval_sums_t s;
-    eval_random(t, step, &s);
-    printf("step %ld/%ld | val loss %.4f | ppl %.3f | bpb %.4f  (%ld random windows)\n", step, t->o->steps,
-           eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), t->o->eval_batches * t->o->batch);
+    char how[128];
+    eval_periodic(t, step, &s, how, sizeof how);
+    printf("step %ld/%ld | val loss %.4f | ppl %.3f | bpb %.4f  (%s)\n", step, t->o->steps,
+           eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), how);
     print_spans(t->m);
     log_row(&t->rep, step, "val", eval_loss(&s), eval_bpb(&s), lr, NAN, NAN, NAN);
     t->rep.t_interval = cli_now();
@@ -700,8 +826,14 @@ static void report_eval(train_t *t, double lr) {
 
 static void save_or_die(train_t *t) {
     char err[1024];
+    if (t->memory) {  // where the streams stand; the blocks' states go in as tensors
+        t->saved.has_mem = 1;
+        t->saved.mem_offset = (double)t->streams.offset;
+        t->saved.mem_n = t->mem.n;
+        t->saved.mem_pos0 = (double)t->mem.pos0;
+    }
     char *state = train_state_json(&t->saved, t->flags, t->n_flags, t->o->time_budget > 0);
-    int rc = ckpt_save(t->o->out, t->m, t->tok, state, 1, err, sizeof err);
+    int rc = ckpt_save_run(t->o->out, t->m, t->tok, state, 1, t->memory ? &t->mem : NULL, err, sizeof err);
     free(state);
     if (rc) die(EXIT_RUNTIME, "%s", err);
 }
@@ -758,9 +890,16 @@ static int finish_run(train_t *t, int status, const char *stop_reason) {
         eval_sums_t s;
         double t0 = cli_now();
         int stats = model_stats_begin(t->m);  // pkm layers: slot usage over the final evaluation
-        eval_sequence(t->m, t->tok, t->ds.tokens + t->ds.n_train, t->ds.n_tokens - t->ds.n_train, &s);
-        printf("final step %ld | val loss %.4f | ppl %.3f | bpb %.4f  (whole validation split, %zu tokens, %.1fs)\n",
-               t->saved.step, eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), s.tokens, cli_now() - t0);
+        size_t n_val = t->ds.n_tokens - t->ds.n_train;
+        char mode[64] = "";
+        if (t->memory) {  // a memory model: memory mode over the whole split, with its own state
+            eval_memory(t, n_val, &s);
+            snprintf(mode, sizeof mode, ", memory mode M %d", t->memory);
+        } else {
+            eval_sequence(t->m, t->tok, t->ds.tokens + t->ds.n_train, n_val, &s);
+        }
+        printf("final step %ld | val loss %.4f | ppl %.3f | bpb %.4f  (whole validation split%s, %zu tokens, %.1fs)\n",
+               t->saved.step, eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), mode, s.tokens, cli_now() - t0);
         print_spans(t->m);
         if (stats) model_stats_print(t->m, stdout, "  ");
         log_row(&t->rep, t->saved.step, "final", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
@@ -783,6 +922,7 @@ static void free_run(train_t *t) {
     if (t->rep.log) fclose(t->rep.log);
     free(t->x);
     free(t->y);
+    if (t->memory) model_mem_free(&t->mem);
     dataset_free(&t->ds);
     if (t->resumed) {
         ckpt_free(&t->ck);

@@ -18,6 +18,13 @@
 // would give Q̃_iᵀ R_iᵀ diag(m_h) R_j K̃_j, and R_iᵀ diag(m_h) R_j depends on i and j separately
 // unless m_h is constant within each rotation pair (i, i + R/2). cb (content bias) and V carry no
 // position. Backward in seq_backward; docs/blocks/collab.md "Rotary positions".
+// Segment memory (--memory M; LONG_CONTEXT.md §2, Transformer-XL): the state is the x̂ rows of the
+// last n ≤ M positions before the segment (blocks/mem_rows.h). Each forward recomputes their shared
+// keys K̃, values V and content bias cb with the current weights, so the T segment queries attend
+// over Tk = n + T keys: memory row r at stream position pos0 − n + r, segment row t at pos0 + t
+// (query i sees keys 0 … n + i). Queries only for the segment rows. Stop-gradient into the state:
+// Ck, Wv, bv and Cb get gradient through the memory rows, dx only the segment's. n = 0 (and
+// rc->mem NULL) runs exactly the memory-free code. docs/blocks/collab.md "Segment memory".
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -27,6 +34,7 @@
 #include "model/block.h"
 #include "base/check.h"
 #include "blocks/cp_als.h"
+#include "blocks/mem_rows.h"
 #include "model/ops.h"
 #include "model/rope.h"
 
@@ -111,35 +119,81 @@ static void project(const collab_t *s, float *proj, const float *x, int N, int C
         for (int c = 0; c < C; c++) proj[(size_t)n * P + off + c] += s->bv->data[c];
 }
 
-// act layout: proj (B,T,P) | probs (B,H,T,T) | [dropped (B,H,T,T) | mask (B,H,T,T)] | heads (B,T,C)
+// The keys one forward attends over: n memory rows (0 without memory) then the T segment rows,
+// Tk = n + T; the segment starts at stream position pos0 (0 without memory).
+typedef struct {
+    int n, Tk, pos0;
+} keys_t;
+
+static keys_t keys_of(const block_t *b, const run_ctx_t *rc, int B, int T) {
+    keys_t k = {.n = 0, .Tk = T, .pos0 = 0};
+    const seg_mem_t *mem = rc ? rc->mem : NULL;
+    if (!mem) return k;
+    CHECK(b->dims->memory > 0 && mem->B == B && mem->n >= 0 && mem->n <= b->dims->memory && mem->n <= mem->pos0 &&
+          mem->pos0 + T <= 0x7fffffffL);
+    k.n = mem->n;
+    k.Tk = k.n + T;
+    k.pos0 = (int)mem->pos0;
+    return k;
+}
+
+// act layout: proj (B,Tk,P) | probs (B,H,T,Tk) | [dropped (B,H,T,Tk) | mask (B,H,T,Tk)] | heads (B,T,C)
+//             | with dims->memory > 0: xe (B,Tk,C), the memory rows then the segment's x (backward's dW)
+// Rows 0 … n−1 of each sequence's proj are its memory rows: their K̃ | V | cb columns are computed,
+// their Q̃ columns are not (zero). Sized for Tk = M + T; a forward uses the part its n needs.
 // --pos rope: proj's K̃ columns hold the ROTATED keys R_j K̃_j (rotated in place: the backward needs
 // only them, since the projection's backward reads x); Q̃ stays unrotated (the mixing comes first,
 // and dm needs Q̃); the rotated mixed queries are recomputed per head, as Qh is today. No extra memory.
-static size_t att_floats(const block_t *b, int B, int T) { return (size_t)B * b->dims->heads * T * T; }
+static size_t att_floats(const block_t *b, int B, int T, int Tk) { return (size_t)B * b->dims->heads * T * Tk; }
 static int has_dropout(const block_t *b) { return b->dropout_masks; }
 
 static size_t collab_act_floats(const block_t *b, int B, int T) {
-    size_t BT = (size_t)B * T;
-    return BT * proj_width(b) + att_floats(b, B, T) * (has_dropout(b) ? 3 : 1) + BT * b->dims->dim;
+    int M = b->dims->memory, Tk = M + T;
+    size_t BT = (size_t)B * T, BTk = (size_t)B * Tk;
+    return BTk * proj_width(b) + att_floats(b, B, T, Tk) * (has_dropout(b) ? 3 : 1) + BT * b->dims->dim +
+           (M > 0 ? BTk * b->dims->dim : 0);
 }
 // scratch: forward  Qh (B,T,R);
-//          backward dheads (B,T,C) | dproj (B,T,P) | dP (B,H,T,T) | Qh (B,T,R) | dQh (B,T,R) | dmix (B,H,R)
+//          backward dheads (B,T,C) | dproj (B,Tk,P) | dP (B,H,T,Tk) | Qh (B,T,R) | dQh (B,T,R) | dmix (B,H,R)
 static size_t collab_scratch_floats(const block_t *b, int B, int T) {
     const collab_t *s = b->priv;
+    int Tk = b->dims->memory + T;
     size_t BT = (size_t)B * T;
-    return BT * b->dims->dim + BT * proj_width(b) + att_floats(b, B, T) + 2 * BT * s->R +
+    return BT * b->dims->dim + (size_t)B * Tk * proj_width(b) + att_floats(b, B, T, Tk) + 2 * BT * s->R +
            (size_t)B * b->dims->heads * s->R;
 }
 
 typedef struct {
-    float *proj, *probs, *dropped, *mask, *heads;
+    float *proj, *probs, *dropped, *mask, *heads, *xe;
 } views_t;
 
-static views_t views(const block_t *b, float *act, int B, int T) {
-    size_t BT = (size_t)B * T, A = att_floats(b, B, T);
+static views_t views(const block_t *b, float *act, int B, int T, int Tk) {
+    size_t BTk = (size_t)B * Tk, A = att_floats(b, B, T, Tk);
     views_t v = {.proj = act};
-    v.heads = attn_probs_layout(act + BT * proj_width(b), A, has_dropout(b), &v.probs, &v.dropped, &v.mask);
+    v.heads = attn_probs_layout(act + BTk * proj_width(b), A, has_dropout(b), &v.probs, &v.dropped, &v.mask);
+    v.xe = v.heads + (size_t)B * T * b->dims->dim;
     return v;
+}
+
+// With n > 0 memory rows: xe (B,Tk,C) = [memory rows ; x] per sequence (mem_rows_concat), then
+//   proj[:, :, R:P] = xe·[Ck;Wv;Cb]ᵀ for every row (keys, values, content bias of all Tk positions),
+//   proj[b, n+t, 0:R] = x[b,t]·Cqᵀ for the segment rows only (queries), V += bv.
+static void project_with_memory(const collab_t *s, float *proj, float *xe, const float *x, const float *state, int B,
+                                int T, int M, int n, int C, int H, int P) {
+    int R = (int)s->R, Tk = n + T;
+    check_fused(s, C, H);
+    mem_rows_concat(xe, state, x, B, M, n, T, C);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B * Tk, P - R, C, 1.0f, xe, C, s->ck->data, C, 0.0f, proj + R,
+                P);
+    for (int bb = 0; bb < B; bb++) {
+        float *pb = proj + (size_t)bb * Tk * P;
+        for (int r = 0; r < n; r++) memset(pb + (size_t)r * P, 0, (size_t)R * sizeof(float));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, R, C, 1.0f, x + (size_t)bb * T * C, C, s->cq->data, C,
+                    0.0f, pb + (size_t)n * P, P);
+    }
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < B * Tk; r++)
+        for (int c = 0; c < C; c++) proj[(size_t)r * P + 2 * R + c] += s->bv->data[c];
 }
 
 // Qh (T,R) = Q̃ (T,R; row stride P) ⊙ m (R), broadcast over rows.
@@ -148,31 +202,33 @@ static void mix_query(float *Qh, const float *Qt, const float *m, int T, int R, 
         for (int r = 0; r < R; r++) Qh[(size_t)i * R + r] = Qt[(size_t)i * P + r] * m[r];
 }
 
-// One (batch, head): S = scale·(Qh·K̃ᵀ + 1·cbᵀ) (causal), P = softmax(S), P' = P⊙mask, O = P'·V.
-// Qh (T,R) contiguous; K̃ (T,R), V (T,D), cb (T) strided views into proj (row stride P); O into heads (stride C).
+// One (batch, head): S = scale·(Qh·K̃ᵀ + 1·cbᵀ) (causal: query i sees keys 0 … n+i), P = softmax(S),
+// P' = P⊙mask, O = P'·V. Qh (T,R) contiguous; K̃ (Tk,R), V (Tk,D), cb (Tk) strided views into proj
+// (row stride P) starting at the first memory row; S, P, P' (T,Tk); O into heads (stride C).
 static void head_forward(float *Pr, const float *Qh, const float *K, const float *V, const float *cb, float *O,
-                         const float *mask, float *Pd, int T, int R, int D, int P, int C, float scale) {
+                         const float *mask, float *Pd, int T, int n, int R, int D, int P, int C, float scale) {
+    int Tk = n + T;
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
-        // S[r0:r1, 0:r1] = scale·Qh[r0:r1]·K̃[0:r1]ᵀ  (j > i overwritten below)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, R, scale, Qh + (size_t)r0 * R, R, K, P,
-                    0.0f, Pr + (size_t)r0 * T, T);
+        // S[r0:r1, 0:n+r1] = scale·Qh[r0:r1]·K̃[0:n+r1]ᵀ  (j > n+i overwritten below)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, n + r1, R, scale, Qh + (size_t)r0 * R, R, K, P,
+                    0.0f, Pr + (size_t)r0 * Tk, Tk);
     }
     for (int i = 0; i < T; i++) {
-        float *row = Pr + (size_t)i * T;
-        for (int j = 0; j <= i; j++) row[j] += scale * cb[(size_t)j * P];
-        causal_softmax_row(row, i, T);
+        float *row = Pr + (size_t)i * Tk;
+        for (int j = 0; j <= n + i; j++) row[j] += scale * cb[(size_t)j * P];
+        causal_softmax_row(row, n + i, Tk);
         if (mask) {
-            const float *mk = mask + (size_t)i * T;
-            float *pd = Pd + (size_t)i * T;
-            for (int j = 0; j < T; j++) pd[j] = row[j] * mk[j];
+            const float *mk = mask + (size_t)i * Tk;
+            float *pd = Pd + (size_t)i * Tk;
+            for (int j = 0; j < Tk; j++) pd[j] = row[j] * mk[j];
         }
     }
     const float *Pw = mask ? Pd : Pr;
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
-        // O[r0:r1] = P'[r0:r1, 0:r1]·V[0:r1]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, r1, 1.0f, Pw + (size_t)r0 * T, T, V, P,
+        // O[r0:r1] = P'[r0:r1, 0:n+r1]·V[0:n+r1]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, n + r1, 1.0f, Pw + (size_t)r0 * Tk, Tk, V, P,
                     0.0f, O + (size_t)r0 * C, C);
     }
 }
@@ -181,30 +237,35 @@ static void collab_forward(block_t *b, float *y, const float *x, float *act, flo
                            const run_ctx_t *rc) {
     collab_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, R = (int)s->R, P = proj_width(b), N = B * T;
-    views_t v = views(b, act, B, T);
-    project(s, v.proj, x, N, C, H, P);
-    if (s->rope_on) {  // K̃_j ← R_j K̃_j in place
-        rope_layout_t kl = keys_layout(B, T, P);
-        rope_apply(&s->rope, v.proj + R, v.proj + R, &kl, 0, ROPE_ROTATE);
+    keys_t k = keys_of(b, rc, B, T);
+    int n = k.n, Tk = k.Tk;
+    views_t v = views(b, act, B, T, Tk);
+    float *state = block_mem_state(b, rc);
+    if (n > 0) project_with_memory(s, v.proj, v.xe, x, state, B, T, b->dims->memory, n, C, H, P);
+    else project(s, v.proj, x, N, C, H, P);
+    if (rc && rc->mem && rc->mem->advance) mem_rows_advance(state, x, B, b->dims->memory, n, T, C);  // xe holds the old rows
+    if (s->rope_on) {  // K̃_j ← R_j K̃_j in place, key row j at stream position pos0 − n + j
+        rope_layout_t kl = keys_layout(B, Tk, P);
+        rope_apply(&s->rope, v.proj + R, v.proj + R, &kl, k.pos0 - n, ROPE_ROTATE);
     }
     // Attention dropout: masks drawn serially, in (b,h,i,j) order, before the parallel loop.
-    if (v.mask) dropout_mask_draw(v.mask, rc->training ? rc->dropout : 0.0f, rc->rng, att_floats(b, B, T));
+    if (v.mask) dropout_mask_draw(v.mask, rc->training ? rc->dropout : 0.0f, rc->rng, att_floats(b, B, T, Tk));
     float scale = 1.0f / sqrtf((float)D);
     // One thread per sequence: its heads share Q̃ and the Qh buffer.
 #pragma omp parallel for schedule(static)
     for (int bb = 0; bb < B; bb++) {
-        const float *base = v.proj + (size_t)bb * T * P;
+        const float *base = v.proj + (size_t)bb * Tk * P;
         float *Qh = scratch + (size_t)bb * T * R;
         for (int h = 0; h < H; h++) {
-            size_t bh = (size_t)bb * H + h, TT = (size_t)T * T;
-            mix_query(Qh, base, s->mix->data + (size_t)h * R, T, R, P);
-            if (s->rope_on) {  // Qh_i ← R_i (Q̃_i ⊙ m_h): the MIXED query is rotated
+            size_t bh = (size_t)bb * H + h, TTk = (size_t)T * Tk;
+            mix_query(Qh, base + (size_t)n * P, s->mix->data + (size_t)h * R, T, R, P);
+            if (s->rope_on) {  // Qh_i ← R_{pos0+i} (Q̃_i ⊙ m_h): the MIXED query is rotated
                 rope_layout_t ql = mixed_layout(T, R);
-                rope_apply(&s->rope, Qh, Qh, &ql, 0, ROPE_ROTATE);
+                rope_apply(&s->rope, Qh, Qh, &ql, k.pos0, ROPE_ROTATE);
             }
-            head_forward(v.probs + bh * TT, Qh, base + R, base + 2 * R + h * D, base + 2 * R + C + h,
-                         v.heads + (size_t)bb * T * C + h * D, v.mask ? v.mask + bh * TT : NULL,
-                         v.mask ? v.dropped + bh * TT : NULL, T, R, D, P, C, scale);
+            head_forward(v.probs + bh * TTk, Qh, base + R, base + 2 * R + h * D, base + 2 * R + C + h,
+                         v.heads + (size_t)bb * T * C + h * D, v.mask ? v.mask + bh * TTk : NULL,
+                         v.mask ? v.dropped + bh * TTk : NULL, T, n, R, D, P, C, scale);
         }
     }
     matmul_forward(y, v.heads, s->wo->data, s->bo->data, N, C, C);
@@ -218,50 +279,54 @@ static void collab_forward(block_t *b, float *y, const float *x, float *act, flo
 //   dQh'  = scale·dS·K̃',   dK̃' += scale·dSᵀ·Qh'                     (the same products, rotated operands)
 //   dQh_i = R_iᵀ·dQh'_i, then dQ̃ and dm_h as above through the elementwise mixing (no rotation there)
 //   dK̃_j  = R_jᵀ·dK̃'_j, once after all heads (every head adds to the same shared-key gradient)
+// With n memory rows the key index runs over 0 … Tk−1 (query i sees 0 … n+i): dV, dK̃, dcb of the
+// memory rows are filled like the others (they reach Ck, Wv, bv, Cb in collab_backward); the query
+// side (dQ̃, dm) has the segment rows only.
 static void seq_backward(const collab_t *s, const views_t *v, const float *dheads, float *dproj, float *dPall,
-                         float *Qh, float *dQh, float *dmix, int bb, int T, int C, int H, int P, float scale) {
-    int R = (int)s->R, D = C / H;
-    size_t TT = (size_t)T * T;
-    const float *base = v->proj + (size_t)bb * T * P, *Q = base, *K = base + R;
-    float *dbase = dproj + (size_t)bb * T * P, *dQ = dbase, *dK = dbase + R;
+                         float *Qh, float *dQh, float *dmix, int bb, int T, const keys_t *k, int C, int H, int P,
+                         float scale) {
+    int R = (int)s->R, D = C / H, n = k->n, Tk = k->Tk;
+    size_t TTk = (size_t)T * Tk;
+    const float *base = v->proj + (size_t)bb * Tk * P, *Q = base + (size_t)n * P, *K = base + R;
+    float *dbase = dproj + (size_t)bb * Tk * P, *dQ = dbase + (size_t)n * P, *dK = dbase + R;
     for (int h = 0; h < H; h++) {
         size_t bh = (size_t)bb * H + h;
-        const float *Pr = v->probs + bh * TT, *Pd = v->dropped + bh * TT, *mask = v->mask ? v->mask + bh * TT : NULL;
+        const float *Pr = v->probs + bh * TTk, *Pd = v->dropped + bh * TTk, *mask = v->mask ? v->mask + bh * TTk : NULL;
         const float *V = base + 2 * R + h * D, *dO = dheads + (size_t)bb * T * C + h * D;
-        float *dV = dbase + 2 * R + h * D, *dcb = dbase + 2 * R + C + h, *dP = dPall + bh * TT;
+        float *dV = dbase + 2 * R + h * D, *dcb = dbase + 2 * R + C + h, *dP = dPall + bh * TTk;
         const float *m = s->mix->data + (size_t)h * R;
         for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
             int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
-            // dP'[r0:r1, 0:r1] = dO[r0:r1]·V[0:r1]ᵀ
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, D, 1.0f, dO + (size_t)r0 * C, C, V, P,
-                        0.0f, dP + (size_t)r0 * T, T);
-            // dV[0:r1] += P'[r0:r1, 0:r1]ᵀ·dO[r0:r1]
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, r1 - r0, 1.0f, Pd + (size_t)r0 * T, T,
+            // dP'[r0:r1, 0:n+r1] = dO[r0:r1]·V[0:n+r1]ᵀ
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, n + r1, D, 1.0f, dO + (size_t)r0 * C, C, V, P,
+                        0.0f, dP + (size_t)r0 * Tk, Tk);
+            // dV[0:n+r1] += P'[r0:r1, 0:n+r1]ᵀ·dO[r0:r1]
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n + r1, D, r1 - r0, 1.0f, Pd + (size_t)r0 * Tk, Tk,
                         dO + (size_t)r0 * C, C, 1.0f, dV, P);
         }
         for (int i = 0; i < T; i++) {
-            float *d = dP + (size_t)i * T;
-            const float *p = Pr + (size_t)i * T;
+            float *d = dP + (size_t)i * Tk;
+            const float *p = Pr + (size_t)i * Tk;
             if (mask) {
-                const float *mk = mask + (size_t)i * T;
-                for (int j = 0; j <= i; j++) d[j] *= mk[j];
+                const float *mk = mask + (size_t)i * Tk;
+                for (int j = 0; j <= n + i; j++) d[j] *= mk[j];
             }
-            causal_softmax_row_backward(d, p, i, T);
-            for (int j = 0; j <= i; j++) dcb[(size_t)j * P] += scale * d[j];
+            causal_softmax_row_backward(d, p, n + i, Tk);
+            for (int j = 0; j <= n + i; j++) dcb[(size_t)j * P] += scale * d[j];
         }
         mix_query(Qh, Q, m, T, R, P);
         rope_layout_t ql = mixed_layout(T, R);
-        if (s->rope_on) rope_apply(&s->rope, Qh, Qh, &ql, 0, ROPE_ROTATE);
+        if (s->rope_on) rope_apply(&s->rope, Qh, Qh, &ql, k->pos0, ROPE_ROTATE);
         for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
             int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
-            // dQh[r0:r1] = scale·dS[r0:r1, 0:r1]·K̃[0:r1]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, R, r1, scale, dP + (size_t)r0 * T, T, K, P,
-                        0.0f, dQh + (size_t)r0 * R, R);
-            // dK̃[0:r1] += scale·dS[r0:r1, 0:r1]ᵀ·Qh[r0:r1]
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, R, r1 - r0, scale, dP + (size_t)r0 * T, T,
+            // dQh[r0:r1] = scale·dS[r0:r1, 0:n+r1]·K̃[0:n+r1]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, R, n + r1, scale, dP + (size_t)r0 * Tk, Tk,
+                        K, P, 0.0f, dQh + (size_t)r0 * R, R);
+            // dK̃[0:n+r1] += scale·dS[r0:r1, 0:n+r1]ᵀ·Qh[r0:r1]
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n + r1, R, r1 - r0, scale, dP + (size_t)r0 * Tk, Tk,
                         Qh + (size_t)r0 * R, R, 1.0f, dK, P);
         }
-        if (s->rope_on) rope_apply(&s->rope, dQh, dQh, &ql, 0, ROPE_TRANSPOSE);
+        if (s->rope_on) rope_apply(&s->rope, dQh, dQh, &ql, k->pos0, ROPE_TRANSPOSE);
         float *dm = dmix + ((size_t)bb * H + h) * R;
         for (int i = 0; i < T; i++)
             for (int r = 0; r < R; r++) {
@@ -271,8 +336,8 @@ static void seq_backward(const collab_t *s, const views_t *v, const float *dhead
             }
     }
     if (s->rope_on) {
-        rope_layout_t kl = keys_layout(1, T, P);
-        rope_apply(&s->rope, dK, dK, &kl, 0, ROPE_TRANSPOSE);
+        rope_layout_t kl = keys_layout(1, Tk, P);
+        rope_apply(&s->rope, dK, dK, &kl, k->pos0 - n, ROPE_TRANSPOSE);
     }
 }
 
@@ -280,69 +345,97 @@ static void collab_backward(block_t *b, float *dx, const float *dy, const float 
                             int B, int T, const run_ctx_t *rc) {
     collab_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, R = (int)s->R, P = proj_width(b), N = B * T;
-    views_t v = views(b, (float *)act, B, T);
-    float *dheads = scratch, *dproj = dheads + (size_t)N * C, *dP = dproj + (size_t)N * P;
-    float *Qh = dP + att_floats(b, B, T), *dQh = Qh + (size_t)N * R, *dmix = dQh + (size_t)N * R;
-    memset(dheads, 0, ((size_t)N * C + (size_t)N * P) * sizeof(float));
+    keys_t k = keys_of(b, rc, B, T);
+    int n = k.n, Tk = k.Tk, Nk = B * Tk;
+    views_t v = views(b, (float *)act, B, T, Tk);
+    float *dheads = scratch, *dproj = dheads + (size_t)N * C, *dP = dproj + (size_t)Nk * P;
+    float *Qh = dP + att_floats(b, B, T, Tk), *dQh = Qh + (size_t)N * R, *dmix = dQh + (size_t)N * R;
+    memset(dheads, 0, ((size_t)N * C + (size_t)Nk * P) * sizeof(float));
     memset(dmix, 0, (size_t)B * H * R * sizeof(float));
     // y = heads·Woᵀ + bo
     matmul_backward(dheads, s->wo->grad, s->bo->grad, dy, v.heads, s->wo->data, N, C, C);
     float scale = 1.0f / sqrtf((float)D);
 #pragma omp parallel for schedule(static)
     for (int bb = 0; bb < B; bb++)
-        seq_backward(s, &v, dheads, dproj, dP, Qh + (size_t)bb * T * R, dQh + (size_t)bb * T * R, dmix, bb, T, C, H, P,
-                     scale);
-    // dm_h = Σ_b dmix[b,h]; dbv = Σ_n dV_n
+        seq_backward(s, &v, dheads, dproj, dP, Qh + (size_t)bb * T * R, dQh + (size_t)bb * T * R, dmix, bb, T, &k, C, H,
+                     P, scale);
+    // dm_h = Σ_b dmix[b,h]; dbv = Σ_rows dV (memory rows included: their V has bv too)
     for (int bb = 0; bb < B; bb++)
-        for (size_t k = 0; k < (size_t)H * R; k++) s->mix->grad[k] += dmix[(size_t)bb * H * R + k];
-    for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++) s->bv->grad[c] += dproj[(size_t)n * P + 2 * R + c];
+        for (size_t e = 0; e < (size_t)H * R; e++) s->mix->grad[e] += dmix[(size_t)bb * H * R + e];
+    for (int r = 0; r < Nk; r++)
+        for (int c = 0; c < C; c++) s->bv->grad[c] += dproj[(size_t)r * P + 2 * R + c];
     // proj = x·[Cq;Ck;Wv;Cb]ᵀ (+ bv):  dx += dproj·W, dW += dprojᵀ·x
     check_fused(s, C, H);
-    matmul_backward(dx, s->cq->grad, NULL, dproj, x, s->cq->data, N, C, P);
+    if (n == 0) {
+        matmul_backward(dx, s->cq->grad, NULL, dproj, x, s->cq->data, N, C, P);
+        return;
+    }
+    // With memory: dW += dprojᵀ·xe over all Tk rows (memory rows' dQ̃ columns are zero); dx (the
+    // segment's rows only; the state gets no gradient) += dproj[b, n:Tk]·W per sequence.
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, C, Nk, 1.0f, dproj, P, v.xe, C, 1.0f, s->cq->grad, C);
+    for (int bb = 0; bb < B; bb++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, P, 1.0f, dproj + ((size_t)bb * Tk + n) * P, P,
+                    s->cq->data, C, 1.0f, dx + (size_t)bb * T * C, C);
 }
 
+// Segment memory: the x̂ rows of the last M positions (blocks/mem_rows.h).
+static size_t collab_mem_floats(const block_t *b, int B) { return mem_rows_floats(B, b->dims->memory, b->dims->dim); }
+
 // ---------------------------------------------------------------------------------------------
-// decode: the cache holds K̃ (ctx,R), V (ctx,C) and the per-key content bias cb (ctx,H) of the
-// positions seen so far. Per head: w = scale·(K̃[0..pos]·(Q̃⊙m_h) + cb[0..pos,h]), softmax,
-// o_h = V[0..pos, head h]ᵀ·w.
+// decode: the cache holds K̃ (S,R), V (S,C) and the per-key content bias cb (S,H) of the positions
+// seen so far, position p in slot p mod S, S = ctx + M (M = dims->memory; S = ctx without memory,
+// where pos < ctx and slot = pos). The token at pos sees positions lo … pos: lo = 0 without memory;
+// with it, its segment starts at s0 = pos − pos mod ctx and lo = s0 − min(s0, M), as in the
+// segment-wise forward (at most M + ctx positions, so the ring never overwrites one still seen).
+// Per head: w = scale·(K̃[lo..pos]·(Q̃⊙m_h) + cb[lo..pos,h]), softmax, o_h = V[lo..pos, head h]ᵀ·w,
+// each product in at most two pieces (the window's slots wrap at most once).
+
+static int cache_slots(const block_t *b) { return b->dims->ctx + b->dims->memory; }
 
 static size_t collab_cache_floats(const block_t *b) {
     const collab_t *s = b->priv;
-    return (size_t)b->dims->ctx * (s->R + b->dims->dim + b->dims->heads);
+    return (size_t)cache_slots(b) * (s->R + b->dims->dim + b->dims->heads);
 }
-// scratch: proj row (P) | qh (R) | heads (C) | w (ctx)
+// scratch: proj row (P) | qh (R) | heads (C) | w (S)
 static size_t collab_decode_scratch_floats(const block_t *b) {
     const collab_t *s = b->priv;
-    return (size_t)proj_width(b) + s->R + b->dims->dim + b->dims->ctx;
+    return (size_t)proj_width(b) + s->R + b->dims->dim + cache_slots(b);
 }
 
 static void collab_decode_step(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch) {
     collab_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, R = (int)s->R, P = proj_width(b), ctx = b->dims->ctx;
-    CHECK(pos >= 0 && pos < ctx);
+    int M = b->dims->memory, S = cache_slots(b);
+    CHECK(pos >= 0 && (M > 0 || pos < ctx));
+    int s0 = pos - pos % ctx, lo = M > 0 ? s0 - (s0 < M ? s0 : M) : 0;
+    int L = pos - lo + 1, first = lo % S, L1 = first + L <= S ? L : S - first;  // slots first … first+L1−1, then 0 … L−L1−1
+    int slot = pos % S;
     float *proj = scratch, *qh = proj + P, *heads = qh + R, *w = heads + C;
-    float *Kc = cache, *Vc = Kc + (size_t)ctx * R, *cbc = Vc + (size_t)ctx * C;
+    float *Kc = cache, *Vc = Kc + (size_t)S * R, *cbc = Vc + (size_t)S * C;
     project(s, proj, x, 1, C, H, P);
     if (s->rope_on) rope_apply_one(&s->rope, proj + R, 1, (size_t)R, pos, ROPE_ROTATE);  // the cache holds R_j K̃_j
-    memcpy(Kc + (size_t)pos * R, proj + R, (size_t)R * sizeof(float));
-    memcpy(Vc + (size_t)pos * C, proj + 2 * R, (size_t)C * sizeof(float));
-    memcpy(cbc + (size_t)pos * H, proj + 2 * R + C, (size_t)H * sizeof(float));
+    memcpy(Kc + (size_t)slot * R, proj + R, (size_t)R * sizeof(float));
+    memcpy(Vc + (size_t)slot * C, proj + 2 * R, (size_t)C * sizeof(float));
+    memcpy(cbc + (size_t)slot * H, proj + 2 * R + C, (size_t)H * sizeof(float));
     float scale = 1.0f / sqrtf((float)D);
     for (int h = 0; h < H; h++) {
         const float *m = s->mix->data + (size_t)h * R;
         for (int r = 0; r < R; r++) qh[r] = proj[r] * m[r];
         if (s->rope_on) rope_apply_one(&s->rope, qh, 1, (size_t)R, pos, ROPE_ROTATE);  // R_pos (Q̃ ⊙ m_h)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, pos + 1, R, scale, Kc, R, qh, 1, 0.0f, w, 1);
-        for (int j = 0; j <= pos; j++) w[j] += scale * cbc[(size_t)j * H + h];
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, L1, R, scale, Kc + (size_t)first * R, R, qh, 1, 0.0f, w, 1);
+        if (L1 < L) cblas_sgemv(CblasRowMajor, CblasNoTrans, L - L1, R, scale, Kc, R, qh, 1, 0.0f, w + L1, 1);
+        for (int j = 0; j < L; j++) w[j] += scale * cbc[(size_t)((first + j) % S) * H + h];
         float mx = w[0];
-        for (int j = 1; j <= pos; j++) mx = w[j] > mx ? w[j] : mx;
+        for (int j = 1; j < L; j++) mx = w[j] > mx ? w[j] : mx;
         float sum = 0;
-        for (int j = 0; j <= pos; j++) {
+        for (int j = 0; j < L; j++) {
             w[j] = expf(w[j] - mx);
             sum += w[j];
         }
-        cblas_sgemv(CblasRowMajor, CblasTrans, pos + 1, D, 1.0f / sum, Vc + h * D, C, w, 1, 0.0f, heads + h * D, 1);
+        cblas_sgemv(CblasRowMajor, CblasTrans, L1, D, 1.0f / sum, Vc + (size_t)first * C + h * D, C, w, 1, 0.0f,
+                    heads + h * D, 1);
+        if (L1 < L)
+            cblas_sgemv(CblasRowMajor, CblasTrans, L - L1, D, 1.0f / sum, Vc + h * D, C, w + L1, 1, 1.0f, heads + h * D, 1);
     }
     matmul_forward(y, heads, s->wo->data, s->bo->data, 1, C, C);
 }
@@ -426,6 +519,7 @@ const block_ops_t mixer_collab_ops = {
     .cache_floats = collab_cache_floats,
     .decode_scratch_floats = collab_decode_scratch_floats,
     .decode_step = collab_decode_step,
+    .mem_floats = collab_mem_floats,
     .free_priv = collab_free,
     .init_from = collab_init_from,
 };

@@ -17,6 +17,12 @@
 // Σ_τ E_ρτ q·R_{τ−p} k_τ (relative terms); values are never rotated. qkv in act holds the rotated
 // q, k (the compression and scores read them); backward turns dq, dk back with R_tᵀ; decode rotates
 // at pos before the ring, so compressed chunks are built from rotated keys as in the forward.
+// Segment memory (--memory M, LONG_CONTEXT.md §2): the layer remembers its input x̂ of the last M
+// positions (blocks/mem_rows.h) and RECOMPUTES their keys and values each step with the current
+// weights, so W_k, W_v, b_k, b_v, E, F get gradient through memory positions (the x̂ rows none). The
+// forward runs over [memory rows ; segment] (chunks aligned to the stream start: memory rows before
+// the first chunk boundary inside the memory are dropped, so only chunks lying wholly within the last
+// M positions are seen), with queries for the segment rows only; rope at stream positions.
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -24,6 +30,7 @@
 #include <string.h>
 
 #include "blocks/attn_proj.h"
+#include "blocks/mem_rows.h"
 #include "model/block.h"
 #include "base/check.h"
 #include "model/ops.h"
@@ -92,32 +99,55 @@ static int row_len(const linformer_t *s, int T) {
 
 static int has_dropout(const block_t *b) { return b->dropout_masks; }
 
-// per (batch, head) act: Kbar, Vbar (NC·k, D) | P (T, Lmax) | [dropped P' (T, Lmax) | mask M (T, Lmax)]
-static size_t head_act(const linformer_t *s, int T, int D, int drop) {
-    return 2 * (size_t)n_comp(s, T) * s->k * D + (size_t)T * row_len(s, T) * (drop ? 3 : 1);
+// Segment memory (dims->memory = M > 0): the layer runs over L = n' + T rows, the n' ≤ M remembered
+// rows (mem_rows_used) and then the segment's T; only the segment's rows are queries. Without memory
+// L = T and n' = 0.
+//   act     qkv (B,L,3C) | heads (B,T,C) | [xcat (B,L,C): the rows projected, memory models only] | per head
+//   scratch dheads (B,T,C) | dqkv (B,L,3C) | per head
+// per (batch, head) act: Kbar, Vbar (NC·k, D) | P (T, Lmax) | [dropped P' (T, Lmax) | mask M (T, Lmax)],
+// NC and Lmax those of L rows of keys, T query rows
+static size_t head_act(const linformer_t *s, int T, int L, int D, int drop) {
+    return 2 * (size_t)n_comp(s, L) * s->k * D + (size_t)T * row_len(s, L) * (drop ? 3 : 1);
 }
 // per (batch, head) scratch: dP (c, Lmax) | dKbar, dVbar (NC·k, D) | dE, dF (k, c)
-static size_t head_scratch(const linformer_t *s, int T, int D) {
-    return (size_t)s->c * row_len(s, T) + 2 * (size_t)n_comp(s, T) * s->k * D + 2 * (size_t)s->k * s->c;
+static size_t head_scratch(const linformer_t *s, int L, int D) {
+    return (size_t)s->c * row_len(s, L) + 2 * (size_t)n_comp(s, L) * s->k * D + 2 * (size_t)s->k * s->c;
 }
 
+static int mem_len(const block_t *b) { return b->dims->memory; }
+
 static size_t linformer_act_floats(const block_t *b, int B, int T) {
-    int C = b->dims->dim, D = C / b->dims->heads;
-    return 4 * (size_t)B * T * C + (size_t)B * b->dims->heads * head_act(b->priv, T, D, has_dropout(b));
+    int C = b->dims->dim, D = C / b->dims->heads, L = T + mem_len(b);
+    size_t xcat = mem_len(b) ? (size_t)B * L * C : 0;
+    return (size_t)B * C * (3 * (size_t)L + T) + xcat +
+           (size_t)B * b->dims->heads * head_act(b->priv, T, L, D, has_dropout(b));
 }
 static size_t linformer_scratch_floats(const block_t *b, int B, int T) {
-    int C = b->dims->dim, D = C / b->dims->heads;
-    return 4 * (size_t)B * T * C + (size_t)B * b->dims->heads * head_scratch(b->priv, T, D);
+    int C = b->dims->dim, D = C / b->dims->heads, L = T + mem_len(b);
+    return (size_t)B * C * (T + 3 * (size_t)L) + (size_t)B * b->dims->heads * head_scratch(b->priv, L, D);
+}
+
+// The remembered rows this forward uses: the last n' of the memory's n, n' = n less the rows before
+// the first chunk boundary inside the memory (stream position pos0 − n' a multiple of c), so that
+// chunks stay aligned to the stream start and only chunks lying wholly within the memory are seen.
+// With ctx and M multiples of c (check_memory) nothing is ever dropped. 0 without memory.
+static int mem_rows_used(const linformer_t *s, const seg_mem_t *mem) {
+    if (!mem) return 0;
+    long start = mem->pos0 - mem->n;
+    int drop = (int)((s->c - start % s->c) % s->c);
+    return mem->n > drop ? mem->n - drop : 0;
 }
 
 // ---------------------------------------------------------------------------------------------
 // forward
 
-// One (batch, head). Q, K, V row stride ld; O row stride ldo. Kbar, Vbar (NC·k, D); P (T, L).
-// With mask M (T, L) (NULL: no dropout), Pd = P⊙M and O = Pd·U; without, Pd == P.
+// One (batch, head). Q, K, V: L rows (row stride ld), chunk-aligned at row 0; the queries are rows
+// q0 … L−1. O (row stride ldo), P, Pd, M hold the query rows only (row i − q0). Kbar, Vbar (NC·k, D);
+// P (L−q0, Lmax). With mask M (NULL: no dropout), Pd = P⊙M and O = Pd·U; without, Pd == P.
 static void head_forward(const linformer_t *s, const float *Q, const float *K, const float *V, int ld, float *O,
-                         int ldo, float *Kbar, float *Vbar, float *P, float *Pd, const float *M, int T, int D) {
-    int c = s->c, kk = s->k, w = s->w, nb = n_chunks(s, T), NC = n_comp(s, T), L = row_len(s, T);
+                         int ldo, float *Kbar, float *Vbar, float *P, float *Pd, const float *M, int L, int q0,
+                         int D) {
+    int c = s->c, kk = s->k, w = s->w, nb = n_chunks(s, L), NC = n_comp(s, L), Lr = row_len(s, L);
     float scale = 1.0f / sqrtf((float)D);
     for (int u = 0; u < NC; u++) {
         // K̄_u = E·K_u, V̄_u = F·V_u     (k,c)·(c,D)
@@ -126,18 +156,19 @@ static void head_forward(const linformer_t *s, const float *Q, const float *K, c
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, D, c, 1.0f, s->F->data, c, V + (size_t)u * c * ld,
                     ld, 0.0f, Vbar + (size_t)u * kk * D, D);
     }
-    for (int b = 0; b < nb; b++) {
-        int s0 = b * c, n = T - s0 < c ? T - s0 : c, ncb = b - w > 0 ? b - w : 0;
-        int nk = ncb * kk, x0 = ncb * c, ne = s0 + n - x0;  // compressed columns, exact range [x0, s0+n)
-        float *Pb = P + (size_t)s0 * L;
+    for (int b = q0 / c; b < nb; b++) {
+        int s0 = b * c, e0 = L - s0 < c ? L : s0 + c, ncb = b - w > 0 ? b - w : 0;
+        int r0 = s0 > q0 ? s0 : q0, n = e0 - r0;  // this chunk's query rows r0 … e0−1
+        int nk = ncb * kk, x0 = ncb * c, ne = e0 - x0;  // compressed columns, exact range [x0, e0)
+        float *Pb = P + (size_t)(r0 - q0) * Lr;
         if (nk)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, D, scale, Q + (size_t)s0 * ld, ld, Kbar, D, 0.0f,
-                        Pb, L);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ne, D, scale, Q + (size_t)s0 * ld, ld,
-                    K + (size_t)x0 * ld, ld, 0.0f, Pb + nk, L);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, D, scale, Q + (size_t)r0 * ld, ld, Kbar, D, 0.0f,
+                        Pb, Lr);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ne, D, scale, Q + (size_t)r0 * ld, ld,
+                    K + (size_t)x0 * ld, ld, 0.0f, Pb + nk, Lr);
         for (int i = 0; i < n; i++) {
-            float *row = Pb + (size_t)i * L;
-            int valid = nk + (s0 + i - x0) + 1;
+            float *row = Pb + (size_t)i * Lr;
+            int valid = nk + (r0 + i - x0) + 1;
             float mx = row[0];
             for (int j = 1; j < valid; j++) mx = row[j] > mx ? row[j] : mx;
             float sum = 0;
@@ -147,17 +178,17 @@ static void head_forward(const linformer_t *s, const float *Q, const float *K, c
             }
             float inv = 1.0f / sum;
             for (int j = 0; j < valid; j++) row[j] *= inv;
-            for (int j = valid; j < L; j++) row[j] = 0.0f;
+            for (int j = valid; j < Lr; j++) row[j] = 0.0f;
             if (M) {
-                const float *m = M + (size_t)(s0 + i) * L;
-                float *pd = Pd + (size_t)(s0 + i) * L;
-                for (int j = 0; j < L; j++) pd[j] = row[j] * m[j];
+                const float *m = M + (size_t)(r0 - q0 + i) * Lr;
+                float *pd = Pd + (size_t)(r0 - q0 + i) * Lr;
+                for (int j = 0; j < Lr; j++) pd[j] = row[j] * m[j];
             }
         }
-        const float *Pdb = Pd + (size_t)s0 * L;
-        float *Ob = O + (size_t)s0 * ldo;
-        if (nk) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, nk, 1.0f, Pdb, L, Vbar, D, 0.0f, Ob, ldo);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, ne, 1.0f, Pdb + nk, L, V + (size_t)x0 * ld, ld,
+        const float *Pdb = Pd + (size_t)(r0 - q0) * Lr;
+        float *Ob = O + (size_t)(r0 - q0) * ldo;
+        if (nk) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, nk, 1.0f, Pdb, Lr, Vbar, D, 0.0f, Ob, ldo);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, ne, 1.0f, Pdb + nk, Lr, V + (size_t)x0 * ld, ld,
                     nk ? 1.0f : 0.0f, Ob, ldo);
     }
 }
@@ -167,11 +198,23 @@ static void linformer_forward(block_t *b, float *y, const float *x, float *act, 
     linformer_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
     int drop = has_dropout(b);
-    size_t BTC = (size_t)N * C, HA = head_act(s, T, D, drop), KB = (size_t)n_comp(s, T) * s->k * D;
-    size_t TL = (size_t)T * row_len(s, T);
-    float *qkv = act, *heads = act + 3 * BTC, *hbase = act + 4 * BTC;
-    attn_proj_in_forward(&s->proj, qkv, x, N, C);
-    attn_proj_rope_qkv(&s->proj, qkv, B, T, C, H, ROPE_ROTATE);  // --pos rope: keys before compression
+    // segment memory: the remembered rows this forward uses (n'), and where row 0 sits in the stream
+    const seg_mem_t *mem = rc ? rc->mem : NULL;
+    float *state = block_mem_state(b, rc);
+    CHECK(!mem || (mem_len(b) > 0 && state && mem->B == B && mem->M == mem_len(b)));
+    int nm = mem_rows_used(s, mem), L = nm + T;
+    size_t BTC = (size_t)N * C, BLC = (size_t)B * L * C, HA = head_act(s, T, L, D, drop);
+    size_t KB = (size_t)n_comp(s, L) * s->k * D, TL = (size_t)T * row_len(s, L);
+    float *qkv = act, *heads = act + 3 * BLC, *xcat = heads + BTC;
+    float *hbase = xcat + (mem_len(b) ? (size_t)B * (T + mem_len(b)) * C : 0);
+    if (nm) {  // [memory rows ; segment] per batch row, kept for the weights' backward
+        mem_rows_concat(xcat, state, x, B, mem->M, nm, T, C);
+        attn_proj_in_forward(&s->proj, qkv, xcat, B * L, C);
+    } else {
+        attn_proj_in_forward(&s->proj, qkv, x, N, C);
+    }
+    // --pos rope: keys before compression, at stream positions (row 0 at pos0 − n')
+    attn_proj_rope_qkv_at(&s->proj, qkv, B, L, C, H, mem ? mem->pos0 - nm : 0, ROPE_ROTATE);
     if (drop) {
         // Attention dropout: masks drawn serially, before the parallel loop, in (batch, head, i, j) order
         // over each head's whole (T, Lmax) probability layout (the unused tail of a row draws too).
@@ -188,12 +231,13 @@ static void linformer_forward(block_t *b, float *y, const float *x, float *act, 
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
             size_t bh = (size_t)bb * H + h;
-            const float *base = qkv + (size_t)bb * T * 3 * C;
+            const float *base = qkv + (size_t)bb * L * 3 * C;
             float *ha = hbase + bh * HA, *P = ha + 2 * KB;
             head_forward(s, base + h * D, base + C + h * D, base + 2 * C + h * D, 3 * C,
                          heads + (size_t)bb * T * C + h * D, C, ha, ha + KB, P, drop ? P + TL : P,
-                         drop ? P + 2 * TL : NULL, T, D);
+                         drop ? P + 2 * TL : NULL, L, nm, D);
         }
+    if (mem && mem->advance) mem_rows_advance(state, x, B, mem->M, mem->n, T, C);
     attn_proj_out_forward(&s->proj, y, heads, N, C);
 }
 
@@ -203,35 +247,37 @@ static void linformer_forward(block_t *b, float *y, const float *x, float *act, 
 //   dP' = dO·Uᵀ,  dU += P'ᵀ·dO,  dP = dP'⊙M,  dS = P⊙(dP − rowsum(dP⊙P)),  dQ += scale·dS·W,  dW += scale·dSᵀ·Q
 // then for each compressed chunk (K̄_u = E·K_u):  dE += dK̄_u·K_uᵀ,  dK_u += Eᵀ·dK̄_u  (same for F, V)
 // — over every chunk and head; per-head dE partials are summed after the parallel loop.
+// Rows and layouts as head_forward's (L key rows, queries q0 … L−1; dO, P rows the query rows).
 static void head_backward(const linformer_t *s, const float *Q, const float *K, const float *V, int ld,
                           const float *dO, int ldo, float *dQ, float *dK, float *dV, const float *Kbar,
-                          const float *Vbar, const float *P, const float *Pd, const float *M, float *sc, int T,
-                          int D) {
-    int c = s->c, kk = s->k, w = s->w, nb = n_chunks(s, T), NC = n_comp(s, T), L = row_len(s, T);
+                          const float *Vbar, const float *P, const float *Pd, const float *M, float *sc, int L,
+                          int q0, int D) {
+    int c = s->c, kk = s->k, w = s->w, nb = n_chunks(s, L), NC = n_comp(s, L), Lr = row_len(s, L);
     float scale = 1.0f / sqrtf((float)D);
-    float *dP = sc, *dKbar = dP + (size_t)c * L, *dVbar = dKbar + (size_t)NC * kk * D;
+    float *dP = sc, *dKbar = dP + (size_t)c * Lr, *dVbar = dKbar + (size_t)NC * kk * D;
     float *dE = dVbar + (size_t)NC * kk * D, *dF = dE + (size_t)kk * c;
     memset(dKbar, 0, 2 * (size_t)NC * kk * D * sizeof(float));
     memset(dE, 0, 2 * (size_t)kk * c * sizeof(float));
-    for (int b = 0; b < nb; b++) {
-        int s0 = b * c, n = T - s0 < c ? T - s0 : c, ncb = b - w > 0 ? b - w : 0;
-        int nk = ncb * kk, x0 = ncb * c, ne = s0 + n - x0;
-        const float *Pb = P + (size_t)s0 * L, *Pdb = Pd + (size_t)s0 * L, *dOb = dO + (size_t)s0 * ldo;
-        const float *Qb = Q + (size_t)s0 * ld;
+    for (int b = q0 / c; b < nb; b++) {
+        int s0 = b * c, e0 = L - s0 < c ? L : s0 + c, ncb = b - w > 0 ? b - w : 0;
+        int r0 = s0 > q0 ? s0 : q0, n = e0 - r0;
+        int nk = ncb * kk, x0 = ncb * c, ne = e0 - x0;
+        const float *Pb = P + (size_t)(r0 - q0) * Lr, *Pdb = Pd + (size_t)(r0 - q0) * Lr;
+        const float *dOb = dO + (size_t)(r0 - q0) * ldo, *Qb = Q + (size_t)r0 * ld;
         if (nk) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, D, 1.0f, dOb, ldo, Vbar, D, 0.0f, dP, L);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, n, 1.0f, Pdb, L, dOb, ldo, 1.0f, dVbar, D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, D, 1.0f, dOb, ldo, Vbar, D, 0.0f, dP, Lr);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, n, 1.0f, Pdb, Lr, dOb, ldo, 1.0f, dVbar, D);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ne, D, 1.0f, dOb, ldo, V + (size_t)x0 * ld, ld, 0.0f,
-                    dP + nk, L);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ne, D, n, 1.0f, Pdb + nk, L, dOb, ldo, 1.0f,
+                    dP + nk, Lr);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ne, D, n, 1.0f, Pdb + nk, Lr, dOb, ldo, 1.0f,
                     dV + (size_t)x0 * ld, ld);
         for (int i = 0; i < n; i++) {
-            float *d = dP + (size_t)i * L;
-            const float *p = Pb + (size_t)i * L;
-            int valid = nk + (s0 + i - x0) + 1;
+            float *d = dP + (size_t)i * Lr;
+            const float *p = Pb + (size_t)i * Lr;
+            int valid = nk + (r0 + i - x0) + 1;
             if (M) {
-                const float *m = M + (size_t)(s0 + i) * L;
+                const float *m = M + (size_t)(r0 - q0 + i) * Lr;
                 for (int j = 0; j < valid; j++) d[j] *= m[j];
             }
             float dot = 0;
@@ -240,13 +286,13 @@ static void head_backward(const linformer_t *s, const float *Q, const float *K, 
             for (int j = valid; j < nk + ne; j++) d[j] = 0.0f;
         }
         if (nk) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, nk, scale, dP, L, Kbar, D, 1.0f,
-                        dQ + (size_t)s0 * ld, ld);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, n, scale, dP, L, Qb, ld, 1.0f, dKbar, D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, nk, scale, dP, Lr, Kbar, D, 1.0f,
+                        dQ + (size_t)r0 * ld, ld);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, n, scale, dP, Lr, Qb, ld, 1.0f, dKbar, D);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, ne, scale, dP + nk, L, K + (size_t)x0 * ld, ld,
-                    1.0f, dQ + (size_t)s0 * ld, ld);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ne, D, n, scale, dP + nk, L, Qb, ld, 1.0f,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, ne, scale, dP + nk, Lr, K + (size_t)x0 * ld, ld,
+                    1.0f, dQ + (size_t)r0 * ld, ld);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ne, D, n, scale, dP + nk, Lr, Qb, ld, 1.0f,
                     dK + (size_t)x0 * ld, ld);
     }
     for (int u = 0; u < NC; u++) {
@@ -267,21 +313,25 @@ static void linformer_backward(block_t *b, float *dx, const float *dy, const flo
     linformer_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
     int drop = has_dropout(b);
-    size_t BTC = (size_t)N * C, HA = head_act(s, T, D, drop), HS = head_scratch(s, T, D);
-    size_t KB = (size_t)n_comp(s, T) * s->k * D, EC = (size_t)s->k * s->c, TL = (size_t)T * row_len(s, T);
-    const float *qkv = act, *heads = act + 3 * BTC, *hbase = act + 4 * BTC;
-    float *dheads = scratch, *dqkv = scratch + BTC, *sbase = scratch + 4 * BTC;
-    memset(dheads, 0, 4 * BTC * sizeof(float));
+    const seg_mem_t *mem = rc ? rc->mem : NULL;  // n and pos0 as the forward saw them
+    int nm = mem_rows_used(s, mem), L = nm + T;
+    size_t BTC = (size_t)N * C, BLC = (size_t)B * L * C, HA = head_act(s, T, L, D, drop), HS = head_scratch(s, L, D);
+    size_t KB = (size_t)n_comp(s, L) * s->k * D, EC = (size_t)s->k * s->c, TL = (size_t)T * row_len(s, L);
+    const float *qkv = act, *heads = act + 3 * BLC, *xcat = heads + BTC;
+    const float *hbase = xcat + (mem_len(b) ? (size_t)B * (T + mem_len(b)) * C : 0);
+    float *dheads = scratch, *dqkv = scratch + BTC, *sbase = dqkv + 3 * BLC;
+    memset(dheads, 0, (BTC + 3 * BLC) * sizeof(float));
     attn_proj_out_backward(&s->proj, dheads, dy, heads, N, C);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
-            size_t bh = (size_t)bb * H + h, row = (size_t)bb * T;
+            size_t bh = (size_t)bb * H + h, row = (size_t)bb * L;
             const float *base = qkv + row * 3 * C, *ha = hbase + bh * HA, *P = ha + 2 * KB;
             float *dbase = dqkv + row * 3 * C;
-            head_backward(s, base + h * D, base + C + h * D, base + 2 * C + h * D, 3 * C, dheads + row * C + h * D, C,
-                          dbase + h * D, dbase + C + h * D, dbase + 2 * C + h * D, ha, ha + KB, P,
-                          drop ? P + TL : P, drop ? P + 2 * TL : NULL, sbase + bh * HS, T, D);
+            head_backward(s, base + h * D, base + C + h * D, base + 2 * C + h * D, 3 * C,
+                          dheads + (size_t)bb * T * C + h * D, C, dbase + h * D, dbase + C + h * D,
+                          dbase + 2 * C + h * D, ha, ha + KB, P, drop ? P + TL : P, drop ? P + 2 * TL : NULL,
+                          sbase + bh * HS, L, nm, D);
         }
     // E and F gradients: the sum over every batch row and head (fixed order: deterministic)
     for (size_t bh = 0; bh < (size_t)B * H; bh++) {
@@ -289,52 +339,70 @@ static void linformer_backward(block_t *b, float *dx, const float *dy, const flo
         for (size_t i = 0; i < EC; i++) s->E->grad[i] += dE[i];
         for (size_t i = 0; i < EC; i++) s->F->grad[i] += dF[i];  // F == E with share=kv
     }
-    attn_proj_rope_qkv(&s->proj, dqkv, B, T, C, H, ROPE_TRANSPOSE);  // --pos rope: dq, dk ← R_tᵀ dq, R_tᵀ dk
-    attn_proj_in_backward(&s->proj, dx, dqkv, x, N, C);
+    // --pos rope: dq, dk ← R_tᵀ dq, R_tᵀ dk at the forward's positions
+    attn_proj_rope_qkv_at(&s->proj, dqkv, B, L, C, H, mem ? mem->pos0 - nm : 0, ROPE_TRANSPOSE);
+    if (!nm) {
+        attn_proj_in_backward(&s->proj, dx, dqkv, x, N, C);
+        return;
+    }
+    // memory rows: their keys and values give the weights gradient (d[Wq;Wk;Wv] += dqkvᵀ·xcat over all L
+    // rows), but the remembered x̂ gets none; dx takes the segment's rows only: dx += dqkv_seg·[Wq;Wk;Wv]
+    attn_proj_in_backward(&s->proj, NULL, dqkv, xcat, B * L, C);
+    for (int bb = 0; bb < B; bb++)
+        matmul_backward(dx + (size_t)bb * T * C, NULL, NULL, dqkv + ((size_t)bb * L + nm) * 3 * C, NULL,
+                        s->proj.wq->data, T, C, 3 * C);
 }
 
 // ---------------------------------------------------------------------------------------------
 // decode. cache: raw K, V of the last w+1 chunks in a ring ((w+1)·c, C) each, then K̄, V̄ of the
-// compressed chunks (NCmax·k, C) each — T·k/c + (w+1)·c vectors per head instead of T.
+// compressed chunks in a ring of NCr slots (NCr·k, C) each, chunk u in slot u mod NCr — T·k/c + (w+1)·c
+// vectors per head instead of T. NCr is the most compressed chunks one position sees: n_comp(ctx),
+// or with segment memory n_comp(M + ctx) (M before its segment, plus the segment so far).
+// With memory pos is the stream position: a token of the segment starting at seg0 = ⌊pos/ctx⌋·ctx
+// sees the chunks from lo = max(seg0 − M, 0)/c on, as the segment-wise forward shows it.
 
-static int decode_ncomp(const linformer_t *s, int ctx) { return n_comp(s, ctx); }
+static int decode_ncomp(const block_t *b) { return n_comp(b->priv, b->dims->ctx + b->dims->memory); }
 
 static size_t linformer_cache_floats(const block_t *b) {
     const linformer_t *s = b->priv;
     size_t C = (size_t)b->dims->dim;
-    return 2 * (size_t)(s->w + 1) * s->c * C + 2 * (size_t)decode_ncomp(s, b->dims->ctx) * s->k * C;
+    return 2 * (size_t)(s->w + 1) * s->c * C + 2 * (size_t)decode_ncomp(b) * s->k * C;
 }
 static size_t linformer_decode_scratch_floats(const block_t *b) {
     const linformer_t *s = b->priv;
-    return 4 * (size_t)b->dims->dim + (size_t)decode_ncomp(s, b->dims->ctx) * s->k + (size_t)(s->w + 1) * s->c;
+    return 4 * (size_t)b->dims->dim + (size_t)decode_ncomp(b) * s->k + (size_t)(s->w + 1) * s->c;
 }
 
 static void linformer_decode_step(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch) {
     linformer_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, ctx = b->dims->ctx, c = s->c, kk = s->k, w = s->w;
-    CHECK(pos >= 0 && pos < ctx);
-    int R = (w + 1) * c, NCmax = decode_ncomp(s, ctx);
-    float *Kr = cache, *Vr = Kr + (size_t)R * C, *Kb = Vr + (size_t)R * C, *Vb = Kb + (size_t)NCmax * kk * C;
+    int M = b->dims->memory;
+    CHECK(pos >= 0 && (M > 0 || pos < ctx));
+    int R = (w + 1) * c, NCr = decode_ncomp(b), seg0 = pos / ctx * ctx, lo = seg0 > M ? (seg0 - M) / c : 0;
+    float *Kr = cache, *Vr = Kr + (size_t)R * C, *Kb = Vr + (size_t)R * C, *Vb = Kb + (size_t)NCr * kk * C;
     float *qkv = scratch, *heads = qkv + 3 * C, *sc = heads + C;
     attn_proj_in_forward(&s->proj, qkv, x, 1, C);
     attn_proj_rope_one(&s->proj, qkv, C, H, pos);  // --pos rope: the ring and K̄ hold rotated keys
     int cb = pos / c, t = pos % c;
-    if (t == 0 && cb >= w + 1) {
-        // chunk cb−w−1 leaves the exact window: compress it before its ring slot is reused
-        int u = cb - w - 1, slot = u % (w + 1);
-        CHECK(u < NCmax);
+    if (t == 0 && cb >= w + 1 && NCr > 0) {
+        // chunk cb−w−1 leaves the exact window: compress it before its ring slot is reused (into the slot
+        // of chunk cb−w−1−NCr, which lies before lo: at most NCr compressed chunks are visible)
+        int u = cb - w - 1, slot = u % (w + 1), cslot = u % NCr;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, C, c, 1.0f, s->E->data, c, Kr + (size_t)slot * c * C,
-                    C, 0.0f, Kb + (size_t)u * kk * C, C);
+                    C, 0.0f, Kb + (size_t)cslot * kk * C, C);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, C, c, 1.0f, s->F->data, c, Vr + (size_t)slot * c * C,
-                    C, 0.0f, Vb + (size_t)u * kk * C, C);
+                    C, 0.0f, Vb + (size_t)cslot * kk * C, C);
     }
     size_t rowi = (size_t)(cb % (w + 1)) * c + t;
     memcpy(Kr + rowi * C, qkv + C, (size_t)C * sizeof(float));
     memcpy(Vr + rowi * C, qkv + 2 * C, (size_t)C * sizeof(float));
-    int ncb = cb - w > 0 ? cb - w : 0, nk = ncb * kk, x0 = ncb * c, n = nk + pos - x0 + 1;
+    // compressed chunks lo … ncb−1 (columns 0 … nk−1), then the exact keys x0 … pos
+    int ncb = cb - w > lo ? cb - w : lo, nk = (ncb - lo) * kk, x0 = ncb * c, n = nk + pos - x0 + 1;
     float scale = 1.0f / sqrtf((float)D);
-#define KEY_ROW(j) ((j) < nk ? Kb + (size_t)(j) * C : Kr + ((size_t)(((x0 + (j) - nk) / c) % (w + 1)) * c + (x0 + (j) - nk) % c) * C)
-#define VAL_ROW(j) ((j) < nk ? Vb + (size_t)(j) * C : Vr + ((size_t)(((x0 + (j) - nk) / c) % (w + 1)) * c + (x0 + (j) - nk) % c) * C)
+#define COMP_ROW(j) (((size_t)((lo + (j) / kk) % NCr) * kk + (j) % kk) * C)
+#define RING_ROW(j) (((size_t)(((x0 + (j) - nk) / c) % (w + 1)) * c + (x0 + (j) - nk) % c) * C)
+#define KEY_ROW(j) ((j) < nk ? Kb + COMP_ROW(j) : Kr + RING_ROW(j))
+#define VAL_ROW(j) ((j) < nk ? Vb + COMP_ROW(j) : Vr + RING_ROW(j))
     for (int h = 0; h < H; h++) {
         const float *q = qkv + h * D;
         float mx = -INFINITY;
@@ -360,7 +428,25 @@ static void linformer_decode_step(block_t *b, float *y, const float *x, int pos,
     }
 #undef KEY_ROW
 #undef VAL_ROW
+#undef COMP_ROW
+#undef RING_ROW
     attn_proj_out_forward(&s->proj, y, heads, 1, C);
+}
+
+// ---------------------------------------------------------------------------------------------
+// segment memory: the x̂ rows of the last M positions (blocks/mem_rows.h), B·M·C floats.
+
+static size_t linformer_mem_floats(const block_t *b, int B) { return mem_rows_floats(B, b->dims->memory, b->dims->dim); }
+
+// Chunks are aligned to the stream start, and a segment's chunks must be those of the stream: ctx and
+// M multiples of chunk.
+static int linformer_check_memory(block_t *b, int M, char *err, size_t errlen) {
+    const linformer_t *s = b->priv;
+    if (M % s->c) return seterr(err, errlen, "%s: --memory %d is not a multiple of chunk %d", block_where(b), M, s->c);
+    if (b->dims->ctx % s->c)
+        return seterr(err, errlen, "%s: --memory needs ctx to be a multiple of chunk %d (ctx %d)", block_where(b), s->c,
+                      b->dims->ctx);
+    return 0;
 }
 
 static const char *const linformer_examples[] = {"linformer(chunk=2,k=1)", "linformer(chunk=4,k=2)",
@@ -382,5 +468,7 @@ const block_ops_t mixer_linformer_ops = {
     .cache_floats = linformer_cache_floats,
     .decode_scratch_floats = linformer_decode_scratch_floats,
     .decode_step = linformer_decode_step,
+    .mem_floats = linformer_mem_floats,
+    .check_memory = linformer_check_memory,
     .free_priv = linformer_free,
 };

@@ -21,6 +21,14 @@
 // earlier blocks arrive through the prefix state S' = Σ φk_j v'_jᵀ (m, D+1), v' = [v, 1] so the
 // last column is the denominator z. Forward keeps S' at the start of every block (T/R states, not
 // T) and backward walks the blocks in reverse, carrying dS'.
+//
+// Segment memory (--memory M > 0, LONG_CONTEXT.md §2): the prefix state at the end of a segment,
+// S' (m, D+1) relative to the running max c, per (row, head), computed with this step's weights, is
+// carried to the next segment without gradient (truncated backprop through time): the segment's
+// first block then has a prefix like any later block, and the running max starts at the carried c.
+// The carry covers the whole stream since the memory was last empty (pos0 > 0), whatever M. Rope
+// rotates segment row t at stream position pos0 + t. The state also keeps the Ω it was computed
+// with: after a redraw the carried S' (old features) is dropped and the segment starts empty.
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
@@ -154,9 +162,10 @@ static void performer_before_step(block_t *b, long step, rng_t *rng) {
 static int n_blocks(const performer_t *s, int T) { return (T + s->rows - 1) / s->rows; }
 
 // per (batch, head): qf (T,m) | kf (T,m) | c (T) | den (T) | vp (T,D+1) | S (nblocks, m, D+1)
-static size_t head_act(const performer_t *s, int T) {
+//   [| c0 (1): with segment memory, the carried running max (−∞: nothing carried); S block 0 is the carried S']
+static size_t head_act(const performer_t *s, int T, int mem_on) {
     size_t D1 = (size_t)s->D + 1;
-    return 2 * (size_t)T * s->m + 2 * (size_t)T + (size_t)T * D1 + (size_t)n_blocks(s, T) * s->m * D1;
+    return 2 * (size_t)T * s->m + 2 * (size_t)T + (size_t)T * D1 + (size_t)n_blocks(s, T) * s->m * D1 + (mem_on ? 1 : 0);
 }
 // per (batch, head) scratch: A (R,R) | dA (R,R) | dqf (R,m) | dkf (R,m) | G, Ge, dV, t1 (R,D+1) | dS (m,D+1)
 static size_t head_scratch(const performer_t *s) {
@@ -164,9 +173,11 @@ static size_t head_scratch(const performer_t *s) {
     return 2 * R * R + 2 * R * s->m + 4 * R * D1 + (size_t)s->m * D1;
 }
 
+static int mem_on(const block_t *b) { return b->dims->memory > 0; }
+
 static size_t performer_act_floats(const block_t *b, int B, int T) {
     size_t BTC = (size_t)B * T * b->dims->dim;
-    return 4 * BTC + (size_t)B * b->dims->heads * head_act(b->priv, T);
+    return 4 * BTC + (size_t)B * b->dims->heads * head_act(b->priv, T, mem_on(b));
 }
 static size_t performer_scratch_floats(const block_t *b, int B, int T) {
     size_t BTC = (size_t)B * T * b->dims->dim;
@@ -175,9 +186,10 @@ static size_t performer_scratch_floats(const block_t *b, int B, int T) {
 
 typedef struct {
     float *qf, *kf, *c, *den, *vp, *S;
+    float *c0;  // with segment memory: the carried running max (−∞: none carried); NULL without
 } head_views_t;
 
-static head_views_t head_views(const performer_t *s, float *base, int T) {
+static head_views_t head_views(const performer_t *s, float *base, int T, int mem_on) {
     size_t D1 = (size_t)s->D + 1;
     head_views_t v;
     v.qf = base;
@@ -186,6 +198,7 @@ static head_views_t head_views(const performer_t *s, float *base, int T) {
     v.den = v.c + T;
     v.vp = v.den + T;
     v.S = v.vp + (size_t)T * D1;
+    v.c0 = mem_on ? v.S + (size_t)n_blocks(s, T) * s->m * D1 : NULL;
     return v;
 }
 
@@ -250,12 +263,21 @@ static void block_scores(float *A, const float *qf, const float *kf, const float
 // forward
 
 // One (batch, head). Q, K, V: row stride ld; O: row stride ldo. hv: this head's saved views.
-// A, N: scratch (R,R) and (R,D+1).
+// A, N: scratch (R,R) and (R,D+1). Segment memory: carry_in (m·(D+1) + 1: S' then its reference c),
+// the prefix of the earlier segments, or NULL (start empty); carry_out (same layout, may equal
+// carry_in) receives the state after the last position, or NULL.
 static void head_forward(const performer_t *s, head_views_t hv, const float *Q, const float *K, const float *V,
-                         int ld, float *O, int ldo, float *A, float *N, int T) {
+                         int ld, float *O, int ldo, float *A, float *N, int T, const float *carry_in,
+                         float *carry_out) {
     int m = s->m, D = s->D, D1 = D + 1, R = s->rows;
+    size_t SD = (size_t)m * D1;
     query_features(s, hv.qf, Q, ld, T);
-    float cmax = -INFINITY;
+    float cmax = -INFINITY, c0 = -INFINITY;  // c0: the reference of the carried S' (block 0's prefix)
+    if (carry_in) {
+        memcpy(hv.S, carry_in, SD * sizeof(float));  // backward reads the carried S' as block 0's
+        cmax = c0 = carry_in[SD];
+    }
+    if (hv.c0) *hv.c0 = c0;
     key_features(s, hv.kf, hv.c, K, ld, T, &cmax);
     for (int j = 0; j < T; j++) {
         memcpy(hv.vp + (size_t)j * D1, V + (size_t)j * ld, (size_t)D * sizeof(float));
@@ -267,14 +289,16 @@ static void head_forward(const performer_t *s, head_views_t hv, const float *Q, 
         float *Su = hv.S + (size_t)u * m * D1;
         const float *qf = hv.qf + (size_t)s0 * m, *kf = hv.kf + (size_t)s0 * m, *c = hv.c + s0,
                     *vp = hv.vp + (size_t)s0 * D1;
-        if (u == 0) {
+        int prefix = u > 0 || carry_in;      // a state S'_u to read: earlier blocks, or earlier segments
+        float cprev = u > 0 ? c[-1] : c0;    // its reference
+        if (!prefix) {
             memset(Su, 0, (size_t)m * D1 * sizeof(float));
             memset(N, 0, (size_t)n * D1 * sizeof(float));
         } else {
             // N_i = exp(c_{s0−1} − c_i) · φq_i S'_u   (the earlier blocks, moved to reference c_i)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D1, m, 1.0f, qf, m, Su, D1, 0.0f, N, D1);
             for (int i = 0; i < n; i++) {
-                float e = expf(c[-1] - c[i]);
+                float e = expf(cprev - c[i]);
                 for (int d = 0; d < D1; d++) N[(size_t)i * D1 + d] *= e;
             }
         }
@@ -287,41 +311,66 @@ static void head_forward(const performer_t *s, head_views_t hv, const float *Q, 
             float *o = O + (size_t)(s0 + i) * ldo;
             for (int d = 0; d < D; d++) o[d] = num[d] * inv;
         }
-        if (u + 1 < nb) {
+        // the state after this block: the next block's, or (last block) what the next segment carries
+        float *Sn = u + 1 < nb ? Su + SD : carry_out;
+        if (Sn) {
             // S'_{u+1} = λ S'_u + Σ_j φk_j ρ_{j,last} v'_jᵀ,  λ = exp(c_{s0−1} − c_last)
-            float *Sn = Su + (size_t)m * D1, clast = c[n - 1];
+            float clast = c[n - 1];
             for (int j = 0; j < n; j++) {
                 float r = expf(c[j] - clast);
                 for (int d = 0; d < D1; d++) N[(size_t)j * D1 + d] = r * vp[(size_t)j * D1 + d];
             }
-            float lambda = u ? expf(c[-1] - clast) : 0.0f;
-            memcpy(Sn, Su, (size_t)m * D1 * sizeof(float));
+            float lambda = prefix ? expf(cprev - clast) : 0.0f;
+            memcpy(Sn, Su, SD * sizeof(float));
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, 1.0f, kf, m, N, D1, lambda, Sn, D1);
+            if (Sn == carry_out) carry_out[SD] = clast;
         }
     }
 }
 
-typedef struct {
-    float *qkv, *heads, *heads_base;
-} views_t;
+// ---------------------------------------------------------------------------------------------
+// segment memory state: per (row, head) S' (m, D+1) then its reference c — m·(D+1) + 1 floats —
+// then, once, the Ω (m, D) it was computed with (a redraw since then makes the carry meaningless).
+
+static size_t head_state(const performer_t *s) { return (size_t)s->m * (s->D + 1) + 1; }
+
+static size_t performer_mem_floats(const block_t *b, int B) {
+    const performer_t *s = b->priv;
+    return (size_t)B * b->dims->heads * head_state(s) + (size_t)s->m * s->D;
+}
+
+// The carried prefix is usable: the stream has one (pos0 > 0) and it was computed with today's Ω.
+static int carry_usable(const performer_t *s, const seg_mem_t *mem, const float *state, int B, int H) {
+    if (!mem || mem->pos0 <= 0) return 0;
+    const float *omega_then = state + (size_t)B * H * head_state(s);
+    return memcmp(omega_then, s->omega->data, (size_t)s->m * s->D * sizeof(float)) == 0;
+}
 
 static void performer_forward(block_t *b, float *y, const float *x, float *act, float *scratch, int B, int T,
                               const run_ctx_t *rc) {
     performer_t *s = b->priv;
-    int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
-    size_t BTC = (size_t)N * C, HA = head_act(s, T), HS = head_scratch(s), R = (size_t)s->rows;
+    int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T, mon = mem_on(b);
+    size_t BTC = (size_t)N * C, HA = head_act(s, T, mon), HS = head_scratch(s), R = (size_t)s->rows;
     float *qkv = act, *heads = act + 3 * BTC, *hbase = act + 4 * BTC;
+    // segment memory: read the carried prefix (if usable), and with advance leave the new one
+    const seg_mem_t *mem = rc ? rc->mem : NULL;
+    float *state = block_mem_state(b, rc);
+    CHECK(!mem || (mon && state && mem->B == B));
+    int carry = carry_usable(s, mem, state, B, H), advance = mem && mem->advance;
+    size_t HSt = head_state(s);
     attn_proj_in_forward(&s->proj, qkv, x, N, C);
-    attn_proj_rope_qkv(&s->proj, qkv, B, T, C, H, ROPE_ROTATE);  // --pos rope: before φ
+    attn_proj_rope_qkv_at(&s->proj, qkv, B, T, C, H, mem ? mem->pos0 : 0, ROPE_ROTATE);  // --pos rope: before φ
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
             size_t bh = (size_t)bb * H + h;
             const float *base = qkv + (size_t)bb * T * 3 * C;
             float *sc = scratch + 4 * BTC + bh * HS;
-            head_forward(s, head_views(s, hbase + bh * HA, T), base + h * D, base + C + h * D, base + 2 * C + h * D,
-                         3 * C, heads + (size_t)bb * T * C + h * D, C, sc, sc + R * R, T);
+            head_forward(s, head_views(s, hbase + bh * HA, T, mon), base + h * D, base + C + h * D,
+                         base + 2 * C + h * D, 3 * C, heads + (size_t)bb * T * C + h * D, C, sc, sc + R * R, T,
+                         carry ? state + bh * HSt : NULL, advance ? state + bh * HSt : NULL);
         }
+    if (advance) memcpy(state + (size_t)B * H * HSt, s->omega->data, (size_t)s->m * s->D * sizeof(float));
     attn_proj_out_forward(&s->proj, y, heads, N, C);
 }
 
@@ -344,11 +393,16 @@ static void head_backward(const performer_t *s, head_views_t hv, const float *Q,
     float *G = dkf + (size_t)R * m, *Ge = G + (size_t)R * D1, *dVp = Ge + (size_t)R * D1, *t1 = dVp + (size_t)R * D1;
     float *dS = t1 + (size_t)R * D1;
     int nb = n_blocks(s, T);
+    // segment memory: block 0's S' is the carried prefix (reference c0) when one was carried; it is a
+    // constant here (truncated backprop: no dS' flows into it)
+    float c0 = hv.c0 ? *hv.c0 : -INFINITY;
+    int carried = c0 > -INFINITY;
     for (int u = nb - 1; u >= 0; u--) {
         int s0 = u * R, n = T - s0 < R ? T - s0 : R;
         const float *Su = hv.S + (size_t)u * m * D1;
         const float *qf = hv.qf + (size_t)s0 * m, *kf = hv.kf + (size_t)s0 * m, *c = hv.c + s0,
                     *vp = hv.vp + (size_t)s0 * D1;
+        float cprev = u > 0 ? c[-1] : c0;  // the reference of S'_u
         for (int i = 0; i < n; i++) {
             const float *o = O + (size_t)(s0 + i) * ldo, *dy = dO + (size_t)(s0 + i) * ldo;
             float den = hv.den[s0 + i], inv = 1.0f / fmaxf(den, DEN_TINY), dot = 0;
@@ -370,9 +424,9 @@ static void head_backward(const performer_t *s, head_views_t hv, const float *Q,
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D1, n, 1.0f, A, n, G, D1, 0.0f, dVp, D1);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, m, n, 1.0f, dA, n, kf, m, 0.0f, dqf, m);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, m, n, 1.0f, dA, n, qf, m, 0.0f, dkf, m);
-        if (u > 0) {
+        if (u > 0 || carried) {
             for (int i = 0; i < n; i++) {
-                float e = expf(c[-1] - c[i]);
+                float e = expf(cprev - c[i]);
                 for (int d = 0; d < D1; d++) Ge[(size_t)i * D1 + d] = e * G[(size_t)i * D1 + d];
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, D1, 1.0f, Ge, D1, Su, D1, 1.0f, dqf, m);
@@ -431,8 +485,8 @@ static void head_backward(const performer_t *s, head_views_t hv, const float *Q,
 static void performer_backward(block_t *b, float *dx, const float *dy, const float *x, const float *act,
                                float *scratch, int B, int T, const run_ctx_t *rc) {
     performer_t *s = b->priv;
-    int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T;
-    size_t BTC = (size_t)N * C, HA = head_act(s, T), HS = head_scratch(s);
+    int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T, mon = mem_on(b);
+    size_t BTC = (size_t)N * C, HA = head_act(s, T, mon), HS = head_scratch(s);
     const float *qkv = act, *heads = act + 3 * BTC;
     float *hbase = (float *)act + 4 * BTC;
     float *dheads = scratch, *dqkv = scratch + BTC;
@@ -444,11 +498,12 @@ static void performer_backward(block_t *b, float *dx, const float *dy, const flo
             size_t bh = (size_t)bb * H + h, row = (size_t)bb * T;
             const float *base = qkv + row * 3 * C;
             float *dbase = dqkv + row * 3 * C;
-            head_backward(s, head_views(s, hbase + bh * HA, T), base + h * D, base + C + h * D, 3 * C,
+            head_backward(s, head_views(s, hbase + bh * HA, T, mon), base + h * D, base + C + h * D, 3 * C,
                           heads + row * C + h * D, dheads + row * C + h * D, C, dbase + h * D, dbase + C + h * D,
                           dbase + 2 * C + h * D, scratch + 4 * BTC + bh * HS, T);
         }
-    attn_proj_rope_qkv(&s->proj, dqkv, B, T, C, H, ROPE_TRANSPOSE);  // --pos rope: dq, dk ← R_tᵀ dq, R_tᵀ dk
+    // --pos rope: dq, dk ← R_tᵀ dq, R_tᵀ dk at the forward's positions
+    attn_proj_rope_qkv_at(&s->proj, dqkv, B, T, C, H, rc && rc->mem ? rc->mem->pos0 : 0, ROPE_TRANSPOSE);
     attn_proj_in_backward(&s->proj, dx, dqkv, x, N, C);
 }
 
@@ -521,6 +576,7 @@ const block_ops_t mixer_performer_ops = {
     .cache_floats = performer_cache_floats,
     .decode_scratch_floats = performer_decode_scratch_floats,
     .decode_step = performer_decode_step,
+    .mem_floats = performer_mem_floats,
     .free_priv = performer_free,
     .unbounded_decode = 1,
 };

@@ -22,6 +22,8 @@ static char *config_json(const model_t *m) {
     cJSON_AddStringToObject(o, "layers", m->spec);
     // "pos" only when it is not the default, so learned-position checkpoints stay byte-identical.
     if (m->dims.pos != POS_LEARNED) cJSON_AddStringToObject(o, "pos", pos_scheme_name(m->dims.pos));
+    // "memory" only when on, for the same reason (absent means 0).
+    if (m->dims.memory > 0) cJSON_AddNumberToObject(o, "memory", m->dims.memory);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -29,8 +31,14 @@ static char *config_json(const model_t *m) {
 
 int ckpt_save(const char *path, const model_t *m, const tokenizer_t *tok, const char *train_state,
               int with_optimizer, char *err, size_t errlen) {
+    return ckpt_save_run(path, m, tok, train_state, with_optimizer, NULL, err, errlen);
+}
+
+int ckpt_save_run(const char *path, const model_t *m, const tokenizer_t *tok, const char *train_state,
+                  int with_optimizer, const seg_mem_t *mem, char *err, size_t errlen) {
     const param_table_t *pt = &m->params;
-    int n = pt->count * (with_optimizer ? 3 : 1);
+    int n_mem = with_optimizer && mem ? mem->n_blocks : 0;
+    int n = pt->count * (with_optimizer ? 3 : 1) + n_mem;
     st_tensor_t *ts = xcalloc((size_t)n, sizeof *ts);
     char (*names)[96] = xcalloc((size_t)n, sizeof *names);
     int k = 0;
@@ -46,6 +54,14 @@ int ckpt_save(const char *path, const model_t *m, const tokenizer_t *tok, const 
             ts[k].data = pass == 0 ? p->data : pass == 1 ? p->m : p->v;
             k++;
         }
+    // The segment memory's state (training state, like the moments): one 1-D tensor per block that keeps one.
+    for (int i = 0; i < n_mem; i++) {
+        if (!mem->state[i]) continue;
+        snprintf(names[k], sizeof names[k], "%s%d", CKPT_MEM_STATE_PREFIX, i);
+        ts[k] = (st_tensor_t){.name = names[k], .ndim = 1, .data = mem->state[i]};
+        ts[k].shape[0] = (int64_t)mem->floats[i];
+        k++;
+    }
     char version[16];
     snprintf(version, sizeof version, "%d", CKPT_FORMAT_VERSION);
     char *cfg = config_json(m), *tokj = tok_to_json(tok);
@@ -140,6 +156,29 @@ static int json_pos(const cJSON *o, pos_scheme_t *out, const char *path, char *e
     return 0;
 }
 
+// config.memory: absent means 0 (checkpoints from before --memory); otherwise an integer in [0, 2^20].
+static int json_memory(const cJSON *o, int *out, const char *path, char *err, size_t errlen) {
+    *out = 0;
+    if (!cJSON_GetObjectItemCaseSensitive(o, "memory")) return 0;
+    return json_int(o, "memory", 0, 1 << 20, out, path, err, errlen);
+}
+
+// A tensor of the training state beyond the parameters: an AdamW moment or the segment memory's state.
+static int is_moment(const char *name) { return strncmp(name, "adam.m.", 7) == 0 || strncmp(name, "adam.v.", 7) == 0; }
+static int is_mem_state(const char *name) { return strncmp(name, CKPT_MEM_STATE_PREFIX, strlen(CKPT_MEM_STATE_PREFIX)) == 0; }
+
+// "memory.state.<i>" with i written canonically (no sign, no leading zero) and below n_blocks: i, else -1.
+static int mem_state_index(const char *name, int n_blocks) {
+    const char *d = name + strlen(CKPT_MEM_STATE_PREFIX);
+    if (!*d || strlen(d) > 6 || (d[0] == '0' && d[1])) return -1;
+    int i = 0;
+    for (; *d; d++) {
+        if (*d < '0' || *d > '9') return -1;
+        i = 10 * i + (*d - '0');
+    }
+    return i < n_blocks ? i : -1;
+}
+
 // Before anything is built: the sizes the config implies for the model-level tensors — wte
 // (vocab, dim), wpe (ctx, dim) with learned positions only, and L layers (layers.<l>.ln1.weight (dim) for l < L, none at L) —
 // must be those the header lists. The tensors' data are in the file, so this bounds vocab, ctx
@@ -202,17 +241,25 @@ static int check_registry(const st_file_t *f, const model_dims_t *d, const char 
     // the config does not register (reported by name).
     size_t listed = 0;
     for (int i = 0; rc == 0 && i < f->n_tensors; i++)
-        if (strncmp(f->tensors[i].name, "adam.m.", 7) != 0 && strncmp(f->tensors[i].name, "adam.v.", 7) != 0)
-            listed += f->tensors[i].numel;
+        if (!is_moment(f->tensors[i].name) && !is_mem_state(f->tensors[i].name)) listed += f->tensors[i].numel;
     for (int i = 0; rc == 0 && listed != pt->total && i < f->n_tensors; i++) {
         const char *name = f->tensors[i].name;
-        const char *base = strncmp(name, "adam.m.", 7) == 0 || strncmp(name, "adam.v.", 7) == 0 ? name + 7 : name;
-        if (!params_find(pt, base))
+        const char *base = is_moment(name) ? name + 7 : name;
+        if (!is_mem_state(name) && !params_find(pt, base))
             rc = seterr(err, errlen, "checkpoint '%s' has tensor '%s', which its config (%s) does not use", path,
                         shown(name).s, shown(layers).s);
     }
     model_free(&m);
     return rc;
+}
+
+static void free_mem_state(ckpt_t *c) {
+    for (int i = 0; c->mem_state && i < c->mem_blocks; i++) free(c->mem_state[i]);
+    free(c->mem_state);
+    free(c->mem_floats);
+    c->mem_state = NULL;
+    c->mem_floats = NULL;
+    c->mem_blocks = 0;
 }
 
 int ckpt_load(const char *path, ckpt_t *out, char *err, size_t errlen) {
@@ -246,7 +293,7 @@ int ckpt_load(const char *path, ckpt_t *out, char *err, size_t errlen) {
     model_dims_t d = {0};
     if (json_int(cfg, "vocab", 1, 1 << 24, &d.vocab, path, err, errlen) || json_int(cfg, "dim", 1, 1 << 16, &d.dim, path, err, errlen) ||
         json_int(cfg, "heads", 1, 1 << 12, &d.heads, path, err, errlen) || json_int(cfg, "ctx", 1, 1 << 20, &d.ctx, path, err, errlen) ||
-        json_pos(cfg, &d.pos, path, err, errlen))
+        json_pos(cfg, &d.pos, path, err, errlen) || json_memory(cfg, &d.memory, path, err, errlen))
         goto done;
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(cfg, "layers");
     if (!cJSON_IsString(layers)) {
@@ -311,13 +358,40 @@ int ckpt_load(const char *path, ckpt_t *out, char *err, size_t errlen) {
         seterr(err, errlen, "checkpoint '%s': optimizer state is incomplete (%d of %zu moment tensors)", path, moments, 2 * trainable);
         goto done;
     }
+    // The segment memory's state: memory.state.<i> (1-D) for blocks i that keep one, only in a memory
+    // model's checkpoint with optimizer state. Its sizes depend on the run's batch: train.c checks them.
+    int n_states = 0;
+    for (int i = 0; i < f.n_tensors; i++) {
+        const st_entry_t *e = &f.tensors[i];
+        if (!is_mem_state(e->name)) continue;
+        int b = mem_state_index(e->name, model_n_blocks(&out->model));
+        const char *why = out->model.dims.memory == 0 ? "its config has no segment memory"
+                          : b < 0                     ? "no block of its config has that index"
+                          : !model_block(&out->model, b)->ops->mem_floats ? "that block keeps no memory"
+                          : e->ndim != 1              ? "a memory state is 1-D"
+                          : moments == 0              ? "the file has no optimizer state (the memory is training state)"
+                                                      : NULL;
+        if (why) {
+            seterr(err, errlen, "checkpoint '%s' has tensor '%s', which it cannot hold: %s", path, shown(e->name).s, why);
+            goto done;
+        }
+        if (!out->mem_state) {
+            out->mem_blocks = model_n_blocks(&out->model);
+            out->mem_state = xcalloc((size_t)out->mem_blocks, sizeof *out->mem_state);
+            out->mem_floats = xcalloc((size_t)out->mem_blocks, sizeof *out->mem_floats);
+        }
+        out->mem_floats[b] = e->numel;
+        out->mem_state[b] = xmalloc(e->numel * sizeof(float) + 1);
+        memcpy(out->mem_state[b], e->data, e->numel * sizeof(float));
+        n_states++;
+    }
     // Every tensor in the file must be one we know: a stray one means a mismatched or foreign file.
-    int known = pt->count + moments;
+    int known = pt->count + moments + n_states;
     if (f.n_tensors != known) {
         for (int i = 0; i < f.n_tensors; i++) {
             const char *name = f.tensors[i].name;
-            const char *base = strncmp(name, "adam.m.", 7) == 0 || strncmp(name, "adam.v.", 7) == 0 ? name + 7 : name;
-            if (!params_find(pt, base)) {
+            const char *base = is_moment(name) ? name + 7 : name;
+            if (!is_mem_state(name) && !params_find(pt, base)) {
                 seterr(err, errlen, "checkpoint '%s' has tensor '%s', which its config (%s) does not use", path,
                        shown(name).s, shown(layers->valuestring).s);
                 goto done;
@@ -334,6 +408,7 @@ done:
     if (rc) {
         if (model_built) model_free(&out->model);
         tok_free(&out->tok);
+        free_mem_state(out);
         memset(out, 0, sizeof *out);
     }
     return rc;
@@ -343,6 +418,7 @@ void ckpt_free(ckpt_t *c) {
     model_free(&c->model);
     tok_free(&c->tok);
     free(c->train_state);
+    free_mem_state(c);
     memset(c, 0, sizeof *c);
 }
 

@@ -37,17 +37,44 @@ static void score_windows(const model_t *m, const tokenizer_t *tok, const eval_w
     }
 }
 
+// Memory mode (M > 0): one stream, one segment per forward (B = 1), the memory carried from segment to
+// segment in a state of its own (model_mem_init for one row), cleared where the plan says fresh.
+static void run_memory_plan(model_t *m, const tokenizer_t *tok, const int32_t *tokens, const eval_plan_t *p,
+                            eval_sums_t *out, eval_buckets_t *bk) {
+    CHECK(p->memory == m->dims.memory && p->ctx <= m->max_T);
+    seg_mem_t mem;
+    model_mem_init(&mem, m, 1);
+    run_ctx_t rc = {.training = 0, .mem = &mem};
+    int32_t *x = xmalloc((size_t)p->ctx * sizeof *x), *y = xmalloc((size_t)p->ctx * sizeof *y);
+    size_t W = eval_plan_num_windows(p);
+    for (size_t w = 0; w < W; w++) {
+        eval_window_t win = eval_plan_window(p, w);
+        if (win.fresh) model_mem_clear(&mem);
+        CHECK(mem.n == win.memory && mem.pos0 == (long)win.start);  // the plan's visible counts are the model's
+        fill_window(tokens, &win, x, y);
+        model_forward(m, x, y, 1, win.len, &rc);
+        score_windows(m, tok, &win, 1, win.len, y, out, bk);
+    }
+    free(x);
+    free(y);
+    model_mem_free(&mem);
+}
+
 void eval_run_plan(model_t *m, const tokenizer_t *tok, const int32_t *tokens, const eval_plan_t *p, eval_sums_t *out,
                    eval_buckets_t *bk) {
-    CHECK(p->mode == EVAL_WINDOWS || p->mode == EVAL_STRIDE);  // memory mode: see eval.h
+    memset(out, 0, sizeof *out);
+    if (bk) eval_buckets_clear(bk);
+    if (p->mode == EVAL_MEMORY && p->memory > 0) {
+        run_memory_plan(m, tok, tokens, p, out, bk);
+        return;
+    }
+    // windows, stride, and memory mode with M = 0 (its windows are windows mode's, every one fresh)
     int ctx = p->ctx, B = m->max_B;
     CHECK(ctx <= m->max_T && B >= 1);
     size_t W = eval_plan_num_windows(p);
     int32_t *x = xmalloc((size_t)B * ctx * sizeof *x), *y = xmalloc((size_t)B * ctx * sizeof *y);
     eval_window_t *wins = xmalloc((size_t)B * sizeof *wins);
     run_ctx_t rc = {.training = 0};
-    memset(out, 0, sizeof *out);
-    if (bk) eval_buckets_clear(bk);
     size_t w = 0;
     while (w < W) {
         // a batch of full windows, or the shorter last window alone (every window but the last is full)

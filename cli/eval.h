@@ -25,13 +25,17 @@ void eval_sequence(model_t *m, const tokenizer_t *tok, const int32_t *tokens, si
 // Add one forward's per-position losses (m->losses, B·T) and their targets' byte counts.
 void eval_accumulate(const model_t *m, const tokenizer_t *tok, const int32_t *targets, int B, int T, eval_sums_t *s);
 
-// Evaluation by plan (windows or stride mode of data/eval_plan.h, ../shared/design/LONG_CONTEXT.md §3):
-// each window of p is one forward of len ≤ p->ctx tokens starting empty; its scored positions
-// [first_scored, len) add their nats and bytes to out and, when bk is not NULL, to the bucket of their
-// visible context (eval_visible). Up to m->max_B full windows run per forward; a shorter last window
-// runs alone. Needs m->max_T ≥ p->ctx. Sums in target order, so stride S = ctx gives windows mode's
-// digits exactly. Memory mode is not wired yet (it will carry per-layer state from window to window,
-// one window per forward, scoring the same [first_scored, len) with win.memory in the buckets).
+// Evaluation by plan (the modes of data/eval_plan.h, ../shared/design/LONG_CONTEXT.md §3): each window
+// (segment) of p is one forward of len ≤ p->ctx tokens; its scored positions [first_scored, len) add
+// their nats and bytes to out and, when bk is not NULL, to the bucket of their visible context
+// (eval_visible). Needs m->max_T ≥ p->ctx. Sums in target order, so stride S = ctx gives windows
+// mode's digits exactly.
+//  - windows and stride: every window starts empty (no memory, even on a memory model); up to m->max_B
+//    full windows run per forward, a shorter last window alone.
+//  - memory M > 0 (needs m->dims.memory = M: model_set_memory before model_alloc_acts): one stream,
+//    one segment per forward (B = 1), the memory carried from segment to segment in a seg_mem_t of its
+//    own, made and freed here (a training run's memory is never touched); the first segment starts
+//    empty. Memory mode with M = 0 is windows mode.
 void eval_run_plan(model_t *m, const tokenizer_t *tok, const int32_t *tokens, const eval_plan_t *p, eval_sums_t *out,
                    eval_buckets_t *bk);
 

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/check.h"
 
@@ -75,4 +76,41 @@ int sampler_sample(sampler_t *s, const float *logits) {
         if (r < acc) return s->cand[i].id;
     }
     return s->cand[n - 1].id;
+}
+
+// ---------------------------------------------------------------------------------------------
+// feeding the decoder
+
+int gen_model_streams(const model_t *m) {
+    if (m->dims.memory > 0) return 1;
+    for (int l = 0; l < m->L; l++)
+        if (!m->layers[l].mixer.ops->unbounded_decode) return 0;
+    return 1;
+}
+
+void gen_feed_init(gen_feed_t *g, const model_t *m) {
+    g->streams = gen_model_streams(m);
+    g->ctx = m->dims.ctx;
+    g->history = xmalloc((size_t)4 * g->ctx * sizeof *g->history);
+    g->n = 0;
+}
+
+const float *gen_feed(gen_feed_t *g, model_t *m, decode_state_t *ds, int32_t token) {
+    int ctx = g->ctx;
+    if (!g->streams && ds->pos == ctx) {
+        int keep = ctx / 2;
+        decode_reset(ds);
+        for (size_t i = g->n - (size_t)keep; i < g->n; i++) decode_step(m, ds, g->history[i]);
+    }
+    g->history[g->n++] = token;
+    if (g->n >= (size_t)(4 * ctx)) {  // keep the history buffer bounded
+        memmove(g->history, g->history + g->n - ctx, (size_t)ctx * sizeof *g->history);
+        g->n = (size_t)ctx;
+    }
+    return decode_step(m, ds, token);
+}
+
+void gen_feed_free(gen_feed_t *g) {
+    free(g->history);
+    g->history = NULL;
 }

@@ -11,7 +11,10 @@
 
 #include <stdint.h>
 
+#include <stddef.h>
+
 #include "base/rng.h"
+#include "model/model.h"
 
 typedef struct {
     double temperature;  // ≥ 0; 0 = greedy
@@ -38,5 +41,26 @@ int sampler_sample(sampler_t *s, const float *logits);
 // The candidates the draw chooses among, in s->cand[0..n): by id without truncation, else most
 // probable first. Returns n (1 when greedy: the argmax, p 1). What sampler_sample uses; for tests.
 int sampler_candidates(sampler_t *s, const float *logits);
+
+// ---------------------------------------------------------------------------------------------
+// Feeding a generation's tokens to the decoder (infer.c): where the context window slides.
+// A model whose caches hold ctx positions slides when its window is full: the last ctx/2 tokens are
+// re-fed at positions 0 … ctx/2−1 (each ctx/2 new tokens cost ctx/2 extra steps, and every token sees
+// at least ctx/2 tokens). A model that streams never slides: segment memory (dims.memory > 0:
+// decode_step takes the stream position, the blocks window it as the segment-wise forward does), or
+// every mixer with constant-size state (Performer).
+typedef struct {
+    int streams;       // 1: never slide
+    int ctx;
+    int32_t *history;  // the last tokens fed (up to 4·ctx; a slide re-feeds the last ctx/2)
+    size_t n;
+} gen_feed_t;
+
+void gen_feed_init(gen_feed_t *g, const model_t *m);
+// Whether the model streams (never slides): memory, or every mixer unbounded_decode.
+int gen_model_streams(const model_t *m);
+// Feed token (sliding first if the window is full); returns decode_step's logits (V).
+const float *gen_feed(gen_feed_t *g, model_t *m, decode_state_t *ds, int32_t token);
+void gen_feed_free(gen_feed_t *g);
 
 #endif

@@ -1,6 +1,7 @@
 // test_dataset.c — file reading errors, reading once through a pipe or FIFO (the same bytes, hash
 // and tokens as the file), the 90/10 split and its ctx+1 checks, random batch windows, and
-// full-split eval windows (every token after the first predicted exactly once).
+// full-split eval windows (every token after the first predicted exactly once), and the training
+// streams of segment memory (data/streams.h) against their closed form.
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "data/dataset.h"
+#include "data/streams.h"
 #include "tests/testlib.h"
 
 static char dir[64];
@@ -330,6 +332,86 @@ static void test_eval(void) {
     }
 }
 
+// Streams against the closed form, written independently of streams.c's running offset: a stream of
+// len tokens holds c = ⌊(len−1)/T⌋ segments per cycle, so segment s (0-based) reads offset (s mod c)·T
+// and wraps (clears the memory) exactly when s > 0 and s mod c = 0. Every row stays inside its stream
+// b·len + [0, len), targets are inputs shifted by one, and consecutive segments overlap by one token.
+static void check_streams(size_t lo, size_t n, int B, int T, int steps) {
+    int32_t *tok = malloc((lo + n) * sizeof *tok);
+    for (size_t i = 0; i < lo + n; i++) tok[i] = (int32_t)i;
+    streams_t s;
+    char err[256];
+    EXPECT_MSG(streams_init(&s, lo, n, B, T, err, sizeof err) == 0, "lo %zu n %zu B %d T %d: %s", lo, n, B, T, err);
+    size_t len = n / (size_t)B, c = (len - 1) / (size_t)T;
+    EXPECT(s.len == len && c >= 1);
+    int32_t *x = malloc((size_t)B * T * sizeof *x), *y = malloc((size_t)B * T * sizeof *y);
+    int32_t *prev_y = malloc((size_t)B * T * sizeof *y);
+    int bad = 0;
+    for (int st = 0; st < steps && !bad; st++) {
+        int will = streams_will_wrap(&s), wrapped = streams_next(&s, tok, x, y);
+        int want_wrap = st > 0 && (size_t)st % c == 0;
+        size_t want_off = ((size_t)st % c) * (size_t)T;
+        if (wrapped != want_wrap || will != wrapped) {
+            EXPECT_MSG(0, "lo %zu n %zu B %d T %d step %d: wrapped %d (predicted %d), want %d", lo, n, B, T, st, wrapped, will, want_wrap);
+            bad = 1;
+        }
+        if (s.offset != want_off + (size_t)T) {
+            EXPECT_MSG(0, "step %d: offset after %zu, want %zu", st, s.offset, want_off + (size_t)T);
+            bad = 1;
+        }
+        for (int b = 0; b < B && !bad; b++)
+            for (int t = 0; t < T; t++) {
+                size_t want = lo + (size_t)b * len + want_off + (size_t)t;
+                int32_t xi = x[(size_t)b * T + t], yi = y[(size_t)b * T + t];
+                if ((size_t)xi != want || yi != xi + 1 || (size_t)yi >= lo + (size_t)(b + 1) * len) {
+                    EXPECT_MSG(0, "step %d row %d pos %d: x %d y %d, want x %zu inside stream [%zu, %zu)", st, b, t, xi, yi,
+                               want, lo + (size_t)b * len, lo + (size_t)(b + 1) * len);
+                    bad = 1;
+                    break;
+                }
+                if (t == 0 && st > 0 && !wrapped && xi != prev_y[(size_t)b * T + T - 1]) {
+                    EXPECT_MSG(0, "step %d row %d: the segment does not continue the previous one", st, b);
+                    bad = 1;
+                }
+            }
+        memcpy(prev_y, y, (size_t)B * T * sizeof *y);
+        EXPECT_MSG(streams_check_offset(&s, (double)s.offset, err, sizeof err) == 0, "offset %zu refused: %s", s.offset, err);
+    }
+    free(tok);
+    free(x);
+    free(y);
+    free(prev_y);
+}
+
+static void test_streams(void) {
+    TEST_CASE("streams: offsets, wraps and rows against the closed form") {
+        check_streams(0, 100, 1, 16, 40);    // len 100: 6 segments per cycle (96 targets), 3 unread tokens
+        check_streams(0, 97, 1, 16, 40);     // len 97 = 6·16 + 1: the last segment reads the last token
+        check_streams(0, 96, 1, 16, 40);     // len 96: 5 segments per cycle
+        check_streams(0, 17, 1, 16, 10);     // len T+1: one segment per cycle, every later step wraps
+        check_streams(5, 203, 3, 7, 50);     // offset split (lo 5), len 67: 9 segments, 2 tokens left over
+        check_streams(90, 10, 2, 4, 9);      // len 5 = T+1
+        check_streams(0, 1000, 8, 1, 300);   // T 1
+    }
+    TEST_CASE("streams: too short a stream is refused with one line; restored offsets are checked") {
+        streams_t s;
+        char err[256];
+        EXPECT(streams_init(&s, 0, 100, 8, 16, err, sizeof err) == -1);
+        EXPECT_MSG(strcmp(err, "the training split's 100 tokens in 8 streams of 12 tokens: a stream needs at least "
+                               "ctx+1 = 17; use a smaller --batch or --ctx") == 0, "got \"%s\"", err);
+        EXPECT(streams_init(&s, 0, 136, 8, 16, err, sizeof err) == 0 && s.len == 17);
+        EXPECT(streams_init(&s, 0, 96, 1, 16, err, sizeof err) == 0);  // len 96 = 6·16: offset 96 is past the stream
+        EXPECT(streams_check_offset(&s, 80, err, sizeof err) == 0 && streams_check_offset(&s, 96, err, sizeof err) == -1);
+        EXPECT(streams_init(&s, 0, 100, 1, 16, err, sizeof err) == 0);
+        const double good[] = {0, 16, 96}, bad[] = {-16, 8, 100, 112, 1e300, -0.5, 16.5, 0.0 / 0.0};
+        for (size_t i = 0; i < 3; i++) EXPECT_MSG(streams_check_offset(&s, good[i], err, sizeof err) == 0, "%g: %s", good[i], err);
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            EXPECT_MSG(streams_check_offset(&s, bad[i], err, sizeof err) == -1, "offset %g accepted", bad[i]);
+            EXPECT(strstr(err, "stream offset") != NULL && strchr(err, '\n') == NULL);
+        }
+    }
+}
+
 // A read that blocks (a FIFO opened a second time, with no writer left) fails the test, not hangs it.
 static void on_alarm(int sig) {
     static const char msg[] = "  timed out: a read blocked (was a pipe or FIFO opened twice?)\n0 passed, 1 failed\n";
@@ -350,6 +432,7 @@ int main(void) {
     test_read_once();
     test_batches();
     test_eval();
+    test_streams();
     const char *names[] = {"empty.txt", "locked.txt", "ok.txt", "tiny.txt", "short.txt", "split.txt", "big.txt"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char p[128];

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# tests/cli_memory.sh — segment memory (`--memory M`, LONG_CONTEXT.md §2–§3) from the command line:
+# bad input refused with one line (exit 2); the checkpoint's config "memory" and memory.state.<i>
+# tensors (dropped by --export); --resume ends byte-identical to an uninterrupted run, stopped with a
+# partly filled memory and resumed across a stream wrap (also with --grad-accum 2 and dropout); a
+# hostile training state refused with one line (exit 1); infer --eval names its mode, memory mode with
+# M ≥ the text equals one window over it, its by-position buckets are min(j, M+i)+1; generation
+# past ctx.
+#   ATTNLAB_BUILD=build/release bash tests/cli_memory.sh
+set -u
+# shellcheck source=tests/lib_cli.sh
+source "$(dirname "$0")/lib_cli.sh"
+
+expect_err() {  # CODE REGEX CMD...: that status, exactly one stderr line matching REGEX, no crash
+    local code=$1 re=$2; shift 2
+    run "$@"
+    [ $RC -ge 128 ] && fail "crashed (signal $((RC - 128)))"
+    [ $RC -eq "$code" ] || fail "expected exit status $code"
+    local n; n=$(grep -c . "$W/err")
+    [ "$n" -eq 1 ] || fail "expected exactly one line on stderr, got $n"
+    grep -Eq -- "$re" "$W/err" || fail "stderr does not match /$re/"
+}
+
+# 200 bytes: 180 training tokens in 2 streams of 90, ⌊89/16⌋ = 5 segments of 16 per cycle, so the
+# streams wrap (and the memory is cleared) before segments 5 and 10; 20 validation tokens.
+head -c 200 "$DATA" >"$W/text.txt"
+N=12; H=6   # stopped after segment 5 (just wrapped: memory n = 16 of 32), resumed across the wrap at 10
+BASE=(--dim 32 --heads 2 --ctx 16 --batch 2 --eval-every 4 --eval-batches 1 --log-every 1 --warmup 3
+      --layers 2*softmax/mlp --pos rope --memory 32 --threads 1)
+
+# ckpt_json CKPT: "config {...}", "state {...}" and "tensor NAME SHAPE" lines
+ckpt_json() {
+    "$PY" - "$1" <<'EOF'
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
+m = h.pop("__metadata__"); print("config", m["config"]); print("state", m.get("train_state", "{}"))
+for k, v in h.items(): print("tensor", k, v["shape"])
+EOF
+}
+# The deterministic part of a train run's stdout (no timings).
+losses() { sed -E -e 's/ \| [0-9.]+ tok\/s.*$//' -e 's/, [0-9.]+s\)$/)/' "$1" | grep -E '^(step|final step) '; }
+# Two checkpoints identical: every tensor bit for bit, every metadata value.
+same_ckpt() {
+    "$PY" - "$1" "$2" <<'EOF'
+import json, struct, sys
+def load(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n]); meta = h.pop('__metadata__')
+    return meta, {k: (v['shape'], b[8 + n + v['data_offsets'][0]:8 + n + v['data_offsets'][1]]) for k, v in h.items()}
+(ma, ta), (mb, tb) = load(sys.argv[1]), load(sys.argv[2])
+if ma != mb: print('metadata differs:', [k for k in set(ma) | set(mb) if ma.get(k) != mb.get(k)]); sys.exit(1)
+if sorted(ta) != sorted(tb): print('tensor names differ'); sys.exit(1)
+bad = [k for k in ta if ta[k] != tb[k]]
+if bad: print('tensors differ:', bad); sys.exit(1)
+EOF
+}
+# surgery SRC OUT PYTHON: OUT is SRC with the header dict h (tensors and "__metadata__") changed by PYTHON;
+# st = the train_state dict, written back.
+surgery() {
+    "$PY" - "$1" "$2" "$3" <<'EOF' || fail "surgery failed"
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
+st = json.loads(h["__metadata__"]["train_state"])
+exec(sys.argv[3])
+h["__metadata__"]["train_state"] = json.dumps(st, separators=(",", ":"))
+hb = json.dumps(h).encode(); hb += b' ' * (-len(hb) % 8)
+open(sys.argv[2], 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+check "bad input: one line, exit 2"
+expect_err 2 "train: --memory needs relative positions.*use --pos rope or --pos none" \
+    "$TRAIN" "$W/text.txt" --dim 16 --heads 2 --ctx 16 --batch 2 --steps 2 --memory 32 --out "$W/x.st"
+expect_err 2 "--memory must be in \[0, 1048576\], got -1" \
+    "$TRAIN" "$W/text.txt" --dim 16 --heads 2 --ctx 16 --batch 2 --steps 2 --pos rope --memory -1 --out "$W/x.st"
+expect_err 2 "train: the training split's 180 tokens in 16 streams of 11 tokens: a stream needs at least ctx\+1 = 17; use a smaller --batch or --ctx" \
+    "$TRAIN" "$W/text.txt" --dim 16 --heads 2 --ctx 16 --batch 16 --steps 2 --pos rope --memory 32 --out "$W/x.st"
+[ -e "$W/x.st" ] && fail "a refused run wrote a checkpoint"
+
+# ---------------------------------------------------------------------------------------------
+check "train --memory 32: the config says memory, the file holds each mixer's state; memory-free has neither"
+expect_ok "$TRAIN" "$W/text.txt" "${BASE[@]}" --steps $N --out "$W/full.st"
+cp "$W/out" "$W/full.out"
+grep -q "| memory 32$" "$W/out" || fail "the model line does not say memory 32"
+grep -q "| 2 streams of 90 tokens$" "$W/out" || fail "the data line does not give the streams"
+grep -q "^step 4/$N | val loss .*(memory mode, M 32: the first 20 validation tokens)$" "$W/out" ||
+    fail "the periodic validation does not say memory mode over its stretch"
+grep -Eq "^final step $N \| val loss .*\(whole validation split, memory mode M 32, 19 tokens, [0-9.]+s\)$" "$W/out" ||
+    fail "the final evaluation does not say memory mode"
+ckpt_json "$W/full.st" >"$W/j" || fail "cannot read the checkpoint"
+grep -q '^config .*"memory":32' "$W/j" || fail "config lacks memory 32: $(head -1 "$W/j")"
+grep -q '"memory_offset":' "$W/j" || fail "train_state lacks memory_offset"
+[ "$(grep -c '^tensor memory\.state\.' "$W/j")" -eq 2 ] || fail "expected memory.state.0 and .2 (the two mixers)"
+grep -q '^tensor memory.state.0 ' "$W/j" && grep -q '^tensor memory.state.2 ' "$W/j" || fail "state tensors misnamed"
+expect_ok "$TRAIN" "$W/text.txt" --dim 32 --heads 2 --ctx 16 --batch 2 --steps 2 --eval-every 1 --layers 2*softmax/mlp --pos rope --threads 1 --out "$W/free.st"
+ckpt_json "$W/free.st" >"$W/j"
+grep -q '"memory' "$W/j" && fail "a memory-free checkpoint mentions memory"
+grep -q "val loss .*random windows" "$W/out" || fail "memory-free periodic validation is not random windows"
+
+check "--export drops the memory state with the moments; infer --info names the memory"
+expect_ok "$TRAIN" --export "$W/full.st" "$W/export.st"
+ckpt_json "$W/export.st" >"$W/j"
+grep -q '^tensor memory\.state' "$W/j" && fail "the export kept memory.state tensors"
+grep -q '^tensor adam\.' "$W/j" && fail "the export kept moments"
+expect_ok "$INFER" "$W/export.st" --info
+grep -qx "segment memory: 32 tokens" "$W/out" || fail "infer --info does not name the memory"
+
+# ---------------------------------------------------------------------------------------------
+resume_case() {  # TAG STEPS STOP EXTRA...: STEPS steps vs STOP steps + --resume: same stdout values, same checkpoint
+    local tag=$1 steps=$2 stop=$3; shift 3
+    check "[$tag] $steps steps == $stop steps (memory partly filled, just after a wrap) + --resume across the next wrap"
+    expect_ok "$TRAIN" "$W/text.txt" "${BASE[@]}" --steps "$steps" "$@" --out "$W/$tag.full.st"
+    losses "$W/out" >"$W/$tag.full.l"
+    expect_ok "$TRAIN" "$W/text.txt" "${BASE[@]}" --steps "$steps" "$@" --stop-after "$stop" --out "$W/$tag.half.st"
+    losses "$W/out" >"$W/$tag.half.l"
+    ckpt_json "$W/$tag.half.st" | grep -q '"memory_n":16,' || fail "[$tag] the stopped run's memory is not partly filled (n 16)"
+    cp "$W/$tag.half.st" "$W/$tag.mid.st"
+    expect_ok "$TRAIN" "$W/text.txt" --resume "$W/$tag.half.st" --threads 1
+    losses "$W/out" >>"$W/$tag.half.l"
+    grep -q "^resuming " "$W/out" || fail "[$tag] did not resume"
+    diff "$W/$tag.full.l" "$W/$tag.half.l" >"$W/diff" || { cat "$W/diff"; fail "[$tag] the resumed run's values differ"; }
+    same_ckpt "$W/$tag.full.st" "$W/$tag.half.st" || fail "[$tag] the resumed checkpoint differs from the uninterrupted one"
+}
+resume_case plain $N $H
+resume_case accum $((N / 2)) $((H / 2)) --grad-accum 2 --dropout 0.1
+check "the state is needed: zeroing the memory state before resuming changes the result"
+"$PY" - "$W/plain.mid.st" "$W/zero.st" <<'EOF' || fail "zeroing failed"
+import json, struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read()); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
+lo, hi = h["memory.state.0"]["data_offsets"]; b[8 + n + lo:8 + n + hi] = bytes(hi - lo)
+open(sys.argv[2], 'wb').write(b)
+EOF
+expect_ok "$TRAIN" "$W/text.txt" --resume "$W/zero.st" --threads 1
+same_ckpt "$W/plain.full.st" "$W/zero.st" >/dev/null && fail "a resume without the memory state gave the same checkpoint"
+
+check "--resume with another --memory: refused (exit 2, one line); the same value is accepted"
+expect_err 2 "checkpoint '$W/plain.mid.st' was trained with --memory 32; --memory 16 cannot change on --resume" \
+    "$TRAIN" "$W/text.txt" --resume "$W/plain.mid.st" --memory 16 --threads 1
+cp "$W/plain.mid.st" "$W/same.st"
+expect_ok "$TRAIN" "$W/text.txt" --resume "$W/same.st" --memory 32 --threads 1 --stop-after 7
+
+# ---------------------------------------------------------------------------------------------
+check "a hostile training state: one line, exit 1"
+hostile() {  # REGEX PYTHON
+    surgery "$W/plain.mid.st" "$W/bad.st" "$2"
+    expect_err 1 "$1" "$TRAIN" "$W/text.txt" --resume "$W/bad.st" --threads 1 --out "$W/bad-out.st"
+    [ -e "$W/bad-out.st" ] && fail "a refused resume wrote a checkpoint"
+}
+hostile "train_state.memory_offset: stream offset 17 is not a multiple of ctx 16 within a stream of 90 tokens" 'st["memory_offset"] = 17'
+hostile "train_state.memory_offset: stream offset 96 is not a multiple" 'st["memory_offset"] = 96; st["memory_pos0"] = 96'
+hostile "train_state.memory_offset: stream offset 1e\+300 is not" 'st["memory_offset"] = 1e300'
+hostile "train_state.memory_pos0 is 32, not the stream offset 16" 'st["memory_pos0"] = 32'
+hostile "train_state.memory_n is 32, not min\(memory_pos0, memory\) = 16" 'st["memory_n"] = 32'
+hostile "train_state.memory_n is -1, not min" 'st["memory_n"] = -1'
+hostile "train_state lacks the segment memory's position" 'del st["memory_n"], st["memory_offset"], st["memory_pos0"]'
+hostile "train_state has 2 of the segment memory's" 'del st["memory_n"]'
+hostile "lacks tensor 'memory.state.2', the segment memory of layer 1 \(softmax\)" 'del h["memory.state.2"]'
+hostile "tensor 'memory.state.0' has 3 floats, but the memory of layer 0 \(softmax\) for --batch 2 holds" \
+    'e = h["memory.state.0"]; e["shape"] = [3]; e["data_offsets"][1] = e["data_offsets"][0] + 12'
+hostile "has tensor 'memory.state.1', which it cannot hold: that block keeps no memory" \
+    'h["memory.state.1"] = h.pop("memory.state.0")'
+hostile "has tensor 'memory.state.00', which it cannot hold: no block of its config has that index" \
+    'h["memory.state.00"] = h.pop("memory.state.0")'
+hostile "has tensor 'memory.state.4', which it cannot hold: no block of its config has that index" \
+    'h["memory.state.4"] = h.pop("memory.state.0")'
+hostile "has tensor 'memory.state.0', which it cannot hold: the file has no optimizer state" \
+    '[h.pop(k) for k in list(h) if k.startswith("adam.")]'
+hostile "config.memory is missing or not an integer in \[0, 1048576\]" \
+    'c = json.loads(h["__metadata__"]["config"]); c["memory"] = -1; h["__metadata__"]["config"] = json.dumps(c)'
+surgery "$W/free.st" "$W/bad.st" 'st["memory_n"] = 0; st["memory_offset"] = 0; st["memory_pos0"] = 0'
+expect_err 1 "train_state has a segment memory position but the model has no memory" \
+    "$TRAIN" "$W/text.txt" --resume "$W/bad.st" --steps 4 --threads 1
+
+# ---------------------------------------------------------------------------------------------
+head -c 300 "$DATA" >"$W/eval.txt"   # 300 tokens, 299 targets
+check "infer --eval names its mode: memory by default on a memory model; --memory 0 windows; --stride stride"
+expect_ok "$INFER" "$W/full.st" --eval "$W/eval.txt" --threads 1
+grep -qx "infer: memory mode: one stream in segments of 16 tokens, memory 32" "$W/err" || fail "no memory-mode line"
+grep -Eq "^loss [0-9.]+ \| ppl [0-9.]+ \| bpb [0-9.]+ \| tokens 299$" "$W/out" || fail "no summary line"
+cp "$W/out" "$W/mem32.out"
+expect_ok "$INFER" "$W/full.st" --eval "$W/eval.txt" --memory 32 --threads 1
+cmp -s "$W/out" "$W/mem32.out" || fail "--memory 32 (the checkpoint's) differs from the default"
+expect_ok "$INFER" "$W/full.st" --eval "$W/eval.txt" --memory 0 --threads 1
+grep -qx "infer: windows mode: windows of 16 tokens, each starting empty" "$W/err" || fail "no windows-mode line"
+cmp -s "$W/out" "$W/mem32.out" && fail "windows mode equals memory mode"
+expect_ok "$INFER" "$W/full.st" --eval "$W/eval.txt" --stride 4 --threads 1
+grep -qx "infer: stride mode: windows of 16 tokens, 4 apart, each starting empty" "$W/err" || fail "no stride-mode line"
+expect_ok "$INFER" "$W/full.st" --eval "$W/eval.txt" --ctx 32 --threads 1
+grep -qx "infer: memory mode: one stream in segments of 32 tokens, memory 32" "$W/err" || fail "--ctx 32 is not segments of 32"
+expect_ok "$INFER" "$W/free.st" --eval "$W/eval.txt" --memory 24 --threads 1
+grep -qx "infer: memory mode: one stream in segments of 16 tokens, memory 24" "$W/err" || fail "--memory 24 on a memory-free rope model"
+
+check "infer: --memory refused for learned positions, with --stride, without --eval (exit 2, one line)"
+expect_ok "$TRAIN" "$W/text.txt" --dim 16 --heads 2 --ctx 16 --batch 2 --steps 2 --threads 1 --out "$W/learned.st"
+expect_err 2 "infer: --memory needs relative positions" "$INFER" "$W/learned.st" --eval "$W/eval.txt" --memory 8
+expect_err 2 "infer: --stride and --memory 8 exclude each other" "$INFER" "$W/full.st" --eval "$W/eval.txt" --memory 8 --stride 4
+expect_err 2 "infer: --memory needs --eval FILE" "$INFER" "$W/full.st" --memory 8
+
+check "memory mode with M >= the text equals one window over it (rope softmax; by-position buckets, 1e-4 relative)"
+expect_ok "$INFER" "$W/full.st" --eval "$W/eval.txt" --memory 512 --by-position --by-position-out "$W/m512" --threads 1
+expect_ok "$INFER" "$W/full.st" --eval "$W/eval.txt" --memory 0 --ctx 320 --by-position --by-position-out "$W/one" --threads 1
+grep -qx "infer: windows mode: windows of 320 tokens, each starting empty" "$W/err" || fail "not one window of 320"
+"$PY" - "$W/m512.csv" "$W/one.csv" <<'EOF' || fail "memory mode and one window differ"
+import csv, sys
+a, b = (list(csv.DictReader(open(p))) for p in sys.argv[1:3])
+assert [r["context_lo"] for r in a] == [r["context_lo"] for r in b] and [r["tokens"] for r in a] == [r["tokens"] for r in b], "buckets differ"
+assert sum(int(r["tokens"]) for r in a) == 299
+for ra, rb in zip(a, b):
+    la, lb = float(ra["loss"]), float(rb["loss"])
+    assert abs(la - lb) <= 1e-4 * abs(lb), (ra["context_lo"], la, lb)
+EOF
+
+check "memory mode's by-position buckets count min(j, M+i)+1 (M 32, segments of 16)"
+expect_ok "$INFER" "$W/full.st" --eval "$W/eval.txt" --by-position --by-position-out "$W/m32" --threads 1
+"$PY" - "$W/m32.csv" <<'EOF' || fail "memory-mode bucket counts differ from min(j, M+i)+1"
+import csv, sys
+from collections import Counter
+want = Counter((min(j, 32 + j % 16) + 1).bit_length() - 1 for j in range(299))
+got = {int(r["context_lo"]).bit_length() - 1: int(r["tokens"]) for r in csv.DictReader(open(sys.argv[1]))}
+assert got == dict(want), (got, dict(want))
+EOF
+
+# ---------------------------------------------------------------------------------------------
+check "generation past ctx with memory (ctx 16, 60 tokens): no slide, it keeps going"
+expect_ok "$INFER" "$W/full.st" --tokens 60 --prompt "ab" --seed 1 --threads 1
+[ "$(head -c 2 "$W/out")" = "ab" ] && [ "$(wc -c <"$W/out")" -ge 62 ] || fail "generation stopped early"
+grep -q "generated 60 tokens" "$W/err" || fail "no generation summary"
+
+echo "cli_memory: all checks passed"
