@@ -531,14 +531,11 @@ static void init_from_source(train_t *t) {
 static void build_fresh(train_t *t, uint64_t hash) {
     const opts_t *o = t->o;
     char err[1024];
+    // --memory goes in with the dims: model_build validates it (learned positions, a span above max(ctx, M)).
     model_dims_t dims = {.vocab = t->tok->vocab_size, .dim = (int)o->dim, .heads = (int)o->heads, .ctx = (int)o->ctx,
-                         .pos = t->pos};
+                         .pos = t->pos, .memory = t->memory};
     if (model_build(&t->fresh_model, &dims, o->layers, err, sizeof err)) die(EXIT_USAGE, "train: %s", err);
     t->m = &t->fresh_model;
-    if (t->memory && model_set_memory(t->m, t->memory, err, sizeof err)) {
-        model_free(t->m);
-        die(EXIT_USAGE, "train: %s", err);
-    }
     rng_t init_rng;
     rng_seed(&init_rng, (uint64_t)o->seed);
     model_init_weights(t->m, &init_rng);

@@ -442,6 +442,7 @@ static size_t linformer_mem_floats(const block_t *b, int B) { return mem_rows_fl
 // M multiples of chunk.
 static int linformer_check_memory(block_t *b, int M, char *err, size_t errlen) {
     const linformer_t *s = b->priv;
+    if (M == 0) return 0;  // no memory: windows need no alignment
     if (M % s->c) return seterr(err, errlen, "%s: --memory %d is not a multiple of chunk %d", block_where(b), M, s->c);
     if (b->dims->ctx % s->c)
         return seterr(err, errlen, "%s: --memory needs ctx to be a multiple of chunk %d (ctx %d)", block_where(b), s->c,

@@ -137,7 +137,9 @@ typedef struct {
     //    (memory before its segment, plus its segment so far); cache_floats covers that.
     size_t (*mem_floats)(const block_t *b, int B);
     // Optional: refuse a memory length this block cannot use, one line naming the block (block_where),
-    // e.g. linformer: ctx and M multiples of chunk; adaptive: span ≤ max(ctx, M). 0 if fine.
+    // e.g. linformer: ctx and M multiples of chunk; adaptive: span ≤ max(ctx, M). 0 if fine. Called by
+    // model_set_memory for every M, 0 included (model_build calls it with dims->memory): a block with
+    // no constraint without memory must accept M = 0.
     int (*check_memory)(block_t *b, int M, char *err, size_t errlen);
     void (*free_priv)(block_t *b);  // optional: free what configure allocated beyond priv itself
     // Optional: the learned attention span of each head in tokens (adaptive kinds); returns the

@@ -285,8 +285,9 @@ int main(void) {
         for (int i = 0; i < n; i++) {
             if (cases[i].ops->role != ROLE_MIXER) continue;
             if (p == POS_ROPE && rope_refused(cases[i].spec)) continue;
-            if (!has_memory(cases[i].spec)) {
-                printf("(no segment memory yet: %s)\n", cases[i].spec);
+            if (!has_memory(cases[i].spec)) {  // every mixer kind keeps segment memory (LONG_CONTEXT.md §2)
+                snprintf(what, sizeof what, "%s keeps segment memory (block_ops_t.mem_floats)", cases[i].spec);
+                TEST_CASE(what) EXPECT_MSG(0, "%s has no mem_floats", cases[i].spec);
                 continue;
             }
             int first = i == 0 || cases[i - 1].ops != cases[i].ops;
