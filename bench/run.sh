@@ -125,17 +125,21 @@ echo
 mem_ctx=128; mem_M=1024; mem_steps=10
 [ "${BENCH_QUICK:-0}" = 1 ] && mem_steps=4
 echo "== segment memory cost (4 layers, d 128, 4 heads, ctx $mem_ctx, batch 12, vocab 256, --pos rope; memory 0 vs $mem_M, 2 threads) =="
-for spec in '4*softmax/mlp' '4*adaptive(span=1024)/mlp' '4*allattn(span=1024)' '4*performer/mlp' '4*linformer/mlp' '4*collab/mlp'; do
+# pairs "memory-free spec|memory spec": a span kind's span may reach M only with memory (span ≤ ctx without)
+for pair in '4*softmax/mlp|4*softmax/mlp' '4*adaptive(span=128)/mlp|4*adaptive(span=1024)/mlp' \
+            '4*allattn(span=128)|4*allattn(span=1024)' '4*performer/mlp|4*performer/mlp' \
+            '4*linformer/mlp|4*linformer/mlp' '4*collab/mlp|4*collab/mlp'; do
+  spec0=${pair%%|*}; spec=${pair#*|}
   m0=(); m1=(); rr=()
   for r in $(seq 1 "$ROUNDS"); do
-    f="--layers $spec --dim 128 --heads 4 --ctx $mem_ctx --batch 12 --vocab 256 --pos rope --steps $mem_steps --warmup-steps 2"
+    f="--dim 128 --heads 4 --ctx $mem_ctx --batch 12 --vocab 256 --pos rope --steps $mem_steps --warmup-steps 2"
     # shellcheck disable=SC2086
-    a=$(field ms_step "$("$B/bench_train" $f --memory 0)")
+    a=$(field ms_step "$("$B/bench_train" --layers "$spec0" $f --memory 0)")
     # shellcheck disable=SC2086
-    b=$(field ms_step "$("$B/bench_train" $f --memory $mem_M)")
+    b=$(field ms_step "$("$B/bench_train" --layers "$spec" $f --memory $mem_M)")
     m0+=("$a"); m1+=("$b"); rr+=("$(calc "$b / $a" 2)")
   done
-  echo "-- $spec: memory 0 $(med "${m0[@]}") ms/step, memory $mem_M $(med "${m1[@]}") ms/step; ratio median of rounds $(med "${rr[@]}") (rounds: ${rr[*]}; (ctx+M)/ctx = $(calc "($mem_ctx + $mem_M) / $mem_ctx" 1)); load $(load)"
+  echo "-- $spec0 memory 0 -> $spec memory $mem_M: $(med "${m0[@]}") ms/step, memory $mem_M $(med "${m1[@]}") ms/step; ratio median of rounds $(med "${rr[@]}") (rounds: ${rr[*]}; (ctx+M)/ctx = $(calc "($mem_ctx + $mem_M) / $mem_ctx" 1)); load $(load)"
   summary+=("memory $mem_M cost, $spec: x$(med "${rr[@]}") of the memory-free step ($(med "${m0[@]}") -> $(med "${m1[@]}") ms)")
 done
 echo

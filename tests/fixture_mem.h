@@ -11,6 +11,8 @@
 //     position t changes no logit before t (bit for bit) and changes t's own.
 //   - decode == forward: token-by-token decoding with dims.memory = M over 3 segments and 5 tokens
 //     reproduces the segment-wise forward's logits (M = ctx and M = 2·ctx).
+//   - streams are independent: two streams run as the B = 2 rows of one memory over three segments
+//     give each row the logits it gets alone (B = 1) — no state leaks between rows.
 //   - gradient check with memory: a first segment fills the memory (advance 1), then every
 //     trainable tensor's gradient of the loss over a second segment, read-only memory (advance 0),
 //     against finite differences: W_k and W_v get their memory positions' share (nothing flows into
@@ -152,6 +154,42 @@ static inline void fixture_mem_causality(const char *spec) {
     model_mem_free(&mem);
     free(base);
     free(pert);
+    model_free(&m);
+}
+
+// Streams are independent (ctx 12, M 12, three segments, B 2 vs each row alone).
+static inline void fixture_mem_rows(const char *spec) {
+    int V = FMEM_V, S = FMEM_SEG, n = 3 * S;
+    model_t m;
+    char err[512];
+    if (fixture_mem_model(&m, spec, V, FMEM_C, FMEM_H, S, S, 111, err, sizeof err)) {
+        EXPECT_MSG(0, "%s with memory %d: %s", spec, S, err);
+        return;
+    }
+    model_alloc_acts(&m, 2, S, 0.0f);
+    seg_mem_t one, two;
+    model_mem_init(&one, &m, 1);
+    model_mem_init(&two, &m, 2);
+    int32_t tok[2][3 * FMEM_SEG], seg[2 * FMEM_SEG];
+    fixture_tokens(tok[0], (size_t)n, V, 121);
+    fixture_tokens(tok[1], (size_t)n, V, 131);
+    float *alone = xcalloc((size_t)2 * n * V, sizeof *alone), *both = xcalloc((size_t)2 * n * V, sizeof *both);
+    for (int r = 0; r < 2; r++) fmem_stream(&m, &one, tok[r], n, S, alone + (size_t)r * n * V);
+    rng_t rg;
+    rng_seed(&rg, 4);
+    run_ctx_t rc = {.training = 1, .dropout = 0.0f, .rng = &rg, .mem = &two};
+    for (int s0 = 0; s0 < n; s0 += S) {
+        for (int r = 0; r < 2; r++) memcpy(seg + r * S, tok[r] + s0, (size_t)S * sizeof(int32_t));
+        model_forward(&m, seg, NULL, 2, S, &rc);
+        for (int r = 0; r < 2; r++)
+            memcpy(both + ((size_t)r * n + s0) * V, m.probs + (size_t)r * S * V, (size_t)S * V * sizeof(float));
+    }
+    EXPECT_CLOSE("two streams as the rows of one memory vs each alone", both, alone, (size_t)2 * n * V,
+                 1e-4 * fmem_scale(alone, (size_t)2 * n * V), 1e-4);
+    model_mem_free(&one);
+    model_mem_free(&two);
+    free(alone);
+    free(both);
     model_free(&m);
 }
 

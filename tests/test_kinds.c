@@ -225,6 +225,8 @@ static void check_memory(const char *spec, uint64_t seed, int grad) {
     }
     snprintf(name, sizeof name, "memory causality across segments %s --pos %s", spec, pos);
     TEST_CASE(name) fixture_mem_causality(spec);
+    snprintf(name, sizeof name, "memory: two streams as batch rows == each alone %s --pos %s", spec, pos);
+    TEST_CASE(name) fixture_mem_rows(spec);
     for (int M = FMEM_SEG; M <= 2 * FMEM_SEG; M += FMEM_SEG) {
         snprintf(name, sizeof name, "memory %d: decode == segment-wise forward %s --pos %s", M, spec, pos);
         TEST_CASE(name) fixture_mem_decode(spec, M);
