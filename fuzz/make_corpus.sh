@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fuzz/make_corpus.sh DIR — seed corpora for the fuzz harnesses, in DIR/<harness>/:
-#   checkpoint  small real checkpoints written by ./train (every kind; char and byte tokenizers; with
+#   checkpoint  small real checkpoints written by ./train (every kind; one with --pos rope --memory 16; char and byte tokenizers; with
 #               and without optimizer state), so mutations start from valid files
 #   spec        --layers strings: every kind, options, repeats, whitespace, and near-misses
 #   tokenizer   texts (ASCII, multi-byte UTF-8, invalid UTF-8, binary) and tokenizer JSON
@@ -26,6 +26,10 @@ for s in "${specs[@]}"; do
       --eval-every 2 --eval-batches 1 --tokenizer $tk --threads 1 --out "$out/checkpoint/k$i.safetensors" >/dev/null
 done
 ./train --export "$out/checkpoint/k1.safetensors" "$out/checkpoint/k1-export.safetensors" >/dev/null
+# segment memory: rope positions, the memory's state tensors and train_state keys (docs/checkpoint.md)
+OMP_WAIT_POLICY=passive ./train "$tmp/text.txt" --layers "softmax/mlp,performer(features=4)/none" --dim 8 --heads 2 \
+    --ctx 8 --batch 2 --steps 2 --eval-every 2 --eval-batches 1 --tokenizer byte --pos rope --memory 16 --threads 1 \
+    --out "$out/checkpoint/mem.safetensors" >/dev/null
 
 # --- layer specs
 n=0
