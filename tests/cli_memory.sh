@@ -11,16 +11,6 @@ set -u
 # shellcheck source=tests/lib_cli.sh
 source "$(dirname "$0")/lib_cli.sh"
 
-expect_err() {  # CODE REGEX CMD...: that status, exactly one stderr line matching REGEX, no crash
-    local code=$1 re=$2; shift 2
-    run "$@"
-    [ $RC -ge 128 ] && fail "crashed (signal $((RC - 128)))"
-    [ $RC -eq "$code" ] || fail "expected exit status $code"
-    local n; n=$(grep -c . "$W/err")
-    [ "$n" -eq 1 ] || fail "expected exactly one line on stderr, got $n"
-    grep -Eq -- "$re" "$W/err" || fail "stderr does not match /$re/"
-}
-
 # 200 bytes: 180 training tokens in 2 streams of 90, ⌊89/16⌋ = 5 segments of 16 per cycle, so the
 # streams wrap (and the memory is cleared) before segments 5 and 10; 20 validation tokens.
 head -c 200 "$DATA" >"$W/text.txt"

@@ -9,15 +9,6 @@ set -u
 # shellcheck source=tests/lib_cli.sh
 source "$(dirname "$0")/lib_cli.sh"
 
-expect_err() {  # CODE REGEX CMD...: that status, exactly one stderr line matching REGEX, no crash
-    local code=$1 re=$2; shift 2
-    run "$@"
-    [ $RC -ge 128 ] && fail "crashed (signal $((RC - 128)))"
-    [ $RC -eq "$code" ] || fail "expected exit status $code"
-    local n; n=$(grep -c . "$W/err")
-    [ "$n" -eq 1 ] || fail "expected exactly one line on stderr, got $n"
-    grep -Eq -- "$re" "$W/err" || fail "stderr does not match /$re/"
-}
 small=(--heads 2 --ctx 16 --batch 2 --eval-every 4 --eval-batches 1 --threads 1)  # plus --dim
 
 # config_of CKPT: the checkpoint's config JSON and its tensor names, one per line ("config {...}", "tensor NAME")

@@ -13,6 +13,22 @@
 // test sets it (test_kinds.c runs its whole walk under each scheme).
 static pos_scheme_t fixture_pos_scheme = POS_LEARNED;
 
+// Initialize m's weights from seed, then scale every random tensor up to std `std` (from the real
+// 0.02) and keep LayerNorm weights near 1 but not exactly (so their gradient path is live).
+static inline void fixture_init_weights(model_t *m, float std, uint64_t seed) {
+    rng_t r;
+    rng_seed(&r, seed);
+    model_init_weights(m, &r);
+    for (int i = 0; i < m->params.count; i++) {
+        param_t *p = m->params.items[i];
+        for (size_t j = 0; j < p->numel; j++) {
+            if (p->init == INIT_NORMAL || p->init == INIT_UNIFORM) p->data[j] *= std / 0.02f;
+            else if (p->init == INIT_ONES) p->data[j] = 1.0f + 0.2f * rng_normal(&r);
+            else if (p->init == INIT_ZEROS) p->data[j] = 0.1f * rng_normal(&r);
+        }
+    }
+}
+
 // Build a tiny model (V 11, C 8, H 2, ctx 8, or as given) for spec, with weights drawn at std `std`
 // (larger than the real 0.02 so that every path of the math carries signal), positions fixture_pos_scheme.
 static inline int fixture_model(model_t *m, const char *spec, int V, int C, int H, int ctx, float std, uint64_t seed) {
@@ -22,18 +38,7 @@ static inline int fixture_model(model_t *m, const char *spec, int V, int C, int 
         printf("  model_build(%s): %s\n", spec, err);
         return -1;
     }
-    rng_t r;
-    rng_seed(&r, seed);
-    model_init_weights(m, &r);
-    // Scale every random tensor up; keep LayerNorm weights near 1 but not exactly (so their gradient path is live).
-    for (int i = 0; i < m->params.count; i++) {
-        param_t *p = m->params.items[i];
-        for (size_t j = 0; j < p->numel; j++) {
-            if (p->init == INIT_NORMAL || p->init == INIT_UNIFORM) p->data[j] *= std / 0.02f;
-            else if (p->init == INIT_ONES) p->data[j] = 1.0f + 0.2f * rng_normal(&r);
-            else if (p->init == INIT_ZEROS) p->data[j] = 0.1f * rng_normal(&r);
-        }
-    }
+    fixture_init_weights(m, std, seed);
     return 0;
 }
 
@@ -136,6 +141,25 @@ static inline double fd_check_piecewise(const char *what, fd_loss_fn f, void *ct
                what, worst_i, worst_fd, worst_an, worst);
         tl_case_failed = 1;
     }
+    return worst;
+}
+
+// Every trainable tensor of m, element by element, against finite differences of f(ctx) through
+// fd_check_piecewise (step 1e-2, tolerance 2e-4 + 1e-2·|fd|); prints the worst ratio to the tolerance
+// and how many elements needed more than the first measurement, and returns the worst ratio.
+static inline double fixture_fd_all_params(model_t *m, fd_loss_fn f, void *ctx) {
+    double worst = 0;
+    size_t remeasured = 0, elements = 0;
+    for (int i = 0; i < m->params.count; i++) {
+        param_t *p = m->params.items[i];
+        if (!p->trainable) continue;
+        double w = fd_check_piecewise(p->name, f, ctx, p->data, p->grad, p->numel, 1e-2f, 2e-4, 1e-2, &remeasured);
+        worst = w > worst ? w : worst;
+        elements += p->numel;
+    }
+    printf("  worst ratio to tolerance %.3f over %zu elements; %zu needed more than one measurement\n", worst,
+           elements, remeasured);
+    EXPECT(elements > 0);
     return worst;
 }
 

@@ -30,17 +30,7 @@ static inline int fixture_mem_model(model_t *m, const char *spec, int V, int C, 
                                     char *err, size_t errlen) {
     model_dims_t d = {.vocab = V, .dim = C, .heads = H, .ctx = ctx, .pos = fixture_pos_scheme, .memory = M};
     if (model_build(m, &d, spec, err, errlen)) return -1;
-    rng_t r;
-    rng_seed(&r, seed);
-    model_init_weights(m, &r);
-    for (int i = 0; i < m->params.count; i++) {  // fixture_model's scaling
-        param_t *p = m->params.items[i];
-        for (size_t j = 0; j < p->numel; j++) {
-            if (p->init == INIT_NORMAL || p->init == INIT_UNIFORM) p->data[j] *= 0.3f / 0.02f;
-            else if (p->init == INIT_ONES) p->data[j] = 1.0f + 0.2f * rng_normal(&r);
-            else if (p->init == INIT_ZEROS) p->data[j] = 0.1f * rng_normal(&r);
-        }
-    }
+    fixture_init_weights(m, 0.3f, seed);
     return 0;
 }
 
@@ -271,19 +261,7 @@ static inline double fixture_mem_gradcheck(const char *spec, uint64_t seed) {
     model_backward(&c->m, 1.0f, &run);
     model_extra_loss(&c->m, 1);
     EXPECT(c->mem.n == S && c->mem.pos0 == S);
-    double worst = 0;
-    size_t remeasured = 0, elements = 0;
-    for (int i = 0; i < c->m.params.count; i++) {
-        param_t *p = c->m.params.items[i];
-        if (!p->trainable) continue;
-        double w = fd_check_piecewise(p->name, fmem_grad_loss, c, p->data, p->grad, p->numel, 1e-2f, 2e-4, 1e-2,
-                                      &remeasured);
-        worst = w > worst ? w : worst;
-        elements += p->numel;
-    }
-    printf("  worst ratio to tolerance %.3f over %zu elements; %zu needed more than one measurement\n", worst,
-           elements, remeasured);
-    EXPECT(elements > 0);
+    double worst = fixture_fd_all_params(&c->m, fmem_grad_loss, c);
     model_mem_free(&c->mem);
     model_free(&c->m);
     free(c);

@@ -30,3 +30,12 @@ fail() {
 check() { echo "check: $*"; }
 run() { LAST="$*"; "$@" >"$W/out" 2>"$W/err"; RC=$?; }
 expect_ok() { run "$@"; [ $RC -eq 0 ] || fail "expected exit status 0"; }
+expect_err() {  # CODE REGEX CMD...: that status, exactly one stderr line matching REGEX, no crash
+    local code=$1 re=$2; shift 2
+    run "$@"
+    [ $RC -ge 128 ] && fail "crashed (signal $((RC - 128)))"
+    [ $RC -eq "$code" ] || fail "expected exit status $code"
+    local n; n=$(grep -c . "$W/err")
+    [ "$n" -eq 1 ] || fail "expected exactly one line on stderr, got $n"
+    grep -Eq -- "$re" "$W/err" || fail "stderr does not match /$re/"
+}

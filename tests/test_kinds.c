@@ -73,21 +73,7 @@ static void test_guard(const fixture_kind_case_t *cases, int n) {
 // Every trainable tensor of the model set up by fixture_gradcheck_begin against finite differences
 // of its loss (fixture tolerances), each element through fd_check_piecewise; prints the worst ratio
 // and how many elements needed more than the first measurement.
-static void gradcheck_run(fixture_ctx_t *c) {
-    double worst = 0;
-    size_t remeasured = 0, elements = 0;
-    for (int i = 0; i < c->m.params.count; i++) {
-        param_t *p = c->m.params.items[i];
-        if (!p->trainable) continue;
-        double w = fd_check_piecewise(p->name, fixture_model_loss, c, p->data, p->grad, p->numel, 1e-2f, 2e-4, 1e-2,
-                                      &remeasured);
-        worst = w > worst ? w : worst;
-        elements += p->numel;
-    }
-    printf("  worst ratio to tolerance %.3f over %zu elements; %zu needed more than one measurement\n", worst,
-           elements, remeasured);
-    EXPECT(elements > 0);
-}
+static void gradcheck_run(fixture_ctx_t *c) { fixture_fd_all_params(&c->m, fixture_model_loss, c); }
 
 // The gradient check of spec (V 11, C 8, H 2, ctx 8, B 2, T 7, weights std 0.4), on one thread:
 // the check is some 5000 forward passes, each a few dozen short parallel regions, and with two

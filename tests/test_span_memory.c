@@ -50,17 +50,7 @@ static int build(model_t *m, pos_scheme_t pos, const char *spec, int C, int H, i
         tl_case_failed = 1;
         return -1;
     }
-    rng_t r;
-    rng_seed(&r, seed);
-    model_init_weights(m, &r);
-    for (int i = 0; i < m->params.count; i++) {
-        param_t *p = m->params.items[i];
-        for (size_t j = 0; j < p->numel; j++) {
-            if (p->init == INIT_NORMAL || p->init == INIT_UNIFORM) p->data[j] *= 0.3f / 0.02f;
-            else if (p->init == INIT_ONES) p->data[j] = 1.0f + 0.2f * rng_normal(&r);
-            else if (p->init == INIT_ZEROS) p->data[j] = 0.1f * rng_normal(&r);
-        }
-    }
+    fixture_init_weights(m, 0.3f, seed);
     tweak(m);
     return 0;
 }
