@@ -557,7 +557,7 @@ static void open_log(train_t *t) {
     if (!t->rep.log) die(EXIT_RUNTIME, "cannot write log '%s': %s", path, strerror(errno));
     t->rep.log_path = path;
     if ((!t->resumed || !exists) &&
-        (fprintf(t->rep.log, "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step\n") < 0 || fflush(t->rep.log) != 0))
+        (fprintf(t->rep.log, "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step,elapsed_s,tokens_seen\n") < 0 || fflush(t->rep.log) != 0))
         die(EXIT_RUNTIME, "cannot write log '%s': %s", path, strerror(errno));
 }
 
@@ -706,13 +706,22 @@ static int train_step(train_t *t, double lr) {
 // ---------------------------------------------------------------------------------------------
 // report
 
-static void log_row(report_t *rep, long step, const char *split, double loss, double bpb, double lr, double gnorm,
-                    double tps, double ms) {
+// One CSV row; elapsed_s and tokens_seen (training tokens read so far: step·B·T·grad_accum) are
+// filled in by log_row from the run, so every row can be plotted against time and tokens.
+static void log_row_at(report_t *rep, long step, const char *split, double loss, double bpb, double lr, double gnorm,
+                       double tps, double ms, double elapsed, double tokens) {
     if (!rep->log) return;
     errno = 0;
-    if (fprintf(rep->log, "%ld,%s,%.6f,%.6f,%.6f,%.6g,%.6g,%.1f,%.3f\n", step, split, loss, exp(loss), bpb, lr, gnorm, tps, ms) < 0 ||
+    if (fprintf(rep->log, "%ld,%s,%.6f,%.6f,%.6f,%.6g,%.6g,%.1f,%.3f,%.3f,%.0f\n", step, split, loss, exp(loss), bpb, lr, gnorm,
+                tps, ms, elapsed, tokens) < 0 ||
         fflush(rep->log) != 0)
         log_failed(rep, errno ? errno : EIO);
+}
+
+static void log_row(train_t *t, const char *split, double loss, double bpb, double lr, double gnorm, double tps, double ms) {
+    double elapsed = t->saved.elapsed + (cli_now() - t->t_start);
+    double tokens = (double)t->saved.step * t->B * t->T * t->o->grad_accum;
+    log_row_at(&t->rep, t->saved.step, split, loss, bpb, lr, gnorm, tps, ms, elapsed, tokens);
 }
 
 static void print_spans(const model_t *m) {
@@ -783,7 +792,7 @@ static void report_init_from(train_t *t) {
     eval_periodic(t, 0, &s, how, sizeof how);
     printf("step 0/%ld | val loss %.4f | ppl %.3f | bpb %.4f  (%s, right after --init-from)\n", t->o->steps,
            eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), how);
-    log_row(&t->rep, 0, "val", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
+    log_row(t, "val", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
 }
 
 // The progress line (every --log-every steps and at the last step of this process): the interval's
@@ -801,7 +810,7 @@ static void report_progress(train_t *t, double lr, double now) {
     double mean_loss = rep->interval_loss / rep->interval_steps;
     printf("step %ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f ms/step | elapsed %.0fs | ETA %s\n",
            step, o->steps, mean_loss, lr, rep->last_gnorm, tps, ms, elapsed, eta);
-    log_row(rep, step, "train", mean_loss, NAN, lr, rep->last_gnorm, tps, ms);
+    log_row(t, "train", mean_loss, NAN, lr, rep->last_gnorm, tps, ms);
     rep->interval_loss = 0;
     rep->interval_steps = 0;
     rep->t_interval = cli_now();
@@ -817,7 +826,7 @@ static void report_eval(train_t *t, double lr) {
     printf("step %ld/%ld | val loss %.4f | ppl %.3f | bpb %.4f  (%s)\n", step, t->o->steps,
            eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), how);
     print_spans(t->m);
-    log_row(&t->rep, step, "val", eval_loss(&s), eval_bpb(&s), lr, NAN, NAN, NAN);
+    log_row(t, "val", eval_loss(&s), eval_bpb(&s), lr, NAN, NAN, NAN);
     t->rep.t_interval = cli_now();
 }
 
@@ -881,6 +890,7 @@ static int run_steps(train_t *t, const char **stop_reason) {
 // resume later) and the last checkpoint. Returns the exit status.
 static int finish_run(train_t *t, int status, const char *stop_reason) {
     t->saved.elapsed += cli_now() - t->t_start;
+    t->t_start = cli_now();  // the final row's elapsed_s then counts the final evaluation too
     if (status) return status;
     if (stop_reason) printf("%s at step %ld\n", stop_reason, t->saved.step);
     if (t->saved.step == t->o->steps || (stop_reason && strcmp(stop_reason, "time budget reached") == 0)) {
@@ -899,7 +909,7 @@ static int finish_run(train_t *t, int status, const char *stop_reason) {
                t->saved.step, eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), mode, s.tokens, cli_now() - t0);
         print_spans(t->m);
         if (stats) model_stats_print(t->m, stdout, "  ");
-        log_row(&t->rep, t->saved.step, "final", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
+        log_row(t, "final", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
     }
     save_or_die(t);
     printf("checkpoint: %s\n", t->o->out);
