@@ -35,7 +35,7 @@ typedef struct {
     long dim, heads, ctx, batch, steps, warmup, grad_accum, eval_every, eval_batches, save_every, seed, threads,
         stop_after, log_every, memory;
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
-    int list_kinds, init_partial;
+    int list_kinds, init_partial, streams;
 } opts_t;
 
 enum { MAX_FLAGS = 48 };
@@ -64,6 +64,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"pos", FLAG_STR, &o->pos, "learned", 0, 0, 0, "positions: learned (table wpe) | rope (rotary q/k) | none", 0},
         // Not stored in train_state either: the config keeps it (absent = 0).
         {"memory", FLAG_INT, &o->memory, "0", 0, 1 << 20, 0, "segment memory in tokens (0 = none; needs --pos rope or none)", 0},
+        {"streams", FLAG_BOOL, &o->streams, "", 0, 0, 0, "read the training split as --batch contiguous streams, as --memory does (implied by it)", 0},
         {"batch", FLAG_INT, &o->batch, "12", 1, 1 << 20, 1, "sequences per micro-batch B", 0},
         {"steps", FLAG_INT, &o->steps, "2000", 1, 1e12, 1, "optimizer steps (the schedule's length)", 0},
         {"lr", FLAG_FLOAT, &o->lr, "1e-3", 0, 10, 1, "peak learning rate", 0},
@@ -342,7 +343,8 @@ typedef struct {
     adamw_cfg_t acfg;
     pos_scheme_t pos;      // --pos (a resumed run: the checkpoint's)
     int memory;            // M: --memory (a resumed run: the checkpoint's); 0 = random windows, no memory
-    streams_t streams;     // memory > 0: the training split as B streams read segment by segment
+    int streams_on;        // memory > 0 or --streams: batches come from the streams, not random windows
+    streams_t streams;     // streams_on: the training split as B streams read segment by segment
     seg_mem_t mem;         // memory > 0: the training streams' memory (B rows); evaluation has its own
     int B, T;
     long stop;             // the step this process stops at (--stop-after, else --steps)
@@ -579,13 +581,14 @@ static void setup_memory(train_t *t) {
     const char *ckpt = t->o->resume;
     saved_t *r = &t->saved;
     char err[512];
-    if (!t->memory) {
-        if (t->resumed && r->has_mem)
-            die(EXIT_RUNTIME, "checkpoint '%s': train_state has a segment memory position but the model has no memory", ckpt);
-        return;
-    }
+    // --streams is not a stored flag (memory-free files stay as they were): a resumed run reads streams
+    // when its train_state has a stream position.
+    t->streams_on = t->memory > 0 || t->o->streams || (t->resumed && r->has_mem);
+    if (t->resumed && t->o->streams && !r->has_mem)
+        die(EXIT_USAGE, "checkpoint '%s' was trained on random windows; --streams cannot change on --resume", ckpt);
+    if (!t->streams_on) return;
     if (streams_init(&t->streams, 0, t->ds.n_train, t->B, t->T, err, sizeof err)) die(EXIT_USAGE, "train: %s", err);
-    model_mem_init(&t->mem, t->m, t->B);
+    if (t->memory) model_mem_init(&t->mem, t->m, t->B);
     if (!t->resumed) return;
     if (!r->has_mem)
         die(EXIT_RUNTIME, "checkpoint '%s': train_state lacks the segment memory's position (memory_offset, memory_n, memory_pos0)", ckpt);
@@ -642,7 +645,7 @@ static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const c
     printf("model: %s | d %d, heads %d, ctx %d, vocab %d (%s) | %zu parameters%s%s%s\n", m->spec, m->dims.dim, m->dims.heads,
            m->dims.ctx, m->dims.vocab, tok_kind_name(t->tok->kind), n_params, m->dims.pos ? " | pos " : "",
            m->dims.pos ? pos_scheme_name(m->dims.pos) : "", mem_note);
-    if (t->memory) snprintf(mem_note, sizeof mem_note, " | %d streams of %zu tokens", t->B, t->streams.len);
+    if (t->streams_on) snprintf(mem_note, sizeof mem_note, " | %d streams of %zu tokens", t->B, t->streams.len);
     printf("data: %s | %zu tokens: %zu train, %zu validation | batch %ld x %ld, accum %ld%s\n", file, t->ds.n_tokens,
            t->ds.n_train, t->ds.n_tokens - t->ds.n_train, o->batch, o->ctx, o->grad_accum, mem_note);
     if (t->resumed) printf("resuming %s at step %ld of %ld\n", o->resume, t->saved.step, o->steps);
@@ -675,9 +678,9 @@ static int train_step(train_t *t, double lr) {
     double loss = 0;
     run_ctx_t rc = {.training = 1, .dropout = (float)o->dropout, .rng = &run->drop_rng, .mem = t->memory ? &t->mem : NULL};
     for (long micro = 0; micro < o->grad_accum; micro++) {
-        if (!t->memory) {
+        if (!t->streams_on) {
             dataset_train_batch(&t->ds, &run->data_rng, t->B, t->T, t->x, t->y);
-        } else if (streams_next(&t->streams, t->ds.tokens, t->x, t->y)) {
+        } else if (streams_next(&t->streams, t->ds.tokens, t->x, t->y) && t->memory) {
             model_mem_clear(&t->mem);  // the streams wrapped to their start: nothing before it is remembered
         }
         loss += model_forward(m, t->x, t->y, t->B, t->T, &rc) / (double)o->grad_accum;
@@ -832,11 +835,11 @@ static void report_eval(train_t *t, double lr) {
 
 static void save_or_die(train_t *t) {
     char err[1024];
-    if (t->memory) {  // where the streams stand; the blocks' states go in as tensors
+    if (t->streams_on) {  // where the streams stand (n = 0 without memory); the blocks' states go in as tensors
         t->saved.has_mem = 1;
         t->saved.mem_offset = (double)t->streams.offset;
         t->saved.mem_n = t->mem.n;
-        t->saved.mem_pos0 = (double)t->mem.pos0;
+        t->saved.mem_pos0 = t->memory ? (double)t->mem.pos0 : (double)t->streams.offset;  // equal with memory
     }
     char *state = train_state_json(&t->saved, t->flags, t->n_flags, t->o->time_budget > 0);
     int rc = ckpt_save_run(t->o->out, t->m, t->tok, state, 1, t->memory ? &t->mem : NULL, err, sizeof err);
