@@ -153,6 +153,10 @@ typedef struct {
     // nothing was). Kinds without statistics leave both NULL and cost nothing.
     void (*stats_begin)(block_t *b);
     void (*stats_report)(block_t *b, char *buf, size_t n);
+    // Optional, with stats_begin: the fraction of the block's units used since stats_begin (pkm: slots
+    // selected at least once), in [0, 1], or −1 when nothing was counted. Read before stats_report
+    // (train's CSV column pkm_usage, docs/logs.md).
+    double (*stats_usage)(const block_t *b);
     // 1: decode_step keeps constant-size state and accepts any pos ≥ 0 (Performer streaming); the
     // model then never slides its window (see model.c decode_step for how positions ≥ ctx embed).
     int unbounded_decode;
