@@ -24,7 +24,7 @@
 #include "cli/eval_report.h"
 #include "cli/runtime.h"
 #include "cli/sampler.h"
-#include "cli/spans_png.h"
+#include "cli/spans_plot.h"
 #include "data/dataset.h"
 #include "base/check.h"
 #include "base/output_guard.h"
@@ -282,7 +282,9 @@ static int info(const ckpt_t *c, const char *path) {
     return 0;
 }
 
-static int spans(const ckpt_t *c, const char *png) {
+// --spans: the table on stdout and the heatmap (cli/spans_plot.h), its colour scale 0 … max(ctx, memory),
+// the longest span any layer can learn (a span is at most max(ctx, M): attn_span_check_memory).
+static int spans(const ckpt_t *c, const char *ckpt_path, const char *png) {
     const model_t *m = &c->model;
     int H = m->dims.heads;
     float *grid = xcalloc((size_t)m->L * H, sizeof *grid);
@@ -311,9 +313,14 @@ static int spans(const ckpt_t *c, const char *png) {
         free(grid);
         die(EXIT_USAGE, "this checkpoint has no layer with a learned span (adaptive or allattn)");
     }
-    char err[512];
-    if (spans_write_png(png, grid, m->L, H, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-    fprintf(stderr, "wrote %s (rows: layers, columns: heads; brighter = longer span; grey = no span)\n", png);
+    char err[1024], title[1200];
+    const char **kinds = xmalloc((size_t)m->L * sizeof *kinds);
+    for (int l = 0; l < m->L; l++) kinds[l] = m->layers[l].mixer.ops->kind;
+    int max_span = m->dims.memory > m->dims.ctx ? m->dims.memory : m->dims.ctx;
+    snprintf(title, sizeof title, "learned attention spans (tokens): %s", ckpt_path);
+    if (spans_plot_png(png, grid, m->L, H, kinds, max_span, title, err, sizeof err)) die(EXIT_RUNTIME, "infer: %s", err);
+    free(kinds);
+    fprintf(stderr, "wrote %s (rows: layers, columns: heads; colour: span in tokens, 0 to %d; grey: no span)\n", png, max_span);
     free(grid);
     return 0;
 }
@@ -355,7 +362,7 @@ int main(int argc, char **argv) {
     int rc;
     if (o.eval[0]) rc = evaluate(&c, pos[0], &o, memory_given);
     else if (o.info) rc = info(&c, pos[0]);
-    else if (o.spans) rc = spans(&c, o.spans_png);
+    else if (o.spans) rc = spans(&c, pos[0], o.spans_png);
     else rc = generate(&c, &o);
     ckpt_free(&c);
     return rc;
