@@ -20,11 +20,12 @@
 #include <time.h>
 
 #include "cli/args.h"
+#include "cli/attn_map.h"
 #include "cli/eval.h"
 #include "cli/eval_report.h"
 #include "cli/runtime.h"
 #include "cli/sampler.h"
-#include "cli/spans_png.h"
+#include "cli/spans_plot.h"
 #include "data/dataset.h"
 #include "base/check.h"
 #include "base/output_guard.h"
@@ -41,6 +42,8 @@ typedef struct {
     long memory;                   // --eval: segment memory M for memory mode (given: flag "memory")
     int by_position;
     const char *by_position_out;
+    const char *attn_map;          // --attn-map OUT.png ("" = not asked)
+    long layer, head;              // --attn-map's layer and head
 } opts_t;
 
 enum { MAX_FLAGS = 32 };
@@ -65,6 +68,9 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"info", FLAG_BOOL, &o->info, "", 0, 0, 0, "print config, parameter counts per layer, training state", 0},
         {"spans", FLAG_BOOL, &o->spans, "", 0, 0, 0, "print learned attention spans and write a PNG heatmap", 0},
         {"spans-png", FLAG_STR, &o->spans_png, "spans.png", 0, 0, 0, "where --spans writes its picture", 0},
+        {"attn-map", FLAG_STR, &o->attn_map, "", 0, 0, 0, "draw one head's attention probabilities over --prompt to this PNG", 0},
+        {"layer", FLAG_INT, &o->layer, "0", 0, 1 << 20, 0, "--attn-map: the layer", 0},
+        {"head", FLAG_INT, &o->head, "0", 0, 1 << 20, 0, "--attn-map: the head", 0},
         {"threads", FLAG_INT, &o->threads, "0", 0, 4096, 0, "threads (0 = all cores; generation uses 1)", 0},
     };
     return args_bind(out, MAX_FLAGS, table, (int)(sizeof table / sizeof *table));
@@ -74,7 +80,8 @@ static const char *USAGE =
     "usage: infer CKPT [--prompt TEXT | --prompt-file F] [--tokens N] [sampling options]\n"
     "       infer CKPT --eval FILE [--stride S | --memory M] [--ctx N] [--by-position [--by-position-out PREFIX]]\n"
     "       infer CKPT --info\n"
-    "       infer CKPT --spans";
+    "       infer CKPT --spans\n"
+    "       infer CKPT --attn-map OUT.png (--prompt TEXT | --prompt-file F) [--layer L] [--head H]";
 
 // ---------------------------------------------------------------------------------------------
 // generation
@@ -282,7 +289,9 @@ static int info(const ckpt_t *c, const char *path) {
     return 0;
 }
 
-static int spans(const ckpt_t *c, const char *png) {
+// --spans: the table on stdout and the heatmap (cli/spans_plot.h), its colour scale 0 … max(ctx, memory),
+// the longest span any layer can learn (a span is at most max(ctx, M): attn_span_check_memory).
+static int spans(const ckpt_t *c, const char *ckpt_path, const char *png) {
     const model_t *m = &c->model;
     int H = m->dims.heads;
     float *grid = xcalloc((size_t)m->L * H, sizeof *grid);
@@ -311,10 +320,68 @@ static int spans(const ckpt_t *c, const char *png) {
         free(grid);
         die(EXIT_USAGE, "this checkpoint has no layer with a learned span (adaptive or allattn)");
     }
-    char err[512];
-    if (spans_write_png(png, grid, m->L, H, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-    fprintf(stderr, "wrote %s (rows: layers, columns: heads; brighter = longer span; grey = no span)\n", png);
+    char err[1024], title[1200];
+    const char **kinds = xmalloc((size_t)m->L * sizeof *kinds);
+    for (int l = 0; l < m->L; l++) kinds[l] = m->layers[l].mixer.ops->kind;
+    int max_span = m->dims.memory > m->dims.ctx ? m->dims.memory : m->dims.ctx;
+    snprintf(title, sizeof title, "learned attention spans (tokens): %s", ckpt_path);
+    if (spans_plot_png(png, grid, m->L, H, kinds, max_span, title, err, sizeof err)) die(EXIT_RUNTIME, "infer: %s", err);
+    free(kinds);
+    fprintf(stderr, "wrote %s (rows: layers, columns: heads; colour: span in tokens, 0 to %d; grey: no span)\n", png, max_span);
     free(grid);
+    return 0;
+}
+
+// --attn-map: how a token shows on the picture's axes: printable ASCII as itself, a space as U+2423, a
+// newline or tab as \n or \t, any other single byte as \xNN; a multi-byte character (char tokenizer) as is.
+static void token_label(const tokenizer_t *tok, int32_t id, char *out, size_t n) {
+    uint8_t buf[8];
+    int len = tok_decode(tok, id, buf);
+    if (len == 1 && buf[0] == ' ') snprintf(out, n, "\u2423");
+    else if (len == 1 && buf[0] == '\n') snprintf(out, n, "\\n");
+    else if (len == 1 && buf[0] == '\t') snprintf(out, n, "\\t");
+    else if (len == 1 && (buf[0] < 0x21 || buf[0] > 0x7e)) snprintf(out, n, "\\x%02X", buf[0]);
+    else snprintf(out, n, "%.*s", len, (const char *)buf);
+}
+
+// --attn-map: the prompt as one window, the chosen head's probabilities drawn (cli/attn_map.h).
+static int attention_map(ckpt_t *c, const char *ckpt_path, const opts_t *o) {
+    model_t *m = &c->model;
+    char err[1024];
+    uint8_t *text = NULL;
+    size_t text_n = 0;
+    if (o->prompt_file[0]) {
+        if (read_file_bytes(o->prompt_file, &text, &text_n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    } else {
+        text_n = strlen(o->prompt);
+        text = xmalloc(text_n + 1);
+        memcpy(text, o->prompt, text_n);
+    }
+    int32_t *tokens;
+    size_t T;
+    if (tok_encode(&c->tok, text, text_n, &tokens, &T, "prompt", err, sizeof err)) die(EXIT_USAGE, "%s", err);
+    free(text);
+    if (T == 0) die(EXIT_USAGE, "infer: --attn-map needs a prompt (--prompt TEXT or --prompt-file F) of at least one token");
+    attn_map_t map;
+    if (T > (size_t)m->dims.ctx)
+        die(EXIT_USAGE, "infer: the prompt has %zu tokens; --attn-map covers one window of at most %d (ctx) tokens", T, m->dims.ctx);
+    if (attn_map_compute(m, tokens, (int)T, (int)o->layer, (int)o->head, &map, err, sizeof err))
+        die(EXIT_USAGE, "infer: %s", err);
+    char **labels = xmalloc(T * sizeof *labels);
+    for (size_t t = 0; t < T; t++) {
+        labels[t] = xmalloc(16);
+        token_label(&c->tok, tokens[t], labels[t], 16);
+    }
+    const block_t *b = &m->layers[o->layer].mixer;
+    char title[1400];
+    snprintf(title, sizeof title, "%s: layer %ld (%s), head %ld, %zu tokens", ckpt_path, o->layer, b->ops->kind, o->head, T);
+    if (attn_map_png(o->attn_map, &map, (const char *const *)labels, title, err, sizeof err)) die(EXIT_RUNTIME, "infer: %s", err);
+    fprintf(stderr, "wrote %s (layer %ld, head %ld: rows are queries, columns the keys they attend to%s)\n", o->attn_map,
+            o->layer, o->head, map.E ? ", then the persistent slots" : "");
+    for (size_t t = 0; t < T; t++) free(labels[t]);
+    free(labels);
+    attn_map_free(&map);
+    free(tokens);
     return 0;
 }
 
@@ -334,8 +401,14 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (n_pos != 1) die(EXIT_USAGE, "infer: expected one checkpoint path (see --help)");
-    int modes = (o.eval[0] != 0) + o.info + o.spans;
-    if (modes > 1) die(EXIT_USAGE, "infer: --eval, --info and --spans exclude each other");
+    int modes = (o.eval[0] != 0) + o.info + o.spans + (o.attn_map[0] != 0);
+    if (modes > 1) die(EXIT_USAGE, "infer: --eval, --info, --spans and --attn-map exclude each other");
+    int map_given = args_find(flags, n_flags, "attn-map")->given;
+    if (map_given && !o.attn_map[0]) die(EXIT_USAGE, "infer: --attn-map needs an output path (OUT.png)");
+    if (!map_given && (args_find(flags, n_flags, "layer")->given || args_find(flags, n_flags, "head")->given))
+        die(EXIT_USAGE, "infer: --%s needs --attn-map OUT.png", args_find(flags, n_flags, "layer")->given ? "layer" : "head");
+    if (map_given && !o.prompt[0] && !o.prompt_file[0])
+        die(EXIT_USAGE, "infer: --attn-map needs a prompt (--prompt TEXT or --prompt-file F)");
     if (args_find(flags, n_flags, "by-position-out")->given && !o.by_position)
         die(EXIT_USAGE, "infer: --by-position-out needs --by-position");
     int memory_given = args_find(flags, n_flags, "memory")->given;
@@ -345,8 +418,8 @@ int main(int argc, char **argv) {
     if (o.prompt[0] && o.prompt_file[0]) die(EXIT_USAGE, "infer: give --prompt or --prompt-file, not both");
     cli_set_threads(o.threads);
     char err[1024];
-    if (o.spans) {  // the PNG is written whole to a temporary and renamed over --spans-png
-        io_path_t outs[] = {{"--spans-png", o.spans_png, OUT_REPLACED}};
+    if (o.spans || o.attn_map[0]) {  // the PNG is written whole to a temporary and renamed over it
+        io_path_t outs[] = {{o.spans ? "--spans-png" : "--attn-map", o.spans ? o.spans_png : o.attn_map, OUT_REPLACED}};
         io_path_t ins[] = {{"the checkpoint", pos[0], 0}, {"--eval", o.eval, 0}, {"--prompt-file", o.prompt_file, 0}};
         if (output_check(outs, 1, ins, 3, err, sizeof err)) die(EXIT_RUNTIME, "infer: %s", err);
     }
@@ -355,7 +428,8 @@ int main(int argc, char **argv) {
     int rc;
     if (o.eval[0]) rc = evaluate(&c, pos[0], &o, memory_given);
     else if (o.info) rc = info(&c, pos[0]);
-    else if (o.spans) rc = spans(&c, o.spans_png);
+    else if (o.spans) rc = spans(&c, pos[0], o.spans_png);
+    else if (o.attn_map[0]) rc = attention_map(&c, pos[0], &o);
     else rc = generate(&c, &o);
     ckpt_free(&c);
     return rc;

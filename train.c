@@ -17,6 +17,7 @@
 #include "cli/args.h"
 #include "cli/eval.h"
 #include "cli/runtime.h"
+#include "cli/schedule.h"
 #include "data/dataset.h"
 #include "data/streams.h"
 #include "base/check.h"
@@ -31,11 +32,11 @@
 // flags
 
 typedef struct {
-    const char *layers, *tokenizer, *out, *log, *resume, *init_from, *pos;
+    const char *layers, *tokenizer, *out, *log, *resume, *init_from, *pos, *final_eval;
     long dim, heads, ctx, batch, steps, warmup, grad_accum, eval_every, eval_batches, save_every, seed, threads,
         stop_after, log_every, memory;
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
-    int list_kinds, init_partial, streams;
+    int list_kinds, init_partial, streams, eval_at_start;
 } opts_t;
 
 enum { MAX_FLAGS = 48 };
@@ -89,7 +90,9 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"stop-after", FLAG_INT, &o->stop_after, "0", 0, 1e12, 0, "stop and save at this step, keeping --steps' schedule", 0},
         {"init-from", FLAG_STR, &o->init_from, "", 0, 0, 0, "copy every tensor whose name and shape match from this checkpoint (and use its tokenizer)", 0},
         {"init-partial", FLAG_BOOL, &o->init_partial, "", 0, 0, 0, "allow --init-from to carry fewer attention/ffn tensors than the source has", 0},
-        {"time-budget", FLAG_FLOAT, &o->time_budget, "0", 0, 1e9, 0, "stop training after this many seconds (0 = none)", 0},
+        {"time-budget", FLAG_FLOAT, &o->time_budget, "0", 0, 1e9, 0, "stop training after this many seconds, the learning rate reaching --min-lr then (0 = none; kept by --resume)", 0},
+        {"final-eval", FLAG_STR, &o->final_eval, "all", 0, 0, 0, "final evaluation: all (the whole validation split) | none | N (its first N tokens)", 0},
+        {"eval-at-start", FLAG_BOOL, &o->eval_at_start, "", 0, 0, 0, "evaluate once before the first step (step 0)", 0},
         {"list-kinds", FLAG_BOOL, &o->list_kinds, "", 0, 0, 0, "print each block kind as 'KIND ROLE EXAMPLE...' and exit", 0},
     };
     return args_bind(out, MAX_FLAGS, table, (int)(sizeof table / sizeof *table));
@@ -189,6 +192,10 @@ typedef struct {
     uint64_t data_hash;
     size_t data_bytes;
     double elapsed;     // training seconds so far
+    // --time-budget runs only (has_budget): the budget and the schedule's decay start (cli/schedule.h), so
+    // that --resume keeps the budget and the clock-following decay where they were.
+    int has_budget;
+    double budget_s, decay_start_s;
     // Segment memory (a memory model only): where the streams stand and the memory's n and pos0, as
     // read from train_state (checked against the streams and the model in restore_memory) or as saved.
     int has_mem;
@@ -211,7 +218,11 @@ static char *train_state_json(const saved_t *r, const flag_t *flags, int n_flags
     snprintf(hex, sizeof hex, "%016" PRIx64, r->data_hash);
     cJSON_AddStringToObject(st, "data_fnv1a64", hex);
     cJSON_AddNumberToObject(st, "data_bytes", (double)r->data_bytes);
-    if (keep_elapsed) cJSON_AddNumberToObject(st, "elapsed_s", r->elapsed);
+    if (keep_elapsed) {
+        cJSON_AddNumberToObject(st, "elapsed_s", r->elapsed);
+        cJSON_AddNumberToObject(st, "time_budget_s", r->budget_s);
+        cJSON_AddNumberToObject(st, "decay_start_s", r->decay_start_s);
+    }
     if (r->has_mem) {
         cJSON_AddNumberToObject(st, "memory_offset", r->mem_offset);
         cJSON_AddNumberToObject(st, "memory_n", r->mem_n);
@@ -258,6 +269,15 @@ static void restore_saved(const char *ckpt, const char *json, flag_t *flags, int
     r->data_hash = strtoull(hash->valuestring, NULL, 16);
     r->data_bytes = (size_t)v_bytes;
     r->elapsed = cJSON_IsNumber(el) ? el->valuedouble : 0;
+    // The time budget and its decay start (written with elapsed_s); a negative decay start: still warming up.
+    const cJSON *bud = cJSON_GetObjectItem(st, "time_budget_s"), *dst = cJSON_GetObjectItem(st, "decay_start_s");
+    if (bud && !(cJSON_IsNumber(bud) && bud->valuedouble > 0 && bud->valuedouble <= 1e9))
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.time_budget_s is not a time in seconds in (0, 1e9]", ckpt);
+    if (dst && !(cJSON_IsNumber(dst) && dst->valuedouble >= -1 && dst->valuedouble <= 1e12))
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.decay_start_s is not a time in seconds (or -1)", ckpt);
+    r->has_budget = bud != NULL;
+    r->budget_s = bud ? bud->valuedouble : 0;
+    r->decay_start_s = dst ? dst->valuedouble : -1;
     // The segment memory's position: all three or none (checked against the model in restore_memory).
     const char *mem_keys[3] = {"memory_offset", "memory_n", "memory_pos0"};
     double *mem_vals[3] = {&r->mem_offset, &r->mem_n, &r->mem_pos0};
@@ -348,6 +368,8 @@ typedef struct {
     seg_mem_t mem;         // memory > 0: the training streams' memory (B rows); evaluation has its own
     int B, T;
     long stop;             // the step this process stops at (--stop-after, else --steps)
+    lr_schedule_t sched;   // the learning-rate schedule (--time-budget: following the clock too)
+    long final_eval_tokens;  // --final-eval: -1 all, 0 none, else the first N validation targets
     int32_t *x, *y;        // one micro-batch's inputs and targets (B·T)
     double t_start;        // start of the timing segment not yet added to saved.elapsed
     report_t rep;
@@ -367,6 +389,18 @@ static void open_resumed(train_t *t) {
     t->m = &t->ck.model;
     t->tok = &t->ck.tok;
     t->resumed = 1;
+}
+
+// --final-eval: "all" (-1), "none" (0) or N >= 1 validation tokens (targets) to score; else exit 2.
+static long parse_final_eval(const char *s) {
+    if (strcmp(s, "all") == 0) return -1;
+    if (strcmp(s, "none") == 0) return 0;
+    char *end;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    if (!*s || *end || errno || n < 1 || n > (long long)1e15 || s[0] == '+' || s[0] == ' ')
+        die(EXIT_USAGE, "train: --final-eval must be all, none or a number of tokens >= 1, got '%s'", s);
+    return (long)n;
 }
 
 // Checks of the options as a whole (each flag's own range is the flag table's).
@@ -394,6 +428,7 @@ static void check_options(train_t *t, tok_kind_t *tkind) {
         o->memory = saved;
     }
     t->memory = (int)o->memory;
+    t->final_eval_tokens = parse_final_eval(o->final_eval);
 }
 
 // --init-from: read the source once; a fine-tuned model keeps the source's tokenizer (its embedding
@@ -549,17 +584,32 @@ static void build_fresh(train_t *t, uint64_t hash) {
     init_from_source(t);
 }
 
+// The CSV log's columns (docs/logs.md). Readers find columns by name: new ones are appended at the end.
+static const char LOG_HEADER[] =
+    "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step,elapsed_s,tokens_seen,spans,pkm_usage\n";
+
+// --log: a fresh run writes the header; a resumed run appends to its log, whose header must be this
+// one (a log begun by an older version has other columns: appending would mix two layouts).
 static void open_log(train_t *t) {
     const char *path = t->o->log;
     if (!path[0]) return;
     int exists = 0;
     FILE *probe = fopen(path, "r");
-    if (probe) { exists = 1; fclose(probe); }
+    if (probe) {
+        char first[512] = "";
+        exists = 1;
+        if (t->resumed && fgets(first, sizeof first, probe) && strcmp(first, LOG_HEADER) != 0) {
+            fclose(probe);
+            die(EXIT_RUNTIME, "cannot append to log '%s': its header is not this version's columns (%.*s); give a new --log",
+                path, (int)strlen(LOG_HEADER) - 1, LOG_HEADER);
+        }
+        if (t->resumed && !first[0]) exists = 0;  // empty: write the header
+        fclose(probe);
+    }
     t->rep.log = fopen(path, t->resumed ? "a" : "w");
     if (!t->rep.log) die(EXIT_RUNTIME, "cannot write log '%s': %s", path, strerror(errno));
     t->rep.log_path = path;
-    if ((!t->resumed || !exists) &&
-        (fprintf(t->rep.log, "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step,elapsed_s,tokens_seen\n") < 0 || fflush(t->rep.log) != 0))
+    if ((!t->resumed || !exists) && (fputs(LOG_HEADER, t->rep.log) < 0 || fflush(t->rep.log) != 0))
         die(EXIT_RUNTIME, "cannot write log '%s': %s", path, strerror(errno));
 }
 
@@ -618,6 +668,20 @@ static void setup_memory(train_t *t) {
     t->mem.pos0 = (long)r->mem_pos0;
 }
 
+// The learning-rate schedule (cli/schedule.h). --time-budget given applies (on --resume too, replacing the
+// stored one); not given on --resume, the stored budget and its decay start continue. A resumed run that
+// has used its budget is refused.
+static void setup_schedule(train_t *t) {
+    opts_t *o = t->o;
+    const saved_t *r = &t->saved;
+    if (t->resumed && r->has_budget && !args_find(t->flags, t->n_flags, "time-budget")->given) o->time_budget = r->budget_s;
+    t->sched = (lr_schedule_t){.warmup = o->warmup, .steps = o->steps, .lr = o->lr, .min_lr = o->min_lr,
+                               .budget_s = o->time_budget, .decay_start_s = t->resumed && r->has_budget ? r->decay_start_s : -1};
+    if (t->resumed && o->time_budget > 0 && r->elapsed >= o->time_budget)
+        die(EXIT_USAGE, "train: the run in '%s' has used its time budget (%.0fs of %gs); pass a larger --time-budget to extend it",
+            o->resume, r->elapsed, o->time_budget);
+}
+
 // Everything before the first step: model (resumed or fresh), data, activations, header lines, log,
 // signal handlers, the micro-batch buffers. Dies with one line on any problem.
 static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const char *file) {
@@ -631,6 +695,7 @@ static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const c
     load_data(t, tkind, &hash);
     if (!t->resumed) build_fresh(t, hash);
     if (t->saved.step >= o->steps) die(EXIT_USAGE, "train: the run in '%s' already has %ld steps; pass a larger --steps to extend it", o->resume, t->saved.step);
+    setup_schedule(t);
     model_alloc_acts(t->m, (int)o->batch, (int)o->ctx, (float)o->dropout);
     if (o->save_every == 0) o->save_every = o->eval_every;
 
@@ -709,22 +774,24 @@ static int train_step(train_t *t, double lr) {
 // ---------------------------------------------------------------------------------------------
 // report
 
-// One CSV row; elapsed_s and tokens_seen (training tokens read so far: step·B·T·grad_accum) are
-// filled in by log_row from the run, so every row can be plotted against time and tokens.
+// One CSV row (the columns of LOG_HEADER, docs/logs.md); elapsed_s and tokens_seen (training tokens read so
+// far: step·B·T·grad_accum) are filled in by log_row from the run, so every row can be plotted against time
+// and tokens; spans and pkm_usage are "" except on evaluation rows.
 static void log_row_at(report_t *rep, long step, const char *split, double loss, double bpb, double lr, double gnorm,
-                       double tps, double ms, double elapsed, double tokens) {
+                       double tps, double ms, double elapsed, double tokens, const char *spans, const char *usage) {
     if (!rep->log) return;
     errno = 0;
-    if (fprintf(rep->log, "%ld,%s,%.6f,%.6f,%.6f,%.6g,%.6g,%.1f,%.3f,%.3f,%.0f\n", step, split, loss, exp(loss), bpb, lr, gnorm,
-                tps, ms, elapsed, tokens) < 0 ||
+    if (fprintf(rep->log, "%ld,%s,%.6f,%.6f,%.6f,%.6g,%.6g,%.1f,%.3f,%.3f,%.0f,%s,%s\n", step, split, loss, exp(loss), bpb, lr,
+                gnorm, tps, ms, elapsed, tokens, spans, usage) < 0 ||
         fflush(rep->log) != 0)
         log_failed(rep, errno ? errno : EIO);
 }
 
-static void log_row(train_t *t, const char *split, double loss, double bpb, double lr, double gnorm, double tps, double ms) {
+static void log_row(train_t *t, const char *split, double loss, double bpb, double lr, double gnorm, double tps, double ms,
+                    const char *spans, const char *usage) {
     double elapsed = t->saved.elapsed + (cli_now() - t->t_start);
     double tokens = (double)t->saved.step * t->B * t->T * t->o->grad_accum;
-    log_row_at(&t->rep, t->saved.step, split, loss, bpb, lr, gnorm, tps, ms, elapsed, tokens);
+    log_row_at(&t->rep, t->saved.step, split, loss, bpb, lr, gnorm, tps, ms, elapsed, tokens, spans, usage);
 }
 
 static void print_spans(const model_t *m) {
@@ -744,6 +811,64 @@ static void print_spans(const model_t *m) {
         any = 1;
     }
     if (any) printf("\n");
+}
+
+// One value per layer, ';'-joined (entry l is layer l's, "" for a layer without one); the whole field ""
+// when no layer has a value. value(m, l, &v) returns 1 and v for a layer that has one. buf holds 32·L + 1.
+static void per_layer_field(model_t *m, int (*value)(model_t *, int, double *), const char *fmt, char *buf, size_t n) {
+    size_t len = 0;
+    int any = 0;
+    buf[0] = 0;
+    for (int l = 0; l < m->L; l++) {
+        double v;
+        int has = value(m, l, &v);
+        any |= has;
+        len += (size_t)snprintf(buf + len, n - len, "%s", l ? ";" : "");
+        if (has) len += (size_t)snprintf(buf + len, n - len, fmt, v);
+    }
+    if (!any) buf[0] = 0;
+}
+
+// Layer l's mean learned span in tokens (block_ops_t.spans: adaptive, allattn).
+static int layer_mean_span(model_t *m, int l, double *v) {
+    const block_t *b = &m->layers[l].mixer;
+    float sp[4096];
+    int h = b->ops->spans ? b->ops->spans(b, sp) : 0;
+    if (h <= 0) return 0;
+    double sum = 0;
+    for (int i = 0; i < h; i++) sum += sp[i];
+    *v = sum / h;
+    return 1;
+}
+
+// The fraction of layer l's units used over the evaluation just run (block_ops_t.stats_usage: pkm's slots
+// selected at least once); the statistics must still be on (before model_stats_print switches them off).
+static int layer_usage(model_t *m, int l, double *v) {
+    for (int i = 2 * l; i < 2 * l + 2; i++) {
+        block_t *b = model_block(m, i);
+        double u = b->ops->stats_usage ? b->ops->stats_usage(b) : -1;
+        if (u >= 0) {
+            *v = u;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+// An evaluation's report: the printed line "HEAD | val loss X | ppl Y | bpb Z  (WHAT)", the spans line, the
+// statistics lines (stats: model_stats_begin counted blocks before the evaluation) and the CSV row.
+static void report_eval_done(train_t *t, const char *split, const char *head, const eval_sums_t *s, const char *what,
+                             double lr, int stats) {
+    size_t n = 32 * (size_t)t->m->L + 1;
+    char *spans = xmalloc(n), *usage = xmalloc(n);
+    per_layer_field(t->m, layer_mean_span, "%.1f", spans, n);
+    per_layer_field(t->m, layer_usage, "%.4f", usage, n);
+    printf("%s | val loss %.4f | ppl %.3f | bpb %.4f  (%s)\n", head, eval_loss(s), exp(eval_loss(s)), eval_bpb(s), what);
+    print_spans(t->m);
+    if (stats) model_stats_print(t->m, stdout, "  ");
+    log_row(t, split, eval_loss(s), eval_bpb(s), lr, NAN, NAN, NAN, spans, usage);
+    free(spans);
+    free(usage);
 }
 
 // Random-window validation estimate, from an RNG stream of its own (seeded by seed and step), so
@@ -788,48 +913,54 @@ static void eval_periodic(train_t *t, long step, eval_sums_t *s, char *how, size
     snprintf(how, howlen, "memory mode, M %d: the first %zu validation tokens", t->memory, n);
 }
 
-// The converted model before any fine-tuning step (e.g. softmax weights in Performer layers).
-static void report_init_from(train_t *t) {
+// The periodic estimate at `step` with its report (note: appended to the printed parenthesis).
+static void report_periodic(train_t *t, double lr, const char *note) {
+    long step = t->saved.step;
     eval_sums_t s;
-    char how[128];
-    eval_periodic(t, 0, &s, how, sizeof how);
-    printf("step 0/%ld | val loss %.4f | ppl %.3f | bpb %.4f  (%s, right after --init-from)\n", t->o->steps,
-           eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), how);
-    log_row(t, "val", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
+    char how[160], head[64];
+    int stats = model_stats_begin(t->m);  // pkm layers: slot usage over this evaluation
+    eval_periodic(t, step, &s, how, sizeof how);
+    size_t len = strlen(how);
+    snprintf(how + len, sizeof how - len, "%s", note);
+    snprintf(head, sizeof head, "step %ld/%ld", step, t->o->steps);
+    report_eval_done(t, "val", head, &s, how, lr, stats);
 }
 
-// The progress line (every --log-every steps and at the last step of this process): the interval's
-// mean loss, speed and ETA.
-static void report_progress(train_t *t, double lr, double now) {
+// Step 0, before any training step (--eval-at-start, and always right after --init-from: the converted
+// model before any fine-tuning, e.g. softmax weights in Performer layers). Its CSV row has no lr.
+static void report_start(train_t *t) {
+    report_periodic(t, NAN, t->o->init_from[0] ? ", right after --init-from" : ", before any step");
+}
+
+// The progress line (every --log-every steps, at the last step of this process, and at the step that used
+// up the time budget (last = 1)): the interval's mean loss, speed and ETA (with a budget: the sooner of the
+// steps' and the budget's end).
+static void report_progress(train_t *t, double lr, double now, int last) {
     const opts_t *o = t->o;
     report_t *rep = &t->rep;
     long step = t->saved.step;
-    if (step % o->log_every != 0 && step != t->stop) return;
+    if (step % o->log_every != 0 && step != t->stop && !last) return;
     double dt = now - rep->t_interval, ms = 1000.0 * dt / rep->interval_steps;
     double tps = (double)rep->interval_steps * t->B * t->T * o->grad_accum / dt;
     double elapsed = t->saved.elapsed + (now - t->t_start);
     char eta[32];
-    fmt_eta((double)(t->stop - step) * dt / rep->interval_steps, eta, sizeof eta);
+    double left = (double)(t->stop - step) * dt / rep->interval_steps;
+    if (o->time_budget > 0 && o->time_budget - elapsed < left) left = o->time_budget - elapsed;
+    fmt_eta(left, eta, sizeof eta);
     double mean_loss = rep->interval_loss / rep->interval_steps;
     printf("step %ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f ms/step | elapsed %.0fs | ETA %s\n",
            step, o->steps, mean_loss, lr, rep->last_gnorm, tps, ms, elapsed, eta);
-    log_row(t, "train", mean_loss, NAN, lr, rep->last_gnorm, tps, ms);
+    log_row(t, "train", mean_loss, NAN, lr, rep->last_gnorm, tps, ms, "", "");
     rep->interval_loss = 0;
     rep->interval_steps = 0;
     rep->t_interval = cli_now();
 }
 
-// The periodic evaluation (every --eval-every steps, except the last: finish evaluates the whole split).
+// The periodic evaluation (every --eval-every steps, except the last when a final evaluation replaces it).
 static void report_eval(train_t *t, double lr) {
     long step = t->saved.step;
-    if (step % t->o->eval_every != 0 || step >= t->o->steps) return;
-    eval_sums_t s;
-    char how[128];
-    eval_periodic(t, step, &s, how, sizeof how);
-    printf("step %ld/%ld | val loss %.4f | ppl %.3f | bpb %.4f  (%s)\n", step, t->o->steps,
-           eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), how);
-    print_spans(t->m);
-    log_row(t, "val", eval_loss(&s), eval_bpb(&s), lr, NAN, NAN, NAN);
+    if (step % t->o->eval_every != 0 || (step >= t->o->steps && t->final_eval_tokens != 0)) return;
+    report_periodic(t, lr, "");
     t->rep.t_interval = cli_now();
 }
 
@@ -841,6 +972,8 @@ static void save_or_die(train_t *t) {
         t->saved.mem_n = t->mem.n;
         t->saved.mem_pos0 = t->memory ? (double)t->mem.pos0 : (double)t->streams.offset;  // equal with memory
     }
+    t->saved.budget_s = t->o->time_budget;
+    t->saved.decay_start_s = t->sched.decay_start_s;
     char *state = train_state_json(&t->saved, t->flags, t->n_flags, t->o->time_budget > 0);
     int rc = ckpt_save_run(t->o->out, t->m, t->tok, state, 1, t->memory ? &t->mem : NULL, err, sizeof err);
     free(state);
@@ -863,14 +996,15 @@ static void report_save(train_t *t) {
 static int run_steps(train_t *t, const char **stop_reason) {
     const opts_t *o = t->o;
     *stop_reason = NULL;
-    if (o->init_from[0] && t->saved.step == 0) report_init_from(t);
+    if (t->saved.step == 0 && (o->eval_at_start || o->init_from[0])) report_start(t);
     while (t->saved.step < t->stop) {
-        double lr = lr_at(t->saved.step, o->warmup, o->steps, (float)o->lr, (float)o->min_lr);
+        double lr = schedule_lr(&t->sched, t->saved.step, t->saved.elapsed + (cli_now() - t->t_start));
         g_step_running = t->saved.step < 1000000000L ? (sig_atomic_t)(t->saved.step + 1) : 0;
         int status = train_step(t, lr);
         g_step_running = 0;
         if (status) return status;
-        report_progress(t, lr, cli_now());
+        int over_budget = o->time_budget > 0 && t->saved.elapsed + (cli_now() - t->t_start) >= o->time_budget;
+        report_progress(t, lr, cli_now(), over_budget);
         report_eval(t, lr);
         report_save(t);
         if (g_interrupted) {
@@ -881,7 +1015,7 @@ static int run_steps(train_t *t, const char **stop_reason) {
             *stop_reason = "log write failed";
             break;
         }
-        if (o->time_budget > 0 && t->saved.elapsed + (cli_now() - t->t_start) >= o->time_budget) {
+        if (over_budget) {
             *stop_reason = "time budget reached";
             break;
         }
@@ -889,31 +1023,46 @@ static int run_steps(train_t *t, const char **stop_reason) {
     return 0;
 }
 
-// After the steps: the final evaluation on the whole validation split (skipped when stopping early to
-// resume later) and the last checkpoint. Returns the exit status.
+// The final evaluation (--final-eval): the whole validation split, its first N tokens, or none (a line says
+// so; no CSV row). A memory model is evaluated in memory mode, with its own state.
+static void report_final(train_t *t) {
+    if (t->final_eval_tokens == 0) {
+        printf("final step %ld | no final evaluation (--final-eval none)\n", t->saved.step);
+        return;
+    }
+    eval_sums_t s;
+    double t0 = cli_now();
+    int stats = model_stats_begin(t->m);  // pkm layers: slot usage over the final evaluation
+    size_t n_val = t->ds.n_tokens - t->ds.n_train, n = n_val;
+    if (t->final_eval_tokens > 0 && (size_t)t->final_eval_tokens + 1 < n_val) n = (size_t)t->final_eval_tokens + 1;
+    char mode[64] = "", what[256], head[64];
+    if (t->memory) {
+        eval_memory(t, n, &s);
+        snprintf(mode, sizeof mode, ", memory mode M %d", t->memory);
+    } else {
+        eval_sequence(t->m, t->tok, t->ds.tokens + t->ds.n_train, n, &s);
+    }
+    if (n == n_val)
+        snprintf(what, sizeof what, "whole validation split%s, %zu tokens, %.1fs", mode, s.tokens, cli_now() - t0);
+    else
+        snprintf(what, sizeof what, "--final-eval %ld: the first %zu of the validation split's %zu tokens%s, %zu scored, %.1fs",
+                 t->final_eval_tokens, n, n_val, mode, s.tokens, cli_now() - t0);
+    snprintf(head, sizeof head, "final step %ld", t->saved.step);
+    report_eval_done(t, "final", head, &s, what, NAN, stats);
+}
+
+// After the steps: the final evaluation (skipped when stopping early to resume later) and the last
+// checkpoint. Returns the exit status.
 static int finish_run(train_t *t, int status, const char *stop_reason) {
     t->saved.elapsed += cli_now() - t->t_start;
     t->t_start = cli_now();  // the final row's elapsed_s then counts the final evaluation too
     if (status) return status;
     if (stop_reason) printf("%s at step %ld\n", stop_reason, t->saved.step);
-    if (t->saved.step == t->o->steps || (stop_reason && strcmp(stop_reason, "time budget reached") == 0)) {
-        eval_sums_t s;
-        double t0 = cli_now();
-        int stats = model_stats_begin(t->m);  // pkm layers: slot usage over the final evaluation
-        size_t n_val = t->ds.n_tokens - t->ds.n_train;
-        char mode[64] = "";
-        if (t->memory) {  // a memory model: memory mode over the whole split, with its own state
-            eval_memory(t, n_val, &s);
-            snprintf(mode, sizeof mode, ", memory mode M %d", t->memory);
-        } else {
-            eval_sequence(t->m, t->tok, t->ds.tokens + t->ds.n_train, n_val, &s);
-        }
-        printf("final step %ld | val loss %.4f | ppl %.3f | bpb %.4f  (whole validation split%s, %zu tokens, %.1fs)\n",
-               t->saved.step, eval_loss(&s), exp(eval_loss(&s)), eval_bpb(&s), mode, s.tokens, cli_now() - t0);
-        print_spans(t->m);
-        if (stats) model_stats_print(t->m, stdout, "  ");
-        log_row(t, "final", eval_loss(&s), eval_bpb(&s), NAN, NAN, NAN, NAN);
-    }
+    int budget_end = stop_reason && strcmp(stop_reason, "time budget reached") == 0;
+    if (budget_end && t->saved.step <= t->o->warmup)
+        fprintf(stderr, "train: the time budget ended during warmup (step %ld of --warmup %ld): the learning rate never decayed\n",
+                t->saved.step, t->o->warmup);
+    if (t->saved.step == t->o->steps || budget_end) report_final(t);
     save_or_die(t);
     printf("checkpoint: %s\n", t->o->out);
     if (t->rep.log) {

@@ -22,11 +22,10 @@
 //             are the same for every kind and ctx at fixed tokens per step).
 //   RSS MiB   the process's peak resident set (getrusage ru_maxrss) after the row. ru_maxrss never
 //             decreases, so it is an upper envelope over every row run so far, not the row's own use.
-// Then a log-log plot of µs per token against ctx, one panel per width, is written to
+// Then a log-log plot of µs per token against ctx, one panel per width, is drawn by gnuplot to
 // DIR/scaling.png (DIR = --png, default bench/out, created if missing).
 #include <errno.h>
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +33,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <stb_image_write.h>  // implementation compiled once into libattnlab.a (cli/spans_png.c)
-
+#include "cli/gnuplot.h"
 #include "cli/runtime.h"
 #include "base/check.h"
 #include "model/model.h"
@@ -87,130 +85,6 @@ static double time_mixer(const char *spec, int C, int H, int B, int T, int reps,
     return med;
 }
 
-// ---------------------------------------------------------------------------------------------
-// The plot: an RGB canvas, a 5×7 pixel font, lines, markers.
-
-typedef struct {
-    int w, h;
-    uint8_t *px;
-} canvas_t;
-
-typedef struct {
-    uint8_t r, g, b;
-} rgb_t;
-
-static void put(canvas_t *cv, int x, int y, rgb_t c) {
-    if (x < 0 || y < 0 || x >= cv->w || y >= cv->h) return;
-    uint8_t *p = cv->px + ((size_t)y * cv->w + x) * 3;
-    p[0] = c.r;
-    p[1] = c.g;
-    p[2] = c.b;
-}
-
-static void fill_rect(canvas_t *cv, int x0, int y0, int x1, int y1, rgb_t c) {  // inclusive
-    for (int y = y0; y <= y1; y++)
-        for (int x = x0; x <= x1; x++) put(cv, x, y, c);
-}
-
-// Bresenham with a (2r+1)² square brush.
-static void line(canvas_t *cv, int x0, int y0, int x1, int y1, int r, rgb_t c) {
-    int dx = abs(x1 - x0), sx = x0 < x1 ? 1 : -1, dy = -abs(y1 - y0), sy = y0 < y1 ? 1 : -1, e = dx + dy;
-    for (;;) {
-        fill_rect(cv, x0 - r, y0 - r, x0 + r, y0 + r, c);
-        if (x0 == x1 && y0 == y1) break;
-        int e2 = 2 * e;
-        if (e2 >= dy) {
-            e += dy;
-            x0 += sx;
-        }
-        if (e2 <= dx) {
-            e += dx;
-            y0 += sy;
-        }
-    }
-}
-
-// shape 0 square, 1 disc, 2 diamond, radius r
-static void marker(canvas_t *cv, int cx, int cy, int shape, int r, rgb_t c) {
-    for (int y = -r; y <= r; y++)
-        for (int x = -r; x <= r; x++) {
-            int in = shape == 0 ? 1 : shape == 1 ? x * x + y * y <= r * r + r : abs(x) + abs(y) <= r + 1;
-            if (in) put(cv, cx + x, cy + y, c);
-        }
-}
-
-// 5×7 glyphs: the 7 rows of 5 pixels, top to bottom, '#' = ink. Lowercase, digits, some punctuation.
-static const struct {
-    char c;
-    char rows[36];
-} GLYPHS[] = {
-    {'0', ".###.#...##..###.#.###..##...#.###."},
-    {'1', "..#...##....#....#....#....#...###."},
-    {'2', ".###.#...#....#...#...#...#...#####"},
-    {'3', "#####...#...#.....#.....##...#.###."},
-    {'4', "...#...##..#.#.#..#.#####...#....#."},
-    {'5', "######....####.....#....##...#.###."},
-    {'6', "..##..#...#....####.#...##...#.###."},
-    {'7', "#####....#...#...#...#....#....#..."},
-    {'8', ".###.#...##...#.###.#...##...#.###."},
-    {'9', ".###.#...##...#.####....#...#..##.."},
-    {'a', "...........###.....#.#####...#.####"},
-    {'b', "#....#....#.##.##..##...##...#####."},
-    {'c', "...........###.#....#....#...#.###."},
-    {'d', "....#....#.##.##..###...##...#.####"},
-    {'e', "...........###.#...#######.....###."},
-    {'f', "..##..#..#.#...###...#....#....#..."},
-    {'g', "...........#####...#.####....#.###."},
-    {'h', "#....#....#.##.##..##...##...##...#"},
-    {'i', "..#........##....#....#....#...###."},
-    {'j', "...#........##....#....#.#..#..##.."},
-    {'k', "#....#....#..#.#.#..##...#.#..#..#."},
-    {'l', ".##....#....#....#....#....#...###."},
-    {'m', "..........##.#.#.#.##.#.##...##...#"},
-    {'n', "..........#.##.##..##...##...##...#"},
-    {'o', "...........###.#...##...##...#.###."},
-    {'p', "..........####.#...#####.#....#...."},
-    {'q', "...........#####...#.####....#....#"},
-    {'r', "..........#.##.##..##....#....#...."},
-    {'s', "...........###.#.....###.....#####."},
-    {'t', ".#....#...###...#....#....#..#..##."},
-    {'u', "..........#...##...##...##..##.##.#"},
-    {'v', "..........#...##...##...#.#.#...#.."},
-    {'w', "..........#...##...##.#.##.#.#.#.#."},
-    {'x', "..........#...#.#.#...#...#.#.#...#"},
-    {'y', "..........#...##...#.####....#.###."},
-    {'z', "..........#####...#...#...#...#####"},
-    {'.', "..........................##...##.."},
-    {',', ".....................##....#...#..."},
-    {'/', ".........#...#...#...#...#........."},
-    {'-', "...............#####..............."},
-    {'(', "...#...#...#....#....#.....#.....#."},
-    {')', ".#.....#.....#....#....#...#...#..."},
-    {'+', ".......#....#..#####..#....#......."},
-    {'=', "..........#####.....#####.........."},
-    {':', "......##...##........##...##......."},
-};
-
-static const char *glyph(char ch) {
-    for (size_t i = 0; i < sizeof GLYPHS / sizeof GLYPHS[0]; i++)
-        if (GLYPHS[i].c == ch) return GLYPHS[i].rows;
-    return NULL;  // space and anything unknown: blank
-}
-
-enum { FONT_SCALE = 2, ADV = 6 * FONT_SCALE, TEXT_H = 7 * FONT_SCALE };
-
-static int text_w(const char *s) { return (int)strlen(s) * ADV - FONT_SCALE; }
-
-static void text(canvas_t *cv, int x, int y, const char *s, rgb_t c) {  // (x, y) = top left
-    for (; *s; s++, x += ADV) {
-        const char *g = glyph(*s);
-        if (!g) continue;
-        for (int r = 0; r < 7; r++)
-            for (int k = 0; k < 5; k++)
-                if (g[r * 5 + k] == '#') fill_rect(cv, x + k * FONT_SCALE, y + r * FONT_SCALE, x + k * FONT_SCALE + FONT_SCALE - 1, y + r * FONT_SCALE + FONT_SCALE - 1, c);
-    }
-}
-
 enum { NKIND = 3, NDIM = 2, MAX_ROWS = 32 };
 
 typedef struct {
@@ -220,7 +94,7 @@ typedef struct {
 } results_t;
 
 static const char *const NAMES[NKIND] = {"softmax", "performer", "linformer"};
-static const rgb_t COLORS[NKIND] = {{214, 39, 40}, {31, 119, 180}, {44, 160, 44}};
+static const char *const COLORS[NKIND] = {"#d62728", "#1f77b4", "#2ca02c"};
 
 static int mkdir_p(const char *dir) {
     char buf[4096];
@@ -238,122 +112,52 @@ static int mkdir_p(const char *dir) {
     return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
 
-// Two panels side by side (d 128 | d 384) on one shared log-log scale.
-static int write_plot(const char *path, const results_t *res, const int dims[][2], int tokens) {
-    enum { PW = 640, PH = 520, ML = 84, MR = 24, MT = 56, MB = 64 };
-    canvas_t cv = {.w = NDIM * PW, .h = PH};
-    cv.px = xmalloc((size_t)cv.w * cv.h * 3);
-    memset(cv.px, 255, (size_t)cv.w * cv.h * 3);
-    const rgb_t black = {0, 0, 0}, grid_major = {170, 170, 170}, grid_minor = {225, 225, 225}, grey = {90, 90, 90};
-
+// Two panels side by side (d 128 | d 384) on one shared log-log scale, drawn by gnuplot (cli/gnuplot.h):
+// the rows as datablocks ("-" where a kind was skipped), one line per kind. Returns 0 or -1 with err.
+static int write_plot(const char *path, const results_t *res, const int dims[][2], int tokens, char *err, size_t errlen) {
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&body, &len);
+    CHECK(f != NULL);
     double lo = INFINITY, hi = 0;
-    for (int di = 0; di < NDIM; di++)
-        for (int i = 0; i < res->n; i++)
+    for (int di = 0; di < NDIM; di++) {
+        fprintf(f, "$d%d << EOD\n", di);
+        for (int i = 0; i < res->n; i++) {
+            fprintf(f, "%d", res->ctx[i]);
             for (int k = 0; k < NKIND; k++) {
                 double v = res->us[di][i][k];
                 if (isfinite(v) && v > 0) {
+                    fprintf(f, " %.6g", v);
                     lo = v < lo ? v : lo;
                     hi = v > hi ? v : hi;
+                } else {
+                    fprintf(f, " -");
                 }
             }
-    if (!(hi > 0)) lo = 1, hi = 10;
-    int e_lo = (int)floor(log10(lo)), e_hi = (int)ceil(log10(hi));
-    if (e_hi <= e_lo) e_hi = e_lo + 1;
-    double lx0 = log2((double)res->ctx[0]) - 0.35, lx1 = log2((double)res->ctx[res->n - 1]) + 0.35;
-    int labels_125 = e_hi - e_lo <= 2;  // label 1, 2, 5 × 10^e on short ranges, else powers of ten
-
-    for (int di = 0; di < NDIM; di++) {
-        int ox = di * PW, x0 = ox + ML, x1 = ox + PW - MR, y0 = MT, y1 = PH - MB;  // plot area
-#define XPIX(c) (x0 + (int)lround((log2((double)(c)) - lx0) / (lx1 - lx0) * (x1 - x0)))
-#define YPIX(v) (y1 - (int)lround((log10(v) - e_lo) / (double)(e_hi - e_lo) * (y1 - y0)))
-        char buf[96];
-        // gridlines and y labels
-        for (int e = e_lo; e <= e_hi; e++)
-            for (int k = 1; k <= 9; k++) {
-                double v = k * pow(10.0, e);
-                if (v > pow(10.0, e_hi) * 1.0001) break;
-                int y = YPIX(v);
-                line(&cv, x0, y, x1, y, 0, k == 1 ? grid_major : grid_minor);
-                if (k == 1 || (labels_125 && (k == 2 || k == 5))) {
-                    snprintf(buf, sizeof buf, "%g", v);
-                    text(&cv, x0 - 8 - text_w(buf), y - TEXT_H / 2, buf, black);
-                }
-            }
-        for (int i = 0; i < res->n; i++) {
-            int x = XPIX(res->ctx[i]);
-            line(&cv, x, y0, x, y1, 0, grid_major);
-            snprintf(buf, sizeof buf, "%d", res->ctx[i]);
-            text(&cv, x - text_w(buf) / 2, y1 + 8, buf, black);
+            fprintf(f, "\n");
         }
-        // frame
-        line(&cv, x0, y0, x1, y0, 0, black);
-        line(&cv, x0, y1, x1, y1, 0, black);
-        line(&cv, x0, y0, x0, y1, 0, black);
-        line(&cv, x1, y0, x1, y1, 0, black);
-        // titles
-        snprintf(buf, sizeof buf, "d %d, %d heads: one mixer, fwd+bwd", dims[di][0], dims[di][1]);
-        text(&cv, ox + (PW - text_w(buf)) / 2, 10, buf, black);
-        snprintf(buf, sizeof buf, "us per token (log), batch x ctx = %d", tokens);
-        text(&cv, x0, 34, buf, grey);
-        const char *xl = "ctx (log)";
-        text(&cv, x0 + (x1 - x0 - text_w(xl)) / 2, y1 + 8 + TEXT_H + 10, xl, grey);
-        // curves
-        for (int k = 0; k < NKIND; k++) {
-            int px = -1, py = -1;
-            for (int i = 0; i < res->n; i++) {
-                double v = res->us[di][i][k];
-                if (!(isfinite(v) && v > 0)) {
-                    px = -1;
-                    continue;
-                }
-                int x = XPIX(res->ctx[i]), y = YPIX(v);
-                if (px >= 0) line(&cv, px, py, x, y, 1, COLORS[k]);
-                px = x;
-                py = y;
-            }
-            for (int i = 0; i < res->n; i++) {
-                double v = res->us[di][i][k];
-                if (isfinite(v) && v > 0) marker(&cv, XPIX(res->ctx[i]), YPIX(v), k, 4, COLORS[k]);
-            }
-        }
-        // legend: the inside corner of the plot area that the curves cross least (top left on ties)
-        int lw = 44 + text_w("performer") + 12, lh = NKIND * 24 + 8, lx = x0 + 12, ly = y0 + 12, best = -1;
-        for (int corner = 0; corner < 4; corner++) {
-            int cx = corner & 1 ? x1 - 12 - lw : x0 + 12, cy = corner & 2 ? y1 - 12 - lh : y0 + 12, hits = 0;
-            for (int k = 0; k < NKIND; k++)
-                for (int i = 0; i + 1 < res->n; i++) {
-                    double va = res->us[di][i][k], vb = res->us[di][i + 1][k];
-                    if (!(isfinite(va) && va > 0 && isfinite(vb) && vb > 0)) continue;
-                    int xa = XPIX(res->ctx[i]), ya = YPIX(va), xb = XPIX(res->ctx[i + 1]), yb = YPIX(vb);
-                    for (int q = 0; q <= 64; q++) {
-                        int x = xa + (xb - xa) * q / 64, y = ya + (yb - ya) * q / 64;
-                        hits += x >= cx - 6 && x <= cx + lw + 6 && y >= cy - 6 && y <= cy + lh + 6;
-                    }
-                }
-            if (best < 0 || hits < best) {
-                best = hits;
-                lx = cx;
-                ly = cy;
-            }
-        }
-        fill_rect(&cv, lx, ly, lx + lw, ly + lh, (rgb_t){255, 255, 255});
-        line(&cv, lx, ly, lx + lw, ly, 0, grey);
-        line(&cv, lx, ly + lh, lx + lw, ly + lh, 0, grey);
-        line(&cv, lx, ly, lx, ly + lh, 0, grey);
-        line(&cv, lx + lw, ly, lx + lw, ly + lh, 0, grey);
-        for (int k = 0; k < NKIND; k++) {
-            int cy = ly + 16 + k * 24;
-            line(&cv, lx + 8, cy, lx + 36, cy, 1, COLORS[k]);
-            marker(&cv, lx + 22, cy, k, 4, COLORS[k]);
-            text(&cv, lx + 44, cy - TEXT_H / 2, NAMES[k], black);
-        }
-#undef XPIX
-#undef YPIX
+        fprintf(f, "EOD\n");
     }
-    errno = 0;
-    int ok = stbi_write_png(path, cv.w, cv.h, 3, cv.px, cv.w * 3);
-    free(cv.px);
-    return ok ? 0 : -1;
+    if (!(hi > 0)) lo = 1, hi = 10;
+    fprintf(f, "set datafile missing '-'\nset logscale xy\nset grid xtics ytics mytics lc rgb '#cccccc', lc rgb '#eeeeee'\n"
+               "set xrange [%g:%g]\nset yrange [%g:%g]\nset xtics (", res->ctx[0] / 1.25, res->ctx[res->n - 1] * 1.25,
+            pow(10, floor(log10(lo))), pow(10, ceil(log10(hi))));
+    for (int i = 0; i < res->n; i++) fprintf(f, "%s'%d' %d", i ? ", " : "", res->ctx[i], res->ctx[i]);
+    fprintf(f, ")\nset xlabel 'ctx (log scale)'\nset ylabel 'us per token (log scale)'\nset key top left box opaque\n"
+               "set multiplot layout 1,%d title 'one mixer layer, forward + backward, batch x ctx = %d tokens'\n",
+            NDIM, tokens);
+    for (int di = 0; di < NDIM; di++) {
+        fprintf(f, "set title 'd %d, %d heads'\nplot ", dims[di][0], dims[di][1]);
+        for (int k = 0; k < NKIND; k++)
+            fprintf(f, "%s$d%d using 1:%d with linespoints lw 2 pt %d ps 1.3 lc rgb '%s' title '%s'", k ? ", " : "", di,
+                    k + 2, 5 + 2 * k, COLORS[k], NAMES[k]);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "unset multiplot\n");
+    fclose(f);
+    int rc = gnuplot_png(path, 1280, 560, body, "the scaling plot", err, errlen);
+    free(body);
+    return rc;
 }
 
 static void usage(void) {
@@ -412,12 +216,12 @@ int main(int argc, char **argv) {
             }
         }
     }
-    char path[4200];
+    char path[4200], err[1024];
     snprintf(path, sizeof path, "%s/scaling.png", png_dir);
     if (mkdir_p(png_dir) != 0)
         fprintf(stderr, "bench_scaling: cannot create '%s': %s (no plot)\n", png_dir, strerror(errno));
-    else if (write_plot(path, &res, dims, tokens) != 0)
-        fprintf(stderr, "bench_scaling: cannot write '%s': %s\n", path, errno ? strerror(errno) : "write failed");
+    else if (write_plot(path, &res, dims, tokens, err, sizeof err) != 0)
+        fprintf(stderr, "bench_scaling: %s\n", err);
     else
         printf("\n# plot: %s (us per token vs ctx, log-log, one panel per width)\n", path);
     printf("\n# total %.1f s\n", cli_now() - start);

@@ -706,6 +706,24 @@ size_t attn_span_block_decode_scratch_floats(const block_t *b) {
 void attn_span_block_decode_step(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch) {
     attn_span_decode_step(b->priv, b->dims, y, x, pos, cache, scratch);
 }
+// Row i of head h's tile holds key k0(i) + c in column c < LD − N and the persistent keys in the last N.
+int attn_span_block_attn_map(const block_t *b, const float *act, int T, int head, float *out) {
+    const attn_span_t *a = b->priv;
+    int N = (int)a->N, W = T + N;
+    if (!out) return N;
+    views_t v = views(a, b->dims, (float *)act, 1, T, 0);
+    geom_t g = make_geom(a, b->dims, head, T, 0);
+    const float *P = v.P + (size_t)head * v.region;
+    for (int i = 0; i < T; i++) {
+        const float *row = P + (size_t)i * g.LD;
+        float *o = out + (size_t)i * W;
+        int k0 = first_key(&g, i);
+        for (int j = 0; j < T; j++) o[j] = j >= row_lo(&g, i) && j <= i ? row[j - k0] : 0.0f;
+        for (int n = 0; n < N; n++) o[T + n] = row[g.LD - N + n];
+    }
+    return N;
+}
+
 int attn_span_block_spans(const block_t *b, float *out) { return attn_span_spans(b->priv, b->dims, out); }
 size_t attn_span_block_mem_floats(const block_t *b, int B) { return attn_span_mem_floats(b->priv, b->dims, B); }
 int attn_span_block_check_memory(block_t *b, int M, char *err, size_t errlen) {

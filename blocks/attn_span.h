@@ -87,6 +87,9 @@ void attn_span_after_step(attn_span_t *a);
 int attn_span_spans(const attn_span_t *a, const model_dims_t *dims, float *out);
 // Head h's key window at sequence length T: keys at distance ≥ the result are never read.
 int attn_span_window(const attn_span_t *a, int h, int T);
+// block_ops_t.attn_map after a one-sequence forward without memory: head h's (T, T + N) probabilities
+// (keys beyond the head's window and j > i are 0; the N persistent columns last). Returns N.
+int attn_span_block_attn_map(const block_t *b, const float *act, int T, int head, float *out);
 // Segment memory: the state is B·M·C floats (every remembered x̂ row, mem_rows.h).
 size_t attn_span_mem_floats(const attn_span_t *a, const model_dims_t *dims, int B);
 // Refuse span > max(ctx, M) (M = 0: no memory, span ≤ ctx), one line naming the layer; 0 if fine.
@@ -128,7 +131,7 @@ void attn_span_block_free(block_t *b);  // free_priv: the rope table
     .backward = attn_span_block_backward, .cache_floats = attn_span_block_cache_floats,                    \
     .decode_scratch_floats = attn_span_block_decode_scratch_floats, .decode_step = attn_span_block_decode_step, \
     .mem_floats = attn_span_block_mem_floats, .check_memory = attn_span_block_check_memory,                \
-    .free_priv = attn_span_block_free
+    .free_priv = attn_span_block_free, .attn_map = attn_span_block_attn_map
 #define ATTN_SPAN_SPAN_OPS \
     .extra_loss = attn_span_block_extra_loss, .after_step = attn_span_block_after_step, .spans = attn_span_block_spans
 

@@ -338,6 +338,15 @@ void pkm_usage(const block_t *b, double *used_frac, double *kl) {
     *kl = s;
 }
 
+// The fraction of slots selected since stats_begin, −1 when nothing was counted.
+static double pkm_stats_usage(const block_t *b) {
+    const pkm_t *p = b->priv;
+    if (!p->slot_w || !p->hits) return -1;
+    double frac, kl;
+    pkm_usage(b, &frac, &kl);
+    return frac;
+}
+
 static void pkm_stats_report(block_t *b, char *buf, size_t n) {
     pkm_t *p = b->priv;
     buf[0] = 0;
@@ -388,4 +397,5 @@ const block_ops_t ffn_pkm_ops = {
     .free_priv = pkm_free,
     .stats_begin = pkm_stats_begin,
     .stats_report = pkm_stats_report,
+    .stats_usage = pkm_stats_usage,
 };

@@ -504,6 +504,15 @@ static int collab_init_from(block_t *b, const block_source_t *src, uint64_t seed
 
 static const char *const collab_examples[] = {"collab", "collab(dk=3)", "collab(dk=40)", NULL};
 
+// infer --attn-map: head h's probabilities of a one-sequence forward without memory (Tk = T), as saved.
+static int collab_attn_map(const block_t *b, const float *act, int T, int head, float *out) {
+    if (!out) return 0;
+    const float *P = views(b, (float *)act, 1, T, T).probs + (size_t)head * T * T;
+    for (int i = 0; i < T; i++)
+        for (int j = 0; j < T; j++) out[(size_t)i * T + j] = j <= i ? P[(size_t)i * T + j] : 0.0f;
+    return 0;
+}
+
 const block_ops_t mixer_collab_ops = {
     .kind = "collab",
     .role = ROLE_MIXER,
@@ -519,6 +528,7 @@ const block_ops_t mixer_collab_ops = {
     .cache_floats = collab_cache_floats,
     .decode_scratch_floats = collab_decode_scratch_floats,
     .decode_step = collab_decode_step,
+    .attn_map = collab_attn_map,
     .mem_floats = collab_mem_floats,
     .free_priv = collab_free,
     .init_from = collab_init_from,

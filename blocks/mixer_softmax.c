@@ -336,6 +336,15 @@ static void softmax_decode_step(block_t *b, float *y, const float *x, int pos, f
 
 static const char *const softmax_examples[] = {"softmax", "softmax(persist=3)", NULL};
 
+// infer --attn-map: head h's probabilities of a one-sequence forward without memory (n = 0), as saved.
+static int softmax_attn_map(const block_t *b, const float *act, int T, int head, float *out) {
+    if (!out) return 0;
+    const float *P = views(b, (float *)act, 1, T, 0).probs + (size_t)head * T * T;
+    for (int i = 0; i < T; i++)
+        for (int j = 0; j < T; j++) out[(size_t)i * T + j] = j <= i ? P[(size_t)i * T + j] : 0.0f;
+    return 0;
+}
+
 const block_ops_t mixer_softmax_ops = {
     .kind = "softmax",
     .role = ROLE_MIXER,
@@ -351,6 +360,7 @@ const block_ops_t mixer_softmax_ops = {
     .cache_floats = softmax_cache_floats,
     .decode_scratch_floats = softmax_decode_scratch_floats,
     .decode_step = softmax_decode_step,
+    .attn_map = softmax_attn_map,
     .mem_floats = softmax_mem_floats,
     .free_priv = softmax_free,
 };

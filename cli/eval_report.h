@@ -1,6 +1,6 @@
 // eval_report.h — the --by-position report of `infer --eval` (../shared/design/LONG_CONTEXT.md §3):
 // mean loss and bits per byte per log-spaced bucket of visible context (data/eval_plan.h), as a
-// table, a CSV and a PNG line plot drawn by gnuplot (a subprocess reading the CSV).
+// table, a CSV and a PNG line plot drawn by gnuplot (cli/gnuplot.h, reading the CSV).
 #ifndef ATTNLAB_EVAL_REPORT_H
 #define ATTNLAB_EVAL_REPORT_H
 

@@ -153,6 +153,17 @@ typedef struct {
     // nothing was). Kinds without statistics leave both NULL and cost nothing.
     void (*stats_begin)(block_t *b);
     void (*stats_report)(block_t *b, char *buf, size_t n);
+    // Optional, with stats_begin: the fraction of the block's units used since stats_begin (pkm: slots
+    // selected at least once), in [0, 1], or −1 when nothing was counted. Read before stats_report
+    // (train's CSV column pkm_usage, docs/logs.md).
+    double (*stats_usage)(const block_t *b);
+    // Optional (mixers that form attention probabilities; `infer --attn-map`): after forward over ONE
+    // sequence (B = 1, T rows, rc->mem NULL, not training) left act, write head h's probabilities into
+    // out (T, T + E) row-major: out[i·(T+E) + j] = a_ij, the weight query i gives key position j (0 for
+    // j > i: causal zeros), then E columns for keys without a position (persistent pairs), each row
+    // summing to 1. Returns E ≥ 0; with out NULL it only returns E. Kinds that never form the T×T
+    // probabilities (performer's kernel features, linformer's compressed chunks) leave it NULL.
+    int (*attn_map)(const block_t *b, const float *act, int T, int head, float *out);
     // 1: decode_step keeps constant-size state and accepts any pos ≥ 0 (Performer streaming); the
     // model then never slides its window (see model.c decode_step for how positions ≥ ctx embed).
     int unbounded_decode;
