@@ -22,6 +22,7 @@
 #include "cli/args.h"
 #include "cli/eval.h"
 #include "cli/eval_report.h"
+#include "cli/mqar_score.h"
 #include "cli/runtime.h"
 #include "cli/sampler.h"
 #include "cli/spans_png.h"
@@ -41,6 +42,8 @@ typedef struct {
     long memory;                   // --eval: segment memory M for memory mode (given: flag "memory")
     int by_position;
     const char *by_position_out;
+    int mqar_eval;                 // --mqar-eval: recall accuracy of a --task mqar model (docs/mqar.md)
+    long mqar_len, mqar_pairs, mqar_seqs, mqar_seed;  // 0 / "" = the checkpoint's task, the held-out set
 } opts_t;
 
 enum { MAX_FLAGS = 32 };
@@ -65,6 +68,11 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"info", FLAG_BOOL, &o->info, "", 0, 0, 0, "print config, parameter counts per layer, training state", 0},
         {"spans", FLAG_BOOL, &o->spans, "", 0, 0, 0, "print learned attention spans and write a PNG heatmap", 0},
         {"spans-png", FLAG_STR, &o->spans_png, "spans.png", 0, 0, 0, "where --spans writes its picture", 0},
+        {"mqar-eval", FLAG_BOOL, &o->mqar_eval, "", 0, 0, 0, "recall accuracy of a --task mqar model on held-out sequences", 0},
+        {"mqar-len", FLAG_INT, &o->mqar_len, "", 4, 1 << 20, 0, "--mqar-eval: sequence length (default: trained; longer only for --pos rope/none)", 0},
+        {"mqar-pairs", FLAG_INT, &o->mqar_pairs, "", 1, 1 << 18, 0, "--mqar-eval: key-value pairs (default: trained)", 0},
+        {"mqar-seqs", FLAG_INT, &o->mqar_seqs, "256", 1, 1 << 20, 0, "--mqar-eval: sequences scored", 0},
+        {"mqar-seed", FLAG_INT, &o->mqar_seed, "", 0, 9e15, 0, "--mqar-eval: seed of the scored set (default: train's held-out set)", 0},
         {"threads", FLAG_INT, &o->threads, "0", 0, 4096, 0, "threads (0 = all cores; generation uses 1)", 0},
     };
     return args_bind(out, MAX_FLAGS, table, (int)(sizeof table / sizeof *table));
@@ -73,6 +81,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
 static const char *USAGE =
     "usage: infer CKPT [--prompt TEXT | --prompt-file F] [--tokens N] [sampling options]\n"
     "       infer CKPT --eval FILE [--stride S | --memory M] [--ctx N] [--by-position [--by-position-out PREFIX]]\n"
+    "       infer CKPT --mqar-eval [--mqar-len N] [--mqar-pairs D] [--mqar-seqs K] [--mqar-seed S]\n"
     "       infer CKPT --info\n"
     "       infer CKPT --spans";
 
@@ -234,6 +243,54 @@ static int evaluate(ckpt_t *c, const char *ckpt_path, const opts_t *o, int memor
     return 0;
 }
 
+// train_state.task of a --task mqar checkpoint ({"name":"mqar","len":N,"pairs":D,"vocab":V}, train.c):
+// 0 and *out, or -1 when the checkpoint has none (or it is malformed).
+static int stored_task(const ckpt_t *c, mqar_cfg_t *out) {
+    cJSON *st = c->train_state ? cJSON_Parse(c->train_state) : NULL;
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(st, "task");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(task, "name"), *len = cJSON_GetObjectItemCaseSensitive(task, "len"),
+                *pairs = cJSON_GetObjectItemCaseSensitive(task, "pairs");
+    int ok = cJSON_IsString(name) && strcmp(name->valuestring, "mqar") == 0 && cJSON_IsNumber(len) && cJSON_IsNumber(pairs) &&
+             len->valuedouble >= 4 && len->valuedouble <= MQAR_MAX_LEN && pairs->valuedouble >= 1 &&
+             pairs->valuedouble <= MQAR_MAX_LEN;
+    if (ok) *out = (mqar_cfg_t){.vocab = c->tok.vocab_size, .len = (int)len->valuedouble, .pairs = (int)pairs->valuedouble};
+    cJSON_Delete(st);
+    return ok ? 0 : -1;
+}
+
+// --mqar-eval: recall accuracy (argmax == answer, over the answer tokens only) and the answers' loss on
+// --mqar-seqs sequences of the held-out set, at the trained length and pairs or those given; vocabulary:
+// the checkpoint's raw ids. One line on stdout.
+static int mqar_eval(ckpt_t *c, const opts_t *o, int seed_given) {
+    mqar_cfg_t cfg;
+    char err[512];
+    if (stored_task(c, &cfg))
+        die(EXIT_USAGE, "infer: --mqar-eval needs a model trained with --task mqar; this checkpoint has no task (a text model)");
+    if (o->mqar_len) cfg.len = (int)o->mqar_len;
+    if (o->mqar_pairs) cfg.pairs = (int)o->mqar_pairs;
+    if (mqar_check(&cfg, err, sizeof err)) die(EXIT_USAGE, "infer: %s", err);
+    model_t wide, *m = &c->model;
+    if (cfg.len > m->dims.ctx && m->dims.pos == POS_LEARNED)
+        die(EXIT_USAGE, "infer: --mqar-len %d exceeds the trained length %d, and this model's learned position table has "
+            "%d rows (train with --pos rope or none to score longer sequences)", cfg.len, m->dims.ctx, m->dims.ctx);
+    if (cfg.len > m->dims.ctx) {  // longer than trained: the same weights at that window (rope/none only)
+        if (eval_model_at_ctx(&wide, &c->model, cfg.len, err, sizeof err)) die(EXIT_USAGE, "infer: %s", err);
+        m = &wide;
+    }
+    int B = (int)(o->mqar_seqs < 16 ? o->mqar_seqs : 16);
+    model_alloc_acts(m, B, cfg.len, 0.0f);
+    int32_t *x = xmalloc((size_t)B * cfg.len * sizeof *x), *y = xmalloc((size_t)B * cfg.len * sizeof *y);
+    uint64_t seed = seed_given ? (uint64_t)o->mqar_seed : MQAR_EVAL_SEED;
+    mqar_score_t s = {0};
+    mqar_score_set(m, &cfg, seed, (int)o->mqar_seqs, x, y, &s);
+    printf("mqar length %d, pairs %d, vocab %d | recall accuracy %.4f (%ld of %ld answers) | answer loss %.4f | %ld sequences\n",
+           cfg.len, cfg.pairs, cfg.vocab, mqar_accuracy(&s), s.correct, s.answers, mqar_loss(&s), o->mqar_seqs);
+    free(x);
+    free(y);
+    if (m == &wide) model_free(&wide);
+    return 0;
+}
+
 static int info(const ckpt_t *c, const char *path) {
     const model_t *m = &c->model;
     printf("checkpoint: %s\n", path);
@@ -334,8 +391,11 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (n_pos != 1) die(EXIT_USAGE, "infer: expected one checkpoint path (see --help)");
-    int modes = (o.eval[0] != 0) + o.info + o.spans;
-    if (modes > 1) die(EXIT_USAGE, "infer: --eval, --info and --spans exclude each other");
+    int modes = (o.eval[0] != 0) + o.info + o.spans + o.mqar_eval;
+    if (modes > 1) die(EXIT_USAGE, "infer: --eval, --info, --spans and --mqar-eval exclude each other");
+    static const char *const mqar_flags[] = {"mqar-len", "mqar-pairs", "mqar-seqs", "mqar-seed", NULL};
+    for (const char *const *f = mqar_flags; *f && !o.mqar_eval; f++)
+        if (args_find(flags, n_flags, *f)->given) die(EXIT_USAGE, "infer: --%s needs --mqar-eval", *f);
     if (args_find(flags, n_flags, "by-position-out")->given && !o.by_position)
         die(EXIT_USAGE, "infer: --by-position-out needs --by-position");
     int memory_given = args_find(flags, n_flags, "memory")->given;
@@ -352,8 +412,13 @@ int main(int argc, char **argv) {
     }
     ckpt_t c;
     if (ckpt_load(pos[0], &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    // A synthetic task's model has raw ids and no text: text generation and --eval FILE make no sense.
+    if (!tok_is_text(&c.tok) && !o.info && !o.spans && !o.mqar_eval)
+        die(EXIT_USAGE, "infer: '%s' is a model of a synthetic task (raw ids, no text): use --mqar-eval or --info, not %s",
+            pos[0], o.eval[0] ? "--eval" : "text generation");
     int rc;
-    if (o.eval[0]) rc = evaluate(&c, pos[0], &o, memory_given);
+    if (o.mqar_eval) rc = mqar_eval(&c, &o, args_find(flags, n_flags, "mqar-seed")->given);
+    else if (o.eval[0]) rc = evaluate(&c, pos[0], &o, memory_given);
     else if (o.info) rc = info(&c, pos[0]);
     else if (o.spans) rc = spans(&c, o.spans_png);
     else rc = generate(&c, &o);

@@ -379,12 +379,21 @@ typedef struct {
 // ---------------------------------------------------------------------------------------------
 // set up the run
 
+// A --task run (train_state.task) is not resumed: it is short, and its state holds no text to continue.
+static void refuse_task_resume(const char *path, const char *train_state) {
+    cJSON *st = train_state ? cJSON_Parse(train_state) : NULL;
+    int is_task = cJSON_GetObjectItemCaseSensitive(st, "task") != NULL;
+    cJSON_Delete(st);
+    if (is_task) die(EXIT_USAGE, "train: '%s' holds a --task mqar run, which cannot be resumed; train it again", path);
+}
+
 // --resume: the checkpoint, read once, gives the model, the tokenizer, the stored flags and the state.
 static void open_resumed(train_t *t) {
     const char *path = t->o->resume;
     char err[1024];
     if (ckpt_load(path, &t->ck, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     if (!t->ck.has_optimizer) die(EXIT_RUNTIME, "checkpoint '%s' has no optimizer state (exported); use --init-from to start a new run from it", path);
+    refuse_task_resume(path, t->ck.train_state);
     restore_saved(path, t->ck.train_state, t->flags, t->n_flags, &t->saved);
     check_saved_against_model(path, t->o, &t->saved, &t->ck.model, &t->ck.tok);
     t->m = &t->ck.model;
@@ -405,7 +414,7 @@ static void check_task_options(train_t *t) {
         return;
     }
     if (strcmp(o->task, "mqar") != 0) die(EXIT_USAGE, "train: --task must be mqar, got '%s'", o->task);
-    if (t->resumed) die(EXIT_USAGE, "train: a --task mqar run cannot be resumed; train it again");
+    if (t->resumed) die(EXIT_USAGE, "train: a --task mqar run cannot be resumed; train it again");  // (a text checkpoint)
     for (const char *const *f = text_flags; *f; f++)
         if (args_find(t->flags, t->n_flags, *f)->given)
             die(EXIT_USAGE, "train: --%s has no meaning with --task mqar (its raw ids, --mqar-len as ctx and "
