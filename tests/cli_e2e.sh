@@ -32,8 +32,8 @@ for tk in byte char; do
     V=$(grep -Eo "vocab [0-9]+ \($tk\)" "$W/out" | awk '{print $2}')
     # CSV: header row and one row per report
     csv="$W/$tk.csv"
-    [ "$(head -1 "$csv")" = "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step,elapsed_s,tokens_seen" ] || fail "CSV header is $(head -1 "$csv")"
-    awk -F, 'NR>1 && NF!=11 {bad=1} END {exit bad}' "$csv" || fail "a CSV row does not have 11 fields: $(cat "$csv")"
+    [ "$(head -1 "$csv")" = "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step,elapsed_s,tokens_seen,accuracy" ] || fail "CSV header is $(head -1 "$csv")"
+    awk -F, 'NR>1 && NF!=12 {bad=1} END {exit bad}' "$csv" || fail "a CSV row does not have 12 fields: $(cat "$csv")"
     # tokens_seen = step·batch·ctx (TINY: batch 4, ctx 32); elapsed_s never decreases
     awk -F, 'NR>1 && $11 != $1*4*32 {bad=1} END {exit bad}' "$csv" || fail "tokens_seen is not step*4*32: $(cat "$csv")"
     awk -F, 'NR>1 && ($10 < prev || $10 < 0) {bad=1} NR>1 {prev=$10} END {exit bad}' "$csv" || fail "elapsed_s decreases: $(cat "$csv")"
