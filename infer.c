@@ -59,7 +59,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"top-p", FLAG_FLOAT, &o->top_p, "1.0", 1e-9, 1, 0, "nucleus sampling mass (1 = off)", 0},
         {"seed", FLAG_INT, &o->seed, "1337", 0, 9e15, 0, "sampling seed", 0},
         {"eval", FLAG_STR, &o->eval, "", 0, 0, 0, "report loss, perplexity and bits per byte on this file", 0},
-        {"batch", FLAG_INT, &o->batch, "16", 1, 4096, 0, "windows per forward pass for --eval", 0},
+        {"batch", FLAG_INT, &o->batch, "16", 1, 4096, 0, "windows (--eval) or sequences (--mqar-eval) per forward pass", 0},
         {"stride", FLAG_INT, &o->stride, "", 1, 1 << 30, 0, "--eval: windows start S apart, each scoring its last S targets (1..ctx; default ctx)", 0},
         {"ctx", FLAG_INT, &o->ctx, "", 1, 1 << 20, 0, "--eval: window length (default: trained; longer only for --pos rope/none)", 0},
         {"memory", FLAG_INT, &o->memory, "", 0, 1 << 20, 0, "--eval: memory mode carrying N tokens (default: the checkpoint's memory; 0 = windows mode)", 0},
@@ -277,7 +277,7 @@ static int mqar_eval(ckpt_t *c, const opts_t *o, int seed_given) {
         if (eval_model_at_ctx(&wide, &c->model, cfg.len, err, sizeof err)) die(EXIT_USAGE, "infer: %s", err);
         m = &wide;
     }
-    int B = (int)(o->mqar_seqs < 16 ? o->mqar_seqs : 16);
+    int B = (int)(o->mqar_seqs < o->batch ? o->mqar_seqs : o->batch);  // sequences per forward (--batch)
     model_alloc_acts(m, B, cfg.len, 0.0f);
     int32_t *x = xmalloc((size_t)B * cfg.len * sizeof *x), *y = xmalloc((size_t)B * cfg.len * sizeof *y);
     uint64_t seed = seed_given ? (uint64_t)o->mqar_seed : MQAR_EVAL_SEED;
