@@ -23,6 +23,7 @@
 #include "cli/attn_map.h"
 #include "cli/eval.h"
 #include "cli/eval_report.h"
+#include "cli/mqar_score.h"
 #include "cli/runtime.h"
 #include "cli/sampler.h"
 #include "cli/spans_plot.h"
@@ -44,6 +45,8 @@ typedef struct {
     const char *by_position_out;
     const char *attn_map;          // --attn-map OUT.png ("" = not asked)
     long layer, head;              // --attn-map's layer and head
+    int mqar_eval;                 // --mqar-eval: recall accuracy of a --task mqar model (docs/mqar.md)
+    long mqar_len, mqar_pairs, mqar_seqs, mqar_seed;  // 0 / "" = the checkpoint's task, the held-out set
 } opts_t;
 
 enum { MAX_FLAGS = 32 };
@@ -59,7 +62,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"top-p", FLAG_FLOAT, &o->top_p, "1.0", 1e-9, 1, 0, "nucleus sampling mass (1 = off)", 0},
         {"seed", FLAG_INT, &o->seed, "1337", 0, 9e15, 0, "sampling seed", 0},
         {"eval", FLAG_STR, &o->eval, "", 0, 0, 0, "report loss, perplexity and bits per byte on this file", 0},
-        {"batch", FLAG_INT, &o->batch, "16", 1, 4096, 0, "windows per forward pass for --eval", 0},
+        {"batch", FLAG_INT, &o->batch, "16", 1, 4096, 0, "windows (--eval) or sequences (--mqar-eval) per forward pass", 0},
         {"stride", FLAG_INT, &o->stride, "", 1, 1 << 30, 0, "--eval: windows start S apart, each scoring its last S targets (1..ctx; default ctx)", 0},
         {"ctx", FLAG_INT, &o->ctx, "", 1, 1 << 20, 0, "--eval: window length (default: trained; longer only for --pos rope/none)", 0},
         {"memory", FLAG_INT, &o->memory, "", 0, 1 << 20, 0, "--eval: memory mode carrying N tokens (default: the checkpoint's memory; 0 = windows mode)", 0},
@@ -71,6 +74,11 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"attn-map", FLAG_STR, &o->attn_map, "", 0, 0, 0, "draw one head's attention probabilities over --prompt to this PNG", 0},
         {"layer", FLAG_INT, &o->layer, "0", 0, 1 << 20, 0, "--attn-map: the layer", 0},
         {"head", FLAG_INT, &o->head, "0", 0, 1 << 20, 0, "--attn-map: the head", 0},
+        {"mqar-eval", FLAG_BOOL, &o->mqar_eval, "", 0, 0, 0, "recall accuracy of a --task mqar model on held-out sequences", 0},
+        {"mqar-len", FLAG_INT, &o->mqar_len, "", 4, 1 << 20, 0, "--mqar-eval: sequence length (default: trained; longer only for --pos rope/none)", 0},
+        {"mqar-pairs", FLAG_INT, &o->mqar_pairs, "", 1, 1 << 18, 0, "--mqar-eval: key-value pairs (default: trained)", 0},
+        {"mqar-seqs", FLAG_INT, &o->mqar_seqs, "256", 1, 1 << 20, 0, "--mqar-eval: sequences scored", 0},
+        {"mqar-seed", FLAG_INT, &o->mqar_seed, "", 0, 9e15, 0, "--mqar-eval: seed of the scored set (default: train's held-out set)", 0},
         {"threads", FLAG_INT, &o->threads, "0", 0, 4096, 0, "threads (0 = all cores; generation uses 1)", 0},
     };
     return args_bind(out, MAX_FLAGS, table, (int)(sizeof table / sizeof *table));
@@ -79,6 +87,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
 static const char *USAGE =
     "usage: infer CKPT [--prompt TEXT | --prompt-file F] [--tokens N] [sampling options]\n"
     "       infer CKPT --eval FILE [--stride S | --memory M] [--ctx N] [--by-position [--by-position-out PREFIX]]\n"
+    "       infer CKPT --mqar-eval [--mqar-len N] [--mqar-pairs D] [--mqar-seqs K] [--mqar-seed S]\n"
     "       infer CKPT --info\n"
     "       infer CKPT --spans\n"
     "       infer CKPT --attn-map OUT.png (--prompt TEXT | --prompt-file F) [--layer L] [--head H]";
@@ -238,6 +247,54 @@ static int evaluate(ckpt_t *c, const char *ckpt_path, const opts_t *o, int memor
     }
     if (m == &wide) model_free(&wide);
     free(tokens);
+    return 0;
+}
+
+// train_state.task of a --task mqar checkpoint ({"name":"mqar","len":N,"pairs":D,"vocab":V}, train.c):
+// 0 and *out, or -1 when the checkpoint has none (or it is malformed).
+static int stored_task(const ckpt_t *c, mqar_cfg_t *out) {
+    cJSON *st = c->train_state ? cJSON_Parse(c->train_state) : NULL;
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(st, "task");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(task, "name"), *len = cJSON_GetObjectItemCaseSensitive(task, "len"),
+                *pairs = cJSON_GetObjectItemCaseSensitive(task, "pairs");
+    int ok = cJSON_IsString(name) && strcmp(name->valuestring, "mqar") == 0 && cJSON_IsNumber(len) && cJSON_IsNumber(pairs) &&
+             len->valuedouble >= 4 && len->valuedouble <= MQAR_MAX_LEN && pairs->valuedouble >= 1 &&
+             pairs->valuedouble <= MQAR_MAX_LEN;
+    if (ok) *out = (mqar_cfg_t){.vocab = c->tok.vocab_size, .len = (int)len->valuedouble, .pairs = (int)pairs->valuedouble};
+    cJSON_Delete(st);
+    return ok ? 0 : -1;
+}
+
+// --mqar-eval: recall accuracy (argmax == answer, over the answer tokens only) and the answers' loss on
+// --mqar-seqs sequences of the held-out set, at the trained length and pairs or those given; vocabulary:
+// the checkpoint's raw ids. One line on stdout.
+static int mqar_eval(ckpt_t *c, const opts_t *o, int seed_given) {
+    mqar_cfg_t cfg;
+    char err[512];
+    if (stored_task(c, &cfg))
+        die(EXIT_USAGE, "infer: --mqar-eval needs a model trained with --task mqar; this checkpoint has no task (a text model)");
+    if (o->mqar_len) cfg.len = (int)o->mqar_len;
+    if (o->mqar_pairs) cfg.pairs = (int)o->mqar_pairs;
+    if (mqar_check(&cfg, err, sizeof err)) die(EXIT_USAGE, "infer: %s", err);
+    model_t wide, *m = &c->model;
+    if (cfg.len > m->dims.ctx && m->dims.pos == POS_LEARNED)
+        die(EXIT_USAGE, "infer: --mqar-len %d exceeds the trained length %d, and this model's learned position table has "
+            "%d rows (train with --pos rope or none to score longer sequences)", cfg.len, m->dims.ctx, m->dims.ctx);
+    if (cfg.len > m->dims.ctx) {  // longer than trained: the same weights at that window (rope/none only)
+        if (eval_model_at_ctx(&wide, &c->model, cfg.len, err, sizeof err)) die(EXIT_USAGE, "infer: %s", err);
+        m = &wide;
+    }
+    int B = (int)(o->mqar_seqs < o->batch ? o->mqar_seqs : o->batch);  // sequences per forward (--batch)
+    model_alloc_acts(m, B, cfg.len, 0.0f);
+    int32_t *x = xmalloc((size_t)B * cfg.len * sizeof *x), *y = xmalloc((size_t)B * cfg.len * sizeof *y);
+    uint64_t seed = seed_given ? (uint64_t)o->mqar_seed : MQAR_EVAL_SEED;
+    mqar_score_t s = {0};
+    mqar_score_set(m, &cfg, seed, (int)o->mqar_seqs, x, y, &s);
+    printf("mqar length %d, pairs %d, vocab %d | recall accuracy %.4f (%ld of %ld answers) | answer loss %.4f | %ld sequences\n",
+           cfg.len, cfg.pairs, cfg.vocab, mqar_accuracy(&s), s.correct, s.answers, mqar_loss(&s), o->mqar_seqs);
+    free(x);
+    free(y);
+    if (m == &wide) model_free(&wide);
     return 0;
 }
 
@@ -401,14 +458,17 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (n_pos != 1) die(EXIT_USAGE, "infer: expected one checkpoint path (see --help)");
-    int modes = (o.eval[0] != 0) + o.info + o.spans + (o.attn_map[0] != 0);
-    if (modes > 1) die(EXIT_USAGE, "infer: --eval, --info, --spans and --attn-map exclude each other");
+    int modes = (o.eval[0] != 0) + o.info + o.spans + (o.attn_map[0] != 0) + o.mqar_eval;
+    if (modes > 1) die(EXIT_USAGE, "infer: --eval, --info, --spans, --attn-map and --mqar-eval exclude each other");
     int map_given = args_find(flags, n_flags, "attn-map")->given;
     if (map_given && !o.attn_map[0]) die(EXIT_USAGE, "infer: --attn-map needs an output path (OUT.png)");
     if (!map_given && (args_find(flags, n_flags, "layer")->given || args_find(flags, n_flags, "head")->given))
         die(EXIT_USAGE, "infer: --%s needs --attn-map OUT.png", args_find(flags, n_flags, "layer")->given ? "layer" : "head");
     if (map_given && !o.prompt[0] && !o.prompt_file[0])
         die(EXIT_USAGE, "infer: --attn-map needs a prompt (--prompt TEXT or --prompt-file F)");
+    static const char *const mqar_flags[] = {"mqar-len", "mqar-pairs", "mqar-seqs", "mqar-seed", NULL};
+    for (const char *const *f = mqar_flags; *f && !o.mqar_eval; f++)
+        if (args_find(flags, n_flags, *f)->given) die(EXIT_USAGE, "infer: --%s needs --mqar-eval", *f);
     if (args_find(flags, n_flags, "by-position-out")->given && !o.by_position)
         die(EXIT_USAGE, "infer: --by-position-out needs --by-position");
     int memory_given = args_find(flags, n_flags, "memory")->given;
@@ -425,8 +485,13 @@ int main(int argc, char **argv) {
     }
     ckpt_t c;
     if (ckpt_load(pos[0], &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    // A synthetic task's model has raw ids and no text: text generation and --eval FILE make no sense.
+    if (!tok_is_text(&c.tok) && !o.info && !o.spans && !o.mqar_eval)
+        die(EXIT_USAGE, "infer: '%s' is a model of a synthetic task (raw ids, no text): use --mqar-eval or --info, not %s",
+            pos[0], o.eval[0] ? "--eval" : "text generation");
     int rc;
-    if (o.eval[0]) rc = evaluate(&c, pos[0], &o, memory_given);
+    if (o.mqar_eval) rc = mqar_eval(&c, &o, args_find(flags, n_flags, "mqar-seed")->given);
+    else if (o.eval[0]) rc = evaluate(&c, pos[0], &o, memory_given);
     else if (o.info) rc = info(&c, pos[0]);
     else if (o.spans) rc = spans(&c, pos[0], o.spans_png);
     else if (o.attn_map[0]) rc = attention_map(&c, pos[0], &o);

@@ -16,9 +16,11 @@
 
 #include "cli/args.h"
 #include "cli/eval.h"
+#include "cli/mqar_score.h"
 #include "cli/runtime.h"
 #include "cli/schedule.h"
 #include "data/dataset.h"
+#include "data/mqar.h"
 #include "data/streams.h"
 #include "base/check.h"
 #include "base/output_guard.h"
@@ -32,9 +34,9 @@
 // flags
 
 typedef struct {
-    const char *layers, *tokenizer, *out, *log, *resume, *init_from, *pos, *final_eval;
+    const char *layers, *tokenizer, *out, *log, *resume, *init_from, *pos, *final_eval, *task;
     long dim, heads, ctx, batch, steps, warmup, grad_accum, eval_every, eval_batches, save_every, seed, threads,
-        stop_after, log_every, memory;
+        stop_after, log_every, memory, mqar_len, mqar_pairs, mqar_vocab, mqar_eval_seqs;
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
     int list_kinds, init_partial, streams, eval_at_start;
 } opts_t;
@@ -93,6 +95,13 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"time-budget", FLAG_FLOAT, &o->time_budget, "0", 0, 1e9, 0, "stop training after this many seconds, the learning rate reaching --min-lr then (0 = none; kept by --resume)", 0},
         {"final-eval", FLAG_STR, &o->final_eval, "all", 0, 0, 0, "final evaluation: all (the whole validation split) | none | N (its first N tokens)", 0},
         {"eval-at-start", FLAG_BOOL, &o->eval_at_start, "", 0, 0, 0, "evaluate once before the first step (step 0)", 0},
+        // A synthetic task in place of the text FILE (docs/mqar.md). Not stored as flags: train_state
+        // keeps the task as its own key (task_to_json), and a task run is not resumed.
+        {"task", FLAG_STR, &o->task, "", 0, 0, 0, "train on a synthetic task instead of a text FILE: mqar", 0},
+        {"mqar-len", FLAG_INT, &o->mqar_len, "256", 4, 1 << 20, 0, "mqar: sequence length N (the run's ctx)", 0},
+        {"mqar-pairs", FLAG_INT, &o->mqar_pairs, "16", 1, 1 << 18, 0, "mqar: key-value pairs D per sequence, each queried once", 0},
+        {"mqar-vocab", FLAG_INT, &o->mqar_vocab, "512", 3, MQAR_MAX_VOCAB, 0, "mqar: vocabulary V (keys [1, V/2), values [V/2, V))", 0},
+        {"mqar-eval-seqs", FLAG_INT, &o->mqar_eval_seqs, "256", 1, 1 << 20, 0, "mqar: held-out sequences scored at each evaluation", 0},
         {"list-kinds", FLAG_BOOL, &o->list_kinds, "", 0, 0, 0, "print each block kind as 'KIND ROLE EXAMPLE...' and exit", 0},
     };
     return args_bind(out, MAX_FLAGS, table, (int)(sizeof table / sizeof *table));
@@ -100,6 +109,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
 
 static const char *USAGE =
     "usage: train FILE [options]            train a model on a text file\n"
+    "       train --task mqar [options]     train on multi-query associative recall (docs/mqar.md)\n"
     "       train --export CKPT OUT         copy a checkpoint without its optimizer state";
 
 // ---------------------------------------------------------------------------------------------
@@ -200,7 +210,18 @@ typedef struct {
     // read from train_state (checked against the streams and the model in restore_memory) or as saved.
     int has_mem;
     double mem_offset, mem_n, mem_pos0;
+    const mqar_cfg_t *task;  // a --task mqar run: the task (saved as train_state.task), else NULL
 } saved_t;
+
+// train_state.task of a --task mqar run: {"name":"mqar","len":N,"pairs":D,"vocab":V} (infer --mqar-eval's
+// defaults; docs/mqar.md).
+static void task_to_json(const mqar_cfg_t *c, cJSON *st) {
+    cJSON *task = cJSON_AddObjectToObject(st, "task");
+    cJSON_AddStringToObject(task, "name", "mqar");
+    cJSON_AddNumberToObject(task, "len", c->len);
+    cJSON_AddNumberToObject(task, "pairs", c->pairs);
+    cJSON_AddNumberToObject(task, "vocab", c->vocab);
+}
 
 // The checkpoint's train_state: the stored flags and the saved state. Wall-clock time is kept only for
 // --time-budget runs (it needs it to resume the budget); without it, two runs with the same seed and
@@ -223,6 +244,7 @@ static char *train_state_json(const saved_t *r, const flag_t *flags, int n_flags
         cJSON_AddNumberToObject(st, "time_budget_s", r->budget_s);
         cJSON_AddNumberToObject(st, "decay_start_s", r->decay_start_s);
     }
+    if (r->task) task_to_json(r->task, st);
     if (r->has_mem) {
         cJSON_AddNumberToObject(st, "memory_offset", r->mem_offset);
         cJSON_AddNumberToObject(st, "memory_n", r->mem_n);
@@ -344,6 +366,7 @@ typedef struct {
     double interval_loss;  // sum of the interval's step losses
     long interval_steps;
     double last_gnorm;     // the last step's gradient norm (before clipping)
+    double accuracy;       // the log's accuracy column for the next row (a task evaluation), else NAN
 } report_t;
 
 typedef struct {
@@ -366,6 +389,8 @@ typedef struct {
     int streams_on;        // memory > 0 or --streams: batches come from the streams, not random windows
     streams_t streams;     // streams_on: the training split as B streams read segment by segment
     seg_mem_t mem;         // memory > 0: the training streams' memory (B rows); evaluation has its own
+    int task;              // 1: --task mqar (no text: batches from the generator, scored by recall accuracy)
+    mqar_cfg_t mqar;       // the task's parameters
     int B, T;
     long stop;             // the step this process stops at (--stop-after, else --steps)
     lr_schedule_t sched;   // the learning-rate schedule (--time-budget: following the clock too)
@@ -378,12 +403,21 @@ typedef struct {
 // ---------------------------------------------------------------------------------------------
 // set up the run
 
+// A --task run (train_state.task) is not resumed: it is short, and its state holds no text to continue.
+static void refuse_task_resume(const char *path, const char *train_state) {
+    cJSON *st = train_state ? cJSON_Parse(train_state) : NULL;
+    int is_task = cJSON_GetObjectItemCaseSensitive(st, "task") != NULL;
+    cJSON_Delete(st);
+    if (is_task) die(EXIT_USAGE, "train: '%s' holds a --task mqar run, which cannot be resumed; train it again", path);
+}
+
 // --resume: the checkpoint, read once, gives the model, the tokenizer, the stored flags and the state.
 static void open_resumed(train_t *t) {
     const char *path = t->o->resume;
     char err[1024];
     if (ckpt_load(path, &t->ck, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     if (!t->ck.has_optimizer) die(EXIT_RUNTIME, "checkpoint '%s' has no optimizer state (exported); use --init-from to start a new run from it", path);
+    refuse_task_resume(path, t->ck.train_state);
     restore_saved(path, t->ck.train_state, t->flags, t->n_flags, &t->saved);
     check_saved_against_model(path, t->o, &t->saved, &t->ck.model, &t->ck.tok);
     t->m = &t->ck.model;
@@ -403,13 +437,42 @@ static long parse_final_eval(const char *s) {
     return (long)n;
 }
 
+// --task mqar (docs/mqar.md): the generator replaces the text, ctx is the sequence length. Refused in
+// one line: an unknown task, a text or window flag with it (--tokenizer, --ctx, --eval-batches, --memory,
+// --streams, --final-eval, --init-from), an mqar flag without it, and resuming (a task run is short; it is not resumed).
+static void check_task_options(train_t *t) {
+    opts_t *o = t->o;
+    static const char *const task_flags[] = {"mqar-len", "mqar-pairs", "mqar-vocab", "mqar-eval-seqs", NULL};
+    static const char *const text_flags[] = {"tokenizer", "ctx", "eval-batches", "memory", "streams", "final-eval", "init-from", NULL};
+    if (!o->task[0]) {
+        for (const char *const *f = task_flags; *f; f++)
+            if (args_find(t->flags, t->n_flags, *f)->given) die(EXIT_USAGE, "train: --%s needs --task mqar", *f);
+        return;
+    }
+    if (strcmp(o->task, "mqar") != 0) die(EXIT_USAGE, "train: --task must be mqar, got '%s'", o->task);
+    if (t->resumed) die(EXIT_USAGE, "train: a --task mqar run cannot be resumed; train it again");  // (a text checkpoint)
+    for (const char *const *f = text_flags; *f; f++)
+        if (args_find(t->flags, t->n_flags, *f)->given)
+            die(EXIT_USAGE, "train: --%s has no meaning with --task mqar (its raw ids, --mqar-len as ctx and "
+                "--mqar-eval-seqs replace the text's)", *f);
+    t->mqar = (mqar_cfg_t){.vocab = (int)o->mqar_vocab, .len = (int)o->mqar_len, .pairs = (int)o->mqar_pairs};
+    char err[512];
+    if (mqar_check(&t->mqar, err, sizeof err)) die(EXIT_USAGE, "train: %s", err);
+    o->ctx = o->mqar_len;
+    o->tokenizer = "raw";  // what the run uses (train_state)
+    t->task = 1;
+    t->saved.task = &t->mqar;
+}
+
 // Checks of the options as a whole (each flag's own range is the flag table's).
 static void check_options(train_t *t, tok_kind_t *tkind) {
     opts_t *o = t->o;
+    check_task_options(t);
     if (o->stop_after && o->stop_after > o->steps) die(EXIT_USAGE, "train: --stop-after %ld is beyond --steps %ld", o->stop_after, o->steps);
     if (o->min_lr > o->lr) die(EXIT_USAGE, "train: --min-lr %g is above --lr %g", o->min_lr, o->lr);
     if (o->dim % o->heads) die(EXIT_USAGE, "train: --heads %ld does not divide --dim %ld", o->heads, o->dim);
-    if (tok_kind_parse(o->tokenizer, tkind)) die(EXIT_USAGE, "train: --tokenizer must be byte or char, got '%s'", o->tokenizer);
+    if (t->task) *tkind = TOK_RAW;
+    else if (tok_kind_parse(o->tokenizer, tkind)) die(EXIT_USAGE, "train: --tokenizer must be byte or char, got '%s'", o->tokenizer);
     // --pos: the model's config holds it; on --resume an explicit --pos must agree with the checkpoint.
     if (pos_scheme_parse(o->pos, &t->pos)) die(EXIT_USAGE, "train: --pos must be learned, rope or none, got '%s'", o->pos);
     if (t->resumed) {
@@ -456,6 +519,12 @@ static void read_init_source(train_t *t) {
 // (a text the tokenizer cannot encode is refused, naming the character and its byte offset).
 static void load_data(train_t *t, tok_kind_t tkind, uint64_t *hash) {
     char err[1024];
+    if (t->task) {  // no text: the raw ids of the task, and a hash of nothing
+        tok_init_raw(&t->fresh_tok, t->mqar.vocab);
+        t->tok = &t->fresh_tok;
+        *hash = 0;
+        return;
+    }
     if (dataset_read(&t->ds, t->file, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     *hash = t->ds.text_fnv1a64;
     if (t->resumed) {
@@ -586,7 +655,7 @@ static void build_fresh(train_t *t, uint64_t hash) {
 
 // The CSV log's columns (docs/logs.md). Readers find columns by name: new ones are appended at the end.
 static const char LOG_HEADER[] =
-    "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step,elapsed_s,tokens_seen,spans,pkm_usage\n";
+    "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step,elapsed_s,tokens_seen,spans,pkm_usage,accuracy\n";
 
 // --log: a fresh run writes the header; a resumed run appends to its log, whose header must be this
 // one (a log begun by an older version has other columns: appending would mix two layouts).
@@ -685,7 +754,7 @@ static void setup_schedule(train_t *t) {
 // Everything before the first step: model (resumed or fresh), data, activations, header lines, log,
 // signal handlers, the micro-batch buffers. Dies with one line on any problem.
 static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const char *file) {
-    *t = (train_t){.o = o, .flags = flags, .n_flags = n_flags, .file = file};
+    *t = (train_t){.o = o, .flags = flags, .n_flags = n_flags, .file = file, .rep.accuracy = NAN};
     guard_outputs(o, flags, n_flags, file);
     if (o->resume[0]) open_resumed(t);
     tok_kind_t tkind;
@@ -711,7 +780,10 @@ static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const c
            m->dims.ctx, m->dims.vocab, tok_kind_name(t->tok->kind), n_params, m->dims.pos ? " | pos " : "",
            m->dims.pos ? pos_scheme_name(m->dims.pos) : "", mem_note);
     if (t->streams_on) snprintf(mem_note, sizeof mem_note, " | %d streams of %zu tokens", t->B, t->streams.len);
-    printf("data: %s | %zu tokens: %zu train, %zu validation | batch %ld x %ld, accum %ld%s\n", file, t->ds.n_tokens,
+    if (t->task)
+        printf("task: mqar | length %d, %d pairs, vocab %d | batch %ld sequences, accum %ld | evaluation: %ld held-out sequences\n",
+               t->mqar.len, t->mqar.pairs, t->mqar.vocab, o->batch, o->grad_accum, o->mqar_eval_seqs);
+    else printf("data: %s | %zu tokens: %zu train, %zu validation | batch %ld x %ld, accum %ld%s\n", file, t->ds.n_tokens,
            t->ds.n_train, t->ds.n_tokens - t->ds.n_train, o->batch, o->ctx, o->grad_accum, mem_note);
     if (t->resumed) printf("resuming %s at step %ld of %ld\n", o->resume, t->saved.step, o->steps);
 
@@ -743,7 +815,9 @@ static int train_step(train_t *t, double lr) {
     double loss = 0;
     run_ctx_t rc = {.training = 1, .dropout = (float)o->dropout, .rng = &run->drop_rng, .mem = t->memory ? &t->mem : NULL};
     for (long micro = 0; micro < o->grad_accum; micro++) {
-        if (!t->streams_on) {
+        if (t->task) {
+            mqar_batch(&t->mqar, &run->data_rng, t->B, t->x, t->y);  // fresh sequences; loss on the answers only
+        } else if (!t->streams_on) {
             dataset_train_batch(&t->ds, &run->data_rng, t->B, t->T, t->x, t->y);
         } else if (streams_next(&t->streams, t->ds.tokens, t->x, t->y) && t->memory) {
             model_mem_clear(&t->mem);  // the streams wrapped to their start: nothing before it is remembered
@@ -781,8 +855,8 @@ static void log_row_at(report_t *rep, long step, const char *split, double loss,
                        double tps, double ms, double elapsed, double tokens, const char *spans, const char *usage) {
     if (!rep->log) return;
     errno = 0;
-    if (fprintf(rep->log, "%ld,%s,%.6f,%.6f,%.6f,%.6g,%.6g,%.1f,%.3f,%.3f,%.0f,%s,%s\n", step, split, loss, exp(loss), bpb, lr,
-                gnorm, tps, ms, elapsed, tokens, spans, usage) < 0 ||
+    if (fprintf(rep->log, "%ld,%s,%.6f,%.6f,%.6f,%.6g,%.6g,%.1f,%.3f,%.3f,%.0f,%s,%s,%.6f\n", step, split, loss, exp(loss), bpb,
+                lr, gnorm, tps, ms, elapsed, tokens, spans, usage, rep->accuracy) < 0 ||
         fflush(rep->log) != 0)
         log_failed(rep, errno ? errno : EIO);
 }
@@ -956,10 +1030,30 @@ static void report_progress(train_t *t, double lr, double now, int last) {
     rep->t_interval = cli_now();
 }
 
+// A --task mqar evaluation: recall accuracy and loss over the answer tokens of the held-out set
+// (--mqar-eval-seqs sequences of mqar_sequence(MQAR_EVAL_SEED)), printed and logged as a `split` row
+// (val or final) with the accuracy column; bpb has no meaning here (NAN).
+static void report_task_eval(train_t *t, const char *split, double lr) {
+    double t0 = cli_now();
+    mqar_score_t s = {0};
+    mqar_score_set(t->m, &t->mqar, MQAR_EVAL_SEED, (int)t->o->mqar_eval_seqs, t->x, t->y, &s);
+    printf("%s %ld/%ld | recall accuracy %.4f (%ld of %ld answers) | answer loss %.4f  (%ld held-out sequences, %.1fs)\n",
+           strcmp(split, "final") ? "step" : "final step", t->saved.step, t->o->steps, mqar_accuracy(&s), s.correct,
+           s.answers, mqar_loss(&s), t->o->mqar_eval_seqs, cli_now() - t0);
+    t->rep.accuracy = mqar_accuracy(&s);
+    log_row(t, split, mqar_loss(&s), NAN, lr, NAN, NAN, NAN, "", "");
+    t->rep.accuracy = NAN;
+    t->rep.t_interval = cli_now();
+}
+
 // The periodic evaluation (every --eval-every steps, except the last when a final evaluation replaces it).
 static void report_eval(train_t *t, double lr) {
     long step = t->saved.step;
     if (step % t->o->eval_every != 0 || (step >= t->o->steps && t->final_eval_tokens != 0)) return;
+    if (t->task) {
+        report_task_eval(t, "val", lr);
+        return;
+    }
     report_periodic(t, lr, "");
     t->rep.t_interval = cli_now();
 }
@@ -1062,7 +1156,8 @@ static int finish_run(train_t *t, int status, const char *stop_reason) {
     if (budget_end && t->saved.step <= t->o->warmup)
         fprintf(stderr, "train: the time budget ended during warmup (step %ld of --warmup %ld): the learning rate never decayed\n",
                 t->saved.step, t->o->warmup);
-    if (t->saved.step == t->o->steps || budget_end) report_final(t);
+    if (t->task && (t->saved.step == t->o->steps || budget_end)) report_task_eval(t, "final", NAN);
+    else if (t->saved.step == t->o->steps || budget_end) report_final(t);
     save_or_die(t);
     printf("checkpoint: %s\n", t->o->out);
     if (t->rep.log) {
@@ -1116,12 +1211,13 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (o.list_kinds) return print_kinds();
-    if (n_pos != 1) die(EXIT_USAGE, "train: expected one text FILE to train on (see --help)");
+    if (o.task[0] && n_pos != 0) die(EXIT_USAGE, "train: --task %s trains on generated sequences, not on a FILE ('%s')", o.task, pos[0]);
+    if (!o.task[0] && n_pos != 1) die(EXIT_USAGE, "train: expected one text FILE to train on (see --help)");
     if (o.resume[0] && o.init_from[0]) die(EXIT_USAGE, "train: --resume and --init-from exclude each other");
     cli_set_threads(o.threads);
 
     train_t run;
-    setup_run(&run, &o, flags, n_flags, pos[0]);
+    setup_run(&run, &o, flags, n_flags, o.task[0] ? "" : pos[0]);
     const char *stop_reason;
     int status = run_steps(&run, &stop_reason);
     status = finish_run(&run, status, stop_reason);

@@ -296,8 +296,13 @@ float model_forward(model_t *m, const int32_t *tokens, const int32_t *targets, i
     memcpy(m->targets, targets, (size_t)N * sizeof(int32_t));
     crossentropy_forward(m->losses, m->probs, m->probs, targets, N, V);
     double sum = 0;
-    for (int n = 0; n < N; n++) sum += m->losses[n];
-    return (float)(sum / N);
+    int scored = 0;
+    for (int n = 0; n < N; n++) {
+        sum += m->losses[n];
+        scored += targets[n] >= 0;
+    }
+    m->last_scored = scored;
+    return scored ? (float)(sum / scored) : 0.0f;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -315,10 +320,11 @@ void model_backward(model_t *m, float loss_scale, const run_ctx_t *rc_in) {
     }
     int B = m->last_B, T = m->last_T, C = m->dims.dim, V = m->dims.vocab, N = B * T;
     size_t BTC = (size_t)N * C;
-    // loss = (1/N) Σ_n losses[n]: every row's dloss is loss_scale/N.
+    // loss = (1/S) Σ_{n scored} losses[n] over the S scored rows (target ≥ 0; S = N without a mask):
+    // a scored row's dloss is loss_scale/S, an unscored row's 0 (crossentropy_backward skips it).
     float *dloss = m->losses;  // per-row losses are no longer needed after forward's mean
-    float row_scale = loss_scale / (float)N;
-    for (int n = 0; n < N; n++) dloss[n] = row_scale;
+    float row_scale = m->last_scored ? loss_scale / (float)m->last_scored : 0.0f;
+    for (int n = 0; n < N; n++) dloss[n] = m->targets[n] >= 0 ? row_scale : 0.0f;
     memset(m->dlogits, 0, (size_t)N * V * sizeof(float));
     crossentropy_backward(m->dlogits, m->probs, m->targets, dloss, N, V);
     // logits = lnf·wteᵀ: dlnf = dlogits·wte, dwte += dlogitsᵀ·lnf

@@ -1,6 +1,6 @@
 // model.h — the decoder-only Transformer with GPT-2 conventions (ARCHITECTURE.md §2):
 //   x = wte[tok] + wpe[t] (wpe only with --pos learned; rope and none: x = wte[tok]); per layer: x += drop(mixer(LN1(x))); x += drop(ffn(LN2(x))) (no LN2/ffn
-//   when the ffn is `none`); logits = LNf(x)·wteᵀ; loss = mean cross-entropy over B·T positions.
+//   when the ffn is `none`); logits = LNf(x)·wteᵀ; loss = mean cross-entropy over the B·T positions (over the scored ones when some targets are MODEL_NO_TARGET).
 // Glossary: B batch, T time (≤ ctx), C width, H heads, V vocabulary, L layers.
 #ifndef ATTNLAB_MODEL_H
 #define ATTNLAB_MODEL_H
@@ -11,6 +11,8 @@
 
 #include "model/block.h"
 #include "model/params.h"
+
+#define MODEL_NO_TARGET (-1)  // a target that is not scored (see model_forward)
 
 typedef struct {
     block_t mixer, ffn;
@@ -46,6 +48,7 @@ typedef struct {
     // backward buffers
     float *dres, *dln, *dbranch, *dlogits, *scratch;
     int last_B, last_T;  // shape of the last forward
+    int last_scored;     // targets ≥ 0 in the last forward with targets (the loss's denominator)
     seg_mem_t last_mem;  // the last forward's memory (its n and pos0 before advancing), for backward
     int last_has_mem;    // 1 if the last forward ran with memory
 } model_t;
@@ -89,7 +92,8 @@ void model_init_weights(model_t *m, rng_t *rng);
 void model_alloc_acts(model_t *m, int B, int T, float dropout);
 // Forward over tokens (B,T). With rc->mem (B rows), the segment continues the memory's streams: blocks
 // read and (advance = 1) update their state, and then n = min(n + T, M), pos0 += T. With targets (B,T) returns the mean loss and keeps per-position losses
-// in m->losses; without, returns 0 and leaves probabilities... (logits) in m->probs.
+// in m->losses; a target < 0 (MODEL_NO_TARGET) is not scored: the loss is the mean over the scored positions
+// (0 if none), an unscored position's loss is 0 and backward sends no gradient from it (MQAR's answer mask); without, returns 0 and leaves probabilities... (logits) in m->probs.
 float model_forward(model_t *m, const int32_t *tokens, const int32_t *targets, int B, int T, const run_ctx_t *rc);
 // Backward of (loss_scale · mean loss) after model_forward with targets; accumulates into ->grad.
 void model_backward(model_t *m, float loss_scale, const run_ctx_t *rc);

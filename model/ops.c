@@ -190,14 +190,14 @@ void crossentropy_forward(float *losses, float *probs, const float *logits, cons
         float mx = l[0];
         for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
         double sum = 0;
-        float target_logit = l[targets[n]];
+        float target_logit = targets[n] >= 0 ? l[targets[n]] : 0.0f;
         for (int v = 0; v < V; v++) {
             p[v] = expf(l[v] - mx);
             sum += p[v];
         }
         float inv = (float)(1.0 / sum);
         for (int v = 0; v < V; v++) p[v] *= inv;
-        losses[n] = (float)(log(sum) - (double)(target_logit - mx));
+        losses[n] = targets[n] >= 0 ? (float)(log(sum) - (double)(target_logit - mx)) : 0.0f;
     }
 }
 
@@ -205,6 +205,7 @@ void crossentropy_forward(float *losses, float *probs, const float *logits, cons
 void crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dloss, int N, int V) {
 #pragma omp parallel for
     for (int n = 0; n < N; n++) {
+        if (targets[n] < 0) continue;  // not scored: no loss, no gradient
         const float *p = probs + (size_t)n * V;
         float *d = dlogits + (size_t)n * V;
         float s = dloss[n];

@@ -40,7 +40,8 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 // out = a + b (n). May alias.
 void residual_forward(float *out, const float *a, const float *b, size_t n);
 
-// Per-row softmax cross-entropy over V logits. losses (N) = -log p[target];
+// Per-row softmax cross-entropy over V logits. losses (N) = -log p[target], 0 where target < 0 (a
+// position that is not scored: its probabilities are still computed, backward leaves its row alone);
 // probs (N,V) may alias logits (then logits are overwritten by probabilities).
 void crossentropy_forward(float *losses, float *probs, const float *logits, const int32_t *targets, int N, int V);
 // dlogits (N,V) += (probs - onehot(target)) · dloss[n]   (dloss: scale per row, e.g. 1/N for a mean).

@@ -32,8 +32,8 @@ for tk in byte char; do
     V=$(grep -Eo "vocab [0-9]+ \($tk\)" "$W/out" | awk '{print $2}')
     # CSV: header row and one row per report
     csv="$W/$tk.csv"
-    [ "$(head -1 "$csv")" = "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step,elapsed_s,tokens_seen,spans,pkm_usage" ] || fail "CSV header is $(head -1 "$csv")"
-    awk -F, 'NR>1 && NF!=13 {bad=1} END {exit bad}' "$csv" || fail "a CSV row does not have 13 fields: $(cat "$csv")"
+    [ "$(head -1 "$csv")" = "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step,elapsed_s,tokens_seen,spans,pkm_usage,accuracy" ] || fail "CSV header is $(head -1 "$csv")"
+    awk -F, 'NR>1 && NF!=14 {bad=1} END {exit bad}' "$csv" || fail "a CSV row does not have 14 fields: $(cat "$csv")"
     # spans and pkm_usage: empty for a model without adaptive spans or pkm layers (tests/cli_logs.sh fills them)
     awk -F, 'NR>1 && ($12 != "" || $13 != "") {bad=1} END {exit bad}' "$csv" || fail "spans/pkm_usage not empty: $(cat "$csv")"
     # tokens_seen = step·batch·ctx (TINY: batch 4, ctx 32); elapsed_s never decreases

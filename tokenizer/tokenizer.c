@@ -4,6 +4,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,15 @@ void tok_init_byte(tokenizer_t *t) {
     t->kind = TOK_BYTE;
     t->vocab_size = 256;
 }
+
+void tok_init_raw(tokenizer_t *t, int vocab) {
+    CHECK(vocab >= 1 && vocab <= TOK_MAX_VOCAB);
+    memset(t, 0, sizeof *t);
+    t->kind = TOK_RAW;
+    t->vocab_size = vocab;
+}
+
+int tok_is_text(const tokenizer_t *t) { return t->kind != TOK_RAW; }
 
 // Fill the BMP lookup table from t->codepoints (char tokenizers only).
 static void build_lookup(tokenizer_t *t) {
@@ -83,6 +93,7 @@ const char *tok_kind_name(tok_kind_t kind) {
     switch (kind) {
     case TOK_BYTE: return "byte";
     case TOK_CHAR: return "char";
+    case TOK_RAW: return "raw";
     }
     return "unknown";
 }
@@ -106,6 +117,8 @@ int tok_encode(const tokenizer_t *t, const uint8_t *text, size_t n, int32_t **ou
                const char *what, char *err, size_t errlen) {
     *out = NULL;
     *n_out = 0;
+    if (t->kind == TOK_RAW)
+        return seterr(err, errlen, "%s%sthe raw-id tokenizer of a synthetic task encodes no text", what ? what : "", what ? ": " : "");
     int32_t *ids = xmalloc(n * sizeof(int32_t));  // char never needs more than one id per byte
     size_t k = 0;
     if (t->kind == TOK_BYTE) {
@@ -138,12 +151,12 @@ int tok_encode(const tokenizer_t *t, const uint8_t *text, size_t n, int32_t **ou
 }
 
 int tok_token_bytes(const tokenizer_t *t, int32_t id) {
-    CHECK(id >= 0 && id < t->vocab_size);
+    CHECK(id >= 0 && id < t->vocab_size && t->kind != TOK_RAW);
     return t->kind == TOK_BYTE ? 1 : utf8_len(t->codepoints[id]);
 }
 
 int tok_decode(const tokenizer_t *t, int32_t id, uint8_t *buf) {
-    CHECK(id >= 0 && id < t->vocab_size);
+    CHECK(id >= 0 && id < t->vocab_size && t->kind != TOK_RAW);
     if (t->kind == TOK_BYTE) {
         buf[0] = (uint8_t)id;
         return 1;
@@ -155,6 +168,11 @@ int tok_decode(const tokenizer_t *t, int32_t id, uint8_t *buf) {
 
 char *tok_to_json(const tokenizer_t *t) {
     if (t->kind == TOK_BYTE) return xstrdup("{\"kind\":\"byte\"}");
+    if (t->kind == TOK_RAW) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "{\"kind\":\"raw\",\"vocab\":%d}", t->vocab_size);
+        return xstrdup(buf);
+    }
     // Each code point is at most 7 digits plus a comma.
     size_t cap = 64 + (size_t)t->vocab_size * 8, len = 0;
     char *s = xmalloc(cap);
@@ -196,13 +214,14 @@ int tok_from_json(tokenizer_t *t, const char *json, char *err, size_t errlen) {
     int rc = -1;
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
     const cJSON *cps = cJSON_GetObjectItemCaseSensitive(root, "codepoints");
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(root, "vocab");
     tok_kind_t k;
     if (!cJSON_IsObject(root)) {
         seterr(err, errlen, "tokenizer JSON: expected an object");
         goto done;
     }
     for (const cJSON *it = root->child; it; it = it->next)
-        if (strcmp(it->string, "kind") && strcmp(it->string, "codepoints")) {
+        if (strcmp(it->string, "kind") && strcmp(it->string, "codepoints") && strcmp(it->string, "vocab")) {
             seterr(err, errlen, "tokenizer JSON: unknown key \"%s\"", shown(it->string).s);
             goto done;
         }
@@ -210,8 +229,22 @@ int tok_from_json(tokenizer_t *t, const char *json, char *err, size_t errlen) {
         seterr(err, errlen, "tokenizer JSON: missing string \"kind\"");
         goto done;
     }
+    if (!strcmp(kind->valuestring, "raw")) {
+        double v = cJSON_IsNumber(vocab) ? vocab->valuedouble : -1;
+        if (cps || !(v >= 1 && v <= TOK_MAX_VOCAB && v == floor(v))) {
+            seterr(err, errlen, "tokenizer JSON: a raw tokenizer has an integer \"vocab\" in [1, %d] and no \"codepoints\"", TOK_MAX_VOCAB);
+            goto done;
+        }
+        tok_init_raw(t, (int)v);
+        rc = 0;
+        goto done;
+    }
+    if (vocab) {
+        seterr(err, errlen, "tokenizer JSON: only a raw tokenizer has \"vocab\"");
+        goto done;
+    }
     if (tok_kind_parse(kind->valuestring, &k)) {
-        seterr(err, errlen, "tokenizer JSON: unknown kind \"%s\" (known: byte, char)", shown(kind->valuestring).s);
+        seterr(err, errlen, "tokenizer JSON: unknown kind \"%s\" (known: byte, char, raw)", shown(kind->valuestring).s);
         goto done;
     }
     if (k == TOK_BYTE) {

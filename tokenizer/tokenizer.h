@@ -14,7 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { TOK_BYTE = 0, TOK_CHAR = 1 } tok_kind_t;
+// raw: token = an id in [0, vocab_size) with no text behind it (synthetic tasks such as MQAR,
+// data/mqar.h); it encodes and decodes no text (callers refuse text work on it, tok_is_text).
+typedef enum { TOK_BYTE = 0, TOK_CHAR = 1, TOK_RAW = 2 } tok_kind_t;
 
 typedef struct {
     tok_kind_t kind;
@@ -26,6 +28,11 @@ typedef struct {
 } tokenizer_t;
 
 void tok_init_byte(tokenizer_t *t);
+// The raw-id tokenizer of vocab ids (1 ≤ vocab ≤ 2^21).
+void tok_init_raw(tokenizer_t *t, int vocab);
+// 1 for the text tokenizers (byte, char), 0 for raw: tok_encode fails on raw, and tok_token_bytes and
+// tok_decode must not be called with it.
+int tok_is_text(const tokenizer_t *t);
 
 // Char vocab = the distinct code points of text[0..n), sorted ascending. Errors: empty text;
 // invalid UTF-8 (bad lead/continuation byte, overlong, surrogate, > U+10FFFF, truncated) ->
@@ -47,15 +54,18 @@ int tok_token_bytes(const tokenizer_t *t, int32_t id);
 // Write the UTF-8 bytes of token id into buf (room for >= 4 bytes); returns the byte count (1..4).
 int tok_decode(const tokenizer_t *t, int32_t id, uint8_t *buf);
 
-// Checkpoint metadata form, malloc'd: {"kind":"byte"} or {"kind":"char","codepoints":[10,32,...]}.
+// Checkpoint metadata form, malloc'd: {"kind":"byte"}, {"kind":"char","codepoints":[10,32,...]} or
+// {"kind":"raw","vocab":V}.
 char *tok_to_json(const tokenizer_t *t);
 
 // Parse tok_to_json's output. Validates: a JSON object with only known keys, a known kind, for
 // char a codepoints array of 1..2^21 integers that are Unicode scalar values (no surrogates,
-// <= U+10FFFF) and strictly increasing; for byte no codepoints.
+// <= U+10FFFF) and strictly increasing; for byte no codepoints; for raw an integer vocab in [1, 2^21]
+// and no codepoints (and vocab only for raw).
 int tok_from_json(tokenizer_t *t, const char *json, char *err, size_t errlen);
 
-// "byte" / "char" -> 0 and *kind set; anything else -> -1.
+// "byte" / "char" -> 0 and *kind set; anything else -> -1 (raw included: it is no --tokenizer choice,
+// a synthetic task sets it).
 int tok_kind_parse(const char *name, tok_kind_t *kind);
 const char *tok_kind_name(tok_kind_t kind);
 
