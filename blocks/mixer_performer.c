@@ -8,7 +8,7 @@
 // future key. Both cancel between numerator and denominator and are constants for the gradient.
 // Tensors: attn.wq, wk, wv (C,C) consecutive, attn.bq, bk, bv (C), attn.wo, bo as in softmax (so a
 // softmax checkpoint loads by name), attn.omega (m, D): a buffer (saved, never trained), shared by
-// the heads, redrawn every `redraw` optimizer steps from the run's RNG.
+// the heads, redrawn every `redraw` optimizer steps from the run's RNG (default 0: never).
 // --pos rope (LONG_CONTEXT.md §1): q and k are rotated after the bias and BEFORE the feature map,
 // q_t ← R_t q_t, k_t ← R_t k_t (qkv in act holds them rotated), so φ(R_i q̂)·φ(R_j k̂) estimates
 // exp((R_i q̂)·(R_j k̂)) = exp(q̂·R_{j−i} k̂); the stabilizer c and |k̂|² are those of the rotated keys
@@ -22,13 +22,12 @@
 // last column is the denominator z. Forward keeps S' at the start of every block (T/R states, not
 // T) and backward walks the blocks in reverse, carrying dS'.
 //
-// Segment memory (--memory M > 0, LONG_CONTEXT.md §2): the prefix state at the end of a segment,
-// S' (m, D+1) relative to the running max c, per (row, head), computed with this step's weights, is
-// carried to the next segment without gradient (truncated backprop through time): the segment's
-// first block then has a prefix like any later block, and the running max starts at the carried c.
-// The carry covers the whole stream since the memory was last empty (pos0 > 0), whatever M. Rope
-// rotates segment row t at stream position pos0 + t. The state also keeps the Ω it was computed
-// with: after a redraw the carried S' (old features) is dropped and the segment starts empty.
+// Segment memory (--memory M > 0, LONG_CONTEXT.md §2, superseded here): a BOUNDED window. Stream
+// positions are cut into window blocks of L = ctx; with K = M/L (M a multiple of ctx), a query in
+// block b sums over the keys of blocks b−K … b up to itself. Carried without gradient (truncated
+// backprop): per (row, head) a ring of K finished block states and the current block's partial
+// state, each with its own reference c — see "segment memory" below. Rope rotates segment row t at
+// stream position pos0 + t. A redraw of Ω empties the carry (the states hold the old features).
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
