@@ -44,6 +44,11 @@
 enum { KERNEL_SOFTMAX = 0, KERNEL_RELU = 1 };
 #define RELU_EPS 1e-3f
 #define DEN_TINY 1e-30f  // y = numerator / max(denominator, DEN_TINY)
+// The reference of an empty memory slot: finite, because the training memory is saved in checkpoints
+// and the loader refuses non-finite values. No real reference comes near it (softmax: the max of
+// ω_r·k̂ − |k̂|²/2; relu: 0).
+#define EMPTY_REF (-FLT_MAX)
+static int slot_full(const float *slot, size_t SD) { return slot[SD] > EMPTY_REF; }
 
 typedef struct {
     attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (blocks/attn_proj.h)
@@ -295,7 +300,7 @@ typedef struct {
     int tb;             // first row past a window-block boundary (T: none inside the segment)
     int ends_block;     // the segment's last row ends a window block (tb = T)
     float *done;        // advance: receives the window block this segment finishes, S' then c; or NULL
-    float *partial;     // advance: receives the unfinished window block after the segment, S' then c (−∞: empty)
+    float *partial;     // advance: receives the unfinished window block after the segment, S' then c (EMPTY_REF: empty)
 } head_mem_t;
 
 // One (batch, head). Q, K, V: row stride ld; O: row stride ldo. hv: this head's saved views. sc: this
@@ -393,7 +398,7 @@ static void head_forward(const performer_t *s, head_views_t hv, const float *Q, 
             hm->done[SD] = clast;
         }
         if (hm->partial && hm->ends_block) {
-            hm->partial[SD] = -INFINITY;
+            hm->partial[SD] = EMPTY_REF;
         } else if (hm->partial) {
             memcpy(hm->partial, chain, SD * sizeof(float));
             hm->partial[SD] = clast;
@@ -421,12 +426,13 @@ static void head_forward(const performer_t *s, head_views_t hv, const float *Q, 
 // M a multiple of ctx), a query at position p in block b sees the keys of blocks b−K … b up to p —
 // the M positions before its block and its block so far, what softmax's memory shows it when segments
 // are ctx-aligned. State per (row, head): a ring of K finished blocks (block j in slot j mod K) and
-// the current block's partial state, each S' (m, D+1) then its own reference c (−∞: empty); then,
-// once, the Ω it was computed with (a redraw since then makes every carried state meaningless).
+// the current block's partial state, each S' (m, D+1) then its own reference c (EMPTY_REF: empty);
+// then, once, the Ω it was computed with (a redraw since then makes every carried state meaningless).
 // Constant in stream length. Finished blocks combine by rescaling: W = Σ_j exp(c_j − c_W) S'_j,
 // c_W = max_j c_j — never a subtraction.
 
 static int window_blocks(const block_t *b) { return b->dims->memory / b->dims->ctx; }  // K
+
 static size_t state_floats(const performer_t *s) { return (size_t)s->m * (s->D + 1) + 1; }  // S' then c
 static size_t head_state(const block_t *b) { return (size_t)(window_blocks(b) + 1) * state_floats(b->priv); }
 
@@ -457,13 +463,13 @@ static const float *window_combine(const block_t *b, float *dst, const float *ri
     const performer_t *s = b->priv;
     int K = window_blocks(b);
     size_t SS = state_floats(s), SD = SS - 1;
-    float cw = -INFINITY;
+    float cw = EMPTY_REF;
     for (long j = jlo < 0 ? 0 : jlo; j <= jhi; j++) cw = fmaxf(cw, ring[(size_t)(j % K) * SS + SD]);
-    if (cw == -INFINITY) return NULL;
+    if (cw == EMPTY_REF) return NULL;
     int first = 1;
     for (long j = jlo < 0 ? 0 : jlo; j <= jhi; j++) {
         const float *slot = ring + (size_t)(j % K) * SS;
-        if (slot[SD] == -INFINITY) continue;
+        if (!slot_full(slot, SD)) continue;
         float r = expf(slot[SD] - cw);
         for (size_t i = 0; i < SD; i++) dst[i] = first ? r * slot[i] : dst[i] + r * slot[i];
         first = 0;
@@ -491,14 +497,14 @@ static head_mem_t head_mem(const block_t *b, const seg_mem_t *mem, float *st, in
     head_mem_t hm = {.tb = window_cut(b, mem, T)};
     hm.ends_block = hm.tb == T && off + T == L;
     if (carry) {
-        if (off > 0 && partial[SD] > -INFINITY) {
+        if (off > 0 && slot_full(partial, SD)) {
             hm.P0 = partial;
             hm.cP0 = partial[SD];
         }
         hm.W[0] = window_combine(b, W0, st, b0 - K, b0 - 1, &hm.cW[0]);
         if (hm.tb < T) hm.W[1] = window_combine(b, W1, st, b0 + 1 - K, b0 - 1, &hm.cW[1]);
     } else if (mem->advance) {
-        for (int k = 0; k <= K; k++) st[(size_t)k * SS + SD] = -INFINITY;
+        for (int k = 0; k <= K; k++) st[(size_t)k * SS + SD] = EMPTY_REF;
     }
     if (mem->advance) {
         hm.partial = partial;
@@ -709,16 +715,16 @@ static void decode_head_window(const block_t *b, float *out, const float *q, con
     float *P = st + (size_t)K * SS, *W = P + SS;
     long blk = pos / L;
     if (pos == 0) {
-        for (int i = 0; i < K + 2; i++) st[(size_t)i * SS + SD] = -INFINITY;
+        for (int i = 0; i < K + 2; i++) st[(size_t)i * SS + SD] = EMPTY_REF;
     } else if (pos % L == 0) {
         memcpy(st + (size_t)((blk - 1) % K) * SS, P, SS * sizeof(float));
-        P[SD] = -INFINITY;
-        if (!window_combine(b, W, st, blk - K, blk - 1, &W[SD])) W[SD] = -INFINITY;
+        P[SD] = EMPTY_REF;
+        if (!window_combine(b, W, st, blk - K, blk - 1, &W[SD])) W[SD] = EMPTY_REF;
     }
     float cold = P[SD], cnew = cold, cj;
     key_features(s, kf, &cj, k, D, 1, &cnew);
     cnew = fmaxf(cold, cj);  // (the relu kernel's references are 0)
-    if (cold == -INFINITY) {
+    if (!slot_full(P, SD)) {
         memset(P, 0, SD * sizeof(float));
     } else if (cnew > cold) {
         float r = expf(cold - cnew);
@@ -734,7 +740,7 @@ static void decode_head_window(const block_t *b, float *out, const float *q, con
     float cref = fmaxf(P[SD], W[SD]);
     for (int d = 0; d < D1; d++) num[d] = 0;
     read_state(num, qf, P, m, D1, expf(P[SD] - cref));
-    if (W[SD] > -INFINITY) read_state(num, qf, W, m, D1, expf(W[SD] - cref));
+    if (slot_full(W, SD)) read_state(num, qf, W, m, D1, expf(W[SD] - cref));
     float inv = 1.0f / fmaxf(num[D], DEN_TINY);
     for (int d = 0; d < D; d++) out[d] = num[d] * inv;
 }

@@ -286,6 +286,32 @@ static void test_performer_state_size(void) {
         EXPECT_MSG(b->ops->cache_floats(b) == H * (K + 2) * one, "cache_floats %zu", b->ops->cache_floats(b));
         model_free(&m);
     }
+    TEST_CASE("performer memory: every carried float is finite (checkpoints refuse -inf and NaN), also empty slots") {
+        model_t m;
+        int L = 4, B = 2;
+        if (build(&m, POS_NONE, "performer(features=8)/mlp,performer(features=6,kernel=relu)/mlp", C, H, L, 2 * L, B, L, 5))
+            continue;
+        int32_t tok[2 * 14];
+        fixture_tokens(tok, (size_t)B * 14, V, 9);
+        static const int segs[][4] = {{4, 4, 4, 2}, {3, 4, 4, 3}};  // ends inside a block / segments ending blocks
+        for (int s = 0; s < 2; s++) {
+            float *out = xcalloc((size_t)B * 14 * V, sizeof *out);
+            seg_mem_t mem;
+            model_mem_init(&mem, &m, B);
+            for (int k = 0, t0 = 0; k < 4; t0 += segs[s][k++]) {
+                logits(&m, tok, 14, t0, B, segs[s][k], &mem, out, 14, t0);
+                for (int i = 0; i < mem.n_blocks; i++)
+                    for (size_t j = 0; mem.state[i] && j < mem.floats[i]; j++)
+                        if (!isfinite(mem.state[i][j])) {
+                            EXPECT_MSG(0, "block %d's state float %zu is %g after segment %d", i, j, mem.state[i][j], k);
+                            j = mem.floats[i];
+                        }
+            }
+            model_mem_free(&mem);
+            free(out);
+        }
+        model_free(&m);
+    }
     TEST_CASE("performer memory: decode == segment-wise forward over 40 window blocks (ctx 4, M 12)") {
         model_t m;
         int L = 4, total = 160;
