@@ -19,8 +19,9 @@
 // Inside a block the exact masked product (φQ φKᵀ ⊙ ρ) V' runs as small matrix products, ρ_ij =
 // exp(c_j − c_i) ≤ 1 moving key j's features from its own reference c_j to the query's c_i; the
 // earlier blocks arrive through the prefix state S' = Σ φk_j v'_jᵀ (m, D+1), v' = [v, 1] so the
-// last column is the denominator z. Forward keeps S' at the start of every block (T/R states, not
-// T) and backward walks the blocks in reverse, carrying dS'.
+// last column is the denominator z. Forward keeps what each block reads, P' (S' at its start, plus
+// with memory the carried window), one per block (T/R states, not T), and backward walks the blocks
+// in reverse, carrying dS'.
 //
 // Segment memory (--memory M > 0, LONG_CONTEXT.md §2, superseded here): a BOUNDED window. Stream
 // positions are cut into window blocks of L = ctx; with K = M/L (M a multiple of ctx), a query in
