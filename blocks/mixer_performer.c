@@ -8,7 +8,7 @@
 // future key. Both cancel between numerator and denominator and are constants for the gradient.
 // Tensors: attn.wq, wk, wv (C,C) consecutive, attn.bq, bk, bv (C), attn.wo, bo as in softmax (so a
 // softmax checkpoint loads by name), attn.omega (m, D): a buffer (saved, never trained), shared by
-// the heads, redrawn every `redraw` optimizer steps from the run's RNG.
+// the heads, redrawn every `redraw` optimizer steps from the run's RNG (default 0: never).
 // --pos rope (LONG_CONTEXT.md §1): q and k are rotated after the bias and BEFORE the feature map,
 // q_t ← R_t q_t, k_t ← R_t k_t (qkv in act holds them rotated), so φ(R_i q̂)·φ(R_j k̂) estimates
 // exp((R_i q̂)·(R_j k̂)) = exp(q̂·R_{j−i} k̂); the stabilizer c and |k̂|² are those of the rotated keys
@@ -19,16 +19,16 @@
 // Inside a block the exact masked product (φQ φKᵀ ⊙ ρ) V' runs as small matrix products, ρ_ij =
 // exp(c_j − c_i) ≤ 1 moving key j's features from its own reference c_j to the query's c_i; the
 // earlier blocks arrive through the prefix state S' = Σ φk_j v'_jᵀ (m, D+1), v' = [v, 1] so the
-// last column is the denominator z. Forward keeps S' at the start of every block (T/R states, not
-// T) and backward walks the blocks in reverse, carrying dS'.
+// last column is the denominator z. Forward keeps what each block reads, P' (S' at its start, plus
+// with memory the carried window), one per block (T/R states, not T), and backward walks the blocks
+// in reverse, carrying dS'.
 //
-// Segment memory (--memory M > 0, LONG_CONTEXT.md §2): the prefix state at the end of a segment,
-// S' (m, D+1) relative to the running max c, per (row, head), computed with this step's weights, is
-// carried to the next segment without gradient (truncated backprop through time): the segment's
-// first block then has a prefix like any later block, and the running max starts at the carried c.
-// The carry covers the whole stream since the memory was last empty (pos0 > 0), whatever M. Rope
-// rotates segment row t at stream position pos0 + t. The state also keeps the Ω it was computed
-// with: after a redraw the carried S' (old features) is dropped and the segment starts empty.
+// Segment memory (--memory M > 0, LONG_CONTEXT.md §2, superseded here): a BOUNDED window. Stream
+// positions are cut into window blocks of L = ctx; with K = M/L (M a multiple of ctx), a query in
+// block b sums over the keys of blocks b−K … b up to itself. Carried without gradient (truncated
+// backprop): per (row, head) a ring of K finished block states and the current block's partial
+// state, each with its own reference c — see "segment memory" below. Rope rotates segment row t at
+// stream position pos0 + t. A redraw of Ω empties the carry (the states hold the old features).
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
@@ -45,6 +45,11 @@
 enum { KERNEL_SOFTMAX = 0, KERNEL_RELU = 1 };
 #define RELU_EPS 1e-3f
 #define DEN_TINY 1e-30f  // y = numerator / max(denominator, DEN_TINY)
+// The reference of an empty memory slot: finite, because the training memory is saved in checkpoints
+// and the loader refuses non-finite values. No real reference comes near it (softmax: the max of
+// ω_r·k̂ − |k̂|²/2; relu: 0).
+#define EMPTY_REF (-FLT_MAX)
+static int slot_full(const float *slot, size_t SD) { return slot[SD] > EMPTY_REF; }
 
 typedef struct {
     attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (blocks/attn_proj.h)
@@ -116,7 +121,7 @@ static int performer_configure(block_t *b, spec_block_t *spec, char *err, size_t
     int kernel;
     if (spec_get_int(spec, "features", 128, 1, 1L << 16, &m, where, err, errlen)) return -1;
     if (spec_get_enum(spec, "kernel", "softmax|relu", KERNEL_SOFTMAX, &kernel, where, err, errlen)) return -1;
-    if (spec_get_int(spec, "redraw", 1000, 0, 1L << 40, &redraw, where, err, errlen)) return -1;
+    if (spec_get_int(spec, "redraw", 0, 0, 1L << 40, &redraw, where, err, errlen)) return -1;
     performer_t *s = xcalloc(1, sizeof *s);
     s->m = (int)m;
     s->kernel = kernel;
@@ -158,19 +163,38 @@ static void performer_before_step(block_t *b, long step, rng_t *rng) {
 
 // ---------------------------------------------------------------------------------------------
 // activation and scratch layout
+//
+// Compute blocks of R rows (the chunked algorithm). With segment memory a segment may cross one
+// stream-block boundary (a window block, L = ctx positions; see "segment memory" below) at row tb:
+// then compute blocks never straddle tb — rows [0, tb) and [tb, T) are each cut into blocks of R —
+// so that one compute block reads one window. tb = T: no boundary inside (always without memory).
 
-static int n_blocks(const performer_t *s, int T) { return (T + s->rows - 1) / s->rows; }
+static int n_cblocks(const performer_t *s, int T, int tb) {
+    return (tb + s->rows - 1) / s->rows + (T - tb + s->rows - 1) / s->rows;
+}
+static int cblock_start(const performer_t *s, int tb, int u) {
+    int n0 = (tb + s->rows - 1) / s->rows;
+    return u < n0 ? u * s->rows : tb + (u - n0) * s->rows;
+}
+static int cblock_len(const performer_t *s, int T, int tb, int u) {
+    int s0 = cblock_start(s, tb, u), end = s0 < tb ? tb : T;
+    return end - s0 < s->rows ? end - s0 : s->rows;
+}
+// states kept in act: one per compute block, at most ceil(T/R) + 1 with a boundary inside
+static int max_cblocks(const performer_t *s, int T, int mem_on) { return (T + s->rows - 1) / s->rows + (mem_on ? 1 : 0); }
 
-// per (batch, head): qf (T,m) | kf (T,m) | c (T) | den (T) | vp (T,D+1) | S (nblocks, m, D+1)
-//   [| c0 (1): with segment memory, the carried running max (−∞: nothing carried); S block 0 is the carried S']
+// per (batch, head): qf (T,m) | kf (T,m) | c (T) | den (T) | vp (T,D+1) | P (max_cblocks, m, D+1)
+//   [| cq (T) | cp (max_cblocks): with segment memory, each query's and each block prefix's reference]
 static size_t head_act(const performer_t *s, int T, int mem_on) {
-    size_t D1 = (size_t)s->D + 1;
-    return 2 * (size_t)T * s->m + 2 * (size_t)T + (size_t)T * D1 + (size_t)n_blocks(s, T) * s->m * D1 + (mem_on ? 1 : 0);
+    size_t D1 = (size_t)s->D + 1, nb = (size_t)max_cblocks(s, T, mem_on);
+    return 2 * (size_t)T * s->m + 2 * (size_t)T + (size_t)T * D1 + nb * s->m * D1 + (mem_on ? T + nb : 0);
 }
 // per (batch, head) scratch: A (R,R) | dA (R,R) | dqf (R,m) | dkf (R,m) | G, Ge, dV, t1 (R,D+1) | dS (m,D+1)
-static size_t head_scratch(const performer_t *s) {
+//   [| W0, W1 (m,D+1) each: with segment memory, the two windows' finished blocks combined (forward)]
+// The forward keeps the running prefix ("chain") in dS's place.
+static size_t head_scratch(const performer_t *s, int mem_on) {
     size_t R = (size_t)s->rows, D1 = (size_t)s->D + 1;
-    return 2 * R * R + 2 * R * s->m + 4 * R * D1 + (size_t)s->m * D1;
+    return 2 * R * R + 2 * R * s->m + 4 * R * D1 + (size_t)s->m * D1 + (mem_on ? 2 * (size_t)s->m * D1 : 0);
 }
 
 static int mem_on(const block_t *b) { return b->dims->memory > 0; }
@@ -181,12 +205,16 @@ static size_t performer_act_floats(const block_t *b, int B, int T) {
 }
 static size_t performer_scratch_floats(const block_t *b, int B, int T) {
     size_t BTC = (size_t)B * T * b->dims->dim;
-    return 4 * BTC + (size_t)B * b->dims->heads * head_scratch(b->priv);
+    return 4 * BTC + (size_t)B * b->dims->heads * head_scratch(b->priv, mem_on(b));
 }
 
+// c: each key's reference, the running max of its window block so far (the chain's). cq: each
+// query's, max(c_i, c_W) with c_W the reference of the finished window blocks it reads (= c without
+// memory). cp: the reference of each compute block's prefix P' (−∞: none; NULL without memory:
+// c_{s0−1}, none for block 0).
 typedef struct {
     float *qf, *kf, *c, *den, *vp, *S;
-    float *c0;  // with segment memory: the carried running max (−∞: none carried); NULL without
+    float *cq, *cp;
 } head_views_t;
 
 static head_views_t head_views(const performer_t *s, float *base, int T, int mem_on) {
@@ -198,7 +226,8 @@ static head_views_t head_views(const performer_t *s, float *base, int T, int mem
     v.den = v.c + T;
     v.vp = v.den + T;
     v.S = v.vp + (size_t)T * D1;
-    v.c0 = mem_on ? v.S + (size_t)n_blocks(s, T) * s->m * D1 : NULL;
+    v.cq = mem_on ? v.S + (size_t)max_cblocks(s, T, mem_on) * s->m * D1 : v.c;
+    v.cp = mem_on ? v.cq + T : NULL;
     return v;
 }
 
@@ -249,12 +278,12 @@ static void key_features(const performer_t *s, float *kf, float *c, const float 
     }
 }
 
-// A (n,n) = (qf kfᵀ) ⊙ ρ on the lower triangle (ρ_ij = exp(c_j − c_i)), 0 above it.
-static void block_scores(float *A, const float *qf, const float *kf, const float *c, int n, int m) {
+// A (n,n) = (qf kfᵀ) ⊙ ρ on the lower triangle (ρ_ij = exp(c_j − cq_i)), 0 above it.
+static void block_scores(float *A, const float *qf, const float *kf, const float *cq, const float *c, int n, int m) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, m, 1.0f, qf, m, kf, m, 0.0f, A, n);
     for (int i = 0; i < n; i++) {
         float *a = A + (size_t)i * n;
-        for (int j = 0; j <= i; j++) a[j] *= expf(c[j] - c[i]);
+        for (int j = 0; j <= i; j++) a[j] *= expf(c[j] - cq[i]);
         for (int j = i + 1; j < n; j++) a[j] = 0.0f;
     }
 }
@@ -262,47 +291,83 @@ static void block_scores(float *A, const float *qf, const float *kf, const float
 // ---------------------------------------------------------------------------------------------
 // forward
 
-// One (batch, head). Q, K, V: row stride ld; O: row stride ldo. hv: this head's saved views.
-// A, N: scratch (R,R) and (R,D+1). Segment memory: carry_in (m·(D+1) + 1: S' then its reference c),
-// the prefix of the earlier segments, or NULL (start empty); carry_out (same layout, may equal
-// carry_in) receives the state after the last position, or NULL.
+// What segment memory hands one (batch row, head) — see "segment memory" below. Without memory the
+// forward gets NULL: it starts empty and every row sees its whole prefix in the segment.
+typedef struct {
+    const float *P0;    // the current window block's state S' before row 0 (m, D+1), or NULL (none)
+    float cP0;          // its reference
+    const float *W[2];  // the window's finished blocks, combined: for rows before tb, from tb; NULL: none
+    float cW[2];        // their references
+    int tb;             // first row past a window-block boundary (T: none inside the segment)
+    int ends_block;     // the segment's last row ends a window block (tb = T)
+    float *done;        // advance: receives the window block this segment finishes, S' then c; or NULL
+    float *partial;     // advance: receives the unfinished window block after the segment, S' then c (EMPTY_REF: empty)
+} head_mem_t;
+
+// One (batch, head). Q, K, V: row stride ld; O: row stride ldo. hv: this head's saved views. sc: this
+// head's scratch (head_scratch). hm: segment memory, or NULL.
+//
+// The chain is the running state of the current window block since its start (the carried P0, then
+// the segment's keys), at the reference of its last key; it continues across tb, because the block it
+// holds there (finished at tb) stays in the next rows' window (K ≥ 1). Compute block u's rows read
+//   P'_u = exp(c_chain − cp_u)·chain_u + exp(c_W − cp_u)·W,   cp_u = max(c_chain, c_W)
+// (W: the finished window blocks for their side of tb, a constant), and query i moves it to its own
+// reference cq_i = max(c_i, c_W) ≥ cp_u. The keys' references c never see c_W, so a stored block
+// depends on its own keys only.
 static void head_forward(const performer_t *s, head_views_t hv, const float *Q, const float *K, const float *V,
-                         int ld, float *O, int ldo, float *A, float *N, int T, const float *carry_in,
-                         float *carry_out) {
-    int m = s->m, D = s->D, D1 = D + 1, R = s->rows;
+                         int ld, float *O, int ldo, float *sc, int T, const head_mem_t *hm) {
+    int m = s->m, D = s->D, D1 = D + 1, R = s->rows, tb = hm ? hm->tb : T;
     size_t SD = (size_t)m * D1;
+    float *A = sc, *N = A + (size_t)R * R, *chain = sc + 2 * (size_t)R * R + 2 * (size_t)R * m + 4 * (size_t)R * D1;
     query_features(s, hv.qf, Q, ld, T);
-    float cmax = -INFINITY, c0 = -INFINITY;  // c0: the reference of the carried S' (block 0's prefix)
-    if (carry_in) {
-        memcpy(hv.S, carry_in, SD * sizeof(float));  // backward reads the carried S' as block 0's
-        cmax = c0 = carry_in[SD];
+    float cchain = -INFINITY;  // the chain's reference before row 0 (−∞: empty)
+    if (hm && hm->P0) {
+        memcpy(chain, hm->P0, SD * sizeof(float));
+        cchain = hm->cP0;
+    } else {
+        memset(chain, 0, SD * sizeof(float));
     }
-    if (hv.c0) *hv.c0 = c0;
+    float cmax = cchain;
     key_features(s, hv.kf, hv.c, K, ld, T, &cmax);
+    if (hv.cq != hv.c)  // a memory model (also when this forward runs without its memory)
+        for (int i = 0; i < T; i++) {
+            const float *W = hm ? hm->W[i >= tb] : NULL;
+            hv.cq[i] = W ? fmaxf(hv.c[i], hm->cW[i >= tb]) : hv.c[i];
+        }
     for (int j = 0; j < T; j++) {
         memcpy(hv.vp + (size_t)j * D1, V + (size_t)j * ld, (size_t)D * sizeof(float));
         hv.vp[(size_t)j * D1 + D] = 1.0f;
     }
-    int nb = n_blocks(s, T);
+    int nb = n_cblocks(s, T, tb);
     for (int u = 0; u < nb; u++) {
-        int s0 = u * R, n = T - s0 < R ? T - s0 : R;
-        float *Su = hv.S + (size_t)u * m * D1;
-        const float *qf = hv.qf + (size_t)s0 * m, *kf = hv.kf + (size_t)s0 * m, *c = hv.c + s0,
+        int s0 = cblock_start(s, tb, u), n = cblock_len(s, T, tb, u);
+        float *Pu = hv.S + (size_t)u * SD;
+        const float *qf = hv.qf + (size_t)s0 * m, *kf = hv.kf + (size_t)s0 * m, *c = hv.c + s0, *cq = hv.cq + s0,
                     *vp = hv.vp + (size_t)s0 * D1;
-        int prefix = u > 0 || carry_in;      // a state S'_u to read: earlier blocks, or earlier segments
-        float cprev = u > 0 ? c[-1] : c0;    // its reference
+        const float *W = hm ? hm->W[s0 >= tb] : NULL;
+        float cW = hm ? hm->cW[s0 >= tb] : -INFINITY;
+        float cc = u > 0 ? c[-1] : cchain;     // the chain's reference
+        float cp = W ? fmaxf(cc, cW) : cc;     // P'_u's
+        int prefix = cp > -INFINITY;           // a state to read: earlier blocks, or what memory carries
+        if (hv.cp) hv.cp[u] = cp;
         if (!prefix) {
-            memset(Su, 0, (size_t)m * D1 * sizeof(float));
+            memset(Pu, 0, SD * sizeof(float));
             memset(N, 0, (size_t)n * D1 * sizeof(float));
         } else {
-            // N_i = exp(c_{s0−1} − c_i) · φq_i S'_u   (the earlier blocks, moved to reference c_i)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D1, m, 1.0f, qf, m, Su, D1, 0.0f, N, D1);
+            if (!W) {
+                memcpy(Pu, chain, SD * sizeof(float));
+            } else {
+                float a = expf(cc - cp), w = expf(cW - cp);
+                for (size_t i = 0; i < SD; i++) Pu[i] = a * chain[i] + w * W[i];
+            }
+            // N_i = exp(cp_u − cq_i) · φq_i P'_u   (the earlier blocks, moved to reference cq_i)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D1, m, 1.0f, qf, m, Pu, D1, 0.0f, N, D1);
             for (int i = 0; i < n; i++) {
-                float e = expf(cprev - c[i]);
+                float e = expf(cp - cq[i]);
                 for (int d = 0; d < D1; d++) N[(size_t)i * D1 + d] *= e;
             }
         }
-        block_scores(A, qf, kf, c, n, m);
+        block_scores(A, qf, kf, cq, c, n, m);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D1, n, 1.0f, A, n, vp, D1, 1.0f, N, D1);
         for (int i = 0; i < n; i++) {
             const float *num = N + (size_t)i * D1;
@@ -311,53 +376,157 @@ static void head_forward(const performer_t *s, head_views_t hv, const float *Q, 
             float *o = O + (size_t)(s0 + i) * ldo;
             for (int d = 0; d < D; d++) o[d] = num[d] * inv;
         }
-        // the state after this block: the next block's, or (last block) what the next segment carries
-        float *Sn = u + 1 < nb ? Su + SD : carry_out;
-        if (Sn) {
-            // S'_{u+1} = λ S'_u + Σ_j φk_j ρ_{j,last} v'_jᵀ,  λ = exp(c_{s0−1} − c_last)
+        if (u + 1 < nb || hm) {
+            // the chain past this block: S'_{u+1} = λ S'_u + Σ_j φk_j ρ_{j,last} v'_jᵀ,  λ = exp(c_chain − c_last)
             float clast = c[n - 1];
             for (int j = 0; j < n; j++) {
                 float r = expf(c[j] - clast);
                 for (int d = 0; d < D1; d++) N[(size_t)j * D1 + d] = r * vp[(size_t)j * D1 + d];
             }
-            float lambda = prefix ? expf(cprev - clast) : 0.0f;
-            memcpy(Sn, Su, SD * sizeof(float));
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, 1.0f, kf, m, N, D1, lambda, Sn, D1);
-            if (Sn == carry_out) carry_out[SD] = clast;
+            float lambda = cc > -INFINITY ? expf(cc - clast) : 0.0f;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, 1.0f, kf, m, N, D1, lambda, chain, D1);
+            if (hm && hm->done && u + 1 < nb && cblock_start(s, tb, u + 1) == tb) {  // the window block ends at tb
+                memcpy(hm->done, chain, SD * sizeof(float));
+                hm->done[SD] = clast;
+            }
         }
+    }
+    if (!hm) return;
+    float clast = hv.c[T - 1];
+    if (tb == T) {  // no boundary inside: the chain's end is the current window block's state
+        if (hm->ends_block && hm->done) {
+            memcpy(hm->done, chain, SD * sizeof(float));
+            hm->done[SD] = clast;
+        }
+        if (hm->partial && hm->ends_block) {
+            hm->partial[SD] = EMPTY_REF;
+        } else if (hm->partial) {
+            memcpy(hm->partial, chain, SD * sizeof(float));
+            hm->partial[SD] = clast;
+        }
+    } else if (hm->partial) {
+        // the new window block so far: rows [tb, T) alone, Σ_j exp(c_j − c_{T−1}) φk_j v'_jᵀ
+        memset(hm->partial, 0, SD * sizeof(float));
+        for (int r0 = tb; r0 < T; r0 += R) {
+            int n = T - r0 < R ? T - r0 : R;
+            for (int j = 0; j < n; j++) {
+                float r = expf(hv.c[r0 + j] - clast);
+                for (int d = 0; d < D1; d++) N[(size_t)j * D1 + d] = r * hv.vp[(size_t)(r0 + j) * D1 + d];
+            }
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, 1.0f, hv.kf + (size_t)r0 * m, m, N, D1, 1.0f,
+                        hm->partial, D1);
+        }
+        hm->partial[SD] = clast;
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// segment memory state: per (row, head) S' (m, D+1) then its reference c — m·(D+1) + 1 floats —
-// then, once, the Ω (m, D) it was computed with (a redraw since then makes the carry meaningless).
+// segment memory (--memory M, LONG_CONTEXT.md §2, docs/blocks/performer.md "Segment memory"):
+// a BOUNDED window. Stream positions are cut into window blocks of L = ctx positions (block b holds
+// positions [bL, (b+1)L), counted since the memory was last empty); with K = M / L (check_memory:
+// M a multiple of ctx), a query at position p in block b sees the keys of blocks b−K … b up to p —
+// the M positions before its block and its block so far, what softmax's memory shows it when segments
+// are ctx-aligned. State per (row, head): a ring of K finished blocks (block j in slot j mod K) and
+// the current block's partial state, each S' (m, D+1) then its own reference c (EMPTY_REF: empty);
+// then, once, the Ω it was computed with (a redraw since then makes every carried state meaningless).
+// Constant in stream length. Finished blocks combine by rescaling: W = Σ_j exp(c_j − c_W) S'_j,
+// c_W = max_j c_j — never a subtraction.
 
-static size_t head_state(const performer_t *s) { return (size_t)s->m * (s->D + 1) + 1; }
+static int window_blocks(const block_t *b) { return b->dims->memory / b->dims->ctx; }  // K
+
+static size_t state_floats(const performer_t *s) { return (size_t)s->m * (s->D + 1) + 1; }  // S' then c
+static size_t head_state(const block_t *b) { return (size_t)(window_blocks(b) + 1) * state_floats(b->priv); }
 
 static size_t performer_mem_floats(const block_t *b, int B) {
     const performer_t *s = b->priv;
-    return (size_t)B * b->dims->heads * head_state(s) + (size_t)s->m * s->D;
+    return (size_t)B * b->dims->heads * head_state(b) + (size_t)s->m * s->D;
 }
 
-// The carried prefix is usable: the stream has one (pos0 > 0) and it was computed with today's Ω.
-static int carry_usable(const performer_t *s, const seg_mem_t *mem, const float *state, int B, int H) {
+static int performer_check_memory(block_t *b, int M, char *err, size_t errlen) {
+    if (M % b->dims->ctx)
+        return seterr(err, errlen,
+                      "%s: --memory %d is not a multiple of ctx %d (the performer carries M/ctx whole blocks of ctx "
+                      "positions)",
+                      block_where(b), M, b->dims->ctx);
+    return 0;
+}
+
+// The row of a segment of T rows at stream position pos0 that starts a new window block (T: none).
+static int window_cut(const block_t *b, const seg_mem_t *mem, int T) {
+    if (!mem) return T;
+    int L = b->dims->ctx, off = (int)(mem->pos0 % L);
+    return off && off + T > L ? L - off : T;
+}
+
+// dst = the finished blocks jlo … jhi (those ≥ 0, non-empty) of one head's ring, combined at the
+// largest reference (returned in *cref). NULL if there are none.
+static const float *window_combine(const block_t *b, float *dst, const float *ring, long jlo, long jhi, float *cref) {
+    const performer_t *s = b->priv;
+    int K = window_blocks(b);
+    size_t SS = state_floats(s), SD = SS - 1;
+    float cw = EMPTY_REF;
+    for (long j = jlo < 0 ? 0 : jlo; j <= jhi; j++) cw = fmaxf(cw, ring[(size_t)(j % K) * SS + SD]);
+    if (cw == EMPTY_REF) return NULL;
+    int first = 1;
+    for (long j = jlo < 0 ? 0 : jlo; j <= jhi; j++) {
+        const float *slot = ring + (size_t)(j % K) * SS;
+        if (!slot_full(slot, SD)) continue;
+        float r = expf(slot[SD] - cw);
+        for (size_t i = 0; i < SD; i++) dst[i] = first ? r * slot[i] : dst[i] + r * slot[i];
+        first = 0;
+    }
+    *cref = cw;
+    return dst;
+}
+
+// The carried state is usable: the stream has one (pos0 > 0) and it was computed with today's Ω.
+static int carry_usable(const block_t *b, const seg_mem_t *mem, const float *state, int B) {
+    const performer_t *s = b->priv;
     if (!mem || mem->pos0 <= 0) return 0;
-    const float *omega_then = state + (size_t)B * H * head_state(s);
+    const float *omega_then = state + (size_t)B * b->dims->heads * head_state(b);
     return memcmp(omega_then, s->omega->data, (size_t)s->m * s->D * sizeof(float)) == 0;
+}
+
+// One (row, head)'s memory view for a segment of T rows (see head_mem_t); W0, W1: scratch for the
+// combined windows. With advance and an unusable carry, first marks every stored block empty.
+static head_mem_t head_mem(const block_t *b, const seg_mem_t *mem, float *st, int carry, int T, float *W0, float *W1) {
+    const performer_t *s = b->priv;
+    int K = window_blocks(b), L = b->dims->ctx, off = (int)(mem->pos0 % L);
+    long b0 = mem->pos0 / L;
+    size_t SS = state_floats(s), SD = SS - 1;
+    float *partial = st + (size_t)K * SS;
+    head_mem_t hm = {.tb = window_cut(b, mem, T)};
+    hm.ends_block = hm.tb == T && off + T == L;
+    if (carry) {
+        if (off > 0 && slot_full(partial, SD)) {
+            hm.P0 = partial;
+            hm.cP0 = partial[SD];
+        }
+        hm.W[0] = window_combine(b, W0, st, b0 - K, b0 - 1, &hm.cW[0]);
+        if (hm.tb < T) hm.W[1] = window_combine(b, W1, st, b0 + 1 - K, b0 - 1, &hm.cW[1]);
+    } else if (mem->advance) {
+        for (int k = 0; k <= K; k++) st[(size_t)k * SS + SD] = EMPTY_REF;
+    }
+    if (mem->advance) {
+        hm.partial = partial;
+        if (hm.tb < T || hm.ends_block) hm.done = st + (size_t)(b0 % K) * SS;
+    }
+    return hm;
 }
 
 static void performer_forward(block_t *b, float *y, const float *x, float *act, float *scratch, int B, int T,
                               const run_ctx_t *rc) {
     performer_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T, mon = mem_on(b);
-    size_t BTC = (size_t)N * C, HA = head_act(s, T, mon), HS = head_scratch(s), R = (size_t)s->rows;
+    size_t BTC = (size_t)N * C, HA = head_act(s, T, mon), HS = head_scratch(s, mon);
+    size_t SD = (size_t)s->m * (D + 1), W0 = head_scratch(s, 0);
     float *qkv = act, *heads = act + 3 * BTC, *hbase = act + 4 * BTC;
-    // segment memory: read the carried prefix (if usable), and with advance leave the new one
+    // segment memory: read the carried window (if usable), and with advance leave the next one
     const seg_mem_t *mem = rc ? rc->mem : NULL;
     float *state = block_mem_state(b, rc);
-    CHECK(!mem || (mon && state && mem->B == B));
-    int carry = carry_usable(s, mem, state, B, H), advance = mem && mem->advance;
-    size_t HSt = head_state(s);
+    CHECK(!mem || (mon && state && mem->B == B && T <= b->dims->ctx));
+    int carry = mem && carry_usable(b, mem, state, B), advance = mem && mem->advance;
+    size_t HSt = mem ? head_state(b) : 0;
     attn_proj_in_forward(&s->proj, qkv, x, N, C);
     attn_proj_rope_qkv_at(&s->proj, qkv, B, T, C, H, mem ? mem->pos0 : 0, ROPE_ROTATE);  // --pos rope: before φ
 #pragma omp parallel for collapse(2) schedule(static)
@@ -366,9 +535,10 @@ static void performer_forward(block_t *b, float *y, const float *x, float *act, 
             size_t bh = (size_t)bb * H + h;
             const float *base = qkv + (size_t)bb * T * 3 * C;
             float *sc = scratch + 4 * BTC + bh * HS;
+            head_mem_t hm;
+            if (mem) hm = head_mem(b, mem, state + bh * HSt, carry, T, sc + W0, sc + W0 + SD);
             head_forward(s, head_views(s, hbase + bh * HA, T, mon), base + h * D, base + C + h * D,
-                         base + 2 * C + h * D, 3 * C, heads + (size_t)bb * T * C + h * D, C, sc, sc + R * R, T,
-                         carry ? state + bh * HSt : NULL, advance ? state + bh * HSt : NULL);
+                         base + 2 * C + h * D, 3 * C, heads + (size_t)bb * T * C + h * D, C, sc, T, mem ? &hm : NULL);
         }
     if (advance) memcpy(state + (size_t)B * H * HSt, s->omega->data, (size_t)s->m * s->D * sizeof(float));
     attn_proj_out_forward(&s->proj, y, heads, N, C);
@@ -378,31 +548,32 @@ static void performer_forward(block_t *b, float *y, const float *x, float *act, 
 // backward
 //
 // Per block, with G'_i = [dy_i/den_i, −(dy_i·y_i)/den_i] (the gradient of [numerator, denominator]):
-//   N = diag(e)·φQ·S'_u + A·V'            A = (φQ φKᵀ) ⊙ ρ (lower triangle), e_i = exp(c_{s0−1} − c_i)
-//   dA = G'V'ᵀ,  dV' = AᵀG',  dφQ = (dA⊙ρ)·φK + diag(e)·G'·S'_uᵀ,  dφK = (dA⊙ρ)ᵀ·φQ
-//   dS'_u (to the earlier blocks) = λ_u·dS'_{u+1} + φQᵀ·diag(e)·G'
+//   N = diag(e)·φQ·P'_u + A·V'            A = (φQ φKᵀ) ⊙ ρ (lower triangle), e_i = exp(cp_u − cq_i)
+//   dA = G'V'ᵀ,  dV' = AᵀG',  dφQ = (dA⊙ρ)·φK + diag(e)·G'·P'_uᵀ,  dφK = (dA⊙ρ)ᵀ·φQ
+//   P'_u = a_u S'_u + (constant W),  a_u = exp(c_{s0−1} − cp_u)  (1 without memory)
+//   dS'_u (to the earlier blocks) = λ_u·dS'_{u+1} + a_u·φQᵀ·diag(e)·G'
 //   S'_{u+1} = λ_u S'_u + φKᵀ diag(ρ_last) V'  ⇒  dφK += diag(ρ_last) V' dS'_{u+1}ᵀ,  dV' += diag(ρ_last) φK dS'_{u+1}
 // then features to inputs (c constant): softmax kernel, dq̂ = Ωᵀ(dφq⊙φq), dk̂ = Ωᵀ(dφk⊙φk) − k̂·Σ_r(dφk⊙φk);
 // relu kernel, dx̂ = Ωᵀ(dφ⊙[ω·x̂ > 0]); and dq = D^(-1/4) dq̂.
 static void head_backward(const performer_t *s, head_views_t hv, const float *Q, const float *K, int ld,
-                          const float *O, const float *dO, int ldo, float *dQ, float *dK, float *dV, float *sc, int T) {
+                          const float *O, const float *dO, int ldo, float *dQ, float *dK, float *dV, float *sc, int T,
+                          int tb) {
     int m = s->m, D = s->D, D1 = D + 1, R = s->rows;
     float alpha = powf((float)D, -0.25f);
     const float *om = s->omega->data;
     float *A = sc, *dA = A + (size_t)R * R, *dqf = dA + (size_t)R * R, *dkf = dqf + (size_t)R * m;
     float *G = dkf + (size_t)R * m, *Ge = G + (size_t)R * D1, *dVp = Ge + (size_t)R * D1, *t1 = dVp + (size_t)R * D1;
     float *dS = t1 + (size_t)R * D1;
-    int nb = n_blocks(s, T);
-    // segment memory: block 0's S' is the carried prefix (reference c0) when one was carried; it is a
-    // constant here (truncated backprop: no dS' flows into it)
-    float c0 = hv.c0 ? *hv.c0 : -INFINITY;
-    int carried = c0 > -INFINITY;
+    int nb = n_cblocks(s, T, tb);
+    // segment memory: block 0's P' is what memory carried, and every block's P' holds the finished
+    // window blocks W besides the chain; both are constants here (truncated backprop: no dS' flows
+    // into them), so dS' flows along the chain as without memory
     for (int u = nb - 1; u >= 0; u--) {
-        int s0 = u * R, n = T - s0 < R ? T - s0 : R;
+        int s0 = cblock_start(s, tb, u), n = cblock_len(s, T, tb, u);
         const float *Su = hv.S + (size_t)u * m * D1;
-        const float *qf = hv.qf + (size_t)s0 * m, *kf = hv.kf + (size_t)s0 * m, *c = hv.c + s0,
+        const float *qf = hv.qf + (size_t)s0 * m, *kf = hv.kf + (size_t)s0 * m, *c = hv.c + s0, *cq = hv.cq + s0,
                     *vp = hv.vp + (size_t)s0 * D1;
-        float cprev = u > 0 ? c[-1] : c0;  // the reference of S'_u
+        float cp = hv.cp ? hv.cp[u] : u > 0 ? c[-1] : -INFINITY;  // the reference of P'_u (−∞: none)
         for (int i = 0; i < n; i++) {
             const float *o = O + (size_t)(s0 + i) * ldo, *dy = dO + (size_t)(s0 + i) * ldo;
             float den = hv.den[s0 + i], inv = 1.0f / fmaxf(den, DEN_TINY), dot = 0;
@@ -413,20 +584,20 @@ static void head_backward(const performer_t *s, head_views_t hv, const float *Q,
             }
             g[D] = den > DEN_TINY ? -dot * inv : 0.0f;
         }
-        block_scores(A, qf, kf, c, n, m);
+        block_scores(A, qf, kf, cq, c, n, m);
         // dA = G'V'ᵀ, then ⊙ρ on the lower triangle
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, D1, 1.0f, G, D1, vp, D1, 0.0f, dA, n);
         for (int i = 0; i < n; i++) {
             float *a = dA + (size_t)i * n;
-            for (int j = 0; j <= i; j++) a[j] *= expf(c[j] - c[i]);
+            for (int j = 0; j <= i; j++) a[j] *= expf(c[j] - cq[i]);
             for (int j = i + 1; j < n; j++) a[j] = 0.0f;
         }
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D1, n, 1.0f, A, n, G, D1, 0.0f, dVp, D1);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, m, n, 1.0f, dA, n, kf, m, 0.0f, dqf, m);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, m, n, 1.0f, dA, n, qf, m, 0.0f, dkf, m);
-        if (u > 0 || carried) {
+        if (cp > -INFINITY) {
             for (int i = 0; i < n; i++) {
-                float e = expf(cprev - c[i]);
+                float e = expf(cp - cq[i]);
                 for (int d = 0; d < D1; d++) Ge[(size_t)i * D1 + d] = e * G[(size_t)i * D1 + d];
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, D1, 1.0f, Ge, D1, Su, D1, 1.0f, dqf, m);
@@ -445,9 +616,9 @@ static void head_backward(const performer_t *s, head_views_t hv, const float *Q,
             }
         }
         if (u > 0) {
-            float lambda = expf(c[-1] - c[n - 1]);
+            float lambda = expf(c[-1] - c[n - 1]), a = expf(c[-1] - cp);
             if (u + 1 == nb) memset(dS, 0, (size_t)m * D1 * sizeof(float));
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, 1.0f, qf, m, Ge, D1, lambda, dS, D1);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, a, qf, m, Ge, D1, lambda, dS, D1);
         }
         // features → inputs
         for (int i = 0; i < n; i++) {
@@ -486,7 +657,8 @@ static void performer_backward(block_t *b, float *dx, const float *dy, const flo
                                float *scratch, int B, int T, const run_ctx_t *rc) {
     performer_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T, mon = mem_on(b);
-    size_t BTC = (size_t)N * C, HA = head_act(s, T, mon), HS = head_scratch(s);
+    size_t BTC = (size_t)N * C, HA = head_act(s, T, mon), HS = head_scratch(s, mon);
+    int tb = window_cut(b, rc ? rc->mem : NULL, T);
     const float *qkv = act, *heads = act + 3 * BTC;
     float *hbase = (float *)act + 4 * BTC;
     float *dheads = scratch, *dqkv = scratch + BTC;
@@ -500,23 +672,78 @@ static void performer_backward(block_t *b, float *dx, const float *dy, const flo
             float *dbase = dqkv + row * 3 * C;
             head_backward(s, head_views(s, hbase + bh * HA, T, mon), base + h * D, base + C + h * D, 3 * C,
                           heads + row * C + h * D, dheads + row * C + h * D, C, dbase + h * D, dbase + C + h * D,
-                          dbase + 2 * C + h * D, scratch + 4 * BTC + bh * HS, T);
+                          dbase + 2 * C + h * D, scratch + 4 * BTC + bh * HS, T, tb);
         }
     // --pos rope: dq, dk ← R_tᵀ dq, R_tᵀ dk at the forward's positions
     attn_proj_rope_qkv_at(&s->proj, dqkv, B, T, C, H, rc && rc->mem ? rc->mem->pos0 : 0, ROPE_TRANSPOSE);
     attn_proj_in_backward(&s->proj, dx, dqkv, x, N, C);
 }
 
+
 // ---------------------------------------------------------------------------------------------
-// decode: constant state per head, S' (m, D+1) and the running max c — any number of positions.
+// decode: constant state per head. Without memory S' (m, D+1) and the running max c — the whole
+// prefix, any number of positions (streaming). With memory the window of "segment memory" above:
+// the ring of K finished blocks, the current block's partial state and the finished blocks of the
+// window combined (W, recomputed once per block) — (K + 2)·(m·(D+1) + 1) floats per head.
 
 static size_t performer_cache_floats(const block_t *b) {
     const performer_t *s = b->priv;
-    return (size_t)b->dims->heads * ((size_t)s->m * (s->D + 1) + 1);
+    size_t per_head = mem_on(b) ? (size_t)(window_blocks(b) + 2) * state_floats(s) : state_floats(s);
+    return (size_t)b->dims->heads * per_head;
 }
 static size_t performer_decode_scratch_floats(const block_t *b) {
     const performer_t *s = b->priv;
     return 4 * (size_t)b->dims->dim + 2 * (size_t)s->m + s->D + 1;
+}
+
+// num (D+1) += scale · φq S'
+static void read_state(float *num, const float *qf, const float *S, int m, int D1, float scale) {
+    for (int r = 0; r < m; r++) {
+        const float *Sr = S + (size_t)r * D1;
+        float a = scale * qf[r];
+        for (int d = 0; d < D1; d++) num[d] += a * Sr[d];
+    }
+}
+
+// One head's step with memory, at stream position pos: at a window-block boundary the partial block
+// joins the ring in the slot of the block that leaves the window, and W is recombined; then the key
+// joins the partial block, and the query reads W and the partial block at their common reference.
+static void decode_head_window(const block_t *b, float *out, const float *q, const float *k, const float *v, int pos,
+                               float *st, float *qf, float *kf, float *num) {
+    const performer_t *s = b->priv;
+    int m = s->m, D = s->D, D1 = D + 1, K = window_blocks(b), L = b->dims->ctx;
+    size_t SS = state_floats(s), SD = SS - 1;
+    float *P = st + (size_t)K * SS, *W = P + SS;
+    long blk = pos / L;
+    if (pos == 0) {
+        for (int i = 0; i < K + 2; i++) st[(size_t)i * SS + SD] = EMPTY_REF;
+    } else if (pos % L == 0) {
+        memcpy(st + (size_t)((blk - 1) % K) * SS, P, SS * sizeof(float));
+        P[SD] = EMPTY_REF;
+        if (!window_combine(b, W, st, blk - K, blk - 1, &W[SD])) W[SD] = EMPTY_REF;
+    }
+    float cold = P[SD], cnew = cold, cj;
+    key_features(s, kf, &cj, k, D, 1, &cnew);
+    cnew = fmaxf(cold, cj);  // (the relu kernel's references are 0)
+    if (!slot_full(P, SD)) {
+        memset(P, 0, SD * sizeof(float));
+    } else if (cnew > cold) {
+        float r = expf(cold - cnew);
+        for (size_t i = 0; i < SD; i++) P[i] *= r;
+    }
+    P[SD] = cnew;
+    for (int r = 0; r < m; r++) {
+        float *Pr = P + (size_t)r * D1;
+        for (int d = 0; d < D; d++) Pr[d] += kf[r] * v[d];
+        Pr[D] += kf[r];
+    }
+    query_features(s, qf, q, D, 1);
+    float cref = fmaxf(P[SD], W[SD]);
+    for (int d = 0; d < D1; d++) num[d] = 0;
+    read_state(num, qf, P, m, D1, expf(P[SD] - cref));
+    if (slot_full(W, SD)) read_state(num, qf, W, m, D1, expf(W[SD] - cref));
+    float inv = 1.0f / fmaxf(num[D], DEN_TINY);
+    for (int d = 0; d < D; d++) out[d] = num[d] * inv;
 }
 
 static void performer_decode_step(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch) {
@@ -526,6 +753,14 @@ static void performer_decode_step(block_t *b, float *y, const float *x, int pos,
     float *qkv = scratch, *heads = qkv + 3 * C, *qf = heads + C, *kf = qf + m, *num = kf + m;
     attn_proj_in_forward(&s->proj, qkv, x, 1, C);
     attn_proj_rope_one(&s->proj, qkv, C, H, pos);  // --pos rope: at the true position, also ≥ ctx
+    if (mem_on(b)) {
+        size_t per_head = (size_t)(window_blocks(b) + 2) * state_floats(s);
+        for (int h = 0; h < H; h++)
+            decode_head_window(b, heads + h * D, qkv + h * D, qkv + C + h * D, qkv + 2 * C + h * D, pos,
+                               cache + h * per_head, qf, kf, num);
+        attn_proj_out_forward(&s->proj, y, heads, 1, C);
+        return;
+    }
     size_t per_head = (size_t)m * D1 + 1;
     for (int h = 0; h < H; h++) {
         float *S = cache + h * per_head, *cstate = S + (size_t)m * D1;
@@ -558,6 +793,7 @@ static void performer_decode_step(block_t *b, float *y, const float *x, int pos,
     attn_proj_out_forward(&s->proj, y, heads, 1, C);
 }
 
+
 static const char *const performer_examples[] = {"performer(features=8)", "performer(features=6,kernel=relu)", "performer(features=5,redraw=1)", NULL};
 
 const block_ops_t mixer_performer_ops = {
@@ -577,6 +813,7 @@ const block_ops_t mixer_performer_ops = {
     .decode_scratch_floats = performer_decode_scratch_floats,
     .decode_step = performer_decode_step,
     .mem_floats = performer_mem_floats,
+    .check_memory = performer_check_memory,
     .free_priv = performer_free,
     .unbounded_decode = 1,
 };

@@ -4,9 +4,9 @@
 // that every linformer example's chunk (2, 3, 4) divides it.
 //   - consistency: with memory M, segment A (12 tokens, empty memory) then segment B (12) give for B
 //     the logits of ONE memory-free forward over A|B — restricted to B — when M ≥ 12; with M = 6, of
-//     the memory-free forward over A's last 6 tokens and B (a kind that carries its whole prefix,
-//     unbounded_decode — the performer — still the whole A|B). Relative positions only: under rope
-//     the memory run rotates at stream positions 0…23, the reference at 0…17.
+//     the memory-free forward over A's last 6 tokens and B. The memory model's ctx is the segment
+//     length, as in training (the performer needs M a multiple of ctx, so it refuses M = 6). Relative
+//     positions only: under rope the memory run rotates at stream positions 0…23, the reference at 0…17.
 //   - causality across segments: in a stream of three segments, changing the token at stream
 //     position t changes no logit before t (bit for bit) and changes t's own.
 //   - decode == forward: token-by-token decoding with dims.memory = M over 3 segments and 5 tokens
@@ -63,14 +63,14 @@ static inline float fmem_scale(const float *x, size_t n) {
 static inline int fixture_mem_consistency(const char *spec, int M, char *err, size_t errlen) {
     int V = FMEM_V, S = FMEM_SEG;
     model_t m, ref;
-    if (fixture_mem_model(&m, spec, V, FMEM_C, FMEM_H, 2 * S, M, 51, err, errlen)) return 1;
+    if (fixture_mem_model(&m, spec, V, FMEM_C, FMEM_H, S, M, 51, err, errlen)) return 1;
     char rerr[512];
     if (fixture_mem_model(&ref, spec, V, FMEM_C, FMEM_H, 2 * S, 0, 51, rerr, sizeof rerr)) {
         EXPECT_MSG(0, "memory-free %s: %s", spec, rerr);
         model_free(&m);
         return 0;
     }
-    int whole = m.layers[0].mixer.ops->unbounded_decode || M >= S;  // what B sees of A
+    int whole = M >= S;  // what B sees of A
     int skip = whole ? 0 : S - M, Tref = 2 * S - skip;
     model_alloc_acts(&m, 1, S, 0.0f);
     model_alloc_acts(&ref, 1, 2 * S, 0.0f);

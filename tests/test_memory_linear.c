@@ -1,14 +1,20 @@
-// test_memory_linear.c — segment memory (--memory M, LONG_CONTEXT.md §2) of the performer (carried
-// prefix state, blocks/mixer_performer.c) and the linformer (remembered x̂ rows, chunks aligned to the
-// stream start, blocks/mixer_linformer.c), under --pos rope and none:
-//   - consistency: segments with memory == the memory-free forward over the whole stream, restricted to
-//     each segment's rows (performer: any split, uneven ones included; linformer: M covering the past);
-//     linformer with M < the past == the memory-free forward over the last chunks within M;
+// test_memory_linear.c — segment memory (--memory M, LONG_CONTEXT.md §2) of the performer (a
+// bounded window of K = M/ctx carried blocks of ctx positions, blocks/mixer_performer.c) and the
+// linformer (remembered x̂ rows, chunks aligned to the stream start, blocks/mixer_linformer.c), under
+// --pos rope and none:
+//   - performer window: one layer, any split of the stream into segments (block boundaries inside
+//     segments included) == for each window block b, a forward that starts empty at block b−K's first
+//     position, restricted to block b's rows; several layers: every split == the ctx-aligned one; a key
+//     K+1 blocks back changes nothing (bit for bit), one K blocks back does; the state's size;
+//   - linformer consistency: segments with memory == the memory-free forward over the whole stream,
+//     restricted to each segment's rows (M covering the past); M < the past == the memory-free forward
+//     over the last chunks within M;
 //   - gradient check of a segment read from a filled memory (advance = 0);
 //   - causality across the boundary; the state is only written by a forward with advance = 1;
 //   - decode == the segment-wise forward over 3+ segments (stream positions);
-//   - performer: a redraw of Ω drops the carried state; rc->mem NULL == the memory-free model bit for
-//     bit; linformer: --memory and ctx must be multiples of chunk.
+//   - performer: a redraw of Ω drops the carried state; --memory must be a multiple of ctx;
+//     rc->mem NULL == the memory-free model bit for bit; linformer: --memory and ctx must be multiples
+//     of chunk.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,22 +124,216 @@ static void check_whole_stream(pos_scheme_t pos, const char *spec, int ctx, int 
     model_free(&m);
 }
 
-static void test_performer_consistency(void) {
-    static const int splits[][4] = {{20}, {7, 13}, {3, 5, 12}, {1, 1, 18}, {10, 1, 9}};
-    static const int nsplit[] = {1, 2, 3, 3, 3};
+// ---------------------------------------------------------------------------------------------
+// performer: the window
+
+// Logits (T, V) of tok[0..T) forwarded from an EMPTY state at stream position pos0 (rope rotates there;
+// nothing is carried: the fresh state's Ω copy is zeros, so carry_usable refuses it).
+static void logits_fresh_at(model_t *m, const int32_t *tok, int T, long pos0, float *out) {
+    seg_mem_t e;
+    model_mem_init(&e, m, 1);
+    e.pos0 = pos0;
+    e.advance = 0;
+    logits(m, tok, T, 0, 1, T, &e, out, T, 0);
+    model_mem_free(&e);
+}
+
+// Copy every tensor of src into dst (the same spec: the same names and shapes).
+static void copy_weights(model_t *dst, const model_t *src) {
+    for (int i = 0; i < src->params.count; i++) {
+        param_t *d = dst->params.items[i];
+        const param_t *s = src->params.items[i];
+        CHECK(d->numel == s->numel && strcmp(d->name, s->name) == 0);
+        memcpy(d->data, s->data, s->numel * sizeof(float));
+    }
+}
+
+// One layer (its input depends on the token alone), ctx L, M = K·L, one stream of total tokens cut
+// into segs: block b's rows == the forward from empty over blocks max(0, b−K) … b, at their stream
+// positions (a model of ctx (K+1)·L), restricted to block b.
+static void check_window(pos_scheme_t pos, const char *spec, int L, int K, const int *segs, int nseg) {
+    int total = 0;
+    for (int k = 0; k < nseg; k++) total += segs[k];
+    model_t m, ref;
+    if (build(&m, pos, spec, C, H, L, K * L, 1, L, 7)) return;
+    if (build(&ref, pos, spec, C, H, (K + 1) * L, (K + 1) * L, 1, (K + 1) * L, 7)) {
+        model_free(&m);
+        return;
+    }
+    copy_weights(&ref, &m);
+    int32_t *tok = xcalloc((size_t)total, sizeof *tok);
+    float *seg = xcalloc((size_t)total * V, sizeof *seg), *want = xcalloc((size_t)total * V, sizeof *want);
+    float *win = xcalloc((size_t)(K + 1) * L * V, sizeof *win);
+    fixture_tokens(tok, (size_t)total, V, 17);
+    segment_logits(&m, tok, 1, segs, nseg, seg);
+    for (int b = 0; b * L < total; b++) {
+        int ws = (b - K > 0 ? b - K : 0) * L, we = (b + 1) * L < total ? (b + 1) * L : total;
+        logits_fresh_at(&ref, tok + ws, we - ws, ws, win);
+        memcpy(want + (size_t)b * L * V, win + (size_t)(b * L - ws) * V, (size_t)(we - b * L) * V * sizeof(float));
+    }
+    double worst = EXPECT_CLOSE("segments with memory vs each block's window from empty", seg, want, (size_t)total * V,
+                                2e-5 * max_abs(want, (size_t)total * V), 1e-5);
+    printf("  %d segments: worst ratio to tolerance %.3f\n", nseg, worst);
+    free(tok);
+    free(seg);
+    free(want);
+    free(win);
+    model_free(&m);
+    model_free(&ref);
+}
+
+// splits of a 30-token stream (ctx 6: five window blocks): ctx-aligned, and uneven ones whose
+// segments start inside a block and cross into the next
+static const int win_splits[][10] = {{6, 6, 6, 6, 6}, {4, 6, 6, 6, 6, 2}, {1, 5, 3, 3, 6, 2, 4, 1, 5}, {2, 2, 2, 5, 1, 6, 6, 6}};
+static const int win_nsplit[] = {5, 6, 9, 8};
+
+static void test_performer_window(void) {
+    static const char *const specs[] = {"performer(features=8)/mlp", "performer(features=6,kernel=relu)/none"};
+    for (int p = 0; p < 2; p++)
+        for (int ks = 0; ks < 2; ks++)
+            for (int k = 0; k < 2; k++) {
+                char name[240];
+                g_key_scale = ks ? 10.0f : 1.0f;
+                snprintf(name, sizeof name, "performer memory, %s, keys x%d, %s: each block sees blocks b-K..b (ctx 6, M 12), any split",
+                         scheme_name(schemes[p]), ks ? 10 : 1, specs[k]);
+                TEST_CASE(name) {
+                    for (size_t s = 0; s < sizeof win_nsplit / sizeof *win_nsplit; s++)
+                        check_window(schemes[p], specs[k], 6, 2, win_splits[s], win_nsplit[s]);
+                }
+                g_key_scale = 1.0f;
+            }
+}
+
+// Several layers: every split gives the logits of the ctx-aligned segments (L 6, M 12, B 2 streams).
+static void test_performer_splits(void) {
     const char *spec = "performer(features=8)/mlp,performer(features=6,kernel=relu)/mlp,performer(features=7)/none";
     for (int p = 0; p < 2; p++)
         for (int ks = 0; ks < 2; ks++) {
             char name[200];
             g_key_scale = ks ? 10.0f : 1.0f;
-            snprintf(name, sizeof name, "performer memory, %s, keys x%d: carried state over uneven segments equals the whole stream at once",
+            snprintf(name, sizeof name, "performer memory, %s, keys x%d, 3 layers: uneven segments == ctx-aligned segments",
                      scheme_name(schemes[p]), ks ? 10 : 1);
             TEST_CASE(name) {
-                for (size_t k = 0; k < sizeof nsplit / sizeof *nsplit; k++)
-                    check_whole_stream(schemes[p], spec, 20, 4, splits[k], nsplit[k]);  // M = 4: any M > 0 carries all
+                int B = 2, total = 30;
+                model_t m;
+                if (build(&m, schemes[p], spec, C, H, 6, 12, B, 6, 7)) continue;
+                int32_t tok[2 * 30];
+                fixture_tokens(tok, (size_t)B * total, V, 27);
+                float *ref = xcalloc((size_t)B * total * V, sizeof *ref), *got = xcalloc((size_t)B * total * V, sizeof *got);
+                segment_logits(&m, tok, B, win_splits[0], win_nsplit[0], ref);
+                for (size_t s = 1; s < sizeof win_nsplit / sizeof *win_nsplit; s++) {
+                    segment_logits(&m, tok, B, win_splits[s], win_nsplit[s], got);
+                    double worst = EXPECT_CLOSE("uneven segments vs ctx-aligned ones", got, ref, (size_t)B * total * V,
+                                                2e-5 * max_abs(ref, (size_t)B * total * V), 1e-5);
+                    printf("  split %zu: worst ratio to tolerance %.3f\n", s, worst);
+                }
+                free(ref);
+                free(got);
+                model_free(&m);
             }
             g_key_scale = 1.0f;
         }
+}
+
+// One layer, ctx 4, M 8 (K 2), six aligned segments: a token in block b−K−1 changes none of block b's
+// logits (bit for bit); every token of block b−K changes them.
+static void test_performer_reach(void) {
+    static const char *const specs[] = {"performer(features=8)/mlp", "performer(features=6,kernel=relu)/mlp"};
+    for (int p = 0; p < 2; p++)
+        for (int k = 0; k < 2; k++) {
+            char name[200];
+            snprintf(name, sizeof name, "performer memory, %s, %s: a key K+1 blocks back has no influence, K blocks back has",
+                     scheme_name(schemes[p]), specs[k]);
+            TEST_CASE(name) {
+                int L = 4, K = 2, nb = 6, total = nb * L, segs[6] = {4, 4, 4, 4, 4, 4}, b = nb - 1;
+                model_t m;
+                if (build(&m, schemes[p], specs[k], C, H, L, K * L, 1, L, 11)) continue;
+                int32_t tok[24];
+                fixture_tokens(tok, (size_t)total, V, 29);
+                float *base = xcalloc((size_t)total * V, sizeof *base), *pert = xcalloc((size_t)total * V, sizeof *pert);
+                segment_logits(&m, tok, 1, segs, nb, base);
+                const float *bb = base + (size_t)b * L * V, *pb = pert + (size_t)b * L * V;
+                for (int t = (b - K - 1) * L; t < (b - K + 1) * L; t++) {
+                    int32_t saved = tok[t];
+                    tok[t] = (saved + 1 + t % (V - 1)) % V;
+                    segment_logits(&m, tok, 1, segs, nb, pert);
+                    tok[t] = saved;
+                    float diff = 0;
+                    for (int i = 0; i < L * V; i++) diff = fmaxf(diff, fabsf(pb[i] - bb[i]));
+                    if (t < (b - K) * L)
+                        EXPECT_MSG(diff == 0.0f, "token %d (block %d) changed block %d's logits by %g", t, t / L, b, diff);
+                    else
+                        EXPECT_MSG(diff > 1e-6f, "token %d (block %d) did not change block %d's logits", t, t / L, b);
+                }
+                free(base);
+                free(pert);
+                model_free(&m);
+            }
+        }
+}
+
+// The state does not grow with the stream: mem_floats per row = H·(K+1)·(m(D+1)+1) + m·D/B, the decode
+// cache H·(K+2)·(m(D+1)+1); decoding 40 window blocks still equals the segment-wise forward.
+static void test_performer_state_size(void) {
+    TEST_CASE("performer memory: the carried state and the decode cache have the window's constant size") {
+        model_t m;
+        int L = 4, K = 3, m_feat = 8, D = C / H;
+        if (build(&m, POS_ROPE, "performer(features=8)/mlp", C, H, L, K * L, 2, L, 5)) continue;
+        const block_t *b = &m.layers[0].mixer;
+        size_t one = (size_t)m_feat * (D + 1) + 1;
+        EXPECT_MSG(b->ops->mem_floats(b, 2) == 2 * H * (K + 1) * one + (size_t)m_feat * D, "mem_floats %zu",
+                   b->ops->mem_floats(b, 2));
+        EXPECT_MSG(b->ops->cache_floats(b) == H * (K + 2) * one, "cache_floats %zu", b->ops->cache_floats(b));
+        model_free(&m);
+    }
+    TEST_CASE("performer memory: every carried float is finite (checkpoints refuse -inf and NaN), also empty slots") {
+        model_t m;
+        int L = 4, B = 2;
+        if (build(&m, POS_NONE, "performer(features=8)/mlp,performer(features=6,kernel=relu)/mlp", C, H, L, 2 * L, B, L, 5))
+            continue;
+        int32_t tok[2 * 14];
+        fixture_tokens(tok, (size_t)B * 14, V, 9);
+        static const int segs[][4] = {{4, 4, 4, 2}, {3, 4, 4, 3}};  // ends inside a block / segments ending blocks
+        for (int s = 0; s < 2; s++) {
+            float *out = xcalloc((size_t)B * 14 * V, sizeof *out);
+            seg_mem_t mem;
+            model_mem_init(&mem, &m, B);
+            for (int k = 0, t0 = 0; k < 4; t0 += segs[s][k++]) {
+                logits(&m, tok, 14, t0, B, segs[s][k], &mem, out, 14, t0);
+                for (int i = 0; i < mem.n_blocks; i++)
+                    for (size_t j = 0; mem.state[i] && j < mem.floats[i]; j++)
+                        if (!isfinite(mem.state[i][j])) {
+                            EXPECT_MSG(0, "block %d's state float %zu is %g after segment %d", i, j, mem.state[i][j], k);
+                            j = mem.floats[i];
+                        }
+            }
+            model_mem_free(&mem);
+            free(out);
+        }
+        model_free(&m);
+    }
+    TEST_CASE("performer memory: decode == segment-wise forward over 40 window blocks (ctx 4, M 12)") {
+        model_t m;
+        int L = 4, total = 160;
+        if (build(&m, POS_ROPE, "performer(features=8)/mlp,performer(features=6,kernel=relu)/mlp", C, H, L, 3 * L, 1, L, 5))
+            continue;
+        int32_t tok[160];
+        int segs[40];
+        for (int i = 0; i < 40; i++) segs[i] = L;
+        fixture_tokens(tok, (size_t)total, V, 3);
+        float *fwd = xcalloc((size_t)total * V, sizeof *fwd), *inc = xcalloc((size_t)total * V, sizeof *inc);
+        segment_logits(&m, tok, 1, segs, 40, fwd);
+        decode_state_t ds;
+        decode_init(&ds, &m);
+        for (int t = 0; t < total; t++) memcpy(inc + (size_t)t * V, decode_step(&m, &ds, tok[t]), (size_t)V * sizeof(float));
+        double worst = EXPECT_CLOSE("decode vs segment-wise forward, 40 blocks", inc, fwd, (size_t)total * V,
+                                    1e-4 * max_abs(fwd, (size_t)total * V), 1e-4);
+        printf("  worst ratio to tolerance %.3f\n", worst);
+        decode_free(&ds);
+        free(fwd);
+        free(inc);
+        model_free(&m);
+    }
 }
 
 static const char *const lin_specs[] = {"linformer(chunk=2,k=1)/mlp", "linformer(chunk=4,k=2)/mlp",
@@ -233,7 +433,7 @@ static double mem_loss(void *p) {
     return model_forward(&c->m, c->tok, c->tgt, c->B, c->T, &rc) + model_extra_loss(&c->m, 0);
 }
 
-static void check_mem_gradient(pos_scheme_t pos, const char *spec, int ctx, int M, int T1, int T2) {
+static void check_mem_gradient(pos_scheme_t pos, const char *spec, int ctx, int M, int T1, int nwarm, int T2) {
     mem_grad_ctx_t *c = xcalloc(1, sizeof *c);
     c->B = 2;
     c->T = T2;
@@ -247,7 +447,7 @@ static void check_mem_gradient(pos_scheme_t pos, const char *spec, int ctx, int 
     rng_t r;
     rng_seed(&r, 1);
     run_ctx_t rc0 = {.training = 0, .rng = &r, .mem = &c->mem};
-    model_forward(&c->m, a, NULL, c->B, T1, &rc0);  // fills the memory
+    for (int w = 0; w < nwarm; w++) model_forward(&c->m, a, NULL, c->B, T1, &rc0);  // fills the memory
     c->mem.advance = 0;
     fixture_tokens(c->tok, (size_t)c->B * T2, V, 5);
     fixture_tokens(c->tgt, (size_t)c->B * T2, V, 6);
@@ -260,7 +460,7 @@ static void check_mem_gradient(pos_scheme_t pos, const char *spec, int ctx, int 
     model_forward(&c->m, c->tok, c->tgt, c->B, c->T, &rc);
     model_backward(&c->m, 1.0f, &rc);
     model_extra_loss(&c->m, 1);
-    EXPECT(c->mem.pos0 == T1);
+    EXPECT(c->mem.pos0 == (long)nwarm * T1);
     EXPECT_MSG(!nstate || memcmp(before, c->mem.state[0], nstate * sizeof(float)) == 0,
                "a forward with advance = 0 changed the state");
     double worst = 0;
@@ -270,7 +470,7 @@ static void check_mem_gradient(pos_scheme_t pos, const char *spec, int ctx, int 
         double w = fd_check(p->name, mem_loss, c, p->data, p->grad, p->numel, 1e-2f, 2e-4, 1e-2);
         worst = w > worst ? w : worst;
     }
-    printf("  T1 %d, T2 %d, M %d: worst ratio to tolerance %.3f\n", T1, T2, M, worst);
+    printf("  %d x T1 %d, T2 %d, M %d: worst ratio to tolerance %.3f\n", nwarm, T1, T2, M, worst);
     free(before);
     model_mem_free(&c->mem);
     model_free(&c->m);
@@ -280,27 +480,32 @@ static void check_mem_gradient(pos_scheme_t pos, const char *spec, int ctx, int 
 static void test_gradient(void) {
     static const struct {
         const char *spec;
-        int ctx, M, T1, T2;
+        int ctx, M, T1, nwarm, T2;
     } cases[] = {
-        {"performer(features=8)/mlp", 8, 8, 5, 6},                                   // rows 3: carried + 2 blocks
-        {"performer(features=6,kernel=softmax)/none,performer(features=5)/mlp", 8, 2, 7, 4},
-        {"linformer(chunk=2,k=1)/mlp", 8, 8, 6, 7},                                  // memory chunks compressed
-        {"linformer(chunk=2,k=2,window=1,share=kv)/mlp,linformer(chunk=2,k=1)/none", 8, 4, 6, 6},  // M < T1
-        {"linformer(chunk=3,k=2,window=1)/mlp", 6, 6, 6, 6},
+        // rows 3. Performer: pos0 5, a boundary at row 3 of B: the carried partial block, then the chain across it
+        {"performer(features=8)/mlp", 8, 8, 5, 1, 6},
+        // three blocks finished, K 2: B reads a combined window of two carried blocks
+        {"performer(features=6,kernel=softmax)/none,performer(features=5)/mlp", 4, 8, 4, 3, 4},
+        // pos0 15 (K 2): ring of blocks 0, 1, a partial block 2, and B crosses into block 3 at row 3
+        {"performer(features=7)/mlp", 6, 12, 5, 3, 6},
+        {"linformer(chunk=2,k=1)/mlp", 8, 8, 6, 1, 7},                                  // memory chunks compressed
+        {"linformer(chunk=2,k=2,window=1,share=kv)/mlp,linformer(chunk=2,k=1)/none", 8, 4, 6, 1, 6},  // M < T1
+        {"linformer(chunk=3,k=2,window=1)/mlp", 6, 6, 6, 1, 6},
     };
     for (int p = 0; p < 2; p++)
         for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
             char name[200];
             snprintf(name, sizeof name, "gradcheck with memory (advance 0), %s, %s", scheme_name(schemes[p]), cases[k].spec);
-            TEST_CASE(name) check_mem_gradient(schemes[p], cases[k].spec, cases[k].ctx, cases[k].M, cases[k].T1, cases[k].T2);
+            TEST_CASE(name) check_mem_gradient(schemes[p], cases[k].spec, cases[k].ctx, cases[k].M, cases[k].T1, cases[k].nwarm,
+                                               cases[k].T2);
         }
 }
 
 // ---------------------------------------------------------------------------------------------
 // causality across the boundary: A then B with memory (fresh each time). Changing token i of B changes no
 // logit of B before i (bit for bit) and changes row i; changing a token of A changes B's logits exactly
-// when A's position is within what the memory shows (performer: always; one-layer linformer: the chunks
-// within M).
+// when A's position is within what the memory shows (performer: A lies in B's window here; one-layer
+// linformer: the chunks within M).
 
 static void check_causality(pos_scheme_t pos, const char *spec, int ctx, int M, int T1, int T2, int first_seen) {
     model_t m;
@@ -341,7 +546,7 @@ static void test_causality(void) {
         const char *spec;
         int ctx, M, T1, T2, first_seen;
     } cases[] = {
-        {"performer(features=8)/mlp,performer(features=6,kernel=relu)/mlp", 8, 2, 7, 8, 0},
+        {"performer(features=8)/mlp,performer(features=6,kernel=relu)/mlp", 8, 8, 7, 8, 0},  // B crosses a block
         {"linformer(chunk=2,k=1)/mlp", 8, 8, 8, 8, 0},
         {"linformer(chunk=2,k=1,window=1)/mlp", 8, 4, 8, 8, 4},  // one layer: tokens before 4 unseen
         {"linformer(chunk=3,k=2)/mlp", 9, 3, 7, 6, 6},            // T1 − M = 4: the chunk from 6 on
@@ -395,6 +600,7 @@ static void test_decode(void) {
         int ctx, M, total;
     } cases[] = {
         {"performer(features=8)/mlp,performer(features=6,kernel=relu)/mlp", 6, 6, 22},
+        {"performer(features=8)/mlp,performer(features=6,kernel=relu)/mlp", 4, 8, 26},  // K 2, 6.5 blocks
         {"linformer(chunk=2,k=1)/mlp", 6, 6, 22},
         {"linformer(chunk=2,k=1)/mlp", 6, 12, 27},           // memory of two segments
         {"linformer(chunk=4,k=2)/mlp", 8, 8, 30},
@@ -523,11 +729,25 @@ static void test_no_memory_bit_identical(void) {
 // linformer: --memory and ctx must be multiples of chunk.
 
 static void test_check_memory(void) {
+    TEST_CASE("performer --memory: a multiple of ctx, else one line naming the layer") {
+        model_t m;
+        model_dims_t d = {.vocab = V, .dim = C, .heads = H, .ctx = 32, .pos = POS_ROPE};
+        char err[256];
+        CHECK(model_build(&m, &d, "softmax/mlp,performer/mlp", err, sizeof err) == 0);
+        EXPECT(model_set_memory(&m, 48, err, sizeof err) == -1);
+        EXPECT_MSG(strcmp(err, "layer 1 (performer): --memory 48 is not a multiple of ctx 32 (the performer carries "
+                               "M/ctx whole blocks of ctx positions)") == 0,
+                   "got: %s", err);
+        EXPECT(m.dims.memory == 0);
+        EXPECT(model_set_memory(&m, 64, err, sizeof err) == 0 && m.dims.memory == 64);
+        EXPECT(model_set_memory(&m, 0, err, sizeof err) == 0);
+        model_free(&m);
+    }
     TEST_CASE("linformer --memory: M and ctx multiples of chunk, else one line naming the layer") {
         model_t m;
         model_dims_t d = {.vocab = V, .dim = C, .heads = H, .ctx = 32, .pos = POS_ROPE};
         char err[256];
-        CHECK(model_build(&m, &d, "performer/mlp,linformer(chunk=16)/mlp", err, sizeof err) == 0);
+        CHECK(model_build(&m, &d, "softmax/mlp,linformer(chunk=16)/mlp", err, sizeof err) == 0);
         EXPECT(model_set_memory(&m, 100, err, sizeof err) == -1);
         EXPECT_MSG(strcmp(err, "layer 1 (linformer): --memory 100 is not a multiple of chunk 16") == 0, "got: %s", err);
         EXPECT(m.dims.memory == 0);
@@ -544,7 +764,10 @@ static void test_check_memory(void) {
 }
 
 int main(void) {
-    test_performer_consistency();  // threaded: B 2 × H 4 heads write their carried states in parallel
+    test_performer_window();
+    test_performer_splits();  // threaded: B 2 × H 4 heads write their carried states in parallel
+    test_performer_reach();
+    test_performer_state_size();
     test_linformer_consistency();
     test_linformer_within_M();
 #ifdef _OPENMP

@@ -391,7 +391,7 @@ static void test_options(void) {
         model_t m;
         char err[512];
         EXPECT(model_build(&m, &d, "performer", err, sizeof err) == 0);
-        EXPECT_MSG(strstr(m.spec, "performer(features=128,kernel=softmax,redraw=1000)"), "spec %s", m.spec);
+        EXPECT_MSG(strstr(m.spec, "performer(features=128,kernel=softmax,redraw=0)"), "spec %s", m.spec);
         model_free(&m);
         const struct {
             const char *spec, *want;

@@ -455,7 +455,7 @@ _MIXER_OPTS = {
     "softmax": {"persist": 0},
     "adaptive": {"span": None, "ramp": 32, "init": 0.5, "lambda": 2e-6, "persist": 0},
     "allattn": {"persist": 256, "span": None, "ramp": 32, "init": 0.5, "lambda": 2e-6},
-    "performer": {"features": 128, "kernel": "softmax", "redraw": 1000},
+    "performer": {"features": 128, "kernel": "softmax", "redraw": 0},
     "linformer": {"chunk": 32, "k": 4, "window": 0, "share": "none"},
     "collab": {"dk": None},  # None: d/2
 }
