@@ -35,7 +35,7 @@ typedef struct {
     long dim, heads, ctx, batch, steps, warmup, grad_accum, eval_every, eval_batches, save_every, seed, threads,
         stop_after, log_every, memory;
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
-    int list_kinds, init_partial;
+    int list_kinds, init_partial, check;
 } opts_t;
 
 enum { MAX_FLAGS = 48 };
@@ -90,6 +90,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"init-partial", FLAG_BOOL, &o->init_partial, "", 0, 0, 0, "allow --init-from to carry fewer attention/ffn tensors than the source has", 0},
         {"time-budget", FLAG_FLOAT, &o->time_budget, "0", 0, 1e9, 0, "stop training after this many seconds (0 = none)", 0},
         {"list-kinds", FLAG_BOOL, &o->list_kinds, "", 0, 0, 0, "print each block kind as 'KIND ROLE EXAMPLE...' and exit", 0},
+        {"check", FLAG_BOOL, &o->check, "", 0, 0, 0, "validate the flags, the text and the layer spec, print the parameter count and exit (trains and writes nothing)", 0},
     };
     return args_bind(out, MAX_FLAGS, table, (int)(sizeof table / sizeof *table));
 }
@@ -939,6 +940,30 @@ static void free_run(train_t *t) {
     }
 }
 
+// --check (what `compare` asks before anything trains): the flags, the options as a whole, the text
+// and the layer spec are validated as a fresh run would validate them (model_build_registry: the
+// parameter arenas are never allocated), then one line "check: SPEC | N parameters | steps S";
+// nothing is trained, locked or written. Errors are the run's own messages and exit codes.
+static int check_run(opts_t *o, flag_t *flags, int n_flags, const char *file) {
+    if (o->resume[0]) die(EXIT_USAGE, "train: --check validates a new run; it does not take --resume");
+    train_t t = {.o = o, .flags = flags, .n_flags = n_flags, .file = file};
+    tok_kind_t tkind;
+    uint64_t hash;
+    char err[1024];
+    check_options(&t, &tkind);
+    if (o->init_from[0]) read_init_source(&t);
+    load_data(&t, tkind, &hash);
+    model_dims_t dims = {.vocab = t.tok->vocab_size, .dim = (int)o->dim, .heads = (int)o->heads, .ctx = (int)o->ctx,
+                         .pos = t.pos, .memory = t.memory};
+    if (model_build_registry(&t.fresh_model, &dims, o->layers, err, sizeof err)) die(EXIT_USAGE, "train: %s", err);
+    printf("check: %s | %zu parameters | steps %ld\n", t.fresh_model.spec, params_count_trainable(&t.fresh_model.params), o->steps);
+    model_free(&t.fresh_model);
+    if (o->init_from[0]) st_free(&t.init_src);
+    tok_free(&t.fresh_tok);
+    dataset_free(&t.ds);
+    return 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
@@ -966,6 +991,7 @@ int main(int argc, char **argv) {
     if (o.list_kinds) return print_kinds();
     if (n_pos != 1) die(EXIT_USAGE, "train: expected one text FILE to train on (see --help)");
     if (o.resume[0] && o.init_from[0]) die(EXIT_USAGE, "train: --resume and --init-from exclude each other");
+    if (o.check) return check_run(&o, flags, n_flags, pos[0]);
     cli_set_threads(o.threads);
 
     train_t run;
