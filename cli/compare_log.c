@@ -60,8 +60,7 @@ static double field_num(char *const *f, int n, int col) {
 // One data row into a point; returns the split's first letter ('t', 'v', 'f') or 0 for a bad row.
 static int parse_row(char *line, const cmp_cols_t *c, cmp_point_t *p, double *ms, double *tps, char **f, int *nf) {
     chomp(line);
-    if (!(line[0] >= '0' && line[0] <= '9')) return 0;  // the header, or a torn line
-    int n = split_fields(line, f);
+    int n = split_fields(line, f);  // the header (split "split") and unknown splits are no row
     *nf = n;
     if (c->split >= n) return 0;
     const char *split = f[c->split];
@@ -193,12 +192,22 @@ int cmp_log_read(const char *csv, const char *stdout_path, cmp_log_t *r, char *e
     char spans_text[4096] = "", pkm_text[4096] = "";
     int extras_from_csv = 0;
     double *ms = NULL, *tps = NULL;
+    double offset = 0;  // a resumed run's rows count elapsed_s from its resume, unless it kept its clock
     while (fgets(line, sizeof line, f)) {
         char *fl[MAX_FIELDS];
         int nf;
         cmp_point_t p;
         double m, t;
         int kind = parse_row(line, &c, &p, &m, &t, fl, &nf);
+        if (kind) {  // the time at which the kept rows before this step end: the resume point
+            double before = 0;
+            for (int i = 0; i < r->n_train; i++)
+                if (r->train[i].step < p.step && r->train[i].elapsed > before) before = r->train[i].elapsed;
+            for (int i = 0; i < r->n_val; i++)
+                if (r->val[i].step < p.step && r->val[i].elapsed > before) before = r->val[i].elapsed;
+            if (p.elapsed + offset < before - 1e-6) offset = before;
+            p.elapsed += offset;
+        }
         if (kind == 't') {
             keep_row(&r->train, &r->n_train, p);  // ms and tps follow the kept rows' indices
             ms = realloc(ms, (size_t)r->n_train * sizeof *ms);

@@ -109,7 +109,10 @@ static char **build_argv(const cmp_run_t *r, const cmp_sched_t *s, char *keep[3]
         argv[n++] = "--resume";
         argv[n++] = keep[0];
     } else {
-        remove(keep[1]);  // a fresh start: no rows of an attempt that never saved
+        remove(keep[1]);  // a fresh start: no rows or time of an attempt that never saved
+        char attempts[4608];
+        run_path(r, "attempts.txt", attempts, sizeof attempts);
+        remove(attempts);
     }
     argv[n] = NULL;
     return argv;
@@ -233,13 +236,28 @@ static void finish_run(cmp_run_t *r, int st, const struct rusage *ru, int interr
     double took = cli_now() - r->t_start;
     r->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
     long rss = ru->ru_maxrss;  // kilobytes on Linux
+    char path[4608];
+    run_path(r, "attempts.txt", path, sizeof path);
+    double before_s = 0, w;
+    long before_rss = 0, k;
+    FILE *a = fopen(path, "r");  // earlier attempts of this run, stopped by an interruption: "wall_s peak_rss_kb"
+    while (a && fscanf(a, "%lf %ld", &w, &k) == 2) {
+        before_s += w;
+        if (k > before_rss) before_rss = k;
+    }
+    if (a) fclose(a);
     if (interrupted && (r->exit_code == 130 || r->exit_code == 128 + SIGTERM)) {
         r->state = CMP_PENDING;  // saved (or not): the next command resumes it; no result.json
+        a = fopen(path, "a");
+        if (a) {
+            fprintf(a, "%.3f %ld\n", took, rss);
+            fclose(a);
+        }
         printf("compare: stopped %s seed %ld after %.1f s (resumes from its checkpoint)\n", r->spec_text, r->seed, took);
         return;
     }
-    r->wall_s = took;
-    r->peak_rss_kb = rss;
+    r->wall_s = took + before_s;  // every attempt's time; the largest peak
+    r->peak_rss_kb = rss > before_rss ? rss : before_rss;
     r->state = r->exit_code == 0 ? CMP_OK : CMP_FAILED;
     write_result(r, r->argv);
     if (r->state == CMP_OK) {
