@@ -21,6 +21,9 @@
 
 extern char **environ;
 
+static void write_result(const cmp_run_t *r, char *const *argv);
+static void adopt_if_complete(cmp_run_t *run);
+
 static void run_path(const cmp_run_t *r, const char *name, char *out, size_t n) {
     snprintf(out, n, "%s/%s", r->dir, name);
 }
@@ -40,7 +43,10 @@ int cmp_run_prepare(cmp_run_t *run, const char *outdir, char *err, size_t errlen
     char path[4608];
     run_path(run, "result.json", path, sizeof path);
     FILE *f = fopen(path, "r");
-    if (!f) return 0;
+    if (!f) {
+        adopt_if_complete(run);
+        return 0;
+    }
     char text[65536];
     size_t n = fread(text, 1, sizeof text - 1, f);
     fclose(f);
@@ -57,6 +63,28 @@ int cmp_run_prepare(cmp_run_t *run, const char *outdir, char *err, size_t errlen
     }
     cJSON_Delete(j);
     return 0;
+}
+
+// A run whose training completed (its log has train's final evaluation) but whose result.json is
+// missing (compare was killed in between): adopted as finished, its wall time the log's last
+// elapsed_s, its peak RSS unknown (-1), rather than resumed past its last step (train refuses that).
+static void adopt_if_complete(cmp_run_t *run) {
+    char csv[4608], err[256];
+    run_path(run, "log.csv", csv, sizeof csv);
+    cmp_log_t lg;
+    if (cmp_log_read(csv, NULL, &lg, err, sizeof err) != 0) return;
+    if (lg.has_final) {
+        run->state = CMP_OK;
+        run->earlier = 1;
+        run->exit_code = 0;
+        run->wall_s = lg.final.elapsed;
+        run->peak_rss_kb = -1;
+        char *argv[] = {"(adopted: the log holds the final evaluation; result.json was missing)", NULL};
+        write_result(run, argv);
+        printf("compare: %s seed %ld finished before (its log holds the final evaluation); adopted without its peak RSS\n",
+               run->spec_text, run->seed);
+    }
+    cmp_log_free(&lg);
 }
 
 // result.json, written atomically (a crash leaves the old one or none).
