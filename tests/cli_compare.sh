@@ -92,13 +92,16 @@ grep -q "4 finished earlier, 0 to train" "$W/out" || fail "the complete run was 
 
 check "an interrupted comparison stops its runs (exit 130) and the next command resumes them"
 I=$W/int
-"$COMPARE" "$T" "$I" --spec "2*softmax/mlp" --progress-every 100 -- --dim 32 --heads 2 --ctx 32 --batch 4 --steps 2000 \
+"$COMPARE" "$T" "$I" --spec "2*softmax/mlp" --progress-every 0.2 -- --dim 32 --heads 2 --ctx 32 --batch 4 --steps 2000 \
     --eval-every 1000 --eval-batches 2 --tokenizer char --threads 1 >"$W/int.out" 2>&1 &
 cpid=$!
 for _ in $(seq 300); do  # until the run has logged a step (at most 30 s)
     [ -n "$(cat "$I"/runs/*/log.csv 2>/dev/null | grep -m1 ',train,')" ] && break; sleep 0.1
 done
+sleep 0.6  # a progress report or two
 kill -INT $cpid; wait $cpid; rc=$?
+grep -Eq '^  2\*softmax/mlp seed 1337: step [0-9]+/2000 \| loss [0-9.]+ \| [0-9:]+ \| ETA [0-9]+:[0-9]{2}:[0-9]{2}$' "$W/int.out" ||
+    fail "no progress line (spec, seed, step/total, loss, ETA): $(cat "$W/int.out")"
 grep -q '"status"' "$I"/runs/*/result.json 2>/dev/null && fail "the run finished before the interrupt reached it"
 [ $rc -eq 130 ] || { cat "$W/int.out"; fail "interrupted compare exited $rc, not 130"; }
 grep -q "interrupted; rerun the same command to resume" "$W/int.out" || fail "no resume hint: $(cat "$W/int.out")"
