@@ -5,11 +5,13 @@
 // the runs, keyed by spec, flags and seed, trained by cli/compare_run (finished ones skipped) →
 // report.md, report.csv and the plots from the runs' logs (cli/compare_report).
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -140,6 +142,17 @@ static void check_specs(const cmp_opts_t *o, const char *train, long *params, lo
     }
 }
 
+// One compare at a time per OUTDIR: an exclusive flock on OUTDIR/compare.lock, held until exit (not
+// inherited by the runs: close-on-exec). A second compare on the same OUTDIR is refused, exit 2.
+static void lock_outdir(const char *outdir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/compare.lock", outdir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) die(EXIT_RUNTIME, "compare: cannot open '%s': %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+        die(EXIT_USAGE, "compare: OUTDIR '%s' is in use by another compare (it holds '%s'); wait for it or stop it", outdir, path);
+}
+
 static int cpu_count(void) {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
@@ -169,6 +182,7 @@ int main(int argc, char **argv) {
     check_specs(&o, train, params, steps);
     int resuming;
     if (cmp_manifest_check(&o, &id, &resuming, err, sizeof err)) die(EXIT_USAGE, "compare: %s", err);
+    lock_outdir(o.outdir);
     if (cmp_manifest_write(&o, &id, params, err, sizeof err)) die(EXIT_RUNTIME, "compare: %s", err);
 
     // The runs: spec-major, seed-minor. Threads: max(1, cores / jobs) unless the flags set --threads.
@@ -213,9 +227,8 @@ int main(int argc, char **argv) {
             else to_train++;
         }
     }
-    printf("compare: %d runs (%d spec%s x %ld seed%s)%s: %d finished earlier, %d to train, %ld at a time%s\n", n_runs, o.n_specs,
-           o.n_specs == 1 ? "" : "s", o.seeds, o.seeds == 1 ? "" : "s", resuming ? ", resuming" : "", earlier, to_train, o.jobs,
-           "");
+    printf("compare: %d runs (%d spec%s x %ld seed%s)%s: %d finished earlier, %d to train, %ld at a time\n", n_runs, o.n_specs,
+           o.n_specs == 1 ? "" : "s", o.seeds, o.seeds == 1 ? "" : "s", resuming ? ", resuming" : "", earlier, to_train, o.jobs);
     cmp_sched_t sched = {.train = train, .file = o.file, .jobs = (int)o.jobs, .progress_every = o.progress_every};
     int status = cmp_run_all(runs, n_runs, &sched);
     if (status == 130) {
@@ -240,10 +253,13 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &self);
     double cpu = self.ru_utime.tv_sec + self.ru_utime.tv_usec * 1e-6 + self.ru_stime.tv_sec + self.ru_stime.tv_usec * 1e-6;
     double wall = cli_now() - t0;
-    if (to_train > 0)
-        printf("compare: overhead: %.1f s wall for %.1f s of runs (%+.2f%%%s); compare's own CPU %.3f s (%.3f%% of the runs' time)\n",
-               wall, run_sum, run_sum > 0 ? 100.0 * (wall - run_sum) / run_sum : 0.0,
-               o.jobs > 1 ? ", runs overlapped" : ", checks, scheduling and report", cpu, run_sum > 0 ? 100.0 * cpu / run_sum : 0.0);
+    if (to_train > 0 && o.jobs == 1)
+        printf("compare: overhead: %.1f s wall for %.1f s of runs (%+.2f%%: checks, scheduling and report); compare's own CPU "
+               "%.3f s (%.3f%% of the runs' time)\n", wall, run_sum, run_sum > 0 ? 100.0 * (wall - run_sum) / run_sum : 0.0, cpu,
+               run_sum > 0 ? 100.0 * cpu / run_sum : 0.0);
+    else if (to_train > 0)
+        printf("compare: %.1f s wall for %.1f s of runs, %ld at a time; compare's own CPU %.3f s (%.3f%% of the runs' time)\n", wall,
+               run_sum, o.jobs, cpu, run_sum > 0 ? 100.0 * cpu / run_sum : 0.0);
     if (failed) {
         char names[4096] = "";
         size_t j = 0;

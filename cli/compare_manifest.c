@@ -70,13 +70,14 @@ static char *read_all(const char *path) {
     return s;
 }
 
+// Empty but for a compare.lock (left by a compare stopped before it wrote the manifest).
 static int dir_is_empty(const char *path) {
     DIR *d = opendir(path);
     if (!d) return 1;
     struct dirent *e;
     int empty = 1;
     while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) empty = 0;
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && strcmp(e->d_name, "compare.lock") != 0) empty = 0;
     closedir(d);
     return empty;
 }

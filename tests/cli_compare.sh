@@ -90,6 +90,15 @@ expect_ok "$COMPARE" "$T" "$O" --spec "2*softmax/mlp" --spec "2*adaptive/mlp" --
 grep -q "softmax/mlp seed 1338 finished before.*adopted" "$W/out" || fail "the complete run was not adopted"
 grep -q "4 finished earlier, 0 to train" "$W/out" || fail "the complete run was scheduled again"
 
+check "--time-budget: every run gets train --time-budget, the report says so, the budget is part of the key"
+B=$W/budget
+expect_ok "$COMPARE" "$T" "$B" --spec "2*softmax/mlp" --time-budget 60 -- "${SHARED[@]}"
+tr -d '\n\t ' <"$B"/runs/*/result.json | grep -q '"--time-budget","60"' || fail "the run lacks --time-budget 60"
+grep -q "budget: equal wall-clock time, \`--time-budget 60\` s per run" "$B/report.md" || fail "report.md does not state the budget"
+[ "$(ls "$B/runs")" != "$(ls "$O/runs" | grep s1337 | grep softmax)" ] || fail "the time budget did not change the key"
+expect_err 2 "holds another comparison: it was made with another --time-budget" \
+    "$COMPARE" "$T" "$B" --spec "2*softmax/mlp" --time-budget 30 -- "${SHARED[@]}"
+
 check "an interrupted comparison stops its runs (exit 130) and the next command resumes them"
 I=$W/int
 "$COMPARE" "$T" "$I" --spec "2*softmax/mlp" --progress-every 0.2 -- --dim 32 --heads 2 --ctx 32 --batch 4 --steps 2000 \
@@ -132,6 +141,10 @@ expect_err 2 "holds another comparison: it was made on another training file" \
 mkdir "$W/junk"; echo x >"$W/junk/notes.txt"
 expect_err 2 "holds files but no comparison" "$COMPARE" "$T" "$W/junk" --spec "2*softmax/mlp" -- "${SHARED[@]}"
 [ "$(sums "$O")" = "$before" ] || fail "a refused comparison changed the runs"
+flock -o "$O/compare.lock" sleep 30 & lpid=$!   # another compare holding the OUTDIR
+for _ in $(seq 200); do flock -n "$O/compare.lock" true || break; sleep 0.05; done
+expect_err 2 "OUTDIR '.*' is in use by another compare" "$COMPARE" "$T" "$O" --spec "2*softmax/mlp" -- "${SHARED[@]}"
+pkill -P $lpid; kill $lpid 2>/dev/null; wait $lpid 2>/dev/null
 
 check "a failing run is marked failed, the others complete, compare exits 1 naming it"
 # a train that fails (exit 3, after a partial log) for one spec and is the real one otherwise
