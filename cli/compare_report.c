@@ -31,6 +31,25 @@ typedef struct {
     int n;
 } spec_logs_t;
 
+// Whether any of the spec's finished runs has a periodic evaluation (a point for the curves).
+static int has_curve(const spec_logs_t *sl) {
+    for (int i = 0; i < sl->n; i++)
+        if (sl->logs[i].n_val > 0) return 1;
+    return 0;
+}
+
+static int any_curve(const spec_logs_t *sls, int n_specs) {
+    for (int s = 0; s < n_specs; s++)
+        if (has_curve(&sls[s])) return 1;
+    return 0;
+}
+
+static int any_ok(const row_t *rows, int n_specs) {
+    for (int s = 0; s < n_specs; s++)
+        if (rows[s].n_ok) return 1;
+    return 0;
+}
+
 // Per-run medians of the progress rows after the first (its interval holds start-up).
 static double run_median(const double *v, int n) {
     return n > 1 ? cmp_median(v + 1, n - 1) : cmp_median(v, n);
@@ -138,7 +157,7 @@ static void words_text(char *buf, size_t n, char *const *w, int k) {
     for (int i = 0; i < k && j + 1 < n; i++) j += (size_t)snprintf(buf + j, n - j, "%s%s", i ? " " : "", w[i]);
 }
 
-static int write_md(const cmp_report_in_t *in, const row_t *rows, const char *path, char *err, size_t errlen) {
+static int write_md(const cmp_report_in_t *in, const row_t *rows, const spec_logs_t *sls, const char *path, char *err, size_t errlen) {
     const cmp_opts_t *o = in->o;
     FILE *f = fopen(path, "w");
     if (!f) return seterr(err, errlen, "cannot write '%s': %s", path, strerror(errno));
@@ -182,11 +201,16 @@ static int write_md(const cmp_report_in_t *in, const row_t *rows, const char *pa
             if (rows[s].n_failed) fprintf(f, "- `%s`: %s\n", o->specs[s].spec, rows[s].failed);
     }
     fprintf(f, "\n## Plots\n\n");
-    fprintf(f, "Lines: the mean over seeds at each periodic evaluation; shading: ± one standard deviation.\n\n");
-    fprintf(f, "![validation loss against step](val_loss_vs_step.png)\n\n");
-    fprintf(f, "![validation loss against wall-clock time](val_loss_vs_time.png)\n\n");
-    fprintf(f, "![validation loss against tokens seen](val_loss_vs_tokens.png)\n\n");
-    fprintf(f, "![final bpb, mean and standard deviation](final_bpb.png)\n");
+    if (any_curve(sls, o->n_specs)) {
+        fprintf(f, "Lines: the mean over seeds at each periodic evaluation; shading: ± one standard deviation.\n\n");
+        fprintf(f, "![validation loss against step](val_loss_vs_step.png)\n\n");
+        fprintf(f, "![validation loss against wall-clock time](val_loss_vs_time.png)\n\n");
+        fprintf(f, "![validation loss against tokens seen](val_loss_vs_tokens.png)\n\n");
+    } else {
+        fprintf(f, "No finished run has a periodic evaluation: no loss curves.\n\n");
+    }
+    if (any_ok(rows, o->n_specs)) fprintf(f, "![final bpb, mean and standard deviation](final_bpb.png)\n");
+    else fprintf(f, "No run finished: no plot of final bpb.\n");
     int any_spans = 0;
     for (int s = 0; s < o->n_specs; s++) any_spans |= rows[s].n_span_layers > 0;
     if (any_spans) fprintf(f, "\n![learned spans per layer](spans.png)\n");
@@ -283,14 +307,17 @@ static int write_curve(const spec_logs_t *sl, const char *path) {
     return fclose(f);
 }
 
-static void plot_curves(FILE *g, const cmp_opts_t *o, const char *png, const char *xlabel, int xcol) {
+static void plot_curves(FILE *g, const cmp_opts_t *o, const spec_logs_t *sls, const char *png, const char *xlabel, int xcol) {
     fprintf(g, "set output '%s'\nset xlabel '%s'\nset ylabel 'validation loss (nats per token)'\n", png, xlabel);
     fprintf(g, "plot ");
+    int first = 1;
     for (int s = 0; s < o->n_specs; s++) {
+        if (!has_curve(&sls[s])) continue;  // a spec whose runs all failed: no line (gnuplot refuses empty data)
         fprintf(g, "%s'plots/curve_%d.dat' using %d:3:4 with filledcurves lc %d fs transparent solid 0.2 noborder notitle, "
                    "'plots/curve_%d.dat' using %d:2 with linespoints lc %d lw 2 pt 7 ps 0.6 title ",
-                s ? ", \\\n     " : "", s, xcol, s + 1, s, xcol, s + 1);
+                first ? "" : ", \\\n     ", s, xcol, s + 1, s, xcol, s + 1);
         cmp_gnuplot_string(g, o->specs[s].spec);
+        first = 0;
     }
     fprintf(g, "\n");
 }
@@ -339,9 +366,15 @@ static int write_plots(const cmp_report_in_t *in, const row_t *rows, const spec_
     fprintf(g, "# compare's plots: run from OUTDIR as `gnuplot plots/plots.gp`\n"
                "set terminal png truecolor size 1000,620 font ',11'\nset grid\nset key outside below noenhanced\n"
                "set title noenhanced\n");
-    plot_curves(g, o, "val_loss_vs_step.png", "step", 1);
-    plot_curves(g, o, "val_loss_vs_time.png", "wall-clock training time (s, mean over seeds)", 5);
-    plot_curves(g, o, "val_loss_vs_tokens.png", "training tokens seen", 6);
+    if (any_curve(sls, o->n_specs)) {
+        plot_curves(g, o, sls, "val_loss_vs_step.png", "step", 1);
+        plot_curves(g, o, sls, "val_loss_vs_time.png", "wall-clock training time (s, mean over seeds)", 5);
+        plot_curves(g, o, sls, "val_loss_vs_tokens.png", "training tokens seen", 6);
+    }
+    if (!any_ok(rows, o->n_specs)) {
+        if (fclose(g) != 0) return seterr(err, errlen, "cannot write the plot script");
+        return any_curve(sls, o->n_specs) ? cmp_gnuplot_run(o->outdir, err, errlen) : 0;
+    }
     fprintf(g, "set output 'final_bpb.png'\nset xlabel ''\nset ylabel 'final validation bpb (mean ± sd over seeds)'\n"
                "set style fill solid 0.5 border -1\nset boxwidth 0.6\nset xtics rotate by 30 right noenhanced\nset key off\n"
                "set bmargin 14\nset rmargin 4\nset xrange [-0.6:%d.6]\nset yrange [0:*]\n"
@@ -406,7 +439,7 @@ int cmp_report_write(const cmp_report_in_t *in, char *err, size_t errlen) {
     char path[4608];
     int rc = 0;
     snprintf(path, sizeof path, "%s/report.md", o->outdir);
-    rc = write_md(in, rows, path, err, errlen);
+    rc = write_md(in, rows, sls, path, err, errlen);
     snprintf(path, sizeof path, "%s/report.csv", o->outdir);
     if (!rc) rc = write_csv(in, rows, path, err, errlen);
     snprintf(path, sizeof path, "%s/runs.csv", o->outdir);
