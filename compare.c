@@ -160,6 +160,9 @@ static int cpu_count(void) {
     return n > 0 ? (int)n : 1;
 }
 
+static int report_and_summarize(const cmp_opts_t *op, const cmp_file_id_t *idp, const long *params, const long *steps,
+                                cmp_run_t *runs, int n_runs, int to_train, double t0);
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     double t0 = cli_now();
@@ -233,9 +236,25 @@ int main(int argc, char **argv) {
     int status = cmp_run_all(runs, n_runs, &sched);
     if (status == 130) {
         fprintf(stderr, "compare: interrupted; rerun the same command to resume (finished runs are kept)\n");
-        return 130;
+    } else {
+        status = report_and_summarize(&o, &id, params, steps, runs, n_runs, to_train, t0);
     }
+    for (int i = 0; i < n_runs; i++) cmp_run_free(&runs[i]);
+    free(runs);
+    free(seed_bufs);
+    free(params);
+    free(steps);
+    cmp_opts_free(&o);
+    return status;
+}
 
+// The report, then the overhead line and the failed runs. Returns the exit status: 1 if a run failed
+// or the report could not be written, else 0.
+static int report_and_summarize(const cmp_opts_t *op, const cmp_file_id_t *idp, const long *params, const long *steps,
+                                cmp_run_t *runs, int n_runs, int to_train, double t0) {
+    const cmp_opts_t o = *op;
+    const cmp_file_id_t id = *idp;
+    char err[2048];
     cmp_report_in_t rin = {.o = &o, .id = &id, .params = params, .steps = steps, .runs = runs, .n_runs = n_runs};
     int report_rc = cmp_report_write(&rin, err, sizeof err);
     if (report_rc) fprintf(stderr, "compare: %s\n", err);
@@ -268,11 +287,5 @@ int main(int argc, char **argv) {
                 j += (size_t)snprintf(names + j, sizeof names - j, "%s'%s' seed %ld", j ? ", " : "", runs[i].spec_text, runs[i].seed);
         fprintf(stderr, "compare: %d run%s failed: %s (marked in the report)\n", failed, failed == 1 ? "" : "s", names);
     }
-    for (int i = 0; i < n_runs; i++) cmp_run_free(&runs[i]);
-    free(runs);
-    free(seed_bufs);
-    free(params);
-    free(steps);
-    cmp_opts_free(&o);
     return failed || report_rc ? EXIT_RUNTIME : 0;
 }
