@@ -1,5 +1,5 @@
 # attnlab — build, test, check and bench.
-#   make            build ./train and ./infer
+#   make            build ./train, ./infer and ./compare
 #   make test       build and run every test (unit, gradient checks, CLI, PyTorch twin)
 #   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      performance report (tokens/s, MFU, scaling); see docs/performance.md
@@ -62,8 +62,8 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit check bench clean info train infer tests-build
-all: info train infer
+.PHONY: all test unit check bench clean info train infer compare tests-build
+all: info train infer compare
 
 info:
 	@echo "attnlab build: $(VARIANT) (CC=$(CC), OpenMP=$(OMP), native=$(NATIVE), sanitizers=$(SAN))"
@@ -80,6 +80,8 @@ $(BUILD)/train: $(BUILD)/train.o $(BUILD)/libattnlab.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/infer: $(BUILD)/infer.o $(BUILD)/libattnlab.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/compare: $(BUILD)/compare.o $(BUILD)/libattnlab.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libattnlab.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 # AdamW's sqrtf vectorizes only without errno (v ≥ 0, and IEEE sqrt/div are exact either way).
@@ -95,8 +97,10 @@ train: $(BUILD)/train
 	cp $< $@.tmp && mv -f $@.tmp $@
 infer: $(BUILD)/infer
 	cp $< $@.tmp && mv -f $@.tmp $@
+compare: $(BUILD)/compare
+	cp $< $@.tmp && mv -f $@.tmp $@
 
-tests-build: $(TEST_BIN) $(BUILD)/train $(BUILD)/infer train infer
+tests-build: $(TEST_BIN) $(BUILD)/train $(BUILD)/infer $(BUILD)/compare train infer compare
 
 # Every test: unit binaries, then the command-line and PyTorch-twin scripts.
 test: tests-build
@@ -113,7 +117,7 @@ bench: all $(BENCH_BIN)
 	@BUILD=$(BUILD) bash bench/run.sh
 
 clean:
-	rm -rf build train infer
+	rm -rf build train infer compare
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 

@@ -38,7 +38,7 @@ typedef struct {
     long dim, heads, ctx, batch, steps, warmup, grad_accum, eval_every, eval_batches, save_every, seed, threads,
         stop_after, log_every, memory, mqar_len, mqar_pairs, mqar_vocab, mqar_eval_seqs;
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
-    int list_kinds, init_partial, streams, eval_at_start;
+    int list_kinds, init_partial, streams, eval_at_start, check;
 } opts_t;
 
 enum { MAX_FLAGS = 48 };
@@ -103,6 +103,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"mqar-vocab", FLAG_INT, &o->mqar_vocab, "512", 3, MQAR_MAX_VOCAB, 0, "mqar: vocabulary V (keys [1, V/2), values [V/2, V))", 0},
         {"mqar-eval-seqs", FLAG_INT, &o->mqar_eval_seqs, "256", 1, 1 << 20, 0, "mqar: held-out sequences scored at each evaluation", 0},
         {"list-kinds", FLAG_BOOL, &o->list_kinds, "", 0, 0, 0, "print each block kind as 'KIND ROLE EXAMPLE...' and exit", 0},
+        {"check", FLAG_BOOL, &o->check, "", 0, 0, 0, "validate the flags, the text and the layer spec, print the parameter count and exit (trains and writes nothing)", 0},
     };
     return args_bind(out, MAX_FLAGS, table, (int)(sizeof table / sizeof *table));
 }
@@ -1186,6 +1187,30 @@ static void free_run(train_t *t) {
     }
 }
 
+// --check (what `compare` asks before anything trains): the flags, the options as a whole, the text
+// and the layer spec are validated as a fresh run would validate them (model_build_registry: the
+// parameter arenas are never allocated), then one line "check: SPEC | N parameters | steps S";
+// nothing is trained, locked or written. Errors are the run's own messages and exit codes.
+static int check_run(opts_t *o, flag_t *flags, int n_flags, const char *file) {
+    if (o->resume[0]) die(EXIT_USAGE, "train: --check validates a new run; it does not take --resume");
+    train_t t = {.o = o, .flags = flags, .n_flags = n_flags, .file = file};
+    tok_kind_t tkind;
+    uint64_t hash;
+    char err[1024];
+    check_options(&t, &tkind);
+    if (o->init_from[0]) read_init_source(&t);
+    load_data(&t, tkind, &hash);
+    model_dims_t dims = {.vocab = t.tok->vocab_size, .dim = (int)o->dim, .heads = (int)o->heads, .ctx = (int)o->ctx,
+                         .pos = t.pos, .memory = t.memory};
+    if (model_build_registry(&t.fresh_model, &dims, o->layers, err, sizeof err)) die(EXIT_USAGE, "train: %s", err);
+    printf("check: %s | %zu parameters | steps %ld\n", t.fresh_model.spec, params_count_trainable(&t.fresh_model.params), o->steps);
+    model_free(&t.fresh_model);
+    if (o->init_from[0]) st_free(&t.init_src);
+    tok_free(&t.fresh_tok);
+    dataset_free(&t.ds);
+    return 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
@@ -1214,6 +1239,7 @@ int main(int argc, char **argv) {
     if (o.task[0] && n_pos != 0) die(EXIT_USAGE, "train: --task %s trains on generated sequences, not on a FILE ('%s')", o.task, pos[0]);
     if (!o.task[0] && n_pos != 1) die(EXIT_USAGE, "train: expected one text FILE to train on (see --help)");
     if (o.resume[0] && o.init_from[0]) die(EXIT_USAGE, "train: --resume and --init-from exclude each other");
+    if (o.check) return check_run(&o, flags, n_flags, pos[0]);
     cli_set_threads(o.threads);
 
     train_t run;

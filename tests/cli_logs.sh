@@ -19,7 +19,7 @@ check "spans and pkm_usage on evaluation rows (one entry per layer), empty on tr
 expect_ok "$TRAIN" "$W/text.txt" "${TINY[@]}" --layers "$MIX" --steps 20 --eval-every 10 --eval-at-start \
     --out "$W/mix.st" --log "$W/mix.csv"
 has "^step 0/20 \| val loss $NUM \| ppl $NUM \| bpb $NUM  \(80 random windows, before any step\)$"
-[ "$(head -1 "$W/mix.csv")" = "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step,elapsed_s,tokens_seen,spans,pkm_usage" ] ||
+[ "$(head -1 "$W/mix.csv")" = "step,split,loss,ppl,bpb,lr,grad_norm,tokens_per_s,ms_per_step,elapsed_s,tokens_seen,spans,pkm_usage,accuracy" ] ||
     fail "CSV header is $(head -1 "$W/mix.csv")"
 grep -Eq '^0,val,' "$W/mix.csv" || fail "no step-0 val row: $(cat "$W/mix.csv")"
 awk -F, 'NR>1 && $2=="train" && ($12!="" || $13!="") {bad=1} END {exit bad}' "$W/mix.csv" || fail "a train row has spans/pkm_usage"

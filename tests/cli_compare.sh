@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# tests/cli_compare.sh — `compare` end to end on tiny specs (docs/compare.md), and `train --check`:
+# the report files; rows keyed by spec (specs reordered give the same rows, nothing retrained);
+# per-spec flags replacing shared ones; threads per job; resume skipping finished runs (and an
+# interrupted comparison resuming its runs' checkpoints); an unknown spec failing before anything
+# trains; a foreign OUTDIR refused; a failing run marked failed while the others complete.
+#   ATTNLAB_BUILD=build/release bash tests/cli_compare.sh
+set -u
+# shellcheck source=tests/lib_cli.sh
+source "$(dirname "$0")/lib_cli.sh"
+COMPARE=$BUILD/compare; [ -x "$COMPARE" ] || COMPARE=./compare
+[ -x "$COMPARE" ] || fail "compare not built (run make)"
+command -v gnuplot >/dev/null || { echo "gnuplot is not installed (Debian package gnuplot-nox)"; exit 77; }
+
+head -c 30000 "$DATA" >"$W/text.txt"
+T=$W/text.txt
+SHARED=(--dim 32 --heads 2 --ctx 32 --batch 4 --steps 40 --eval-every 10 --eval-batches 2 --tokenizer char --lr 1e-3)
+sums() { find "$1/runs" -name train.out -o -name result.json | sort | xargs md5sum; }
+row() { grep -F "\"$2\"," "$1/report.csv"; }
+col() {  # col CSV SPEC NAME: the field NAME of SPEC's row (the spec is the only quoted field with commas)
+    python3 -c 'import csv,sys
+r=[x for x in csv.DictReader(open(sys.argv[1])) if x["spec"]==sys.argv[2]]
+print(r[0][sys.argv[3]] if r else "NOROW")' "$1" "$2" "$3"
+}
+
+check "train --check: the parameter count train would print, nothing written; a bad spec exits 2"
+expect_ok "$TRAIN" "$T" --check --layers "2*softmax/mlp" "${SHARED[@]}" --out "$W/never.st"
+p_check=$(grep -Eo '[0-9]+ parameters' "$W/out" | awk '{print $1}')
+expect_ok "$TRAIN" "$T" --layers "2*softmax/mlp" "${SHARED[@]}" --stop-after 1 --out "$W/once.st"
+p_train=$(grep -Eo '[0-9]+ parameters' "$W/out" | head -1 | awk '{print $1}')
+[ -n "$p_check" ] && [ "$p_check" = "$p_train" ] || fail "--check says $p_check parameters, train $p_train"
+[ ! -e "$W/never.st" ] && [ ! -e "$W/never.st.lock" ] || fail "--check wrote or locked its --out"
+expect_err 2 "unknown mixer kind 'softmx'" "$TRAIN" "$T" --check --layers "2*softmx/mlp"
+
+O=$W/cmp
+check "2 specs x 2 seeds, 2 jobs: exit 0, report.md/csv, runs.csv, manifest, PNGs, one directory per run"
+expect_ok "$COMPARE" "$T" "$O" --spec "2*softmax/mlp" --spec "2*adaptive/mlp" --spec-flags "2*adaptive/mlp=--lr 2e-3" \
+    --seeds 2 --jobs 2 --progress-every 0.2 -- "${SHARED[@]}"
+for f in report.md report.csv runs.csv manifest.json val_loss_vs_step.png val_loss_vs_time.png val_loss_vs_tokens.png \
+         final_bpb.png spans.png; do
+    [ -s "$O/$f" ] || fail "no $f"
+done
+for f in "$O"/*.png; do [ "$(head -c 8 "$f" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$f is not a PNG"; done
+[ "$(ls "$O/runs" | wc -l)" -eq 4 ] || fail "expected 4 run directories: $(ls "$O/runs")"
+for s in 1337 1338; do
+    ls "$O/runs" | grep -q "^2xsoftmax-mlp-s$s-[0-9a-f]\{12\}$" || fail "no run directory named by spec and seed $s: $(ls "$O/runs")"
+done
+grep -q '"status":[[:space:]]*"ok"' "$O"/runs/*/result.json || fail "no ok result.json"
+[ "$(grep -l '"status":[[:space:]]*"ok"' "$O"/runs/*/result.json | wc -l)" -eq 4 ] || fail "not every run is ok"
+grep -q "^compare: finished 2\*adaptive/mlp seed 1338" "$W/out" || fail "no line when a run finished"
+[ "$(grep -c '^| `2\*' "$O/report.md")" -eq 2 ] || fail "report.md does not have one row per spec"
+[ "$(col "$O/report.csv" "2*softmax/mlp" runs_ok)" = 2 ] || fail "softmax row: runs_ok is not 2"
+[ -n "$(col "$O/report.csv" "2*softmax/mlp" val_bpb_sd)" ] || fail "no spread of val bpb"
+[ -n "$(col "$O/report.csv" "2*adaptive/mlp" spans_mean)" ] || fail "the adaptive row has no spans"
+[ -z "$(col "$O/report.csv" "2*softmax/mlp" spans_mean)" ] || fail "the softmax row has spans"
+grep -q "mean ± sample standard deviation" "$O/report.md" || fail "report.md does not say which spread"
+
+check "per-spec flags replace the shared ones; --threads max(1, cores/jobs) added"
+cores=$(nproc); th=$((cores / 2)); [ $th -ge 1 ] || th=1
+a=$(grep -l '"2\*adaptive/mlp"' "$O"/runs/*/result.json | head -1)
+tr -d '\n\t ' <"$a" | grep -q '"--lr","2e-3"' || fail "the adaptive run lacks its own --lr 2e-3: $(cat "$a")"
+tr -d '\n\t ' <"$a" | grep -q '"1e-3"' && fail "the adaptive run still has the shared --lr 1e-3: $(cat "$a")"
+tr -d '\n\t ' <"$a" | grep -q "\"--threads\",\"$th\"" || fail "no --threads $th in $(cat "$a")"
+
+check "specs reordered: nothing retrained, the same rows"
+before=$(sums "$O"); cp "$O/report.csv" "$W/first.csv"
+expect_ok "$COMPARE" "$T" "$O" --spec "2*adaptive/mlp" --spec "2*softmax/mlp" --spec-flags "2*adaptive/mlp=--lr 2e-3" \
+    --seeds 2 --jobs 2 -- "${SHARED[@]}"
+grep -q "4 finished earlier, 0 to train" "$W/out" || fail "a finished run was scheduled again"
+[ "$(sums "$O")" = "$before" ] || fail "a finished run's files changed"
+diff <(sort "$W/first.csv") <(sort "$O/report.csv") >/dev/null || fail "reordered specs changed the rows: $(diff <(sort "$W/first.csv") <(sort "$O/report.csv"))"
+[ "$(head -2 "$O/report.csv" | tail -1 | cut -c1-17)" = '"2*adaptive/mlp",' ] || fail "rows are not in the command's order"
+
+check "resume: a run killed before its first save is trained again, the others are not"
+victim=$(ls -d "$O"/runs/2xsoftmax-mlp-s1338-*)
+rm "$victim/result.json" "$victim/model.safetensors"; head -3 "$victim/log.csv" >"$W/part.csv"; mv "$W/part.csv" "$victim/log.csv"
+others=$(sums "$O" | grep -v "$(basename "$victim")")
+expect_ok "$COMPARE" "$T" "$O" --spec "2*softmax/mlp" --spec "2*adaptive/mlp" --spec-flags "2*adaptive/mlp=--lr 2e-3" \
+    --seeds 2 --jobs 2 -- "${SHARED[@]}"
+grep -q "3 finished earlier, 1 to train" "$W/out" || fail "expected exactly one run to train"
+grep -q "started 2\*softmax/mlp seed 1338 -> " "$W/out" || fail "the run was not started afresh"
+[ "$(sums "$O" | grep -v "$(basename "$victim")")" = "$others" ] || fail "another run's files changed"
+grep -q '"status":[[:space:]]*"ok"' "$victim/result.json" || fail "the retrained run has no ok result"
+[ "$(grep -c ',final,' "$victim/log.csv")" -eq 1 ] || fail "the retrained run's log is not one complete run: $(cat "$victim/log.csv")"
+
+check "a run that completed but lost its result.json (compare killed) is adopted, not retrained"
+rm "$victim/result.json"; others=$(sums "$O" | grep -v "$(basename "$victim")")
+expect_ok "$COMPARE" "$T" "$O" --spec "2*softmax/mlp" --spec "2*adaptive/mlp" --spec-flags "2*adaptive/mlp=--lr 2e-3" \
+    --seeds 2 --jobs 2 -- "${SHARED[@]}"
+grep -q "softmax/mlp seed 1338 finished before.*adopted" "$W/out" || fail "the complete run was not adopted"
+grep -q "4 finished earlier, 0 to train" "$W/out" || fail "the complete run was scheduled again"
+
+check "--time-budget: every run gets train --time-budget, the report says so, the budget is part of the key"
+B=$W/budget
+expect_ok "$COMPARE" "$T" "$B" --spec "2*softmax/mlp" --time-budget 60 -- "${SHARED[@]}"
+tr -d '\n\t ' <"$B"/runs/*/result.json | grep -q '"--time-budget","60"' || fail "the run lacks --time-budget 60"
+grep -q "budget: equal wall-clock time, \`--time-budget 60\` s per run" "$B/report.md" || fail "report.md does not state the budget"
+[ "$(ls "$B/runs")" != "$(ls "$O/runs" | grep s1337 | grep softmax)" ] || fail "the time budget did not change the key"
+expect_err 2 "holds another comparison: it was made with another --time-budget" \
+    "$COMPARE" "$T" "$B" --spec "2*softmax/mlp" --time-budget 30 -- "${SHARED[@]}"
+
+check "an interrupted comparison stops its runs (exit 130) and the next command resumes them"
+I=$W/int
+"$COMPARE" "$T" "$I" --spec "2*softmax/mlp" --progress-every 0.2 -- --dim 32 --heads 2 --ctx 32 --batch 4 --steps 2000 \
+    --eval-every 1000 --eval-batches 2 --tokenizer char --threads 1 >"$W/int.out" 2>&1 &
+cpid=$!
+for _ in $(seq 300); do  # until the run has logged a step (at most 30 s)
+    [ -n "$(cat "$I"/runs/*/log.csv 2>/dev/null | grep -m1 ',train,')" ] && break; sleep 0.1
+done
+sleep 0.6  # a progress report or two
+kill -INT $cpid; wait $cpid; rc=$?
+grep -Eq '^  2\*softmax/mlp seed 1337: step [0-9]+/2000 \| loss [0-9.]+ \| [0-9:]+ \| ETA [0-9]+:[0-9]{2}:[0-9]{2}$' "$W/int.out" ||
+    fail "no progress line (spec, seed, step/total, loss, ETA): $(cat "$W/int.out")"
+grep -q '"status"' "$I"/runs/*/result.json 2>/dev/null && fail "the run finished before the interrupt reached it"
+[ $rc -eq 130 ] || { cat "$W/int.out"; fail "interrupted compare exited $rc, not 130"; }
+grep -q "interrupted; rerun the same command to resume" "$W/int.out" || fail "no resume hint: $(cat "$W/int.out")"
+[ -s "$I"/runs/*/model.safetensors ] || fail "the interrupted run saved no checkpoint"
+expect_ok "$COMPARE" "$T" "$I" --spec "2*softmax/mlp" --progress-every 100 -- --dim 32 --heads 2 --ctx 32 --batch 4 \
+    --steps 2000 --eval-every 1000 --eval-batches 2 --tokenizer char --threads 1
+grep -q "(resuming its checkpoint)" "$W/out" || fail "the interrupted run did not resume"
+[ "$(col "$I/report.csv" "2*softmax/mlp" steps_mean)" = 2000 ] || fail "the resumed run did not reach step 2000"
+
+check "an unknown spec fails before anything trains, naming it"
+expect_err 2 "spec '2\*softmx/mlp' is refused by train \(nothing was trained\): .*unknown mixer kind 'softmx'" \
+    "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" --spec "2*softmx/mlp" -- "${SHARED[@]}"
+[ ! -e "$W/new" ] || fail "OUTDIR was created for a refused comparison"
+before=$(sums "$O")
+expect_err 2 "unknown option 'hiden'" "$COMPARE" "$T" "$O" --spec "2*softmax/mlp" --spec "2*softmax/mlp(hiden=3)" -- "${SHARED[@]}"
+[ "$(sums "$O")" = "$before" ] || fail "a refused comparison changed the runs"
+expect_err 2 "--spec-flags '2\*adaptive/mlp=--lr 1' names no --spec" "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" \
+    --spec-flags "2*adaptive/mlp=--lr 1"
+expect_err 2 "shared train flag '--seed' is set by compare" "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" -- --seed 3
+expect_err 2 "--equal-params is not implemented" "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" --equal-params
+
+check "a foreign OUTDIR is refused: other shared flags, another file, files without a manifest"
+expect_err 2 "holds another comparison: it was made with other shared train flags" \
+    "$COMPARE" "$T" "$O" --spec "2*softmax/mlp" -- "${SHARED[@]}" --dropout 0.1
+head -c 20000 "$DATA" >"$W/other.txt"
+expect_err 2 "holds another comparison: it was made on another training file" \
+    "$COMPARE" "$W/other.txt" "$O" --spec "2*softmax/mlp" -- "${SHARED[@]}"
+mkdir "$W/junk"; echo x >"$W/junk/notes.txt"
+expect_err 2 "holds files but no comparison" "$COMPARE" "$T" "$W/junk" --spec "2*softmax/mlp" -- "${SHARED[@]}"
+[ "$(sums "$O")" = "$before" ] || fail "a refused comparison changed the runs"
+flock -o "$O/compare.lock" sleep 30 & lpid=$!   # another compare holding the OUTDIR
+for _ in $(seq 200); do flock -n "$O/compare.lock" true || break; sleep 0.05; done
+expect_err 2 "OUTDIR '.*' is in use by another compare" "$COMPARE" "$T" "$O" --spec "2*softmax/mlp" -- "${SHARED[@]}"
+pkill -P $lpid; kill $lpid 2>/dev/null; wait $lpid 2>/dev/null
+
+check "a failing run is marked failed, the others complete, compare exits 1 naming it"
+# a train that fails (exit 3, after a partial log) for one spec and is the real one otherwise
+cat >"$W/train_wrap.sh" <<WRAP
+#!/usr/bin/env bash
+case " \$* " in *" --check "*) exec "$PWD/$TRAIN" "\$@";; esac
+case " \$* " in *"hidden=24"*) echo "simulated failure: out of luck" >&2; exit 3;; esac
+exec "$PWD/$TRAIN" "\$@"
+WRAP
+chmod +x "$W/train_wrap.sh"
+F=$W/fail
+run "$COMPARE" "$T" "$F" --train "$W/train_wrap.sh" --spec "2*softmax/mlp(hidden=24)" --spec "2*softmax/mlp" --jobs 1 -- "${SHARED[@]}"
+[ $RC -eq 1 ] || fail "expected exit 1 with a failed run"
+grep -q "FAILED 2\*softmax/mlp(hidden=24) seed 1337 (exit 3).*simulated failure" "$W/err" || fail "no FAILED line naming the run"
+grep -q "1 run failed: '2\*softmax/mlp(hidden=24)' seed 1337" "$W/err" || fail "no closing line naming the failed run"
+[ "$(col "$F/report.csv" "2*softmax/mlp" runs_ok)" = 1 ] || fail "the other spec did not complete"
+[ "$(col "$F/report.csv" "2*softmax/mlp(hidden=24)" runs_failed)" = 1 ] || fail "the failed run is not marked in report.csv"
+grep -q '| `2\*softmax/mlp(hidden=24)` | – | 0 of 1 (\*\*failed\*\*)' "$F/report.md" || fail "report.md does not mark the failed row"
+grep -q "^## Failed runs" "$F/report.md" || fail "report.md has no failed-runs section"
+echo "all compare checks passed"
