@@ -501,7 +501,8 @@ static void load_shards(train_t *t, tok_kind_t tkind, uint64_t *hash) {
         if (!shard_is_shard(t->files[k]))
             die(EXIT_USAGE, "train: '%s' is not a token shard; train on one text file, or on shards only (train --prepare TEXT OUT makes one)",
                 t->files[k]);
-    if (dataset_open_shards(&t->ds, t->files, t->n_files, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    if (dataset_open_shards(&t->ds, t->files, t->n_files, err, sizeof err))
+        die(strstr(err, "another tokenizer") ? EXIT_USAGE : EXIT_RUNTIME, "train: %s", err);
     t->ds.all_train = o->val[0] != 0;
     *hash = t->ds.text_fnv1a64;
     const tokenizer_t *made = &t->ds.shards[0].tok;

@@ -73,6 +73,12 @@ uint64_t fnv1a64(const uint8_t *p, size_t n) {
 
 size_t dataset_bpe_cut(size_t n) { return n / 10 * 9 + n % 10 * 9 / 10; }
 
+size_t dataset_bpe_train_tokens(const tokenizer_t *tok, const int32_t *ids, size_t n, size_t cut) {
+    size_t k = 0, end = 0;
+    while (k < n && end + (size_t)tok_token_bytes(tok, ids[k]) <= cut) end += (size_t)tok_token_bytes(tok, ids[k++]);
+    return k;
+}
+
 int dataset_read(dataset_t *ds, const char *path, char *err, size_t errlen) {
     memset(ds, 0, sizeof *ds);
     if (read_file_bytes(path, &ds->text, &ds->text_bytes, err, errlen)) return -1;
@@ -101,25 +107,18 @@ int dataset_tokenize(dataset_t *ds, const char *path, const tokenizer_t *tok, in
     size_t plen = strlen(path) + 3;
     char *label = xmalloc(plen);
     snprintf(label, plen, "'%s'", path);
-    // bpe: the training split is the first floor(0.9 bytes) bytes, encoded apart from the rest (its
-    // merges were learned on it alone); byte and char: floor(0.9 n) of the whole text's tokens.
-    size_t cut = tok->kind == TOK_BPE && !ds->all_train ? dataset_bpe_cut(ds->text_bytes) : ds->text_bytes;
-    int32_t *ids = xmalloc(sizeof *ids);
-    size_t n = 0, cap = 1, used;
-    int rc = tok_encode_stream(tok, ds->text, cut, 1, &ids, &n, &cap, &used, 0, label, err, errlen);
-    size_t n_first = n;
-    if (rc == 0 && cut < ds->text_bytes)
-        rc = tok_encode_stream(tok, ds->text + cut, ds->text_bytes - cut, 1, &ids, &n, &cap, &used, cut, label, err, errlen);
+    int32_t *ids;
+    size_t n;
+    int rc = tok_encode(tok, ds->text, ds->text_bytes, &ids, &n, label, err, errlen);
     free(label);
     if (rc) {
-        free(ids);
         dataset_free(ds);
         return -1;
     }
     ds->tokens = ids;
     ds->n_tokens = n;
     if (ds->all_train) ds->n_train = n;
-    else if (tok->kind == TOK_BPE) ds->n_train = n_first;
+    else if (tok->kind == TOK_BPE) ds->n_train = dataset_bpe_train_tokens(tok, ids, n, dataset_bpe_cut(ds->text_bytes));
     else ds->n_train = n / 10 * 9 + n % 10 * 9 / 10;  // floor(0.9 n) without overflow
     if (check_splits(ds, path, ctx, err, errlen)) {
         dataset_free(ds);

@@ -25,7 +25,8 @@ typedef struct {
     int32_t *tokens;    // a text source: all tokens of the file (n_tokens); NULL for shards
     size_t n_tokens;
     size_t n_train;     // tokens[0, n_train) train; tokens[n_train, n_tokens) validate (unless --val);
-                        // n_train = floor(0.9 n), for bpe the tokens of the first floor(0.9 bytes) bytes
+                        // n_train = floor(0.9 n); bpe: the tokens that end within the text's first
+                        // floor(0.9 bytes) bytes (dataset_bpe_train_tokens)
     int all_train;      // set after dataset_read / dataset_open_shards, before dataset_tokenize /
                         // dataset_check_shards: every token trains (--val gives validation)
     shard_t *shards;    // a shard source: n_shards mapped shards, shard k = tokens [shard_lo[k], shard_lo[k+1])
@@ -37,9 +38,12 @@ typedef struct {
     int32_t *val_owned;
 } dataset_t;
 
-// Where the bpe tokenizer's training split ends in a text of n bytes: floor(0.9 n) (the merges are
-// learned on text[0, cut) alone, and the two parts are encoded separately).
+// Where the bpe tokenizer's training split ends in a text of n bytes: cut = floor(0.9 n). The merges
+// are learned on text[0, cut) alone; the whole text is encoded once, and the training split is its
+// tokens that end by byte cut (dataset_bpe_train_tokens): a token straddling the cut starts the
+// validation split (its first bytes are training text; no validation byte is ever learned from).
 size_t dataset_bpe_cut(size_t n);
+size_t dataset_bpe_train_tokens(const tokenizer_t *tok, const int32_t *ids, size_t n, size_t cut);
 
 // The FNV-1a continuation: fnv1a64 of a text is fnv1a64_more(fnv1a64(NULL, 0), text, n).
 uint64_t fnv1a64_more(uint64_t h, const uint8_t *p, size_t n);

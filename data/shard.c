@@ -280,9 +280,9 @@ int shard_prepare(const char *in_path, const char *out_path, const tokenizer_t *
     *n_tokens_out = 0;
     uint64_t size;
     if (file_size(in_path, &size, err, errlen)) return -1;
-    // bpe: the training split is the text's first floor(0.9 bytes) bytes, encoded on its own (as
-    // training on the text does); byte and char: floor(0.9 n) tokens.
-    uint64_t cut = tok->kind == TOK_BPE ? size / 10 * 9 + size % 10 * 9 / 10 : size;
+    // The split training on the text makes (dataset.h): bpe, the tokens that end within the first
+    // floor(0.9 bytes) bytes; byte and char, floor(0.9 n) tokens.
+    uint64_t cut = size / 10 * 9 + size % 10 * 9 / 10;
     size_t tmp_len = strlen(out_path) + 8;
     char *tmp = xmalloc(tmp_len);
     snprintf(tmp, tmp_len, "%s.tmp", out_path);
@@ -312,33 +312,32 @@ int shard_prepare(const char *in_path, const char *out_path, const tokenizer_t *
         free(head);
         goto done;
     }
-    uint64_t n_train = 0;
+    uint64_t n_train = 0, bytes_done = 0;
     size_t used = 0;
-    for (int part = 0; part < 2; part++) {  // bpe: [0, cut) then [cut, size); others: all in part 0
-        uint64_t limit = part == 0 ? cut : size;
-        if (part == 1 && cut == size) break;
-        r.eof = 0;
-        for (;;) {
-            if (reader_fill(&r, used, limit, err, errlen)) {
-                free(head);
-                goto done;
-            }
-            n_ids = 0;
-            char what[512];
-            snprintf(what, sizeof what, "'%s'", in_path);
-            if (tok_encode_stream(tok, r.buf, r.len, r.eof, &ids, &n_ids, &cap, &used, r.pos, what, err, errlen)) {
-                free(head);
-                goto done;
-            }
-            if (put_tokens(o, ids, n_ids)) {
-                free(head);
-                seterr(err, errlen, "cannot write shard '%s': %s", tmp, strerror(errno));
-                goto done;
-            }
-            if (r.eof) break;
+    int past_cut = 0;
+    char what[512];
+    snprintf(what, sizeof what, "'%s'", in_path);
+    for (;;) {
+        if (reader_fill(&r, used, size, err, errlen)) {
+            free(head);
+            goto done;
         }
-        if (part == 0) n_train = o->count;
-        // the next part starts with what is left (nothing: a final encode consumes everything)
+        n_ids = 0;
+        if (tok_encode_stream(tok, r.buf, r.len, r.eof, &ids, &n_ids, &cap, &used, r.pos, what, err, errlen)) {
+            free(head);
+            goto done;
+        }
+        for (size_t i = 0; i < n_ids && !past_cut; i++) {  // bpe: the tokens that end by the cut train
+            bytes_done += (uint64_t)tok_token_bytes(tok, ids[i]);
+            if (bytes_done <= cut) n_train++;
+            else past_cut = 1;
+        }
+        if (put_tokens(o, ids, n_ids)) {
+            free(head);
+            seterr(err, errlen, "cannot write shard '%s': %s", tmp, strerror(errno));
+            goto done;
+        }
+        if (r.eof) break;
     }
     if (r.total != size) {
         free(head);
