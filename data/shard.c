@@ -14,7 +14,7 @@
 #include "data/dataset.h"
 #include "tokenizer/bpe_train.h"
 
-enum { CHUNK = 4 << 20 };  // bytes of text read at a time
+size_t shard_chunk_bytes = 4 << 20;
 
 static uint64_t get_u64(const uint8_t *p) {
     uint64_t v = 0;
@@ -175,7 +175,7 @@ static int reader_open(reader_t *r, const char *path, char *err, size_t errlen) 
         return seterr(err, errlen, "'%s' is a directory, not a text file", path);
     }
     r->hash = fnv1a64(NULL, 0);
-    r->cap = 2 * CHUNK;
+    r->cap = 2 * shard_chunk_bytes;
     r->buf = xmalloc(r->cap);
     return 0;
 }
@@ -186,19 +186,19 @@ static void reader_close(reader_t *r) {
     r->buf = NULL;
 }
 
-// Drop the first k bytes, then read up to CHUNK more (up to limit bytes of file in all).
+// Drop the first k bytes, then read up to shard_chunk_bytes more (up to limit bytes of file in all).
 // Returns 0, or -1 on a read error.
 static int reader_fill(reader_t *r, size_t k, uint64_t limit, char *err, size_t errlen) {
     memmove(r->buf, r->buf + k, r->len - k);
     r->len -= k;
     r->pos += k;
-    if (r->len + CHUNK > r->cap) {  // a piece longer than a chunk: the buffer grows with it
-        r->cap = 2 * (r->len + CHUNK);
+    if (r->len + shard_chunk_bytes > r->cap) {  // a piece longer than a chunk: the buffer grows with it
+        r->cap = 2 * (r->len + shard_chunk_bytes);
         uint8_t *grown = realloc(r->buf, r->cap);
         if (!grown) die(EXIT_RUNTIME, "out of memory reading '%s'", r->path);
         r->buf = grown;
     }
-    size_t want = CHUNK;
+    size_t want = shard_chunk_bytes;
     if (r->total + want > limit) want = (size_t)(limit - r->total);
     size_t got = 0;
     while (got < want) {

@@ -60,6 +60,10 @@ int shard_read(const shard_t *s, uint64_t off, size_t n, int vocab, int32_t *dst
 // fnv1a64 of tok_to_json(tok): what a shard records and a run compares.
 uint64_t shard_tok_hash(const tokenizer_t *tok);
 
+// Bytes of text shard_prepare and shard_learn_bpe read at a time (4 MiB; tests make it small to
+// cross many chunk ends on a small text).
+extern size_t shard_chunk_bytes;
+
 // Tokenize the text file in_path into the shard out_path, streaming: the text is read in chunks
 // of a few MiB and tokens are written as they come (memory does not grow with the file). The
 // token width is 16 bits when the vocabulary fits, else 32. n_train as in the header comment.
