@@ -25,9 +25,14 @@ else
   OPENBLAS_LIBS   := -lopenblas
 endif
 
-CPPFLAGS := -I. -I/usr/include/stb $(OPENBLAS_CFLAGS) -D_GNU_SOURCE
+# PCRE2 (8-bit; libpcre2-dev) for BPE's pre-tokenization split (tokenizer/pretok.c): Unicode
+# properties are built into Debian's library, JIT is used when present.
+PCRE2_CFLAGS := $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
+PCRE2_LIBS   := $(or $(shell pkg-config --libs libpcre2-8 2>/dev/null),-lpcre2-8)
+
+CPPFLAGS := -I. -I/usr/include/stb $(OPENBLAS_CFLAGS) $(PCRE2_CFLAGS) -D_GNU_SOURCE
 CFLAGS   := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter -MMD -MP -g
-LDLIBS   := $(OPENBLAS_LIBS) -lcjson -lm
+LDLIBS   := $(OPENBLAS_LIBS) $(PCRE2_LIBS) -lcjson -lm
 
 ifeq ($(DEBUG),1)
   CFLAGS += -O0

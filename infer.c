@@ -13,11 +13,13 @@
 // shows a token what the segment-wise forward would (the memory before its segment of ctx, plus the
 // segment so far; LONG_CONTEXT.md §2), so generation past ctx never re-feeds.
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/attn_map.h"
@@ -28,13 +30,14 @@
 #include "cli/sampler.h"
 #include "cli/spans_plot.h"
 #include "data/dataset.h"
+#include "data/shard.h"
 #include "base/check.h"
 #include "base/output_guard.h"
 #include "checkpoint/checkpoint.h"
 #include "model/model.h"
 
 typedef struct {
-    const char *prompt, *prompt_file, *eval;
+    const char *prompt, *prompt_file, *eval, *export_vocab;
     long tokens, top_k, seed, threads, batch;
     double temperature, top_p;
     int info, spans;
@@ -49,7 +52,7 @@ typedef struct {
     long mqar_len, mqar_pairs, mqar_seqs, mqar_seed;  // 0 / "" = the checkpoint's task, the held-out set
 } opts_t;
 
-enum { MAX_FLAGS = 32 };
+enum { MAX_FLAGS = 32, TOKEN_BUF = 1 << 16 };  // TOKEN_BUF: the longest token generation writes
 
 // The flag table, bound to the options the caller owns; returns the number of flags.
 static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
@@ -61,7 +64,8 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"top-k", FLAG_INT, &o->top_k, "200", 1, 1 << 30, 0, "sample among the k most likely (>= vocab: no truncation)", 0},
         {"top-p", FLAG_FLOAT, &o->top_p, "1.0", 1e-9, 1, 0, "nucleus sampling mass (1 = off)", 0},
         {"seed", FLAG_INT, &o->seed, "1337", 0, 9e15, 0, "sampling seed", 0},
-        {"eval", FLAG_STR, &o->eval, "", 0, 0, 0, "report loss, perplexity and bits per byte on this file", 0},
+        {"eval", FLAG_STR, &o->eval, "", 0, 0, 0, "report loss, perplexity and bits per byte on this file (text or token shard)", 0},
+        {"export-vocab", FLAG_STR, &o->export_vocab, "", 0, 0, 0, "write the vocabulary in tiktoken's format (base64 token, space, rank per line)", 0},
         {"batch", FLAG_INT, &o->batch, "16", 1, 4096, 0, "windows (--eval) or sequences (--mqar-eval) per forward pass", 0},
         {"stride", FLAG_INT, &o->stride, "", 1, 1 << 30, 0, "--eval: windows start S apart, each scoring its last S targets (1..ctx; default ctx)", 0},
         {"ctx", FLAG_INT, &o->ctx, "", 1, 1 << 20, 0, "--eval: window length (default: trained; longer only for --pos rope/none)", 0},
@@ -90,6 +94,7 @@ static const char *USAGE =
     "       infer CKPT --mqar-eval [--mqar-len N] [--mqar-pairs D] [--mqar-seqs K] [--mqar-seed S]\n"
     "       infer CKPT --info\n"
     "       infer CKPT --spans\n"
+    "       infer CKPT --export-vocab FILE\n"
     "       infer CKPT --attn-map OUT.png (--prompt TEXT | --prompt-file F) [--layer L] [--head H]";
 
 // ---------------------------------------------------------------------------------------------
@@ -139,7 +144,8 @@ static int generate(ckpt_t *c, const opts_t *o) {
     double t0 = cli_now();
     for (long i = 0; i < o->tokens; i++) {
         int next = sampler_sample(&sampler, logits);
-        uint8_t buf[4];
+        uint8_t buf[TOKEN_BUF];
+        CHECK(tok_max_token_bytes(tok) <= TOKEN_BUF);  // checked at load (main)
         fwrite(buf, 1, (size_t)tok_decode(tok, next, buf), stdout);
         fflush(stdout);
         if (i + 1 < o->tokens) logits = gen_feed(&feed, m, &ds, next);
@@ -194,15 +200,30 @@ static int evaluate(ckpt_t *c, const char *ckpt_path, const opts_t *o, int memor
             output_lock(outs[1].what, png, err, sizeof err))
             die(EXIT_RUNTIME, "infer: %s", err);
     }
-    uint8_t *text;
-    size_t n;
-    if (read_file_bytes(path, &text, &n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     int32_t *tokens;
     size_t n_tok;
-    char what[512];
-    snprintf(what, sizeof what, "'%s'", path);
-    if (tok_encode(&c->tok, text, n, &tokens, &n_tok, what, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-    free(text);
+    if (shard_is_shard(path)) {  // a token shard: made by the checkpoint's tokenizer, read whole
+        dataset_t sh;
+        const char *one[1] = {path};
+        if (dataset_open_shards(&sh, one, 1, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+        sh.all_train = 1;
+        char whose[1100];
+        snprintf(whose, sizeof whose, "the checkpoint '%s'", ckpt_path);
+        if (dataset_check_shards(&sh, &c->tok, whose, 1, err, sizeof err))
+            die(strstr(err, "another tokenizer") ? EXIT_USAGE : EXIT_RUNTIME, "infer: %s", err);
+        n_tok = sh.n_tokens;
+        tokens = xmalloc((n_tok ? n_tok : 1) * sizeof *tokens);
+        dataset_tokens(&sh, 0, n_tok, tokens);
+        dataset_free(&sh);
+    } else {
+        uint8_t *text;
+        size_t n;
+        if (read_file_bytes(path, &text, &n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+        char what[512];
+        snprintf(what, sizeof what, "'%s'", path);
+        if (tok_encode(&c->tok, text, n, &tokens, &n_tok, what, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+        free(text);
+    }
     if (n_tok < 2) die(EXIT_RUNTIME, "'%s' has %zu tokens; evaluation needs at least 2", path, n_tok);
     int trained = c->model.dims.ctx, ctx = o->ctx ? (int)o->ctx : trained, had_memory = c->model.dims.memory;
     eval_mode_t mode;
@@ -295,6 +316,24 @@ static int mqar_eval(ckpt_t *c, const opts_t *o, int seed_given) {
     free(x);
     free(y);
     if (m == &wide) model_free(&wide);
+    return 0;
+}
+
+// --export-vocab: tiktoken's format, written to a temporary and renamed over FILE.
+static int export_vocab(const ckpt_t *c, const char *ckpt_path, const char *path) {
+    char err[1024], tmp[4200];
+    io_path_t outs[] = {{"--export-vocab", path, OUT_REPLACED}}, ins[] = {{"the checkpoint", ckpt_path, 0}};
+    if (output_check(outs, 1, ins, 1, err, sizeof err) || output_lock(outs[0].what, path, err, sizeof err))
+        die(EXIT_RUNTIME, "infer: %s", err);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) die(EXIT_RUNTIME, "infer: cannot write --export-vocab '%s': %s", tmp, strerror(errno));
+    if (tok_write_tiktoken(&c->tok, f) != 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        die(EXIT_RUNTIME, "infer: cannot write --export-vocab '%s': %s", path, strerror(e));
+    }
+    fprintf(stderr, "wrote %s (%d tokens, %s tokenizer, tiktoken format)\n", path, c->tok.vocab_size, tok_kind_name(c->tok.kind));
     return 0;
 }
 
@@ -458,8 +497,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (n_pos != 1) die(EXIT_USAGE, "infer: expected one checkpoint path (see --help)");
-    int modes = (o.eval[0] != 0) + o.info + o.spans + (o.attn_map[0] != 0) + o.mqar_eval;
-    if (modes > 1) die(EXIT_USAGE, "infer: --eval, --info, --spans, --attn-map and --mqar-eval exclude each other");
+    int modes = (o.eval[0] != 0) + o.info + o.spans + (o.attn_map[0] != 0) + o.mqar_eval + (o.export_vocab[0] != 0);
+    if (modes > 1) die(EXIT_USAGE, "infer: --eval, --info, --spans, --attn-map, --mqar-eval and --export-vocab exclude each other");
     int map_given = args_find(flags, n_flags, "attn-map")->given;
     if (map_given && !o.attn_map[0]) die(EXIT_USAGE, "infer: --attn-map needs an output path (OUT.png)");
     if (!map_given && (args_find(flags, n_flags, "layer")->given || args_find(flags, n_flags, "head")->given))
@@ -488,9 +527,12 @@ int main(int argc, char **argv) {
     // A synthetic task's model has raw ids and no text: text generation and --eval FILE make no sense.
     if (!tok_is_text(&c.tok) && !o.info && !o.spans && !o.mqar_eval)
         die(EXIT_USAGE, "infer: '%s' is a model of a synthetic task (raw ids, no text): use --mqar-eval or --info, not %s",
-            pos[0], o.eval[0] ? "--eval" : "text generation");
+            pos[0], o.eval[0] ? "--eval" : o.export_vocab[0] ? "--export-vocab" : "text generation");
+    if (tok_is_text(&c.tok) && tok_max_token_bytes(&c.tok) > TOKEN_BUF)
+        die(EXIT_RUNTIME, "checkpoint '%s': its longest token has %d bytes; infer handles up to %d", pos[0], tok_max_token_bytes(&c.tok), TOKEN_BUF);
     int rc;
     if (o.mqar_eval) rc = mqar_eval(&c, &o, args_find(flags, n_flags, "mqar-seed")->given);
+    else if (o.export_vocab[0]) rc = export_vocab(&c, pos[0], o.export_vocab);
     else if (o.eval[0]) rc = evaluate(&c, pos[0], &o, memory_given);
     else if (o.info) rc = info(&c, pos[0]);
     else if (o.spans) rc = spans(&c, pos[0], o.spans_png);

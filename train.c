@@ -21,6 +21,7 @@
 #include "cli/schedule.h"
 #include "data/dataset.h"
 #include "data/mqar.h"
+#include "data/shard.h"
 #include "data/streams.h"
 #include "base/check.h"
 #include "base/output_guard.h"
@@ -34,11 +35,11 @@
 // flags
 
 typedef struct {
-    const char *layers, *tokenizer, *out, *log, *resume, *init_from, *pos, *final_eval, *task;
+    const char *layers, *tokenizer, *out, *log, *resume, *init_from, *pos, *final_eval, *task, *val, *tokenizer_from;
     long dim, heads, ctx, batch, steps, warmup, grad_accum, eval_every, eval_batches, save_every, seed, threads,
-        stop_after, log_every, memory, mqar_len, mqar_pairs, mqar_vocab, mqar_eval_seqs;
+        stop_after, log_every, memory, mqar_len, mqar_pairs, mqar_vocab, mqar_eval_seqs, vocab;
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
-    int list_kinds, init_partial, streams, eval_at_start, check;
+    int list_kinds, init_partial, streams, eval_at_start, check, prepare;
 } opts_t;
 
 enum { MAX_FLAGS = 48 };
@@ -79,7 +80,11 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"grad-clip", FLAG_FLOAT, &o->grad_clip, "1.0", 0, 1e9, 1, "clip the global gradient norm to this (0 = off)", 0},
         {"grad-accum", FLAG_INT, &o->grad_accum, "1", 1, 1 << 20, 1, "micro-batches per optimizer step", 0},
         {"dropout", FLAG_FLOAT, &o->dropout, "0", 0, 0.99, 1, "dropout on embeddings, attention and residual branches", 0},
-        {"tokenizer", FLAG_STR, &o->tokenizer, "byte", 0, 0, 1, "byte | char", 0},
+        {"tokenizer", FLAG_STR, &o->tokenizer, "byte", 0, 0, 1, "byte | char | bpe", 0},
+        {"vocab", FLAG_INT, &o->vocab, "", 257, 1 << 20, 0, "--tokenizer bpe: vocabulary size (256 bytes + merges learned on the training split)", 0},
+        {"val", FLAG_STR, &o->val, "", 0, 0, 0, "validation text or shard (replaces the last-10% split; give it again on --resume)", 0},
+        {"prepare", FLAG_BOOL, &o->prepare, "", 0, 0, 0, "train --prepare TEXT OUT: tokenize TEXT into the token shard OUT and exit", 0},
+        {"tokenizer-from", FLAG_STR, &o->tokenizer_from, "", 0, 0, 0, "--prepare: use the tokenizer of this checkpoint or shard", 0},
         {"eval-every", FLAG_INT, &o->eval_every, "250", 1, 1e12, 1, "steps between evaluations", 0},
         {"eval-batches", FLAG_INT, &o->eval_batches, "20", 1, 1 << 20, 1, "random validation batches per evaluation", 0},
         {"save-every", FLAG_INT, &o->save_every, "0", 0, 1e12, 0, "steps between checkpoints (0 = at every evaluation)", 0},
@@ -110,6 +115,9 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
 
 static const char *USAGE =
     "usage: train FILE [options]            train a model on a text file\n"
+    "       train SHARD... [options]        train on token shards (memory-mapped)\n"
+    "       train --prepare TEXT OUT [--tokenizer byte|bpe --vocab N | --tokenizer-from CKPT|SHARD]\n"
+    "                                       tokenize a text into a token shard\n"
     "       train --task mqar [options]     train on multi-query associative recall (docs/mqar.md)\n"
     "       train --export CKPT OUT         copy a checkpoint without its optimizer state";
 
@@ -357,6 +365,70 @@ static int do_export(const char *src, const char *dst) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// prepare
+
+// train --prepare TEXT OUT: the tokenizer from --tokenizer-from (a checkpoint's or a shard's), or
+// byte, or bpe learned from TEXT's first floor(0.9 bytes) bytes (streamed, as the shard's split);
+// then TEXT streamed into the shard OUT (data/shard.h).
+static int do_prepare(opts_t *o, flag_t *flags, int n_flags, const char *const *pos, int n_pos) {
+    static const char *const allowed[] = {"prepare", "tokenizer", "vocab", "tokenizer-from", "threads", NULL};
+    for (int i = 0; i < n_flags; i++) {
+        if (!flags[i].given) continue;
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++) ok |= strcmp(flags[i].name, *a) == 0;
+        if (!ok) die(EXIT_USAGE, "train: --%s does not apply to --prepare (it takes --tokenizer, --vocab, --tokenizer-from)", flags[i].name);
+    }
+    if (n_pos != 2) die(EXIT_USAGE, "train: usage: train --prepare TEXT OUT [--tokenizer byte|bpe --vocab N | --tokenizer-from CKPT|SHARD]");
+    const char *in = pos[0], *out = pos[1];
+    char err[1024];
+    io_path_t outs[] = {{"the shard", out, OUT_REPLACED}};
+    io_path_t ins[] = {{"the text", in, 0}, {"--tokenizer-from", o->tokenizer_from, 0}};
+    if (output_check(outs, 1, ins, 2, err, sizeof err) || output_lock("the shard", out, err, sizeof err)) die(EXIT_RUNTIME, "train: %s", err);
+    int tok_given = args_find(flags, n_flags, "tokenizer")->given, vocab_given = args_find(flags, n_flags, "vocab")->given;
+    tokenizer_t tok;
+    double t0 = cli_now();
+    if (o->tokenizer_from[0]) {
+        if (tok_given || vocab_given) die(EXIT_USAGE, "train: --tokenizer-from gives the tokenizer; drop --%s", tok_given ? "tokenizer" : "vocab");
+        if (shard_is_shard(o->tokenizer_from)) {
+            shard_t sh;
+            if (shard_open(&sh, o->tokenizer_from, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+            char *json = tok_to_json(&sh.tok);
+            if (tok_from_json(&tok, json, err, sizeof err)) die(EXIT_RUNTIME, "shard '%s': %s", o->tokenizer_from, err);
+            free(json);
+            shard_close(&sh);
+        } else {
+            ckpt_t c;
+            if (ckpt_load(o->tokenizer_from, &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+            char *json = tok_to_json(&c.tok);
+            if (tok_from_json(&tok, json, err, sizeof err)) die(EXIT_RUNTIME, "checkpoint '%s': %s", o->tokenizer_from, err);
+            free(json);
+            ckpt_free(&c);
+        }
+    } else {
+        tok_kind_t kind;
+        if (tok_kind_parse(o->tokenizer, &kind)) die(EXIT_USAGE, "train: --tokenizer must be byte, char or bpe, got '%s'", o->tokenizer);
+        if (kind == TOK_CHAR)
+            die(EXIT_USAGE, "train: --prepare makes char shards only with --tokenizer-from a char checkpoint (its vocabulary is the run's)");
+        if (vocab_given != (kind == TOK_BPE))
+            die(EXIT_USAGE, "train: %s", kind == TOK_BPE ? "--tokenizer bpe needs --vocab N (the vocabulary size, at least 257)"
+                                                          : "--vocab needs --tokenizer bpe");
+        if (kind == TOK_BPE) {
+            if (shard_learn_bpe(in, (int)o->vocab, &tok, err, sizeof err)) die(EXIT_RUNTIME, "train: '%s': %s", in, err);
+            printf("learned %d bpe merges from the first 90%% of %s in %.1fs\n", tok.vocab_size - 256, in, cli_now() - t0);
+        } else {
+            tok_init_byte(&tok);
+        }
+    }
+    uint64_t n;
+    double t1 = cli_now();
+    if (shard_prepare(in, out, &tok, &n, err, sizeof err)) die(EXIT_RUNTIME, "train: %s", err);
+    printf("shard: %s | %llu tokens of %d bits | tokenizer %s, %d tokens | %.1fs\n", out, (unsigned long long)n,
+           tok.vocab_size <= 65536 ? 16 : 32, tok_kind_name(tok.kind), tok.vocab_size, cli_now() - t1);
+    tok_free(&tok);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
 // the run
 
 typedef struct {
@@ -374,7 +446,9 @@ typedef struct {
     opts_t *o;             // the options, the stored ones restored on --resume
     flag_t *flags;         // the flag table bound to *o (the train_state JSON round trip)
     int n_flags;
-    const char *file;      // the text trained on
+    const char *file;      // the text trained on (or the first shard)
+    const char *const *files;  // the shards trained on (n_files), or the one text
+    int n_files;
     int resumed;
     ckpt_t ck;             // the resumed checkpoint (owns model and tokenizer when resumed)
     model_t fresh_model;   // ... or a fresh model and tokenizer
@@ -444,7 +518,7 @@ static long parse_final_eval(const char *s) {
 static void check_task_options(train_t *t) {
     opts_t *o = t->o;
     static const char *const task_flags[] = {"mqar-len", "mqar-pairs", "mqar-vocab", "mqar-eval-seqs", NULL};
-    static const char *const text_flags[] = {"tokenizer", "ctx", "eval-batches", "memory", "streams", "final-eval", "init-from", NULL};
+    static const char *const text_flags[] = {"tokenizer", "ctx", "eval-batches", "memory", "streams", "final-eval", "init-from", "val", "vocab", NULL};
     if (!o->task[0]) {
         for (const char *const *f = task_flags; *f; f++)
             if (args_find(t->flags, t->n_flags, *f)->given) die(EXIT_USAGE, "train: --%s needs --task mqar", *f);
@@ -473,7 +547,11 @@ static void check_options(train_t *t, tok_kind_t *tkind) {
     if (o->min_lr > o->lr) die(EXIT_USAGE, "train: --min-lr %g is above --lr %g", o->min_lr, o->lr);
     if (o->dim % o->heads) die(EXIT_USAGE, "train: --heads %ld does not divide --dim %ld", o->heads, o->dim);
     if (t->task) *tkind = TOK_RAW;
-    else if (tok_kind_parse(o->tokenizer, tkind)) die(EXIT_USAGE, "train: --tokenizer must be byte or char, got '%s'", o->tokenizer);
+    else if (tok_kind_parse(o->tokenizer, tkind)) die(EXIT_USAGE, "train: --tokenizer must be byte, char or bpe, got '%s'", o->tokenizer);
+    if (args_find(t->flags, t->n_flags, "vocab")->given && *tkind != TOK_BPE)
+        die(EXIT_USAGE, "train: --vocab sets the size of a learned bpe vocabulary; it needs --tokenizer bpe");
+    if (args_find(t->flags, t->n_flags, "tokenizer-from")->given)
+        die(EXIT_USAGE, "train: --tokenizer-from is for --prepare (training takes its tokenizer from --init-from, --resume or the shards)");
     // --pos: the model's config holds it; on --resume an explicit --pos must agree with the checkpoint.
     if (pos_scheme_parse(o->pos, &t->pos)) die(EXIT_USAGE, "train: --pos must be learned, rope or none, got '%s'", o->pos);
     if (t->resumed) {
@@ -514,33 +592,93 @@ static void read_init_source(train_t *t) {
     t->tok = &t->fresh_tok;
 }
 
+// Token shards (one or several, mapped): the run's tokenizer is the shards' own on a fresh run (an
+// explicit --tokenizer must name its kind; --vocab cannot apply), else the checkpoint's or
+// --init-from's, which the shards must have been made with.
+static void load_shards(train_t *t, tok_kind_t tkind, uint64_t *hash) {
+    opts_t *o = t->o;
+    char err[1024];
+    for (int k = 0; k < t->n_files; k++)
+        if (!shard_is_shard(t->files[k]))
+            die(EXIT_USAGE, "train: '%s' is not a token shard; train on one text file, or on shards only (train --prepare TEXT OUT makes one)",
+                t->files[k]);
+    if (dataset_open_shards(&t->ds, t->files, t->n_files, err, sizeof err))
+        die(strstr(err, "another tokenizer") ? EXIT_USAGE : EXIT_RUNTIME, "train: %s", err);
+    t->ds.all_train = o->val[0] != 0;
+    *hash = t->ds.text_fnv1a64;
+    const tokenizer_t *made = &t->ds.shards[0].tok;
+    char whose[1100];
+    if (t->resumed) {
+        if (*hash != t->saved.data_hash || t->ds.text_bytes != t->saved.data_bytes)
+            die(EXIT_USAGE, "train: the shards are not the data the run in '%s' was trained on (%zu bytes, hash differs)", o->resume,
+                t->saved.data_bytes);
+        snprintf(whose, sizeof whose, "the checkpoint '%s'", o->resume);
+    } else if (o->init_from[0]) {
+        snprintf(whose, sizeof whose, "--init-from '%s'", o->init_from);
+    } else {
+        if (args_find(t->flags, t->n_flags, "tokenizer")->given && tkind != made->kind)
+            die(EXIT_USAGE, "train: --tokenizer %s conflicts with shard '%s', made by a %s tokenizer", o->tokenizer, t->files[0],
+                tok_kind_name(made->kind));
+        if (args_find(t->flags, t->n_flags, "vocab")->given)
+            die(EXIT_USAGE, "train: --vocab learns a vocabulary from a text; shard '%s' has its tokenizer already (%s, %d tokens)",
+                t->files[0], tok_kind_name(made->kind), made->vocab_size);
+        char *json = tok_to_json(made);
+        if (tok_from_json(&t->fresh_tok, json, err, sizeof err)) die(EXIT_RUNTIME, "shard '%s': %s", t->files[0], err);
+        free(json);
+        t->tok = &t->fresh_tok;
+        o->tokenizer = tok_kind_name(made->kind);  // stored in train_state: what the run uses
+        snprintf(whose, sizeof whose, "this run");
+    }
+    if (dataset_check_shards(&t->ds, t->tok, whose, (int)o->ctx, err, sizeof err))
+        die(strstr(err, "another tokenizer") ? EXIT_USAGE : EXIT_RUNTIME, "train: %s", err);
+}
+
 // The text, read once (so a pipe works and the hash describes the bytes trained on): a fresh run
-// builds its tokenizer from it (char: from the whole file, train and validation splits) unless
-// --init-from gave one; a resumed run checks it is the file it was trained on. Then the dataset
-// (a text the tokenizer cannot encode is refused, naming the character and its byte offset).
+// builds its tokenizer from it (char: from the whole file, train and validation splits; bpe: merges
+// learned on the training split alone, the first floor(0.9 bytes) bytes, or the whole file with
+// --val) unless --init-from gave one; a resumed run checks it is the file it was trained on. Then
+// the dataset (a text the tokenizer cannot encode is refused, naming the character and its byte
+// offset). Shards go to load_shards. --val then replaces the validation split.
 static void load_data(train_t *t, tok_kind_t tkind, uint64_t *hash) {
     char err[1024];
+    opts_t *o = t->o;
     if (t->task) {  // no text: the raw ids of the task, and a hash of nothing
         tok_init_raw(&t->fresh_tok, t->mqar.vocab);
         t->tok = &t->fresh_tok;
         *hash = 0;
         return;
     }
-    if (dataset_read(&t->ds, t->file, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-    *hash = t->ds.text_fnv1a64;
-    if (t->resumed) {
-        if (*hash != t->saved.data_hash || t->ds.text_bytes != t->saved.data_bytes)
-            die(EXIT_USAGE, "train: '%s' is not the file the run in '%s' was trained on (%zu bytes, hash differs)", t->file,
-                t->o->resume, t->saved.data_bytes);
-    } else if (!t->o->init_from[0]) {
-        if (tkind == TOK_CHAR) {
-            if (tok_build_char(&t->fresh_tok, t->ds.text, t->ds.text_bytes, err, sizeof err)) die(EXIT_RUNTIME, "'%s': %s", t->file, err);
-        } else {
-            tok_init_byte(&t->fresh_tok);
+    if (t->n_files > 1 || shard_is_shard(t->file)) {
+        load_shards(t, tkind, hash);
+    } else {
+        if (dataset_read(&t->ds, t->file, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+        t->ds.all_train = o->val[0] != 0;
+        *hash = t->ds.text_fnv1a64;
+        if (t->resumed) {
+            if (*hash != t->saved.data_hash || t->ds.text_bytes != t->saved.data_bytes)
+                die(EXIT_USAGE, "train: '%s' is not the file the run in '%s' was trained on (%zu bytes, hash differs)", t->file,
+                    o->resume, t->saved.data_bytes);
+        } else if (!o->init_from[0]) {
+            if (tkind == TOK_CHAR) {
+                if (tok_build_char(&t->fresh_tok, t->ds.text, t->ds.text_bytes, err, sizeof err)) die(EXIT_RUNTIME, "'%s': %s", t->file, err);
+            } else if (tkind == TOK_BPE) {
+                if (!args_find(t->flags, t->n_flags, "vocab")->given)
+                    die(EXIT_USAGE, "train: --tokenizer bpe needs --vocab N (the vocabulary size, at least 257)");
+                size_t learn = t->ds.all_train ? t->ds.text_bytes : dataset_bpe_cut(t->ds.text_bytes);
+                if (tok_learn_bpe(&t->fresh_tok, t->ds.text, learn, (int)o->vocab, err, sizeof err))
+                    die(EXIT_RUNTIME, "train: '%s': %s", t->file, err);
+            } else {
+                tok_init_byte(&t->fresh_tok);
+            }
+            t->tok = &t->fresh_tok;
         }
-        t->tok = &t->fresh_tok;
+        if (dataset_tokenize(&t->ds, t->file, t->tok, (int)o->ctx, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
     }
-    if (dataset_tokenize(&t->ds, t->file, t->tok, (int)t->o->ctx, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    if (args_find(t->flags, t->n_flags, "vocab")->given && o->vocab != t->tok->vocab_size)
+        die(EXIT_USAGE, "train: --vocab %ld conflicts with %s, whose tokenizer has %d tokens", o->vocab,
+            t->resumed ? "--resume" : "--init-from", t->tok->vocab_size);
+    if (o->val[0] && dataset_load_val(&t->ds, o->val, t->tok, (int)o->ctx, err, sizeof err))
+        die(strstr(err, "another tokenizer") ? EXIT_USAGE : EXIT_RUNTIME, "train: %s", err);
 }
 
 // For a block's tensor "layers.<l>.attn.*" or "layers.<l>.ffn.*": the length of that prefix; else 0.
@@ -754,8 +892,9 @@ static void setup_schedule(train_t *t) {
 
 // Everything before the first step: model (resumed or fresh), data, activations, header lines, log,
 // signal handlers, the micro-batch buffers. Dies with one line on any problem.
-static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const char *file) {
-    *t = (train_t){.o = o, .flags = flags, .n_flags = n_flags, .file = file, .rep.accuracy = NAN};
+static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const char *const *files, int n_files) {
+    const char *file = n_files ? files[0] : "";
+    *t = (train_t){.o = o, .flags = flags, .n_flags = n_flags, .file = file, .files = files, .n_files = n_files, .rep.accuracy = NAN};
     guard_outputs(o, flags, n_flags, file);
     if (o->resume[0]) open_resumed(t);
     tok_kind_t tkind;
@@ -781,11 +920,14 @@ static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const c
            m->dims.ctx, m->dims.vocab, tok_kind_name(t->tok->kind), n_params, m->dims.pos ? " | pos " : "",
            m->dims.pos ? pos_scheme_name(m->dims.pos) : "", mem_note);
     if (t->streams_on) snprintf(mem_note, sizeof mem_note, " | %d streams of %zu tokens", t->B, t->streams.len);
+    char source[64] = "";
+    if (t->ds.shards) snprintf(source, sizeof source, " (%d shard%s, mapped)", t->ds.n_shards, t->ds.n_shards == 1 ? "" : "s");
     if (t->task)
         printf("task: mqar | length %d, %d pairs, vocab %d | batch %ld sequences, accum %ld | evaluation: %ld held-out sequences\n",
                t->mqar.len, t->mqar.pairs, t->mqar.vocab, o->batch, o->grad_accum, o->mqar_eval_seqs);
-    else printf("data: %s | %zu tokens: %zu train, %zu validation | batch %ld x %ld, accum %ld%s\n", file, t->ds.n_tokens,
-           t->ds.n_train, t->ds.n_tokens - t->ds.n_train, o->batch, o->ctx, o->grad_accum, mem_note);
+    else printf("data: %s%s | %zu tokens: %zu train, %zu validation%s%s | batch %ld x %ld, accum %ld%s\n", file, source,
+           t->ds.n_tokens, t->ds.n_train, t->ds.n_val, o->val[0] ? " from " : "", o->val[0] ? o->val : "", o->batch, o->ctx,
+           o->grad_accum, mem_note);
     if (t->resumed) printf("resuming %s at step %ld of %ld\n", o->resume, t->saved.step, o->steps);
 
     open_log(t);
@@ -820,7 +962,7 @@ static int train_step(train_t *t, double lr) {
             mqar_batch(&t->mqar, &run->data_rng, t->B, t->x, t->y);  // fresh sequences; loss on the answers only
         } else if (!t->streams_on) {
             dataset_train_batch(&t->ds, &run->data_rng, t->B, t->T, t->x, t->y);
-        } else if (streams_next(&t->streams, t->ds.tokens, t->x, t->y) && t->memory) {
+        } else if (dataset_stream_batch(&t->ds, &t->streams, t->x, t->y) && t->memory) {
             model_mem_clear(&t->mem);  // the streams wrapped to their start: nothing before it is remembered
         }
         loss += model_forward(m, t->x, t->y, t->B, t->T, &rc) / (double)o->grad_accum;
@@ -961,13 +1103,13 @@ static void eval_random(train_t *t, long step, eval_sums_t *s) {
     }
 }
 
-// Memory mode (LONG_CONTEXT.md §3) over validation tokens [n_train, n_train + n): one stream in segments of
+// Memory mode (LONG_CONTEXT.md §3) over the first n validation tokens: one stream in segments of
 // ctx, the memory carried in eval_run_plan's own state (the training streams' memory is untouched).
 static void eval_memory(train_t *t, size_t n, eval_sums_t *s) {
     eval_plan_t p;
     char err[256];
     CHECK(eval_plan_init(&p, EVAL_MEMORY, n, t->T, 0, t->memory, err, sizeof err) == 0);
-    eval_run_plan(t->m, t->tok, t->ds.tokens + t->ds.n_train, &p, s, NULL);
+    eval_run_plan(t->m, t->tok, t->ds.val, &p, s, NULL);
 }
 
 // The periodic validation estimate. Without memory: random windows. With memory: memory mode over a fixed
@@ -981,7 +1123,7 @@ static void eval_periodic(train_t *t, long step, eval_sums_t *s, char *how, size
         snprintf(how, howlen, "%ld random windows", o->eval_batches * o->batch);
         return;
     }
-    size_t n_val = t->ds.n_tokens - t->ds.n_train, targets = (size_t)o->eval_batches * (size_t)o->batch * (size_t)o->ctx;
+    size_t n_val = t->ds.n_val, targets = (size_t)o->eval_batches * (size_t)o->batch * (size_t)o->ctx;
     if (targets < 4 * (size_t)t->memory) targets = 4 * (size_t)t->memory;
     size_t n = targets + 1 < n_val ? targets + 1 : n_val;
     eval_memory(t, n, s);
@@ -1128,14 +1270,14 @@ static void report_final(train_t *t) {
     eval_sums_t s;
     double t0 = cli_now();
     int stats = model_stats_begin(t->m);  // pkm layers: slot usage over the final evaluation
-    size_t n_val = t->ds.n_tokens - t->ds.n_train, n = n_val;
+    size_t n_val = t->ds.n_val, n = n_val;
     if (t->final_eval_tokens > 0 && (size_t)t->final_eval_tokens + 1 < n_val) n = (size_t)t->final_eval_tokens + 1;
     char mode[64] = "", what[256], head[64];
     if (t->memory) {
         eval_memory(t, n, &s);
         snprintf(mode, sizeof mode, ", memory mode M %d", t->memory);
     } else {
-        eval_sequence(t->m, t->tok, t->ds.tokens + t->ds.n_train, n, &s);
+        eval_sequence(t->m, t->tok, t->ds.val, n, &s);
     }
     if (n == n_val)
         snprintf(what, sizeof what, "whole validation split%s, %zu tokens, %.1fs", mode, s.tokens, cli_now() - t0);
@@ -1218,7 +1360,8 @@ int main(int argc, char **argv) {
     opts_t o = {0};
     flag_t flags[MAX_FLAGS];
     int n_flags = bind_flags(&o, flags);
-    const char *pos[3];
+    enum { MAX_FILES = 256 };
+    const char *pos[MAX_FILES];
     int n_pos, want_help, want_version, export_mode = 0;
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--export") == 0) export_mode = i;
@@ -1226,7 +1369,7 @@ int main(int argc, char **argv) {
         if (argc != 4 || export_mode != 1) die(EXIT_USAGE, "train: usage: train --export CKPT OUT");
         return do_export(argv[2], argv[3]);
     }
-    args_parse(flags, n_flags, argc, argv, pos, 1, &n_pos, &want_help, &want_version, "train");
+    args_parse(flags, n_flags, argc, argv, pos, MAX_FILES, &n_pos, &want_help, &want_version, "train");
     if (want_help) {
         args_print_help(flags, n_flags, USAGE);
         return 0;
@@ -1236,14 +1379,15 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (o.list_kinds) return print_kinds();
+    if (o.prepare) return do_prepare(&o, flags, n_flags, pos, n_pos);
     if (o.task[0] && n_pos != 0) die(EXIT_USAGE, "train: --task %s trains on generated sequences, not on a FILE ('%s')", o.task, pos[0]);
-    if (!o.task[0] && n_pos != 1) die(EXIT_USAGE, "train: expected one text FILE to train on (see --help)");
+    if (!o.task[0] && n_pos < 1) die(EXIT_USAGE, "train: expected one text FILE or token shards to train on (see --help)");
     if (o.resume[0] && o.init_from[0]) die(EXIT_USAGE, "train: --resume and --init-from exclude each other");
     if (o.check) return check_run(&o, flags, n_flags, pos[0]);
     cli_set_threads(o.threads);
 
     train_t run;
-    setup_run(&run, &o, flags, n_flags, o.task[0] ? "" : pos[0]);
+    setup_run(&run, &o, flags, n_flags, pos, n_pos);
     const char *stop_reason;
     int status = run_steps(&run, &stop_reason);
     status = finish_run(&run, status, stop_reason);

@@ -255,6 +255,8 @@ static void test_batches(void) {
         ds.n_train = 180;
         ds.tokens = malloc(ds.n_tokens * sizeof(int32_t));
         for (size_t i = 0; i < ds.n_tokens; i++) ds.tokens[i] = (int32_t)i;
+        ds.val = ds.tokens + ds.n_train;  // the 90/10 split's validation tokens
+        ds.n_val = ds.n_tokens - ds.n_train;
         enum { B = 7, T = 9 };
         int32_t x[B * T], y[B * T];
         rng_t rng, ref;

@@ -223,7 +223,8 @@ static void test_json(void) {
             {"[1,2]", "expected an object"},
             {"{}", "missing string \"kind\""},
             {"{\"kind\":7}", "missing string \"kind\""},
-            {"{\"kind\":\"bpe\"}", "unknown kind \"bpe\""},
+            {"{\"kind\":\"wordpiece\"}", "unknown kind \"wordpiece\" (known: byte, char, bpe)"},
+            {"{\"kind\":\"bpe\"}", "bpe tokenizer without \"merges\""},
             {"{\"kind\":\"byte\",\"extra\":1}", "unknown key \"extra\""},
             {"{\"kind\":\"byte\",\"codepoints\":[1]}", "byte tokenizer has no"},
             {"{\"kind\":\"char\"}", "without \"codepoints\""},
@@ -251,8 +252,10 @@ static void test_json(void) {
         tok_kind_t k;
         EXPECT(tok_kind_parse("byte", &k) == 0 && k == TOK_BYTE);
         EXPECT(tok_kind_parse("char", &k) == 0 && k == TOK_CHAR);
-        EXPECT(tok_kind_parse("bpe", &k) == -1 && tok_kind_parse("Byte", &k) == -1);
-        EXPECT(strcmp(tok_kind_name(TOK_BYTE), "byte") == 0 && strcmp(tok_kind_name(TOK_CHAR), "char") == 0);
+        EXPECT(tok_kind_parse("bpe", &k) == 0 && k == TOK_BPE);
+        EXPECT(tok_kind_parse("BPE", &k) == -1 && tok_kind_parse("Byte", &k) == -1);
+        EXPECT(strcmp(tok_kind_name(TOK_BYTE), "byte") == 0 && strcmp(tok_kind_name(TOK_CHAR), "char") == 0 &&
+               strcmp(tok_kind_name(TOK_BPE), "bpe") == 0);
     }
 }
 
