@@ -217,6 +217,8 @@ static void check_memory(const char *spec, uint64_t seed, int grad) {
         snprintf(name, sizeof name, "memory %d: decode == segment-wise forward %s --pos %s", M, spec, pos);
         TEST_CASE(name) fixture_mem_decode(spec, M);
     }
+    snprintf(name, sizeof name, "memory: a training step's gradients do not see the advanced state %s --pos %s", spec, pos);
+    TEST_CASE(name) fixture_mem_advance_grad(spec, seed);
     if (grad) {
         snprintf(name, sizeof name, "memory gradcheck %s --pos %s", spec, pos);
         TEST_CASE(name) {

@@ -223,7 +223,7 @@ static void test_json(void) {
             {"[1,2]", "expected an object"},
             {"{}", "missing string \"kind\""},
             {"{\"kind\":7}", "missing string \"kind\""},
-            {"{\"kind\":\"wordpiece\"}", "unknown kind \"wordpiece\" (known: byte, char, bpe)"},
+            {"{\"kind\":\"wordpiece\"}", "unknown kind \"wordpiece\" (known: byte, char, bpe, raw)"},
             {"{\"kind\":\"bpe\"}", "bpe tokenizer without \"merges\""},
             {"{\"kind\":\"byte\",\"extra\":1}", "unknown key \"extra\""},
             {"{\"kind\":\"byte\",\"codepoints\":[1]}", "byte tokenizer has no"},
