@@ -97,6 +97,24 @@ static const char *USAGE =
     "       infer CKPT --export-vocab FILE\n"
     "       infer CKPT --attn-map OUT.png (--prompt TEXT | --prompt-file F) [--layer L] [--head H]";
 
+// The prompt's bytes: --prompt-file's (exit 1 with one line when it cannot be read) or --prompt's.
+static void read_prompt(const opts_t *o, uint8_t **text, size_t *text_n) {
+    char err[1024];
+    if (o->prompt_file[0]) {
+        if (read_file_bytes(o->prompt_file, text, text_n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
+    } else {
+        *text_n = strlen(o->prompt);
+        *text = xmalloc(*text_n + 1);
+        memcpy(*text, o->prompt, *text_n);
+    }
+}
+
+// The prompt's tokens (exit 2 with one line when it has a character the vocabulary lacks).
+static void encode_prompt(const tokenizer_t *tok, const uint8_t *text, size_t text_n, int32_t **ids, size_t *n) {
+    char err[1024];
+    if (tok_encode(tok, text, text_n, ids, n, "prompt", err, sizeof err)) die(EXIT_USAGE, "%s", err);
+}
+
 // ---------------------------------------------------------------------------------------------
 // generation
 
@@ -104,18 +122,12 @@ static int generate(ckpt_t *c, const opts_t *o) {
     model_t *m = &c->model;
     tokenizer_t *tok = &c->tok;
     char err[1024];
-    uint8_t *text = NULL;
-    size_t text_n = 0;
-    if (o->prompt_file[0]) {
-        if (read_file_bytes(o->prompt_file, &text, &text_n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-    } else {
-        text_n = strlen(o->prompt);
-        text = xmalloc(text_n + 1);
-        memcpy(text, o->prompt, text_n);
-    }
+    uint8_t *text;
+    size_t text_n;
+    read_prompt(o, &text, &text_n);
     int32_t *prompt;
     size_t n_prompt;
-    if (tok_encode(tok, text, text_n, &prompt, &n_prompt, "prompt", err, sizeof err)) die(EXIT_USAGE, "%s", err);
+    encode_prompt(tok, text, text_n, &prompt, &n_prompt);
     if (n_prompt == 0) {  // start from a newline when the vocabulary has one (nanoGPT's sample.py), else token 0
         int32_t *nl;
         size_t n_nl;
@@ -444,18 +456,12 @@ static void token_label(const tokenizer_t *tok, int32_t id, char *out, size_t n)
 static int attention_map(ckpt_t *c, const char *ckpt_path, const opts_t *o) {
     model_t *m = &c->model;
     char err[1024];
-    uint8_t *text = NULL;
-    size_t text_n = 0;
-    if (o->prompt_file[0]) {
-        if (read_file_bytes(o->prompt_file, &text, &text_n, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-    } else {
-        text_n = strlen(o->prompt);
-        text = xmalloc(text_n + 1);
-        memcpy(text, o->prompt, text_n);
-    }
     int32_t *tokens;
     size_t T;
-    if (tok_encode(&c->tok, text, text_n, &tokens, &T, "prompt", err, sizeof err)) die(EXIT_USAGE, "%s", err);
+    uint8_t *text;
+    size_t text_n;
+    read_prompt(o, &text, &text_n);
+    encode_prompt(&c->tok, text, text_n, &tokens, &T);
     free(text);
     if (T == 0) die(EXIT_USAGE, "infer: --attn-map needs a prompt (--prompt TEXT or --prompt-file F) of at least one token");
     attn_map_t map;

@@ -226,8 +226,10 @@ static inline double fmem_grad_loss(void *p) {
     return model_forward(&c->m, c->tok, c->tgt, 2, FMEM_SEG, &rc) + model_extra_loss(&c->m, 0);
 }
 
-// Returns the worst ratio to tolerance (fd_check_piecewise, as test_kinds.c's own gradient checks).
-static inline double fixture_mem_gradcheck(const char *spec, uint64_t seed) {
+// The gradient cases' model (V 11, C 8, H 2, ctx 12, M 12, 2 streams) with its memory and tokens:
+// warm (the segment that fills the memory), c->tok, c->tgt. Returns NULL (case failed) if the kind
+// refuses memory 12.
+static inline fmem_grad_t *fmem_grad_setup(const char *spec, uint64_t seed, int32_t *warm) {
     int S = FMEM_SEG, V = 11;
     fmem_grad_t *c = xcalloc(1, sizeof *c);
     char err[512];
@@ -237,19 +239,33 @@ static inline double fixture_mem_gradcheck(const char *spec, uint64_t seed) {
     if (rc) {
         EXPECT_MSG(0, "%s with memory %d: %s", spec, S, err);
         free(c);
-        return INFINITY;
+        return NULL;
     }
+    model_alloc_acts(&c->m, 2, S, 0.0f);
+    model_mem_init(&c->mem, &c->m, 2);
+    fixture_tokens(warm, 2 * S, V, 4);
+    fixture_tokens(c->tok, 2 * S, V, 5);
+    fixture_tokens(c->tgt, 2 * S, V, 6);
+    return c;
+}
+
+static inline void fmem_grad_free(fmem_grad_t *c) {
+    model_mem_free(&c->mem);
+    model_free(&c->m);
+    free(c);
+}
+
+// Returns the worst ratio to tolerance (fd_check_piecewise, as test_kinds.c's own gradient checks).
+static inline double fixture_mem_gradcheck(const char *spec, uint64_t seed) {
+    int S = FMEM_SEG;
+    int32_t warm[2 * FMEM_SEG];
+    fmem_grad_t *c = fmem_grad_setup(spec, seed, warm);
+    if (!c) return INFINITY;
     for (int i = 0; i < c->m.params.count; i++) {  // std 0.4 as the memory-free gradient checks
         param_t *p = c->m.params.items[i];
         if (p->init == INIT_NORMAL || p->init == INIT_UNIFORM)
             for (size_t j = 0; j < p->numel; j++) p->data[j] *= 0.4f / 0.3f;
     }
-    model_alloc_acts(&c->m, 2, S, 0.0f);
-    model_mem_init(&c->mem, &c->m, 2);
-    int32_t warm[2 * FMEM_SEG];
-    fixture_tokens(warm, 2 * S, V, 4);
-    fixture_tokens(c->tok, 2 * S, V, 5);
-    fixture_tokens(c->tgt, 2 * S, V, 6);
     rng_t r;
     rng_seed(&r, 99);
     run_ctx_t run = {.training = 1, .dropout = 0.0f, .rng = &r, .mem = &c->mem};
@@ -262,9 +278,7 @@ static inline double fixture_mem_gradcheck(const char *spec, uint64_t seed) {
     model_extra_loss(&c->m, 1);
     EXPECT(c->mem.n == S && c->mem.pos0 == S);
     double worst = fixture_fd_all_params(&c->m, fmem_grad_loss, c);
-    model_mem_free(&c->mem);
-    model_free(&c->m);
-    free(c);
+    fmem_grad_free(c);
     return worst;
 }
 
@@ -273,23 +287,10 @@ static inline double fixture_mem_gradcheck(const char *spec, uint64_t seed) {
 // must use what the forward saw, never the state as the forward left it. The gradient check above
 // runs read-only, so without this a backward reading the advanced state would pass it. Bit for bit.
 static inline void fixture_mem_advance_grad(const char *spec, uint64_t seed) {
-    int S = FMEM_SEG, V = 11;
-    fmem_grad_t *c = xcalloc(1, sizeof *c);
-    char err[512];
-    pos_scheme_t saved = fixture_pos_scheme;
-    int rc = fixture_mem_model(&c->m, spec, V, 8, 2, S, S, seed, err, sizeof err);
-    fixture_pos_scheme = saved;
-    if (rc) {
-        EXPECT_MSG(0, "%s with memory %d: %s", spec, S, err);
-        free(c);
-        return;
-    }
-    model_alloc_acts(&c->m, 2, S, 0.0f);
-    model_mem_init(&c->mem, &c->m, 2);
+    int S = FMEM_SEG;
     int32_t warm[2 * FMEM_SEG];
-    fixture_tokens(warm, 2 * S, V, 4);
-    fixture_tokens(c->tok, 2 * S, V, 5);
-    fixture_tokens(c->tgt, 2 * S, V, 6);
+    fmem_grad_t *c = fmem_grad_setup(spec, seed, warm);
+    if (!c) return;
     rng_t r;
     rng_seed(&r, 99);
     run_ctx_t run = {.training = 1, .dropout = 0.0f, .rng = &r, .mem = &c->mem};
@@ -326,9 +327,7 @@ static inline void fixture_mem_advance_grad(const char *spec, uint64_t seed) {
     free(kept);
     free(g[0]);
     free(g[1]);
-    model_mem_free(&c->mem);
-    model_free(&c->m);
-    free(c);
+    fmem_grad_free(c);
 }
 
 #endif
