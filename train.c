@@ -1333,9 +1333,9 @@ static void free_run(train_t *t) {
 // and the layer spec are validated as a fresh run would validate them (model_build_registry: the
 // parameter arenas are never allocated), then one line "check: SPEC | N parameters | steps S";
 // nothing is trained, locked or written. Errors are the run's own messages and exit codes.
-static int check_run(opts_t *o, flag_t *flags, int n_flags, const char *file) {
+static int check_run(opts_t *o, flag_t *flags, int n_flags, const char *const *files, int n_files) {
     if (o->resume[0]) die(EXIT_USAGE, "train: --check validates a new run; it does not take --resume");
-    train_t t = {.o = o, .flags = flags, .n_flags = n_flags, .file = file};
+    train_t t = {.o = o, .flags = flags, .n_flags = n_flags, .file = n_files ? files[0] : "", .files = files, .n_files = n_files};
     tok_kind_t tkind;
     uint64_t hash;
     char err[1024];
@@ -1383,7 +1383,7 @@ int main(int argc, char **argv) {
     if (o.task[0] && n_pos != 0) die(EXIT_USAGE, "train: --task %s trains on generated sequences, not on a FILE ('%s')", o.task, pos[0]);
     if (!o.task[0] && n_pos < 1) die(EXIT_USAGE, "train: expected one text FILE or token shards to train on (see --help)");
     if (o.resume[0] && o.init_from[0]) die(EXIT_USAGE, "train: --resume and --init-from exclude each other");
-    if (o.check) return check_run(&o, flags, n_flags, pos[0]);
+    if (o.check) return check_run(&o, flags, n_flags, pos, n_pos);
     cli_set_threads(o.threads);
 
     train_t run;

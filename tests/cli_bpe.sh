@@ -42,6 +42,12 @@ grep -q "(1 shard, mapped)" "$W/out" || fail "header does not say the shard is m
 [ "$(losses "$W/text.csv")" = "$(losses "$W/shard.csv")" ] || fail "losses differ: $(diff <(losses "$W/text.csv") <(losses "$W/shard.csv") | head -4)"
 [ "$(losses "$W/text.csv" | wc -l)" -ge 5 ] || fail "too few log rows"
 
+check "train --check (compare's validation) reads a shard as a run would: same parameter count as the text"
+expect_ok "$TRAIN" --check "$W/bpe.shard" "${small[@]}"
+from_shard=$(grep -E '^check: ' "$W/out") || fail "no check line for the shard"
+expect_ok "$TRAIN" --check "$DATA" "${small[@]}" --tokenizer bpe --vocab 300
+[ "$(grep -E '^check: ' "$W/out")" = "$from_shard" ] || fail "--check on the shard says '$from_shard', on the text '$(cat "$W/out")'"
+
 check "byte shard, segment memory (streams): shard == text step for step"
 mem=(--pos rope --memory 16)
 expect_ok "$TRAIN" --prepare "$DATA" "$W/byte.shard"
