@@ -215,18 +215,10 @@ static int evaluate(ckpt_t *c, const char *ckpt_path, const opts_t *o, int memor
     int32_t *tokens;
     size_t n_tok;
     if (shard_is_shard(path)) {  // a token shard: made by the checkpoint's tokenizer, read whole
-        dataset_t sh;
-        const char *one[1] = {path};
-        if (dataset_open_shards(&sh, one, 1, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-        sh.all_train = 1;
         char whose[1100];
         snprintf(whose, sizeof whose, "the checkpoint '%s'", ckpt_path);
-        if (dataset_check_shards(&sh, &c->tok, whose, 1, err, sizeof err))
+        if (dataset_read_shard(path, &c->tok, whose, &tokens, &n_tok, err, sizeof err))
             die(strstr(err, "another tokenizer") ? EXIT_USAGE : EXIT_RUNTIME, "infer: %s", err);
-        n_tok = sh.n_tokens;
-        tokens = xmalloc((n_tok ? n_tok : 1) * sizeof *tokens);
-        dataset_tokens(&sh, 0, n_tok, tokens);
-        dataset_free(&sh);
     } else {
         uint8_t *text;
         size_t n;

@@ -214,20 +214,29 @@ int dataset_check_shards(dataset_t *ds, const tokenizer_t *tok, const char *whos
     return 0;
 }
 
+int dataset_read_shard(const char *path, const tokenizer_t *tok, const char *whose, int32_t **ids, size_t *n, char *err,
+                       size_t errlen) {
+    dataset_t v;
+    const char *one[1] = {path};
+    if (dataset_open_shards(&v, one, 1, err, errlen)) return -1;
+    v.all_train = 1;
+    if (dataset_check_shards(&v, tok, whose, 1, err, errlen)) {
+        dataset_free(&v);
+        return -1;
+    }
+    *n = v.n_tokens;
+    *ids = xmalloc((*n ? *n : 1) * sizeof **ids);
+    dataset_tokens(&v, 0, *n, *ids);
+    dataset_free(&v);
+    return 0;
+}
+
 int dataset_load_val(dataset_t *ds, const char *path, const tokenizer_t *tok, int ctx, char *err, size_t errlen) {
     CHECK(ds->all_train && !ds->val_owned);
     int32_t *ids = NULL;
     size_t n = 0;
     if (shard_is_shard(path)) {
-        dataset_t v;
-        const char *one[1] = {path};
-        if (dataset_open_shards(&v, one, 1, err, errlen)) return -1;
-        v.all_train = 1;
-        if (dataset_check_shards(&v, tok, "the training data's", 1, err, errlen)) return -1;
-        n = v.n_tokens;
-        ids = xmalloc((n ? n : 1) * sizeof *ids);
-        dataset_tokens(&v, 0, n, ids);
-        dataset_free(&v);
+        if (dataset_read_shard(path, tok, "the training data's", &ids, &n, err, errlen)) return -1;
     } else {
         uint8_t *text;
         size_t bytes;

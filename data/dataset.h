@@ -95,6 +95,10 @@ int dataset_check_shards(dataset_t *ds, const tokenizer_t *tok, const char *whos
 // the split (ds->all_train was set before loading). Needs at least ctx+1 tokens. Returns 0, or -1
 // with one line (the dataset is kept; the caller exits).
 int dataset_load_val(dataset_t *ds, const char *path, const tokenizer_t *tok, int ctx, char *err, size_t errlen);
+// A whole token shard read into memory (*ids, n tokens, malloc'd), after checking it was made by tok
+// (whose names tok's owner in the message). 0, or -1 with one line in err.
+int dataset_read_shard(const char *path, const tokenizer_t *tok, const char *whose, int32_t **ids, size_t *n, char *err,
+                       size_t errlen);
 
 // Tokens [off, off + n) of the sequence into dst (a shard id outside the vocabulary dies with one
 // line: the file was damaged after it was opened).
