@@ -11,6 +11,7 @@
 #include "base/check.h"
 #include "blocks/mem_rows.h"
 #include "model/ops.h"
+#include "model/gemm.h"
 
 // ---------------------------------------------------------------------------------------------
 // options and parameters
@@ -243,10 +244,10 @@ static long long head_forward(const geom_t *g, float *P, float *Pd, const float 
         int r1 = r0 + g->RB < T ? r0 + g->RB : T, k0 = r0 + P0 - W + 1 > 0 ? r0 + P0 - W + 1 : 0, cw = r1 + P0 - k0,
             M = r1 - r0;
         float *Pt = P + (size_t)r0 * LD;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cw, D, g->scale, Q + (size_t)r0 * C3, C3,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cw, D, g->scale, Q + (size_t)r0 * C3, C3,
                     K + (size_t)k0 * C3, C3, 0.0f, Pt, LD);
         // persistent logits q·(sqrt(D)·Kp)/sqrt(D) = q·Kp: no scale here
-        if (N) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, D, 1.0f, Qp + (size_t)r0 * ldqp, ldqp, Kp, D,
+        if (N) par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, D, 1.0f, Qp + (size_t)r0 * ldqp, ldqp, Kp, D,
                            0.0f, Pt + LD - N, LD);
         scored += (long long)M * (cw + N);
         for (int i = r0; i < r1; i++) {
@@ -279,9 +280,9 @@ static long long head_forward(const geom_t *g, float *P, float *Pd, const float 
             }
         }
         const float *Pdt = Pd + (size_t)r0 * LD;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, cw, 1.0f, Pdt, LD, V + (size_t)k0 * C3, C3, 0.0f,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, cw, 1.0f, Pdt, LD, V + (size_t)k0 * C3, C3, 0.0f,
                     O + (size_t)r0 * C, C);
-        if (N) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, N, g->sqrtN, Pdt + LD - N, LD, Vp, D, 1.0f,
+        if (N) par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, N, g->sqrtN, Pdt + LD - N, LD, Vp, D, 1.0f,
                            O + (size_t)r0 * C, C);
     }
     return scored;
@@ -303,7 +304,7 @@ static void project_in(attn_span_t *a, int C, float *qkv, const float *x, const 
             memset(qb + r * C3, 0, (size_t)C * sizeof(float));
             memcpy(qb + r * C3 + C, bkv, 2 * (size_t)C * sizeof(float));
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P0, 2 * C, C, 1.0f, xmem + (size_t)bb * P0 * C, C, wkv, C,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P0, 2 * C, C, 1.0f, xmem + (size_t)bb * P0 * C, C, wkv, C,
                     1.0f, qb + C, (int)C3);
     }
 }
@@ -408,14 +409,14 @@ static float head_backward(const geom_t *g, const float *P, const float *Pd, con
             M = r1 - r0;
         float *dPt = dP + (size_t)r0 * LD;
         const float *Pdt = Pd + (size_t)r0 * LD, *dOt = dO + (size_t)r0 * C;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cw, D, 1.0f, dOt, C, V + (size_t)k0 * C3, C3, 0.0f,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cw, D, 1.0f, dOt, C, V + (size_t)k0 * C3, C3, 0.0f,
                     dPt, LD);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cw, D, M, 1.0f, Pdt, LD, dOt, C, 1.0f,
+        par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cw, D, M, 1.0f, Pdt, LD, dOt, C, 1.0f,
                     dV + (size_t)k0 * C3, C3);
         if (N) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, D, g->sqrtN, dOt, C, Vp, D, 0.0f, dPt + LD - N,
+            par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, D, g->sqrtN, dOt, C, Vp, D, 0.0f, dPt + LD - N,
                         LD);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, M, g->sqrtN, Pdt + LD - N, LD, dOt, C, 1.0f, dVp,
+            par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, M, g->sqrtN, Pdt + LD - N, LD, dOt, C, 1.0f, dVp,
                         D);
         }
         for (int i = r0; i < r1; i++) {
@@ -443,14 +444,14 @@ static float head_backward(const geom_t *g, const float *P, const float *Pd, con
             for (int n = 0; n < N; n++) dpers[n] = ppers[n] * (dpers[n] - dot);
         }
         const float *Qt = Q + (size_t)r0 * C3;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, cw, g->scale, dPt, LD, K + (size_t)k0 * C3, C3,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, cw, g->scale, dPt, LD, K + (size_t)k0 * C3, C3,
                     1.0f, dQ + (size_t)r0 * C3, C3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cw, D, M, g->scale, dPt, LD, Qt, C3, 1.0f,
+        par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cw, D, M, g->scale, dPt, LD, Qt, C3, 1.0f,
                     dK + (size_t)k0 * C3, C3);
         if (N) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, N, 1.0f, dPt + LD - N, LD, Kp, D, 1.0f,
+            par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, N, 1.0f, dPt + LD - N, LD, Kp, D, 1.0f,
                         dQp + (size_t)r0 * ldqp, ldqp);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, M, 1.0f, dPt + LD - N, LD, Qp + (size_t)r0 * ldqp,
+            par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, M, 1.0f, dPt + LD - N, LD, Qp + (size_t)r0 * ldqp,
                         ldqp, 1.0f, dKp, D);
         }
     }
@@ -472,7 +473,7 @@ static void project_in_backward(attn_span_t *a, int C, float *dx, const float *d
     for (int bb = 0; bb < B; bb++) {
         const float *db = dqkv + (size_t)bb * (P0 + T) * C3;
         attn_proj_in_backward(&a->proj, dx + (size_t)bb * T * C, db + (size_t)P0 * C3, x + (size_t)bb * T * C, T, C);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2 * C, C, P0, 1.0f, db + C, (int)C3,
+        par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2 * C, C, P0, 1.0f, db + C, (int)C3,
                     xmem + (size_t)bb * P0 * C, C, 1.0f, dwkv, C);
         for (int r = 0; r < P0; r++)
             for (int c = 0; c < 2 * C; c++) dbkv[c] += db[r * C3 + C + c];

@@ -21,6 +21,7 @@
 #endif
 
 #include "model/block.h"
+#include "model/gemm.h"
 #include "base/check.h"
 #include "model/ops.h"
 #include "blocks/topk.h"
@@ -151,7 +152,7 @@ static void pkm_run(pkm_t *p, float *y, const float *x, float *act, float *scrat
     for (int h = 0; h < H; h++)
         for (int f = 0; f < 2; f++) {
             const float *K = p->keys->data + ((size_t)h * 2 + f) * n * half;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, n, half, 1.0f, a.qn + (size_t)h * dk + f * half, Q,
+            par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, n, half, 1.0f, a.qn + (size_t)h * dk + f * half, Q,
                         K, half, 0.0f, S, n);
 #pragma omp parallel for schedule(static)
             for (int r = 0; r < N; r++) {

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "model/block.h"
+#include "model/gemm.h"
 #include "base/check.h"
 #include "blocks/cp_als.h"
 #include "blocks/mem_rows.h"
@@ -183,12 +184,12 @@ static void project_with_memory(const collab_t *s, float *proj, float *xe, const
     int R = (int)s->R, Tk = n + T;
     check_fused(s, C, H);
     mem_rows_concat(xe, state, x, B, M, n, T, C);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B * Tk, P - R, C, 1.0f, xe, C, s->ck->data, C, 0.0f, proj + R,
+    par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B * Tk, P - R, C, 1.0f, xe, C, s->ck->data, C, 0.0f, proj + R,
                 P);
     for (int bb = 0; bb < B; bb++) {
         float *pb = proj + (size_t)bb * Tk * P;
         for (int r = 0; r < n; r++) memset(pb + (size_t)r * P, 0, (size_t)R * sizeof(float));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, R, C, 1.0f, x + (size_t)bb * T * C, C, s->cq->data, C,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, R, C, 1.0f, x + (size_t)bb * T * C, C, s->cq->data, C,
                     0.0f, pb + (size_t)n * P, P);
     }
 #pragma omp parallel for schedule(static)
@@ -211,7 +212,7 @@ static void head_forward(float *Pr, const float *Qh, const float *K, const float
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
         // S[r0:r1, 0:n+r1] = scale·Qh[r0:r1]·K̃[0:n+r1]ᵀ  (j > n+i overwritten below)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, n + r1, R, scale, Qh + (size_t)r0 * R, R, K, P,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, n + r1, R, scale, Qh + (size_t)r0 * R, R, K, P,
                     0.0f, Pr + (size_t)r0 * Tk, Tk);
     }
     for (int i = 0; i < T; i++) {
@@ -228,7 +229,7 @@ static void head_forward(float *Pr, const float *Qh, const float *K, const float
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
         // O[r0:r1] = P'[r0:r1, 0:n+r1]·V[0:n+r1]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, n + r1, 1.0f, Pw + (size_t)r0 * Tk, Tk, V, P,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, n + r1, 1.0f, Pw + (size_t)r0 * Tk, Tk, V, P,
                     0.0f, O + (size_t)r0 * C, C);
     }
 }
@@ -298,10 +299,10 @@ static void seq_backward(const collab_t *s, const views_t *v, const float *dhead
         for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
             int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
             // dP'[r0:r1, 0:n+r1] = dO[r0:r1]·V[0:n+r1]ᵀ
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, n + r1, D, 1.0f, dO + (size_t)r0 * C, C, V, P,
+            par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, n + r1, D, 1.0f, dO + (size_t)r0 * C, C, V, P,
                         0.0f, dP + (size_t)r0 * Tk, Tk);
             // dV[0:n+r1] += P'[r0:r1, 0:n+r1]ᵀ·dO[r0:r1]
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n + r1, D, r1 - r0, 1.0f, Pd + (size_t)r0 * Tk, Tk,
+            par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n + r1, D, r1 - r0, 1.0f, Pd + (size_t)r0 * Tk, Tk,
                         dO + (size_t)r0 * C, C, 1.0f, dV, P);
         }
         for (int i = 0; i < T; i++) {
@@ -320,10 +321,10 @@ static void seq_backward(const collab_t *s, const views_t *v, const float *dhead
         for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
             int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
             // dQh[r0:r1] = scale·dS[r0:r1, 0:n+r1]·K̃[0:n+r1]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, R, n + r1, scale, dP + (size_t)r0 * Tk, Tk,
+            par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, R, n + r1, scale, dP + (size_t)r0 * Tk, Tk,
                         K, P, 0.0f, dQh + (size_t)r0 * R, R);
             // dK̃[0:n+r1] += scale·dS[r0:r1, 0:n+r1]ᵀ·Qh[r0:r1]
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n + r1, R, r1 - r0, scale, dP + (size_t)r0 * Tk, Tk,
+            par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n + r1, R, r1 - r0, scale, dP + (size_t)r0 * Tk, Tk,
                         Qh + (size_t)r0 * R, R, 1.0f, dK, P);
         }
         if (s->rope_on) rope_apply(&s->rope, dQh, dQh, &ql, k->pos0, ROPE_TRANSPOSE);
@@ -372,9 +373,9 @@ static void collab_backward(block_t *b, float *dx, const float *dy, const float 
     }
     // With memory: dW += dprojᵀ·xe over all Tk rows (memory rows' dQ̃ columns are zero); dx (the
     // segment's rows only; the state gets no gradient) += dproj[b, n:Tk]·W per sequence.
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, C, Nk, 1.0f, dproj, P, v.xe, C, 1.0f, s->cq->grad, C);
+    par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, C, Nk, 1.0f, dproj, P, v.xe, C, 1.0f, s->cq->grad, C);
     for (int bb = 0; bb < B; bb++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, P, 1.0f, dproj + ((size_t)bb * Tk + n) * P, P,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, P, 1.0f, dproj + ((size_t)bb * Tk + n) * P, P,
                     s->cq->data, C, 1.0f, dx + (size_t)bb * T * C, C);
 }
 

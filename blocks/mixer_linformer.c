@@ -32,6 +32,7 @@
 #include "blocks/attn_proj.h"
 #include "blocks/mem_rows.h"
 #include "model/block.h"
+#include "model/gemm.h"
 #include "base/check.h"
 #include "model/ops.h"
 
@@ -151,9 +152,9 @@ static void head_forward(const linformer_t *s, const float *Q, const float *K, c
     float scale = 1.0f / sqrtf((float)D);
     for (int u = 0; u < NC; u++) {
         // K̄_u = E·K_u, V̄_u = F·V_u     (k,c)·(c,D)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, D, c, 1.0f, s->E->data, c, K + (size_t)u * c * ld,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, D, c, 1.0f, s->E->data, c, K + (size_t)u * c * ld,
                     ld, 0.0f, Kbar + (size_t)u * kk * D, D);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, D, c, 1.0f, s->F->data, c, V + (size_t)u * c * ld,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, D, c, 1.0f, s->F->data, c, V + (size_t)u * c * ld,
                     ld, 0.0f, Vbar + (size_t)u * kk * D, D);
     }
     for (int b = q0 / c; b < nb; b++) {
@@ -162,9 +163,9 @@ static void head_forward(const linformer_t *s, const float *Q, const float *K, c
         int nk = ncb * kk, x0 = ncb * c, ne = e0 - x0;  // compressed columns, exact range [x0, e0)
         float *Pb = P + (size_t)(r0 - q0) * Lr;
         if (nk)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, D, scale, Q + (size_t)r0 * ld, ld, Kbar, D, 0.0f,
+            par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, D, scale, Q + (size_t)r0 * ld, ld, Kbar, D, 0.0f,
                         Pb, Lr);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ne, D, scale, Q + (size_t)r0 * ld, ld,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ne, D, scale, Q + (size_t)r0 * ld, ld,
                     K + (size_t)x0 * ld, ld, 0.0f, Pb + nk, Lr);
         for (int i = 0; i < n; i++) {
             float *row = Pb + (size_t)i * Lr;
@@ -187,8 +188,8 @@ static void head_forward(const linformer_t *s, const float *Q, const float *K, c
         }
         const float *Pdb = Pd + (size_t)(r0 - q0) * Lr;
         float *Ob = O + (size_t)(r0 - q0) * ldo;
-        if (nk) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, nk, 1.0f, Pdb, Lr, Vbar, D, 0.0f, Ob, ldo);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, ne, 1.0f, Pdb + nk, Lr, V + (size_t)x0 * ld, ld,
+        if (nk) par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, nk, 1.0f, Pdb, Lr, Vbar, D, 0.0f, Ob, ldo);
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, ne, 1.0f, Pdb + nk, Lr, V + (size_t)x0 * ld, ld,
                     nk ? 1.0f : 0.0f, Ob, ldo);
     }
 }
@@ -265,12 +266,12 @@ static void head_backward(const linformer_t *s, const float *Q, const float *K, 
         const float *Pb = P + (size_t)(r0 - q0) * Lr, *Pdb = Pd + (size_t)(r0 - q0) * Lr;
         const float *dOb = dO + (size_t)(r0 - q0) * ldo, *Qb = Q + (size_t)r0 * ld;
         if (nk) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, D, 1.0f, dOb, ldo, Vbar, D, 0.0f, dP, Lr);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, n, 1.0f, Pdb, Lr, dOb, ldo, 1.0f, dVbar, D);
+            par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, D, 1.0f, dOb, ldo, Vbar, D, 0.0f, dP, Lr);
+            par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, n, 1.0f, Pdb, Lr, dOb, ldo, 1.0f, dVbar, D);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ne, D, 1.0f, dOb, ldo, V + (size_t)x0 * ld, ld, 0.0f,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ne, D, 1.0f, dOb, ldo, V + (size_t)x0 * ld, ld, 0.0f,
                     dP + nk, Lr);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ne, D, n, 1.0f, Pdb + nk, Lr, dOb, ldo, 1.0f,
+        par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ne, D, n, 1.0f, Pdb + nk, Lr, dOb, ldo, 1.0f,
                     dV + (size_t)x0 * ld, ld);
         for (int i = 0; i < n; i++) {
             float *d = dP + (size_t)i * Lr;
@@ -286,24 +287,24 @@ static void head_backward(const linformer_t *s, const float *Q, const float *K, 
             for (int j = valid; j < nk + ne; j++) d[j] = 0.0f;
         }
         if (nk) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, nk, scale, dP, Lr, Kbar, D, 1.0f,
+            par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, nk, scale, dP, Lr, Kbar, D, 1.0f,
                         dQ + (size_t)r0 * ld, ld);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, n, scale, dP, Lr, Qb, ld, 1.0f, dKbar, D);
+            par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, n, scale, dP, Lr, Qb, ld, 1.0f, dKbar, D);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, ne, scale, dP + nk, Lr, K + (size_t)x0 * ld, ld,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, ne, scale, dP + nk, Lr, K + (size_t)x0 * ld, ld,
                     1.0f, dQ + (size_t)r0 * ld, ld);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ne, D, n, scale, dP + nk, Lr, Qb, ld, 1.0f,
+        par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ne, D, n, scale, dP + nk, Lr, Qb, ld, 1.0f,
                     dK + (size_t)x0 * ld, ld);
     }
     for (int u = 0; u < NC; u++) {
         const float *dKu = dKbar + (size_t)u * kk * D, *dVu = dVbar + (size_t)u * kk * D;
         const float *Ku = K + (size_t)u * c * ld, *Vu = V + (size_t)u * c * ld;
         // dE (k,c) += dK̄_u (k,D) · K_uᵀ (D,c);  dK_u (c,D) += Eᵀ (c,k) · dK̄_u (k,D)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kk, c, D, 1.0f, dKu, D, Ku, ld, 1.0f, dE, c);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c, D, kk, 1.0f, s->E->data, c, dKu, D, 1.0f,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kk, c, D, 1.0f, dKu, D, Ku, ld, 1.0f, dE, c);
+        par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c, D, kk, 1.0f, s->E->data, c, dKu, D, 1.0f,
                     dK + (size_t)u * c * ld, ld);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kk, c, D, 1.0f, dVu, D, Vu, ld, 1.0f, dF, c);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c, D, kk, 1.0f, s->F->data, c, dVu, D, 1.0f,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kk, c, D, 1.0f, dVu, D, Vu, ld, 1.0f, dF, c);
+        par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c, D, kk, 1.0f, s->F->data, c, dVu, D, 1.0f,
                     dV + (size_t)u * c * ld, ld);
     }
 }
@@ -388,9 +389,9 @@ static void linformer_decode_step(block_t *b, float *y, const float *x, int pos,
         // chunk cb−w−1 leaves the exact window: compress it before its ring slot is reused (into the slot
         // of chunk cb−w−1−NCr, which lies before lo: at most NCr compressed chunks are visible)
         int u = cb - w - 1, slot = u % (w + 1), cslot = u % NCr;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, C, c, 1.0f, s->E->data, c, Kr + (size_t)slot * c * C,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, C, c, 1.0f, s->E->data, c, Kr + (size_t)slot * c * C,
                     C, 0.0f, Kb + (size_t)cslot * kk * C, C);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, C, c, 1.0f, s->F->data, c, Vr + (size_t)slot * c * C,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk, C, c, 1.0f, s->F->data, c, Vr + (size_t)slot * c * C,
                     C, 0.0f, Vb + (size_t)cslot * kk * C, C);
     }
     size_t rowi = (size_t)(cb % (w + 1)) * c + t;

@@ -38,6 +38,7 @@
 
 #include "blocks/attn_proj.h"
 #include "model/block.h"
+#include "model/gemm.h"
 #include "base/check.h"
 #include "blocks/favor.h"
 #include "model/ops.h"
@@ -238,7 +239,7 @@ static head_views_t head_views(const performer_t *s, float *base, int T, int mem
 static void query_features(const performer_t *s, float *qf, const float *Q, int ld, int n) {
     int m = s->m, D = s->D;
     float alpha = powf((float)D, -0.25f), sm = 1.0f / sqrtf((float)m);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, D, alpha, Q, ld, s->omega->data, D, 0.0f, qf, m);
+    par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, D, alpha, Q, ld, s->omega->data, D, 0.0f, qf, m);
     for (int i = 0; i < n; i++) {
         float *a = qf + (size_t)i * m;
         if (s->kernel == KERNEL_RELU) {
@@ -256,7 +257,7 @@ static void query_features(const performer_t *s, float *qf, const float *Q, int 
 static void key_features(const performer_t *s, float *kf, float *c, const float *K, int ld, int n, float *cmax) {
     int m = s->m, D = s->D;
     float alpha = powf((float)D, -0.25f), sm = 1.0f / sqrtf((float)m);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, D, alpha, K, ld, s->omega->data, D, 0.0f, kf, m);
+    par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, D, alpha, K, ld, s->omega->data, D, 0.0f, kf, m);
     for (int j = 0; j < n; j++) {
         float *a = kf + (size_t)j * m;
         if (s->kernel == KERNEL_RELU) {
@@ -280,7 +281,7 @@ static void key_features(const performer_t *s, float *kf, float *c, const float 
 
 // A (n,n) = (qf kfᵀ) ⊙ ρ on the lower triangle (ρ_ij = exp(c_j − cq_i)), 0 above it.
 static void block_scores(float *A, const float *qf, const float *kf, const float *cq, const float *c, int n, int m) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, m, 1.0f, qf, m, kf, m, 0.0f, A, n);
+    par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, m, 1.0f, qf, m, kf, m, 0.0f, A, n);
     for (int i = 0; i < n; i++) {
         float *a = A + (size_t)i * n;
         for (int j = 0; j <= i; j++) a[j] *= expf(c[j] - cq[i]);
@@ -361,14 +362,14 @@ static void head_forward(const performer_t *s, head_views_t hv, const float *Q, 
                 for (size_t i = 0; i < SD; i++) Pu[i] = a * chain[i] + w * W[i];
             }
             // N_i = exp(cp_u − cq_i) · φq_i P'_u   (the earlier blocks, moved to reference cq_i)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D1, m, 1.0f, qf, m, Pu, D1, 0.0f, N, D1);
+            par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D1, m, 1.0f, qf, m, Pu, D1, 0.0f, N, D1);
             for (int i = 0; i < n; i++) {
                 float e = expf(cp - cq[i]);
                 for (int d = 0; d < D1; d++) N[(size_t)i * D1 + d] *= e;
             }
         }
         block_scores(A, qf, kf, cq, c, n, m);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D1, n, 1.0f, A, n, vp, D1, 1.0f, N, D1);
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D1, n, 1.0f, A, n, vp, D1, 1.0f, N, D1);
         for (int i = 0; i < n; i++) {
             const float *num = N + (size_t)i * D1;
             float den = num[D], inv = 1.0f / fmaxf(den, DEN_TINY);
@@ -384,7 +385,7 @@ static void head_forward(const performer_t *s, head_views_t hv, const float *Q, 
                 for (int d = 0; d < D1; d++) N[(size_t)j * D1 + d] = r * vp[(size_t)j * D1 + d];
             }
             float lambda = cc > -INFINITY ? expf(cc - clast) : 0.0f;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, 1.0f, kf, m, N, D1, lambda, chain, D1);
+            par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, 1.0f, kf, m, N, D1, lambda, chain, D1);
             if (hm && hm->done && u + 1 < nb && cblock_start(s, tb, u + 1) == tb) {  // the window block ends at tb
                 memcpy(hm->done, chain, SD * sizeof(float));
                 hm->done[SD] = clast;
@@ -413,7 +414,7 @@ static void head_forward(const performer_t *s, head_views_t hv, const float *Q, 
                 float r = expf(hv.c[r0 + j] - clast);
                 for (int d = 0; d < D1; d++) N[(size_t)j * D1 + d] = r * hv.vp[(size_t)(r0 + j) * D1 + d];
             }
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, 1.0f, hv.kf + (size_t)r0 * m, m, N, D1, 1.0f,
+            par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, 1.0f, hv.kf + (size_t)r0 * m, m, N, D1, 1.0f,
                         hm->partial, D1);
         }
         hm->partial[SD] = clast;
@@ -586,21 +587,21 @@ static void head_backward(const performer_t *s, head_views_t hv, const float *Q,
         }
         block_scores(A, qf, kf, cq, c, n, m);
         // dA = G'V'ᵀ, then ⊙ρ on the lower triangle
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, D1, 1.0f, G, D1, vp, D1, 0.0f, dA, n);
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, D1, 1.0f, G, D1, vp, D1, 0.0f, dA, n);
         for (int i = 0; i < n; i++) {
             float *a = dA + (size_t)i * n;
             for (int j = 0; j <= i; j++) a[j] *= expf(c[j] - cq[i]);
             for (int j = i + 1; j < n; j++) a[j] = 0.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D1, n, 1.0f, A, n, G, D1, 0.0f, dVp, D1);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, m, n, 1.0f, dA, n, kf, m, 0.0f, dqf, m);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, m, n, 1.0f, dA, n, qf, m, 0.0f, dkf, m);
+        par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D1, n, 1.0f, A, n, G, D1, 0.0f, dVp, D1);
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, m, n, 1.0f, dA, n, kf, m, 0.0f, dqf, m);
+        par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, m, n, 1.0f, dA, n, qf, m, 0.0f, dkf, m);
         if (cp > -INFINITY) {
             for (int i = 0; i < n; i++) {
                 float e = expf(cp - cq[i]);
                 for (int d = 0; d < D1; d++) Ge[(size_t)i * D1 + d] = e * G[(size_t)i * D1 + d];
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, D1, 1.0f, Ge, D1, Su, D1, 1.0f, dqf, m);
+            par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, D1, 1.0f, Ge, D1, Su, D1, 1.0f, dqf, m);
         }
         if (u + 1 < nb) {  // dS holds dS'_{u+1}, the gradient from the later blocks
             float clast = c[n - 1];
@@ -608,8 +609,8 @@ static void head_backward(const performer_t *s, head_views_t hv, const float *Q,
                 float r = expf(c[j] - clast);
                 for (int d = 0; d < D1; d++) t1[(size_t)j * D1 + d] = r * vp[(size_t)j * D1 + d];
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, D1, 1.0f, t1, D1, dS, D1, 1.0f, dkf, m);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D1, m, 1.0f, kf, m, dS, D1, 0.0f, t1, D1);
+            par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, D1, 1.0f, t1, D1, dS, D1, 1.0f, dkf, m);
+            par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D1, m, 1.0f, kf, m, dS, D1, 0.0f, t1, D1);
             for (int j = 0; j < n; j++) {
                 float r = expf(c[j] - clast);
                 for (int d = 0; d < D1; d++) dVp[(size_t)j * D1 + d] += r * t1[(size_t)j * D1 + d];
@@ -618,7 +619,7 @@ static void head_backward(const performer_t *s, head_views_t hv, const float *Q,
         if (u > 0) {
             float lambda = expf(c[-1] - c[n - 1]), a = expf(c[-1] - cp);
             if (u + 1 == nb) memset(dS, 0, (size_t)m * D1 * sizeof(float));
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, a, qf, m, Ge, D1, lambda, dS, D1);
+            par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, a, qf, m, Ge, D1, lambda, dS, D1);
         }
         // features → inputs
         for (int i = 0; i < n; i++) {
@@ -645,9 +646,9 @@ static void head_backward(const performer_t *s, head_views_t hv, const float *Q,
             float *dvout = dV + (size_t)(s0 + i) * ld;
             for (int e = 0; e < D; e++) dvout[e] += dv[e];
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, m, alpha, dqf, m, om, D, 1.0f,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, m, alpha, dqf, m, om, D, 1.0f,
                     dQ + (size_t)s0 * ld, ld);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, m, alpha, dkf, m, om, D, 1.0f,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, m, alpha, dkf, m, om, D, 1.0f,
                     dK + (size_t)s0 * ld, ld);
     }
     (void)Q;

@@ -27,6 +27,7 @@
 #include "blocks/attn_proj.h"
 #include "blocks/mem_rows.h"
 #include "model/block.h"
+#include "model/gemm.h"
 #include "base/check.h"
 #include "model/ops.h"
 
@@ -128,11 +129,11 @@ static void head_forward(float *P, const float *Pd, const float *Q, const float 
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
         // S[r0:r1, n : n+r1] = scale · Q[r0:r1]·K[0:r1]ᵀ  (entries with j > i are overwritten below)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, D, scale, Q + (size_t)r0 * C3, C3, K, C3,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, D, scale, Q + (size_t)r0 * C3, C3, K, C3,
                     0.0f, P + (size_t)r0 * Tk + n, Tk);
     }
     // S[:, 0:n] = scale · Q·Kmᵀ (every query sees every memory key)
-    if (n) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, D, scale, Q, C3, hm.K, hm.C2, 0.0f, P, Tk);
+    if (n) par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, D, scale, Q, C3, hm.K, hm.C2, 0.0f, P, Tk);
     for (int i = 0; i < T; i++) {
         float *row = P + (size_t)i * Tk;
         causal_softmax_row(row, n + i, Tk);
@@ -145,11 +146,11 @@ static void head_forward(float *P, const float *Pd, const float *Q, const float 
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
         // O[r0:r1] = P'[r0:r1, n : n+r1]·V[0:r1]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, r1, 1.0f, Pd + (size_t)r0 * Tk + n, Tk, V,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, r1, 1.0f, Pd + (size_t)r0 * Tk + n, Tk, V,
                     C3, 0.0f, O + (size_t)r0 * C, C);
     }
     // O += P'[:, 0:n]·Vm
-    if (n) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, n, 1.0f, Pd, Tk, hm.V, hm.C2, 1.0f, O, C);
+    if (n) par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, n, 1.0f, Pd, Tk, hm.V, hm.C2, 1.0f, O, C);
 }
 
 // The memory keys and values of head h of batch row bb, from kvm (B,n,2C); none when n = 0.
@@ -213,16 +214,16 @@ static void head_backward(const float *P, const float *Pd, const float *mask, co
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
         // dP'[r0:r1, n : n+r1] = dO[r0:r1]·V[0:r1]ᵀ
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, D, 1.0f, dO + (size_t)r0 * C, C, V, C3, 0.0f,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, D, 1.0f, dO + (size_t)r0 * C, C, V, C3, 0.0f,
                     dP + (size_t)r0 * Tk + n, Tk);
         // dV[0:r1] += P'[r0:r1, n : n+r1]ᵀ·dO[r0:r1]
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, r1 - r0, 1.0f, Pd + (size_t)r0 * Tk + n, Tk,
+        par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, r1 - r0, 1.0f, Pd + (size_t)r0 * Tk + n, Tk,
                     dO + (size_t)r0 * C, C, 1.0f, dV, C3);
     }
     if (n) {
         // dP'[:, 0:n] = dO·Vmᵀ;  dVm += P'[:, 0:n]ᵀ·dO
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, D, 1.0f, dO, C, hm.V, hm.C2, 0.0f, dP, Tk);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, T, 1.0f, Pd, Tk, dO, C, 1.0f, dVm, hm.C2);
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, D, 1.0f, dO, C, hm.V, hm.C2, 0.0f, dP, Tk);
+        par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, T, 1.0f, Pd, Tk, dO, C, 1.0f, dVm, hm.C2);
     }
     for (int i = 0; i < T; i++) {
         float *d = dP + (size_t)i * Tk;
@@ -236,16 +237,16 @@ static void head_backward(const float *P, const float *Pd, const float *mask, co
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
         // dQ[r0:r1] += scale·dS[r0:r1, n : n+r1]·K[0:r1]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, r1, scale, dP + (size_t)r0 * Tk + n, Tk, K,
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, r1, scale, dP + (size_t)r0 * Tk + n, Tk, K,
                     C3, 1.0f, dQ + (size_t)r0 * C3, C3);
         // dK[0:r1] += scale·dS[r0:r1, n : n+r1]ᵀ·Q[r0:r1]
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, r1 - r0, scale, dP + (size_t)r0 * Tk + n, Tk,
+        par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, r1 - r0, scale, dP + (size_t)r0 * Tk + n, Tk,
                     Q + (size_t)r0 * C3, C3, 1.0f, dK, C3);
     }
     if (n) {
         // dQ += scale·dS[:, 0:n]·Km;  dKm += scale·dS[:, 0:n]ᵀ·Q
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, n, scale, dP, Tk, hm.K, hm.C2, 1.0f, dQ, C3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, T, scale, dP, Tk, Q, C3, 1.0f, dKm, hm.C2);
+        par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, n, scale, dP, Tk, hm.K, hm.C2, 1.0f, dQ, C3);
+        par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, T, scale, dP, Tk, Q, C3, 1.0f, dKm, hm.C2);
     }
 }
 

@@ -1,15 +1,10 @@
 // ops.c — forward/backward of the elementary ops (see ops.h for the conventions).
 #include "model/ops.h"
+#include "model/gemm.h"
 
 #include "model/fastmath.h"
 
 #include <cblas.h>
-#ifdef _OPENMP
-#include <omp.h>
-#else
-static inline int omp_get_max_threads(void) { return 1; }
-static inline int omp_get_thread_num(void) { return 0; }
-#endif
 #include <math.h>
 #include <string.h>
 
@@ -74,18 +69,19 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 
 // Forward: x̂ = (x-μ)·rstd, out = x̂·w + b. With g = dout·w:
 //   db += Σ_n dout,  dw += Σ_n dout·x̂,  dx += rstd·(g − mean(g) − x̂·mean(g·x̂)).
-// Rows are independent for dx; dw/db are reduced per thread into `partial`, then summed in thread
-// order (not under a critical section, whose order varies) so that runs are bit-for-bit repeatable.
+// Rows are independent for dx; dw/db are reduced into LN_CHUNKS partials, one per fixed block of
+// rows (not one per thread), then summed in chunk order: the sums are bit-for-bit the same whatever
+// the thread count (docs/design.md, Determinism).
+enum { LN_CHUNKS = 16 };
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                         const float *mean, const float *rstd, int N, int C) {
-    int nt = omp_get_max_threads();
-    float partial[nt][2 * C];  // C is the model width: small
+    float partial[LN_CHUNKS][2 * C];  // C is the model width: small
     memset(partial, 0, sizeof partial);
-#pragma omp parallel num_threads(nt)
-    {
-        float *dw_local = partial[omp_get_thread_num()], *db_local = dw_local + C;
-#pragma omp for schedule(static)
-        for (int n = 0; n < N; n++) {
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < LN_CHUNKS; ch++) {
+        float *dw_local = partial[ch], *db_local = dw_local + C;
+        int n0 = (int)((long)N * ch / LN_CHUNKS), n1 = (int)((long)N * (ch + 1) / LN_CHUNKS);
+        for (int n = n0; n < n1; n++) {
             const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
             float m = mean[n], s = rstd[n];
             float g_mean = 0, gx_mean = 0;
@@ -105,7 +101,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
             }
         }
     }
-    for (int t = 0; t < nt; t++)
+    for (int t = 0; t < LN_CHUNKS; t++)
         for (int c = 0; c < C; c++) {
             dw[c] += partial[t][c];
             db[c] += partial[t][C + c];
@@ -122,14 +118,14 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OUT, bias, (size_t)OUT * sizeof(float));
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, IN, 1.0f, inp, IN, w, IN, beta, out, OUT);
+    par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, IN, 1.0f, inp, IN, w, IN, beta, out, OUT);
 }
 
 // Forward was out = inp·wᵀ + b, so dinp = dout·w (N,OUT)(OUT,IN), dw = doutᵀ·inp (OUT,N)(N,IN), db = Σ_n dout.
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                      int N, int IN, int OUT) {
-    if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, dinp, IN);
-    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, N, 1.0f, dout, OUT, inp, IN, 1.0f, dw, IN);
+    if (dinp) par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, dinp, IN);
+    if (dw) par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, N, 1.0f, dout, OUT, inp, IN, 1.0f, dw, IN);
     if (dbias) {
         // Column sums, walked row by row so the inner loop is contiguous (vectorized); each thread owns
         // a range of 64 columns, so the summation order is fixed whatever the thread count.

@@ -1,0 +1,50 @@
+// gemm.c — par_sgemm (see gemm.h).
+#include "model/gemm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// OpenBLAS 0.3.21's interface/gemm.c: a product with M·N·K at most SMP_THRESHOLD_MIN (65,536) ×
+// GEMM_MULTITHREAD_THRESHOLD (4) runs on one thread whatever the thread count.
+#define SERIAL_MNK 262144.0
+
+void par_sgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (order != CblasRowMajor) {
+        fprintf(stderr, "internal error: par_sgemm is row-major only\n");
+        abort();
+    }
+    int nested = 0;
+#ifdef _OPENMP
+    nested = omp_in_parallel();
+#endif
+    if (nested || (double)M * N * K <= SERIAL_MNK) {
+        cblas_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    // Always an OpenMP loop here, even for one block: inside the (active) region OpenBLAS sees
+    // omp_in_parallel() and runs single-threaded. With --threads 1 the team is one thread and
+    // OpenBLAS follows omp_get_max_threads() = 1. Either way every block is one serial call.
+    if (M >= N) {
+        // rows m0…m1−1 of C: rows of op(A) — A + m0·lda untransposed, columns A + m0 transposed
+        int nb = (M + PAR_GEMM_BLOCK - 1) / PAR_GEMM_BLOCK;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int b = 0; b < nb; b++) {
+            int m0 = b * PAR_GEMM_BLOCK, m = M - m0 < PAR_GEMM_BLOCK ? M - m0 : PAR_GEMM_BLOCK;
+            const float *Ab = ta == CblasNoTrans ? A + (size_t)m0 * lda : A + m0;
+            cblas_sgemm(order, ta, tb, m, N, K, alpha, Ab, lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
+        }
+    } else {
+        // columns n0…n1−1 of C: columns of op(B) — B + n0 untransposed, rows B + n0·ldb transposed
+        int nb = (N + PAR_GEMM_BLOCK - 1) / PAR_GEMM_BLOCK;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int b = 0; b < nb; b++) {
+            int n0 = b * PAR_GEMM_BLOCK, n = N - n0 < PAR_GEMM_BLOCK ? N - n0 : PAR_GEMM_BLOCK;
+            const float *Bb = tb == CblasNoTrans ? B + n0 : B + (size_t)n0 * ldb;
+            cblas_sgemm(order, ta, tb, M, n, K, alpha, A, lda, Bb, ldb, beta, C + n0, ldc);
+        }
+    }
+}
