@@ -17,6 +17,8 @@
 #include "cli/args.h"
 #include "cli/eval.h"
 #include "cli/mqar_score.h"
+#include "cli/load_watch.h"
+#include "cli/omp_env.h"
 #include "cli/runtime.h"
 #include "cli/schedule.h"
 #include "data/dataset.h"
@@ -82,7 +84,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"dropout", FLAG_FLOAT, &o->dropout, "0", 0, 0.99, 1, "dropout on embeddings, attention and residual branches", 0},
         {"tokenizer", FLAG_STR, &o->tokenizer, "byte", 0, 0, 1, "byte | char | bpe", 0},
         {"vocab", FLAG_INT, &o->vocab, "", 257, 1 << 20, 0, "--tokenizer bpe: vocabulary size (256 bytes + merges learned on the training split)", 0},
-        {"val", FLAG_STR, &o->val, "", 0, 0, 0, "validation text or shard (replaces the last-10% split; give it again on --resume)", 0},
+        {"val", FLAG_STR, &o->val, "", 0, 0, 1, "validation text or shard (replaces the last-10% split; kept by --resume, its tokens checked)", 0},
         {"prepare", FLAG_BOOL, &o->prepare, "", 0, 0, 0, "train --prepare TEXT OUT: tokenize TEXT into the token shard OUT and exit", 0},
         {"tokenizer-from", FLAG_STR, &o->tokenizer_from, "", 0, 0, 0, "--prepare: use the tokenizer of this checkpoint or shard", 0},
         {"eval-every", FLAG_INT, &o->eval_every, "250", 1, 1e12, 1, "steps between evaluations", 0},
@@ -210,6 +212,11 @@ typedef struct {
     rng_t data_rng, drop_rng;
     uint64_t data_hash;
     size_t data_bytes;
+    // --val runs only (has_val): fnv1a64 of the validation token ids and their count, so that --resume
+    // finds the same validation data at the stored path (the flag itself is stored).
+    int has_val;
+    uint64_t val_hash;
+    size_t val_tokens;
     double elapsed;     // training seconds so far
     // --time-budget runs only (has_budget): the budget and the schedule's decay start (cli/schedule.h), so
     // that --resume keeps the budget and the clock-following decay where they were.
@@ -248,6 +255,11 @@ static char *train_state_json(const saved_t *r, const flag_t *flags, int n_flags
     snprintf(hex, sizeof hex, "%016" PRIx64, r->data_hash);
     cJSON_AddStringToObject(st, "data_fnv1a64", hex);
     cJSON_AddNumberToObject(st, "data_bytes", (double)r->data_bytes);
+    if (r->has_val) {
+        snprintf(hex, sizeof hex, "%016" PRIx64, r->val_hash);
+        cJSON_AddStringToObject(st, "val_fnv1a64", hex);
+        cJSON_AddNumberToObject(st, "val_tokens", (double)r->val_tokens);
+    }
     if (keep_elapsed) {
         cJSON_AddNumberToObject(st, "elapsed_s", r->elapsed);
         cJSON_AddNumberToObject(st, "time_budget_s", r->budget_s);
@@ -268,6 +280,8 @@ static char *train_state_json(const saved_t *r, const flag_t *flags, int n_flags
 static void restore_saved(const char *ckpt, const char *json, flag_t *flags, int n_flags, saved_t *r) {
     cJSON *st = json ? cJSON_Parse(json) : NULL;
     if (!st) die(EXIT_RUNTIME, "checkpoint '%s' has no training state to resume (exported or written by infer); use --init-from", ckpt);
+    // Checkpoints written before --val was stored had no "val": they ran on the 90/10 split.
+    if (!cJSON_GetObjectItem(st, "val")) cJSON_AddStringToObject(st, "val", "");
     // Model shape and data handling are fixed by the run; the schedule may be extended with --steps.
     args_from_json(flags, n_flags, st, "steps,eval-every,eval-batches,log-every", ckpt);
     const cJSON *step = cJSON_GetObjectItem(st, "step"), *tokens = cJSON_GetObjectItem(st, "tokens_seen"),
@@ -324,6 +338,15 @@ static void restore_saved(const char *ckpt, const char *json, flag_t *flags, int
         die(EXIT_RUNTIME, "checkpoint '%s': train_state has %d of the segment memory's memory_offset, memory_n, memory_pos0",
             ckpt, mem_found);
     r->has_mem = mem_found == 3;
+    // The validation data's hash and size (a --val run): both or neither, checked in load_data.
+    const cJSON *vh = cJSON_GetObjectItem(st, "val_fnv1a64"), *vt = cJSON_GetObjectItem(st, "val_tokens");
+    if ((vh != NULL) != (vt != NULL) ||
+        (vh && (!cJSON_IsString(vh) || strlen(vh->valuestring) != 16 || strspn(vh->valuestring, "0123456789abcdef") != 16 ||
+                !cJSON_IsNumber(vt) || !(vt->valuedouble >= 1 && vt->valuedouble <= 9e15 && vt->valuedouble == floor(vt->valuedouble)))))
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.val_fnv1a64 / val_tokens are incomplete or corrupted", ckpt);
+    r->has_val = vh != NULL;
+    r->val_hash = vh ? strtoull(vh->valuestring, NULL, 16) : 0;
+    r->val_tokens = vt ? (size_t)vt->valuedouble : 0;
     cJSON_Delete(st);
 }
 
@@ -472,6 +495,7 @@ typedef struct {
     long final_eval_tokens;  // --final-eval: -1 all, 0 none, else the first N validation targets
     int32_t *x, *y;        // one micro-batch's inputs and targets (B·T)
     double t_start;        // start of the timing segment not yet added to saved.elapsed
+    load_watch_t watch;    // the warning when other processes take the cores (cli/load_watch.h)
     report_t rep;
 } train_t;
 
@@ -677,8 +701,16 @@ static void load_data(train_t *t, tok_kind_t tkind, uint64_t *hash) {
     if (args_find(t->flags, t->n_flags, "vocab")->given && o->vocab != t->tok->vocab_size)
         die(EXIT_USAGE, "train: --vocab %ld conflicts with %s, whose tokenizer has %d tokens", o->vocab,
             t->resumed ? "--resume" : "--init-from", t->tok->vocab_size);
-    if (o->val[0] && dataset_load_val(&t->ds, o->val, t->tok, (int)o->ctx, err, sizeof err))
+    if (!o->val[0]) return;
+    if (dataset_load_val(&t->ds, o->val, t->tok, (int)o->ctx, err, sizeof err))
         die(strstr(err, "another tokenizer") ? EXIT_USAGE : EXIT_RUNTIME, "train: %s", err);
+    uint64_t vhash = fnv1a64((const uint8_t *)t->ds.val, t->ds.n_val * sizeof *t->ds.val);
+    if (t->resumed && t->saved.has_val && (vhash != t->saved.val_hash || t->ds.n_val != t->saved.val_tokens))
+        die(EXIT_USAGE, "train: --val '%s' is not the validation data of the run in '%s' (%zu tokens, hash differs)", o->val,
+            o->resume, t->saved.val_tokens);
+    t->saved.has_val = 1;
+    t->saved.val_hash = vhash;
+    t->saved.val_tokens = t->ds.n_val;
 }
 
 // For a block's tensor "layers.<l>.attn.*" or "layers.<l>.ffn.*": the length of that prefix; else 0.
@@ -941,6 +973,7 @@ static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const c
     t->y = xmalloc((size_t)t->B * t->T * sizeof *t->y);
     t->stop = o->stop_after ? o->stop_after : o->steps;
     t->t_start = t->rep.t_interval = cli_now();
+    load_watch_init(&t->watch, cli_get_threads());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1168,6 +1201,7 @@ static void report_progress(train_t *t, double lr, double now, int last) {
     printf("step %ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f ms/step | elapsed %.0fs | ETA %s\n",
            step, o->steps, mean_loss, lr, rep->last_gnorm, tps, ms, elapsed, eta);
     log_row(t, "train", mean_loss, NAN, lr, rep->last_gnorm, tps, ms, "", "");
+    load_watch_interval(&t->watch, ms, now, load_watch_loadavg(), stderr);
     rep->interval_loss = 0;
     rep->interval_steps = 0;
     rep->t_interval = cli_now();
@@ -1356,6 +1390,7 @@ static int check_run(opts_t *o, flag_t *flags, int n_flags, const char *const *f
 // ---------------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
+    omp_env_apply(argv);  // libgomp's spin count, before anything else (cli/omp_env.h)
     setvbuf(stdout, NULL, _IOLBF, 0);
     opts_t o = {0};
     flag_t flags[MAX_FLAGS];

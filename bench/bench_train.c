@@ -59,6 +59,7 @@
 #include <omp.h>
 #endif
 
+#include "cli/omp_env.h"
 #include "cli/runtime.h"
 #include "base/check.h"
 #include "checkpoint/checkpoint.h"
@@ -115,6 +116,7 @@ static double flops_per_token(const model_t *m, int T) {
 }
 
 int main(int argc, char **argv) {
+    omp_env_apply(argv);  // the programs' spin count (cli/omp_env.h), so the bench measures what train runs
     const char *layers = NULL, *init_from = NULL;
     int dim = 128, heads = 4, ctx = 64, batch = 12, vocab = 65, steps = 30, warm = 3, threads = 0, decode = 0, reps = 20, positions = 0;
     long seed = 1337, stream_pos = 100000;

@@ -15,6 +15,14 @@ void cli_set_threads(long n) {
     openblas_set_num_threads((int)(n > 0 ? n : 1));
 }
 
+int cli_get_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -75,6 +75,15 @@ expect_ok "$TRAIN" --prepare "$VAL" "$W/val.shard" --tokenizer-from "$W/v1.st"
 expect_ok "$TRAIN" "$W/all.shard" "${small[@]}" --val "$W/val.shard" --out "$W/v2.st" --log "$W/v2.csv"
 [ "$(losses "$W/v1.csv")" = "$(losses "$W/v2.csv")" ] || fail "--val text vs shard: losses differ"
 
+check "--val is kept by --resume (the stored path, its tokens checked); a changed file or another --val is refused"
+expect_ok "$TRAIN" "$DATA" --resume "$W/v1.st" --steps 14 --out "$W/v1r.st"
+grep -Eq "[0-9]+ validation from .*val.txt" "$W/out" || fail "resume without --val lost it: $(grep data: "$W/out")"
+cp "$VAL" "$W/val.keep"; printf 'x' >>"$VAL"
+expect_err 2 "is not the validation data of the run" "$TRAIN" "$DATA" --resume "$W/v1.st" --steps 14 --out "$W/v1x.st"
+cp "$W/val.keep" "$VAL"
+expect_err 2 "^attnlab: --val conflicts with the run stored" "$TRAIN" "$DATA" --resume "$W/v1.st" --val "$DATA" --steps 14 --out "$W/v1x.st"
+[ -e "$W/v1x.st" ] && fail "a refused resume wrote a checkpoint"
+
 check "infer --eval on a shard == on its text (byte: the same tokens); --export-vocab"
 expect_ok "$INFER" "$W/mt.st" --eval "$DATA"; a=$(cat "$W/out")
 expect_ok "$INFER" "$W/mt.st" --eval "$W/byte.shard"; b=$(cat "$W/out")
