@@ -4,12 +4,14 @@
 # Env: BENCH_ROUNDS (default 3) interleaved ours/twin rounds per shape; BENCH_QUICK=1 fewer steps;
 #      BENCH_SCALING_REPS (default 2, 1 with BENCH_QUICK) timed runs per bench_scaling row.
 # 1. the machine's cblas_sgemm ceiling on 2 threads (bench/sgemm_ceiling.c);
-# 2. per shape, rounds of  attnlab (bench_train) | PyTorch twin (bench/twin_bench.py)  interleaved, so
+# 2. per shape, rounds of  attnlab (bench_train) | PyTorch twin (bench/twin_bench.py) with 1 and with 2
+#    threads, interleaved, so
 #    that load from other processes hits both; medians over rounds, the ratio of tokens/s, MFU;
 # 3. KV-cached decode tokens/s and per-token time early vs late in the window; an all-performer
 #    model's per-token time at positions 100-199 vs 10,000-10,099 of one 10,100-token stream (ctx 64);
 #    segment memory's cost: each kind's step with --memory 1024 over the same step without (ctx 128);
-# 4. diagnostics: ours with 1 thread and with OMP_WAIT_POLICY=passive (load sensitivity);
+# 4. under load: the default shape quiet and beside a busy loop — ours by default, with 1 thread, and
+#    with libgomp's default spin count (issue 12);
 # 5. bench_adaptive / bench_pkm / bench_scaling if they are built (bench_scaling also writes bench/out/scaling.png).
 # A copy of the report goes to bench/out/ (git-ignored).
 set -u
@@ -50,7 +52,7 @@ echo
 summary=()
 run_shape() {
   local name=$1 flags=$2 steps=$3 warm=$4 tsteps=$5 twarm=$6
-  local o_tps=() o_ms=() t_tps=() t_ms=() ratios=() rss_o=() rss_t=() line fpt=0 fwd=() bwd=() opt=()
+  local o_tps=() o_ms=() t_tps=() t_ms=() ratios=() t2_tps=() t2_ms=() ratios2=() rss_o=() rss_t=() line fpt=0 fwd=() bwd=() opt=()
   echo "== training: $name ($flags) =="
   for r in $(seq 1 "$ROUNDS"); do
     # shellcheck disable=SC2086
@@ -60,12 +62,17 @@ run_shape() {
     fwd+=("$(field fwd_ms "$line")"); bwd+=("$(field bwd_ms "$line")"); opt+=("$(field opt_ms "$line")")
     fpt=$(field flops_per_token "$line")
     if [ $have_twin = 1 ]; then
+      # the twin with Debian's default (torch uses 1 thread there) and with torch.set_num_threads(2)
       # shellcheck disable=SC2086
-      line=$("$PY" bench/twin_bench.py $flags --steps "$tsteps" --warmup-steps "$twarm")
-      echo "round $r  twin: $line"
+      line=$("$PY" bench/twin_bench.py $flags --steps "$tsteps" --warmup-steps "$twarm" --threads 1)
+      echo "round $r  twin 1 thread:  $line"
       t_tps+=("$(field tokens_per_s "$line")"); t_ms+=("$(field ms_step "$line")"); rss_t+=("$(field peak_rss_mb "$line")")
-      twin_threads=$(field threads "$line")
       ratios+=("$(calc "${o_tps[-1]} / ${t_tps[-1]}" 3)")
+      # shellcheck disable=SC2086
+      line=$("$PY" bench/twin_bench.py $flags --steps "$tsteps" --warmup-steps "$twarm" --threads 2)
+      echo "round $r  twin 2 threads: $line"
+      t2_tps+=("$(field tokens_per_s "$line")"); t2_ms+=("$(field ms_step "$line")")
+      ratios2+=("$(calc "${o_tps[-1]} / ${t2_tps[-1]}" 3)")
     fi
     echo "         load $(load)"
   done
@@ -77,11 +84,11 @@ run_shape() {
   local line_sum
   line_sum="$name: ours $ot tok/s ($om ms/step), $gf GFLOP/s, MFU $mfu%, RSS $(med "${rss_o[@]}") MB"
   if [ $have_twin = 1 ]; then
-    local tt tm
-    tt=$(med "${t_tps[@]}"); tm=$(med "${t_ms[@]}")
-    echo "   twin median $tm ms/step, $tt tokens/s (torch threads $twin_threads), peak RSS $(med "${rss_t[@]}") MB"
-    echo "   ratio ours/twin tokens/s: median of per-round ratios $(med "${ratios[@]}") (rounds: ${ratios[*]}); ratio of medians $(calc "$ot / $tt" 3)"
-    line_sum="$line_sum | twin $tt tok/s (torch threads $twin_threads) | ours/twin $(med "${ratios[@]}")x"
+    local tt tm tt2 tm2
+    tt=$(med "${t_tps[@]}"); tm=$(med "${t_ms[@]}"); tt2=$(med "${t2_tps[@]}"); tm2=$(med "${t2_ms[@]}")
+    echo "   twin, 2 threads: median $tm2 ms/step, $tt2 tokens/s; 1 thread (Debian's default): $tm ms/step, $tt tokens/s; peak RSS $(med "${rss_t[@]}") MB"
+    echo "   ratio ours/twin tokens/s, median of per-round ratios: vs 2 threads $(med "${ratios2[@]}") (rounds: ${ratios2[*]}); vs 1 thread $(med "${ratios[@]}") (rounds: ${ratios[*]})"
+    line_sum="$line_sum | twin 2 threads $tt2 tok/s, ours/twin $(med "${ratios2[@]}")x | twin 1 thread $tt tok/s, ours/twin $(med "${ratios[@]}")x"
   fi
   summary+=("$line_sum")
   echo
@@ -144,20 +151,36 @@ for pair in '4*softmax/mlp|4*softmax/mlp' '4*adaptive(span=128)/mlp|4*adaptive(s
 done
 echo
 
-echo "== load sensitivity (default shape): ours with 1 thread, and 2 threads with OMP_WAIT_POLICY=passive =="
-d_flags="--layers 4*softmax/mlp --dim 128 --heads 4 --ctx 64 --batch 12 --vocab 65 --steps 20 --warmup-steps 3"
-one=(); pas=(); two=()
+# Under load (issue 12): the default shape quiet, then beside one busy loop (a shell spinning on a
+# core, started before and killed after each run, bounded by timeout): ours as it runs by default
+# (GOMP_SPINCOUNT from cli/omp_env.h), with --threads 1, and with libgomp's own default spin count
+# (GOMP_SPINCOUNT=300000, what every run had before) — rounds interleaved.
+echo "== under load (default shape): quiet, and beside one busy process =="
+d_flags="--layers 4*softmax/mlp --dim 128 --heads 4 --ctx 64 --batch 12 --vocab 65 --steps 100 --warmup-steps 5"
+[ "${BENCH_QUICK:-0}" = 1 ] && d_flags="${d_flags/--steps 100/--steps 30}"
+busy_tps() {  # busy_tps ENV [FLAGS] -> tokens/s of bench_train $d_flags FLAGS, environment ENV, beside a busy loop
+  timeout 300 sh -c 'while :; do :; done' & local bp=$!
+  sleep 0.2
+  # shellcheck disable=SC2086
+  field tokens_per_s "$(env "$1" "$B/bench_train" $d_flags ${2:-})"
+  kill "$bp" 2>/dev/null; wait "$bp" 2>/dev/null
+}
+q2=(); q1=(); l2=(); l1=(); lg=(); lr=()
 for r in $(seq 1 "$ROUNDS"); do
   # shellcheck disable=SC2086
-  two+=("$(field tokens_per_s "$("$B/bench_train" $d_flags)")")
+  q2+=("$(field tokens_per_s "$("$B/bench_train" $d_flags)")")
   # shellcheck disable=SC2086
-  one+=("$(field tokens_per_s "$("$B/bench_train" $d_flags --threads 1)")")
-  # shellcheck disable=SC2086
-  pas+=("$(field tokens_per_s "$(OMP_WAIT_POLICY=passive "$B/bench_train" $d_flags)")")
+  q1+=("$(field tokens_per_s "$("$B/bench_train" $d_flags --threads 1)")")
+  l2+=("$(busy_tps X=1)")
+  l1+=("$(busy_tps X=1 "--threads 1")")
+  lg+=("$(busy_tps GOMP_SPINCOUNT=300000)")
+  lr+=("$(calc "${l2[-1]} / ${l1[-1]}" 2)")
+  echo "round $r  quiet: 2 threads ${q2[-1]}, 1 thread ${q1[-1]} | loaded: default ${l2[-1]}, 1 thread ${l1[-1]}, libgomp's spin ${lg[-1]} tok/s   load $(load)"
 done
-echo "tokens/s per round — 2 threads: ${two[*]} | 1 thread: ${one[*]} | 2 threads passive: ${pas[*]}"
-echo "-- medians: 2 threads $(med "${two[@]}"), 1 thread $(med "${one[@]}"), 2 threads OMP_WAIT_POLICY=passive $(med "${pas[@]}") tokens/s"
-summary+=("default shape, load sensitivity: 2 threads $(med "${two[@]}") | 1 thread $(med "${one[@]}") | 2 threads passive $(med "${pas[@]}") tok/s")
+echo "-- quiet: default (2 threads) $(med "${q2[@]}"), 1 thread $(med "${q1[@]}") tokens/s"
+echo "-- one busy neighbour: default $(med "${l2[@]}"), 1 thread $(med "${l1[@]}"), libgomp's default spin count $(med "${lg[@]}") tokens/s;"
+echo "   default / 1 thread under the same load: median of per-round ratios $(med "${lr[@]}") (rounds: ${lr[*]}; target >= 0.9)"
+summary+=("under load, default shape: quiet $(med "${q2[@]}") tok/s (1 thread $(med "${q1[@]}")) | one busy neighbour: default $(med "${l2[@]}"), 1 thread $(med "${l1[@]}"), libgomp's spin $(med "${lg[@]}") tok/s; default/1 thread $(med "${lr[@]}")x")
 echo
 
 if [ -x "$B/bench_adaptive" ]; then

@@ -4,8 +4,10 @@ LayerNorm/GELU kernels) for the comparison in bench/run.sh (docs/performance.md)
 
     /usr/bin/python3 bench/twin_bench.py [--layers 4*softmax/mlp] [--dim 128] [--heads 4] [--ctx 64]
                                          [--batch 12] [--vocab 65] [--steps 30] [--warmup-steps 3]
+                                         [--threads N]
 
-Runs in Debian's default environment: no thread settings, no env vars; torch.get_num_threads() is
+Without --threads it runs in Debian's default environment: no thread settings, no env vars (Debian's
+torch then uses one thread); --threads N calls torch.set_num_threads(N). torch.get_num_threads() is
 reported. A step is what attnlab's train.c does: zero the gradients, forward with mean cross-entropy,
 backward, clip the global gradient norm to 1.0, AdamW (lr 1e-3, betas (0.9, 0.99), eps 1e-8,
 weight decay 0.1 on matrices only — wte, wpe, every linear weight — none on biases and LayerNorms).
@@ -35,7 +37,10 @@ def main():
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup-steps", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads(N); 0: leave the default")
     a = ap.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     model = twin.GPT(a.vocab, a.dim, a.heads, a.ctx, twin.parse_spec(a.layers), fast=True)
     model.init_weights()
