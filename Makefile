@@ -30,7 +30,7 @@ endif
 PCRE2_CFLAGS := $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
 PCRE2_LIBS   := $(or $(shell pkg-config --libs libpcre2-8 2>/dev/null),-lpcre2-8)
 
-CPPFLAGS := -I. -I/usr/include/stb $(OPENBLAS_CFLAGS) $(PCRE2_CFLAGS) -D_GNU_SOURCE
+CPPFLAGS := -I. $(OPENBLAS_CFLAGS) $(PCRE2_CFLAGS) -D_GNU_SOURCE
 CFLAGS   := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter -MMD -MP -g
 LDLIBS   := $(OPENBLAS_LIBS) $(PCRE2_LIBS) -lcjson -lm
 

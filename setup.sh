@@ -11,11 +11,11 @@ cd "$(dirname "$0")"
 mode=${1:-}
 case "$mode" in demo|test) ;; *) echo "usage: bash setup.sh demo|test" >&2; exit 2 ;; esac
 
-# Debian packages: build tools, OpenBLAS (its OpenMP build), cJSON, stb, PCRE2 (BPE's split pattern); curl for the demo's
+# Debian packages: build tools, OpenBLAS (its OpenMP build), cJSON, PCRE2 (BPE's split pattern); curl for the demo's
 # download fallback; PyTorch and numpy for the tests' independent reference (the twin); clang with
 # its sanitizer and libFuzzer runtimes (libclang-rt-dev is only a Recommends of clang) for the fuzz
 # smoke; gnuplot for infer --by-position's plot (tests/cli_eval.sh).
-pkgs=(build-essential libopenblas-openmp-dev libcjson-dev libstb-dev libpcre2-dev ca-certificates curl)
+pkgs=(build-essential libopenblas-openmp-dev libcjson-dev libpcre2-dev ca-certificates curl)
 [ "$mode" = test ] && pkgs+=(python3-torch python3-numpy clang libclang-rt-dev gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
