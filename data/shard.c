@@ -66,7 +66,7 @@ int shard_open(shard_t *s, const char *path, char *err, size_t errlen) {
     int e = errno;
     close(fd);
     if (map == MAP_FAILED) return seterr(err, errlen, "cannot map shard '%s': %s", path, strerror(e));
-    madvise(map, size, MADV_RANDOM);  // batches read a few windows: no read-ahead, no fault-around
+    madvise(map, size, MADV_RANDOM);  // batches read a few windows: no read-ahead (shard_read drops what it faulted in)
     const uint8_t *h = map;
     s->map = map;
     s->map_len = size;
@@ -138,6 +138,20 @@ void shard_close(shard_t *s) {
     memset(s, 0, sizeof *s);
 }
 
+// Unmap the pages around bytes [p, p+n) of s's mapping from this process (MADV_DONTNEED: for a
+// read-only file mapping they stay in the page cache; the next read faults them in again). The kernel
+// maps up to fault_around_bytes (64 KB by default, at most a 2 MB page-table block) around every
+// faulting page, MADV_RANDOM or not, so a run that read random windows of a large shard would
+// otherwise keep growing its resident set towards the shard's size. The span dropped is the
+// surrounding 2 MB-aligned blocks, clamped to the mapping.
+static void drop_pages(const shard_t *s, const uint8_t *p, size_t n) {
+    const uintptr_t block = (uintptr_t)2 << 20, base = (uintptr_t)s->map, end = base + s->map_len;
+    uintptr_t lo = (uintptr_t)p & ~(block - 1), hi = ((uintptr_t)p + n + block - 1) & ~(block - 1);
+    if (lo < base) lo = base;
+    if (hi > end) hi = (end + 4095) & ~(uintptr_t)4095;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 int shard_read(const shard_t *s, uint64_t off, size_t n, int vocab, int32_t *dst, char *err, size_t errlen) {
     CHECK(off <= s->n_tokens && n <= s->n_tokens - off);
     const uint8_t *p = s->data + off * (uint64_t)s->width;
@@ -148,6 +162,7 @@ int shard_read(const shard_t *s, uint64_t off, size_t n, int vocab, int32_t *dst
                           (unsigned long long)(off + i), vocab);
         dst[i] = (int32_t)v;
     }
+    drop_pages(s, p, n * (size_t)s->width);
     return 0;
 }
 

@@ -84,6 +84,32 @@ cp "$W/val.keep" "$VAL"
 expect_err 2 "^attnlab: --val conflicts with the run stored" "$TRAIN" "$DATA" --resume "$W/v1.st" --val "$DATA" --steps 14 --out "$W/v1x.st"
 [ -e "$W/v1x.st" ] && fail "a refused resume wrote a checkpoint"
 
+check "a shard's pages do not stay resident: training on a 12x larger shard keeps the peak RSS"
+# Random windows fault in pages (and the kernel maps 64 KB around each fault); shard_read drops them
+# again, so the resident set is the model's, not the corpus's. Without that, 400 steps of 3 rows on
+# the large shard would keep ~75 MB of it mapped.
+for i in 1 2 3 4 5 6 7 8 9 10 11 12; do cat "$DATA"; done >"$W/x12.txt"
+while [ "$(wc -c <"$W/x12.txt")" -lt 24000000 ]; do cat "$W/x12.txt" "$W/x12.txt" >"$W/x24.txt"; mv "$W/x24.txt" "$W/x12.txt"; done
+head -c 2000000 "$W/x12.txt" >"$W/x1.txt"
+expect_ok "$TRAIN" --prepare "$W/x1.txt" "$W/x1.shard"
+expect_ok "$TRAIN" --prepare "$W/x12.txt" "$W/x12.shard"
+rm -f "$W/x12.txt"
+# peak_rss SHARD: the peak resident set (KB) of a 400-step run on it (getrusage of the child)
+peak_rss() {
+  "$PY" - "$TRAIN" "$1" "$W/rss.st" "$VAL" <<'PYEOF'
+import resource, subprocess, sys
+train, shard, out, val = sys.argv[1:5]
+r = subprocess.run([train, shard, "--val", val, "--dim", "16", "--heads", "2", "--ctx", "16", "--batch", "3",
+                    "--layers", "1*softmax/mlp", "--steps", "400", "--eval-every", "1000", "--final-eval", "none",
+                    "--threads", "1", "--out", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if r.returncode == 0 else -1)
+PYEOF
+}
+small_rss=$(peak_rss "$W/x1.shard"); big_rss=$(peak_rss "$W/x12.shard")
+[ "$small_rss" -gt 0 ] && [ "$big_rss" -gt 0 ] || fail "a run on the shards failed ($small_rss, $big_rss)"
+[ "$big_rss" -le $((small_rss * 11 / 10 + 1024)) ] || fail "peak RSS grows with the shard: $small_rss KB (2 MB) vs $big_rss KB (24 MB)"
+rm -f "$W/x1.shard" "$W/x12.shard"
+
 check "infer --eval on a shard == on its text (byte: the same tokens); --export-vocab"
 expect_ok "$INFER" "$W/mt.st" --eval "$DATA"; a=$(cat "$W/out")
 expect_ok "$INFER" "$W/mt.st" --eval "$W/byte.shard"; b=$(cat "$W/out")
