@@ -1495,12 +1495,7 @@ static int check_run(opts_t *o, flag_t *flags, int n_flags, const char *const *f
 
 // ---------------------------------------------------------------------------------------------
 
-int main(int argc, char **argv) {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    char dist_err[256];
-    if (dist_init(&argc, &argv, dist_err, sizeof dist_err)) die(EXIT_USAGE, "train: %s", dist_err);
-    // MPI: rank 0 alone prints progress and results; every rank keeps stderr for its errors.
-    if (dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) die(EXIT_RUNTIME, "train: rank %d: cannot silence stdout", dist_rank());
+static int train_main(int argc, char **argv) {
     opts_t o = {0};
     flag_t flags[MAX_FLAGS];
     int n_flags = bind_flags(&o, flags);
@@ -1543,6 +1538,19 @@ int main(int argc, char **argv) {
     int status = run_steps(&run, &stop_reason);
     status = finish_run(&run, status, stop_reason);
     free_run(&run);
+    return status;
+}
+
+// MPI (docs/mpi.md): started only under mpirun, and finalized on every return, which every rank reaches
+// together; an error exit (die) skips MPI_Finalize, so mpirun sees a rank leave early and ends the job
+// instead of the others waiting for it.
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    char dist_err[256];
+    if (dist_init(&argc, &argv, dist_err, sizeof dist_err)) die(EXIT_USAGE, "train: %s", dist_err);
+    // Rank 0 alone prints progress and results; every rank keeps stderr for its errors.
+    if (dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) die(EXIT_RUNTIME, "train: rank %d: cannot silence stdout", dist_rank());
+    int status = train_main(argc, argv);
     dist_finalize();
     return status;
 }
