@@ -60,8 +60,8 @@ ifeq ($(SAN),1)
 endif
 
 BUILD   := build/$(VARIANT)
-LIB_SRC := $(wildcard base/*.c model/*.c blocks/*.c checkpoint/*.c data/*.c tokenizer/*.c cli/*.c) \
-            $(filter-out dist/dist.c,$(wildcard dist/*.c))
+LIB_SRC := $(wildcard base/*.c model/*.c blocks/*.c checkpoint/*.c data/*.c tokenizer/*.c cli/*.c dist/*.c)
+LIB_SRC := $(filter-out dist/dist.c,$(LIB_SRC))  # linked into train alone, with or without MPI (below)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
