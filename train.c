@@ -1439,8 +1439,9 @@ static int finish_run(train_t *t, int status, const char *stop_reason) {
     dist_max_ints(&saved, 1);
     if (t->size > 1 && t->sync.calls)
         printf("mpi: weights and AdamW moments identical on all %d ranks at step %ld | gradient sums: %.2f MB per step in %.0f "
-               "allreduce calls, %.2f ms per step\n", t->size, t->saved.step, 4e-6 * t->sync.floats / (double)t->sync.calls,
-               (double)t->sync.buckets / (double)t->sync.calls, 1e3 * t->sync.seconds / (double)t->sync.calls);
+               "allreduce calls, %.2f ms per step (and %.2f ms waiting for the slowest rank)\n", t->size, t->saved.step,
+               4e-6 * t->sync.floats / (double)t->sync.calls, (double)t->sync.buckets / (double)t->sync.calls,
+               1e3 * t->sync.seconds / (double)t->sync.calls, 1e3 * t->sync.wait_seconds / (double)t->sync.calls);
     printf("checkpoint: %s\n", t->o->out);
     if (t->rep.log) {
         errno = 0;

@@ -24,6 +24,7 @@ void dist_sum_floats(float *v, size_t n);   // one MPI_Allreduce(SUM) of n float
 void dist_sum_doubles(double *v, int n);
 void dist_max_ints(int *v, int n);
 void dist_bcast_double(double *v);          // rank 0's value to every rank
+void dist_barrier(void);
 // Every rank's count (all[r] = rank r's n), then every rank's ints concatenated by rank into all_rows.
 void dist_allgather_int(int n, int *all);
 void dist_allgatherv_i32(const int32_t *mine, int n, int32_t *all_rows, const int *counts);

@@ -75,7 +75,11 @@ static void sum_sparse(grad_sync_t *g, param_t *p) {
 
 void grad_sync_run(grad_sync_t *g, param_table_t *pt) {
     if (dist_size() == 1) return;
+    // A barrier first, so that the time of the sums is the transfers' alone, not a wait for a slower rank.
+    double t_wait = now();
+    dist_barrier();
     double t0 = now();
+    g->wait_seconds += t0 - t_wait;
     for (int r = 0; r < g->n_runs; r++) sum_in_buckets(g, pt->grad + g->run_off[r], g->run_len[r]);
     for (int i = 0; i < pt->count; i++)
         if (pt->items[i]->trainable && pt->items[i]->sparse_rows) sum_sparse(g, pt->items[i]);

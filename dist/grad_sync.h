@@ -28,7 +28,8 @@ typedef struct {
     size_t rows_cap;
     float *pack;                // the union's gradient rows, packed (grown as needed)
     size_t pack_cap;
-    double seconds;             // time spent summing, over `calls`
+    double wait_seconds;        // time waiting for the slowest rank to finish its backward, over `calls`
+    double seconds;             // time spent summing after that (the transfers), over `calls`
     double floats;              // floats summed, over `calls`
     long calls;                 // grad_sync_run calls that summed (steps)
     long buckets;               // MPI_Allreduce calls of gradients, over `calls`
