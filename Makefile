@@ -86,6 +86,11 @@ else
   DIST_OBJ  := $(BUILD)/dist-single/dist.o
   TRAIN_MPI_LIBS :=
 endif
+# train relinks when MPI changes: this file holds the setting and is rewritten only when it differs.
+DIST_FLAVOR := $(BUILD)/dist-flavor
+ifneq ($(MAKECMDGOALS),clean)
+  $(shell mkdir -p $(BUILD) && [ "$$(cat $(DIST_FLAVOR) 2>/dev/null)" = "$(MPI)" ] || echo "$(MPI)" >$(DIST_FLAVOR))
+endif
 $(BUILD)/dist-mpi/dist.o: dist/dist.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(MPI_CFLAGS) -DATTNLAB_MPI $(CFLAGS) -c $< -o $@
@@ -107,8 +112,8 @@ $(BUILD)/libattnlab.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/train: $(BUILD)/train.o $(DIST_OBJ) $(BUILD)/libattnlab.a
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(TRAIN_MPI_LIBS) -o $@
+$(BUILD)/train: $(BUILD)/train.o $(DIST_OBJ) $(BUILD)/libattnlab.a $(DIST_FLAVOR)
+	$(CC) $(LDFLAGS) $(filter-out $(DIST_FLAVOR),$^) $(LDLIBS) $(TRAIN_MPI_LIBS) -o $@
 $(BUILD)/infer: $(BUILD)/infer.o $(BUILD)/libattnlab.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/compare: $(BUILD)/compare.o $(BUILD)/libattnlab.a
