@@ -60,16 +60,15 @@ ifeq ($(SAN),1)
 endif
 
 BUILD   := build/$(VARIANT)
-LIB_SRC := $(wildcard base/*.c model/*.c blocks/*.c checkpoint/*.c data/*.c tokenizer/*.c cli/*.c dist/*.c)
-LIB_SRC := $(filter-out dist/dist.c,$(LIB_SRC))  # linked into train alone, with or without MPI (below)
+LIB_SRC := $(wildcard base/*.c model/*.c blocks/*.c checkpoint/*.c data/*.c tokenizer/*.c cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-# MPI data parallel (docs/mpi.md): dist/dist.c is the only file that includes mpi.h, and only train
-# links it. MPI=1 compiles it against OpenMPI (the flags of its wrapper `mpicc --showme`; Debian's
+# MPI data parallel (docs/mpi.md): dist/ is linked into train alone (not the library: the fuzz
+# harnesses link every library object); dist/dist.c is the only file that includes mpi.h. MPI=1 compiles it against OpenMPI (the flags of its wrapper `mpicc --showme`; Debian's
 # libopenmpi-dev and openmpi-bin), MPI=0 as the one-process stub; the default is 1 when mpicc answers.
 .DEFAULT_GOAL := all
 MPICC      ?= mpicc
@@ -80,10 +79,10 @@ ifeq ($(MPI),1)
   ifeq ($(strip $(MPI_LIBS)),)
     $(error MPI=1 but '$(MPICC) --showme' answers nothing: install libopenmpi-dev and openmpi-bin)
   endif
-  DIST_OBJ  := $(BUILD)/dist-mpi/dist.o
+  DIST_OBJ  := $(BUILD)/dist-mpi/dist.o $(BUILD)/dist/grad_sync.o
   TRAIN_MPI_LIBS := $(MPI_LIBS)
 else
-  DIST_OBJ  := $(BUILD)/dist-single/dist.o
+  DIST_OBJ  := $(BUILD)/dist-single/dist.o $(BUILD)/dist/grad_sync.o
   TRAIN_MPI_LIBS :=
 endif
 # train relinks when MPI changes: this file holds the setting and is rewritten only when it differs.

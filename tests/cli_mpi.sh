@@ -10,7 +10,8 @@
 #    --resume, 6, bit for bit;
 #  - bad input: --batch not a multiple of the ranks, --memory, --prepare, resuming with another rank count
 #    (both ways) are exit 2 with one message; a rank killed mid-run ends the run with a message from mpirun,
-#    the last checkpoint intact and resumable.
+#    the last checkpoint intact and resumable; SIGTERM to one rank stops every rank after the same step,
+#    saved by rank 0, exit 130.
 # Needs a train built with MPI (the default when mpicc is found; setup.sh installs OpenMPI): without it
 # the test fails, saying so — it never skips.
 #   ATTNLAB_BUILD=build/release bash tests/cli_mpi.sh
@@ -141,5 +142,24 @@ at=$(grep -o '"step":[[:space:]]*[0-9]*' "$W/out" | grep -o '[0-9]*$')
 [ -n "$at" ] && [ "$at" -ge 20 ] && [ $((at % 20)) -eq 0 ] || fail "the checkpoint's step ($at) is not a --save-every step"
 expect_ok "${MPI2[@]}" "$TRAIN" "$W/text.txt" --resume "$W/kill.st" --steps $((at + 2)) --threads 1
 grep -q "resuming .* at step $at of" "$W/out" || fail "the resumed run did not start at step $at"
+
+check "SIGTERM to rank 1 alone: every rank stops after the same step, rank 0 saves it, exit 130"
+"${MPI2[@]}" "$TRAIN" "$W/text.txt" "${SMALL[@]}" --batch 4 --steps 1000000 --save-every 100000 --layers 2*softmax/mlp \
+    --out "$W/term.st" >"$W/term.out" 2>"$W/term.err" &
+mp=$!
+for _ in $(seq 200); do grep -q '^step 20/' "$W/term.out" 2>/dev/null && break; sleep 0.1; done
+victim=""
+for p in $(pgrep -P "$mp"); do grep -qz '^OMPI_COMM_WORLD_RANK=1$' "/proc/$p/environ" 2>/dev/null && victim=$p; done
+[ -n "$victim" ] || { kill "$mp"; fail "rank 1's process not found among mpirun's children"; }
+kill -TERM "$victim"
+for _ in $(seq 200); do kill -0 "$mp" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$mp" 2>/dev/null && { kill -9 "$mp"; fail "mpirun still running 20 s after SIGTERM to rank 1"; }
+wait "$mp"; RC=$?
+[ $RC -eq 130 ] || { cat "$W/term.err"; fail "expected exit status 130 after SIGTERM, got $RC"; }
+at=$(sed -n 's/^interrupted at step \([0-9]*\)$/\1/p' "$W/term.out")
+[ -n "$at" ] || fail "no 'interrupted at step N' line"
+grep -q "identical on all 2 ranks at step $at " "$W/term.out" || fail "the ranks did not stop at the same step $at"
+expect_ok "$INFER" "$W/term.st" --info
+grep -Eq '"step":[[:space:]]*'"$at"',' "$W/out" || fail "the checkpoint does not hold step $at"
 
 echo "ok"
