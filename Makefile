@@ -4,7 +4,7 @@
 #   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      performance report (tokens/s, MFU, scaling); see docs/performance.md
 # Toggles: DEBUG=1 (-O0 -g), OMP=0 (no OpenMP), NATIVE=0 (portable -O3 without -march=native),
-#          SAN=1 (sanitizers; what `make check` uses).
+#          SAN=1 (sanitizers; what `make check` uses), MPI=0|1 (below; default: on when mpicc is found).
 
 CC      ?= cc
 DEBUG   ?= 0
@@ -67,11 +67,41 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
+# MPI data parallel (docs/mpi.md): dist/ is linked into train alone (not the library: the fuzz
+# harnesses link every library object); dist/dist.c is the only file that includes mpi.h. MPI=1 compiles it against OpenMPI (the flags of its wrapper `mpicc --showme`; Debian's
+# libopenmpi-dev and openmpi-bin), MPI=0 as the one-process stub; the default is 1 when mpicc answers.
+.DEFAULT_GOAL := all
+MPICC      ?= mpicc
+MPI_CFLAGS := $(shell $(MPICC) --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell $(MPICC) --showme:link 2>/dev/null)
+MPI        ?= $(if $(strip $(MPI_LIBS)),1,0)
+ifeq ($(MPI),1)
+  ifeq ($(strip $(MPI_LIBS)),)
+    $(error MPI=1 but '$(MPICC) --showme' answers nothing: install libopenmpi-dev and openmpi-bin)
+  endif
+  DIST_OBJ  := $(BUILD)/dist-mpi/dist.o $(BUILD)/dist/grad_sync.o
+  TRAIN_MPI_LIBS := $(MPI_LIBS)
+else
+  DIST_OBJ  := $(BUILD)/dist-single/dist.o $(BUILD)/dist/grad_sync.o
+  TRAIN_MPI_LIBS :=
+endif
+# train relinks when MPI changes: this file holds the setting and is rewritten only when it differs.
+DIST_FLAVOR := $(BUILD)/dist-flavor
+ifneq ($(MAKECMDGOALS),clean)
+  $(shell mkdir -p $(BUILD) && [ "$$(cat $(DIST_FLAVOR) 2>/dev/null)" = "$(MPI)" ] || echo "$(MPI)" >$(DIST_FLAVOR))
+endif
+$(BUILD)/dist-mpi/dist.o: dist/dist.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(MPI_CFLAGS) -DATTNLAB_MPI $(CFLAGS) -c $< -o $@
+$(BUILD)/dist-single/dist.o: dist/dist.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
 .PHONY: all test unit check bench clean info train infer compare tests-build
 all: info train infer compare
 
 info:
-	@echo "attnlab build: $(VARIANT) (CC=$(CC), OpenMP=$(OMP), native=$(NATIVE), sanitizers=$(SAN))"
+	@echo "attnlab build: $(VARIANT) (CC=$(CC), OpenMP=$(OMP), native=$(NATIVE), sanitizers=$(SAN), MPI=$(MPI))"
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -81,8 +111,8 @@ $(BUILD)/libattnlab.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/train: $(BUILD)/train.o $(BUILD)/libattnlab.a
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/train: $(BUILD)/train.o $(DIST_OBJ) $(BUILD)/libattnlab.a $(DIST_FLAVOR)
+	$(CC) $(LDFLAGS) $(filter-out $(DIST_FLAVOR),$^) $(LDLIBS) $(TRAIN_MPI_LIBS) -o $@
 $(BUILD)/infer: $(BUILD)/infer.o $(BUILD)/libattnlab.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/compare: $(BUILD)/compare.o $(BUILD)/libattnlab.a

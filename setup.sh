@@ -14,9 +14,10 @@ case "$mode" in demo|test) ;; *) echo "usage: bash setup.sh demo|test" >&2; exit
 # Debian packages: build tools, OpenBLAS (its OpenMP build), cJSON, PCRE2 (BPE's split pattern); curl for the demo's
 # download fallback; PyTorch and numpy for the tests' independent reference (the twin); clang with
 # its sanitizer and libFuzzer runtimes (libclang-rt-dev is only a Recommends of clang) for the fuzz
-# smoke; gnuplot for infer --by-position's plot (tests/cli_eval.sh).
+# smoke; gnuplot for infer --by-position's plot (tests/cli_eval.sh); OpenMPI for data-parallel
+# training (make builds with it when mpicc is found; tests/cli_mpi.sh runs mpirun -np 2 and fails without it).
 pkgs=(build-essential libopenblas-openmp-dev libcjson-dev libpcre2-dev ca-certificates curl)
-[ "$mode" = test ] && pkgs+=(python3-torch python3-numpy clang libclang-rt-dev gnuplot-nox)
+[ "$mode" = test ] && pkgs+=(python3-torch python3-numpy clang libclang-rt-dev gnuplot-nox libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

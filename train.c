@@ -25,6 +25,8 @@
 #include "data/mqar.h"
 #include "data/shard.h"
 #include "data/streams.h"
+#include "dist/dist.h"
+#include "dist/grad_sync.h"
 #include "base/check.h"
 #include "base/output_guard.h"
 #include "checkpoint/checkpoint.h"
@@ -132,6 +134,7 @@ static const char *USAGE =
 // The handler uses only async-signal-safe calls (write, _exit) and sig_atomic_t variables.
 static volatile sig_atomic_t g_interrupted = 0;   // the first signal's number, 0 if none
 static volatile sig_atomic_t g_step_running = 0;  // the step being computed (1-based), 0 outside steps
+static volatile sig_atomic_t g_mpi_ranks = 1;     // MPI ranks of the run (the message differs when > 1)
 
 static void say_signal_safe(const char *s) {
     size_t n = 0;
@@ -150,7 +153,7 @@ static void on_signal(int sig) {
     char digits[24];
     int n = 0;
     do digits[n++] = (char)('0' + step % 10); while ((step /= 10) > 0 && n < 20);
-    char line[200] = "\ninterrupt: finishing ", *p = line;
+    char line[320] = "\ninterrupt: finishing ", *p = line;
     while (*p) p++;
     if (g_step_running > 0) {
         const char *w = "step ";
@@ -160,7 +163,11 @@ static void on_signal(int sig) {
         const char *w = "the current stage";
         while (*w) *p++ = *w++;
     }
-    const char *tail = ", then saving; press Ctrl-C again to quit without saving\n";
+    // MPI: every rank stops after the same step and rank 0 saves; but mpirun also sends this signal to the
+    // others when a rank has died, and then kills them: the last checkpoint is what remains.
+    const char *tail = g_mpi_ranks > 1 ? " with the other MPI ranks, then saving (if a rank died, mpirun ends the run now and the last "
+                                         "checkpoint is kept)\n"
+                                       : ", then saving; press Ctrl-C again to quit without saving\n";
     while (*tail) *p++ = *tail++;
     *p = 0;
     say_signal_safe(line);
@@ -193,6 +200,7 @@ static void fmt_eta(double s, char *buf, size_t n) {
 static void guard_outputs(opts_t *o, flag_t *flags, int n_flags, const char *file) {
     char err[1024];
     if (o->resume[0] && !args_find(flags, n_flags, "out")->given) o->out = o->resume;
+    if (dist_rank() != 0) return;  // rank 0 alone writes (docs/mpi.md)
     io_path_t outs[] = {{"--out", o->out, OUT_REPLACED}, {"--log", o->log, OUT_IN_PLACE}};
     io_path_t ins[] = {{"the training file", file, 0}, {"--resume", o->resume, OUT_REPLACED}, {"--init-from", o->init_from, 0}};
     if (output_check(outs, 2, ins, 3, err, sizeof err)) die(EXIT_RUNTIME, "train: %s", err);
@@ -227,6 +235,7 @@ typedef struct {
     int has_mem;
     double mem_offset, mem_n, mem_pos0;
     const mqar_cfg_t *task;  // a --task mqar run: the task (saved as train_state.task), else NULL
+    int ranks;          // MPI ranks of the run (train_state.mpi_ranks, written when > 1; absent = 1)
 } saved_t;
 
 // train_state.task of a --task mqar run: {"name":"mqar","len":N,"pairs":D,"vocab":V} (infer --mqar-eval's
@@ -266,6 +275,7 @@ static char *train_state_json(const saved_t *r, const flag_t *flags, int n_flags
         cJSON_AddNumberToObject(st, "decay_start_s", r->decay_start_s);
     }
     if (r->task) task_to_json(r->task, st);
+    if (r->ranks > 1) cJSON_AddNumberToObject(st, "mpi_ranks", r->ranks);
     if (r->has_mem) {
         cJSON_AddNumberToObject(st, "memory_offset", r->mem_offset);
         cJSON_AddNumberToObject(st, "memory_n", r->mem_n);
@@ -497,6 +507,10 @@ typedef struct {
     double t_start;        // start of the timing segment not yet added to saved.elapsed
     load_watch_t watch;    // the warning when other processes take the cores (cli/load_watch.h)
     report_t rep;
+    // MPI data parallel (docs/mpi.md): this rank reads the whole batch and computes rows [row0, row0 + rows)
+    // of it (all B rows on one process); grad_sync sums the ranks' gradients.
+    int rank, size, row0, rows;
+    grad_sync_t sync;
 } train_t;
 
 // ---------------------------------------------------------------------------------------------
@@ -510,6 +524,22 @@ static void refuse_task_resume(const char *path, const char *train_state) {
     if (is_task) die(EXIT_USAGE, "train: '%s' holds a --task mqar run, which cannot be resumed; train it again", path);
 }
 
+// An MPI run resumes with the rank count it was trained with (train_state.mpi_ranks; absent = one
+// process): the batches would be the same with another count, but each rank's dropout stream and the
+// order of the gradient sums depend on it, so only the same count continues the run exactly.
+static void check_resume_ranks(const char *path, const char *train_state) {
+    cJSON *st = cJSON_Parse(train_state);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(st, "mpi_ranks");
+    int bad = v && !(cJSON_IsNumber(v) && v->valuedouble >= 2 && v->valuedouble <= 1 << 20 && v->valuedouble == floor(v->valuedouble));
+    int n = v && !bad ? (int)v->valuedouble : 1;
+    cJSON_Delete(st);
+    if (bad) die(EXIT_RUNTIME, "checkpoint '%s': train_state.mpi_ranks is not a rank count >= 2", path);
+    if (n == dist_size()) return;
+    if (n == 1) die(EXIT_USAGE, "train: the run in '%s' was trained as one process; resume it without mpirun (this run has %d ranks)", path, dist_size());
+    die(EXIT_USAGE, "train: the run in '%s' was trained with %d MPI ranks and resumes only with as many (mpirun -np %d); this run has %d",
+        path, n, n, dist_size());
+}
+
 // --resume: the checkpoint, read once, gives the model, the tokenizer, the stored flags and the state.
 static void open_resumed(train_t *t) {
     const char *path = t->o->resume;
@@ -518,6 +548,7 @@ static void open_resumed(train_t *t) {
     if (!t->ck.has_optimizer) die(EXIT_RUNTIME, "checkpoint '%s' has no optimizer state (exported); use --init-from to start a new run from it", path);
     refuse_task_resume(path, t->ck.train_state);
     restore_saved(path, t->ck.train_state, t->flags, t->n_flags, &t->saved);
+    check_resume_ranks(path, t->ck.train_state);
     check_saved_against_model(path, t->o, &t->saved, &t->ck.model, &t->ck.tok);
     t->m = &t->ck.model;
     t->tok = &t->ck.tok;
@@ -595,6 +626,12 @@ static void check_options(train_t *t, tok_kind_t *tkind) {
     }
     t->memory = (int)o->memory;
     t->final_eval_tokens = parse_final_eval(o->final_eval);
+    // MPI (docs/mpi.md): the batch's rows are split evenly; segment memory stays one process.
+    int size = dist_size();
+    if (size > 1 && o->batch % size)
+        die(EXIT_USAGE, "train: --batch %ld does not split over %d MPI ranks; give a multiple of %d", o->batch, size, size);
+    if (size > 1 && t->memory)
+        die(EXIT_USAGE, "train: --memory runs as one process (each rank would carry its own streams' memory); drop mpirun or --memory");
 }
 
 // --init-from: read the source once; a fine-tuned model keeps the source's tokenizer (its embedding
@@ -937,7 +974,13 @@ static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const c
     if (!t->resumed) build_fresh(t, hash);
     if (t->saved.step >= o->steps) die(EXIT_USAGE, "train: the run in '%s' already has %ld steps; pass a larger --steps to extend it", o->resume, t->saved.step);
     setup_schedule(t);
-    model_alloc_acts(t->m, (int)o->batch, (int)o->ctx, (float)o->dropout);
+    t->rank = dist_rank();
+    t->size = dist_size();
+    t->rows = (int)o->batch / t->size;
+    t->row0 = t->rank * t->rows;
+    t->saved.ranks = t->size;
+    g_mpi_ranks = t->size;
+    model_alloc_acts(t->m, t->rows, (int)o->ctx, (float)o->dropout);
     if (o->save_every == 0) o->save_every = o->eval_every;
 
     t->B = (int)o->batch;
@@ -961,8 +1004,15 @@ static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const c
            t->ds.n_tokens, t->ds.n_train, t->ds.n_val, o->val[0] ? " from " : "", o->val[0] ? o->val : "", o->batch, o->ctx,
            o->grad_accum, mem_note);
     if (t->resumed) printf("resuming %s at step %ld of %ld\n", o->resume, t->saved.step, o->steps);
+    if (t->size > 1)
+        printf("mpi: %d ranks, %d row%s of each batch per rank, %ld thread%s each; gradients summed in buckets of %d floats\n",
+               t->size, t->rows, t->rows == 1 ? "" : "s", o->threads, o->threads == 1 ? "" : "s", GRAD_SYNC_BUCKET);
+    grad_sync_init(&t->sync, &t->m->params);
+    // Every rank starts from the same weights, moments and data (a rank given other files would diverge).
+    if (!dist_all_equal_u64(grad_sync_state_hash(&t->m->params) ^ t->saved.data_hash))
+        die(EXIT_RUNTIME, "train: the MPI ranks start from different weights or data (each rank must see the same files)");
 
-    open_log(t);
+    if (t->rank == 0) open_log(t);
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -979,6 +1029,19 @@ static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const c
 // ---------------------------------------------------------------------------------------------
 // step
 
+// This rank's share of a batch whose targets y (B·T) it has read whole: the fraction of the batch's scored
+// targets (>= 0) in its rows [row0, row0 + rows), so that the ranks' mean losses, so weighted and summed,
+// make the batch's mean loss (text: rows/B; MQAR: its answers over the batch's). 1 on one process.
+static double rank_share(const train_t *t, const int32_t *y) {
+    if (t->size == 1) return 1.0;
+    size_t T = (size_t)t->T, lo = (size_t)t->row0 * T, hi = lo + (size_t)t->rows * T, all = 0, mine = 0;
+    for (size_t i = 0; i < (size_t)t->B * T; i++) {
+        all += y[i] >= 0;
+        mine += y[i] >= 0 && i >= lo && i < hi;
+    }
+    return all ? (double)mine / (double)all : (double)t->rows / (double)t->B;
+}
+
 // One optimizer step at learning rate lr: --grad-accum micro-batches of forward and backward, the blocks'
 // extra objective terms, clipping, AdamW and the blocks' hooks. Returns 0, or EXIT_RUNTIME (with a
 // message, nothing updated) when the loss or a gradient is not finite.
@@ -989,7 +1052,15 @@ static int train_step(train_t *t, double lr) {
     model_before_step(m, run->step + 1, &run->drop_rng);  // e.g. Performer's random-feature redraw
     params_zero_grad(&m->params);
     double loss = 0;
-    run_ctx_t rc = {.training = 1, .dropout = (float)o->dropout, .rng = &run->drop_rng, .mem = t->memory ? &t->mem : NULL};
+    // Dropout draws from the run's stream on one process; with MPI each rank draws its rows' masks from a
+    // stream of its own, forked from the shared one by step and rank, which the masks then leave untouched:
+    // the shared stream stays the same on every rank (and, without dropout, the one-process run's), for
+    // the blocks' hooks (Performer's redraws).
+    rng_t rank_drop;
+    if (t->size > 1) rng_fork(&run->drop_rng, ((uint64_t)run->step << 20) ^ (uint64_t)t->rank ^ 0x4D50490000000000ull, &rank_drop);
+    run_ctx_t rc = {.training = 1, .dropout = (float)o->dropout, .rng = t->size > 1 ? &rank_drop : &run->drop_rng,
+                    .mem = t->memory ? &t->mem : NULL};
+    const int32_t *xr = t->x + (size_t)t->row0 * t->T, *yr = t->y + (size_t)t->row0 * t->T;  // this rank's rows
     for (long micro = 0; micro < o->grad_accum; micro++) {
         if (t->task) {
             mqar_batch(&t->mqar, &run->data_rng, t->B, t->x, t->y);  // fresh sequences; loss on the answers only
@@ -998,12 +1069,16 @@ static int train_step(train_t *t, double lr) {
         } else if (dataset_stream_batch(&t->ds, &t->streams, t->x, t->y) && t->memory) {
             model_mem_clear(&t->mem);  // the streams wrapped to their start: nothing before it is remembered
         }
-        loss += model_forward(m, t->x, t->y, t->B, t->T, &rc) / (double)o->grad_accum;
-        model_backward(m, 1.0f / (float)o->grad_accum, &rc);
+        double share = rank_share(t, t->y);
+        loss += model_forward(m, xr, yr, t->rows, t->T, &rc) * share / (double)o->grad_accum;
+        model_backward(m, t->size == 1 ? 1.0f / (float)o->grad_accum : (float)(share / (double)o->grad_accum), &rc);
     }
-    model_extra_loss(m, 1);  // e.g. the adaptive-span penalty: in the objective, not in the reported loss
+    // e.g. the adaptive-span penalty: in the objective (once: rank 0 adds its gradient), not in the reported loss
+    if (t->rank == 0) model_extra_loss(m, 1);
+    grad_sync_run(&t->sync, &m->params);  // every rank now holds the whole batch's gradient (docs/mpi.md)
+    dist_sum_doubles(&loss, 1);
     if (!isfinite(loss) || !grad_all_finite(&m->params)) {
-        fprintf(stderr, "attnlab: %s at step %ld; stopping without saving (the last checkpoint, if any, is kept)\n",
+        if (t->rank == 0) fprintf(stderr, "attnlab: %s at step %ld; stopping without saving (the last checkpoint, if any, is kept)\n",
                 isfinite(loss) ? "the loss was finite but a gradient became non-finite"
                                : (isnan(loss) ? "the loss became NaN" : "the loss became infinite"),
                 run->step + 1);
@@ -1121,19 +1196,34 @@ static void report_eval_done(train_t *t, const char *split, const char *head, co
     free(usage);
 }
 
+// The sums of every rank's evaluation (MPI; nothing on one process): counts travel as doubles, exact below 2^53.
+static void eval_sums_over_ranks(eval_sums_t *s) {
+    double v[3] = {s->nats, (double)s->tokens, (double)s->bytes};
+    dist_sum_doubles(v, 3);
+    *s = (eval_sums_t){.nats = v[0], .tokens = (size_t)v[1], .bytes = (size_t)v[2]};
+}
+
 // Random-window validation estimate, from an RNG stream of its own (seeded by seed and step), so
-// evaluating never changes training.
-static void eval_random(train_t *t, long step, eval_sums_t *s) {
+// evaluating never changes training. With MPI the evaluation is shared as training is: every rank draws
+// every batch and scores its rows, and the sums are added up; a model keeping usage statistics (pkm,
+// `alone`) is scored by rank 0 alone, chunk by chunk, so that its statistics count every batch.
+static void eval_random(train_t *t, long step, eval_sums_t *s, int alone) {
     const opts_t *o = t->o;
     rng_t r;
     rng_seed(&r, (uint64_t)o->seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)step ^ 0xE7A1ull);
     run_ctx_t rc = {.training = 0};
     *s = (eval_sums_t){0};
+    int T = (int)o->ctx;
     for (long i = 0; i < o->eval_batches; i++) {
-        dataset_val_batch(&t->ds, &r, (int)o->batch, (int)o->ctx, t->x, t->y);
-        model_forward(t->m, t->x, t->y, (int)o->batch, (int)o->ctx, &rc);
-        eval_accumulate(t->m, t->tok, t->y, (int)o->batch, (int)o->ctx, s);
+        dataset_val_batch(&t->ds, &r, (int)o->batch, T, t->x, t->y);
+        for (int c = 0; c < t->size; c++) {  // chunk c: rows [c·rows, (c+1)·rows)
+            if (alone ? t->rank != 0 : c != t->rank) continue;
+            const int32_t *x = t->x + (size_t)c * t->rows * T, *y = t->y + (size_t)c * t->rows * T;
+            model_forward(t->m, x, y, t->rows, T, &rc);
+            eval_accumulate(t->m, t->tok, y, t->rows, T, s);
+        }
     }
+    if (!alone) eval_sums_over_ranks(s);
 }
 
 // Memory mode (LONG_CONTEXT.md §3) over the first n validation tokens: one stream in segments of
@@ -1149,10 +1239,10 @@ static void eval_memory(train_t *t, size_t n, eval_sums_t *s) {
 // stretch, the first min(n_val, max(eval-batches·batch·ctx, 4·M) + 1) validation tokens — as many targets
 // as the random windows score, but at least 4·M so that most are predicted with a full memory. `how`
 // says which, for the report line.
-static void eval_periodic(train_t *t, long step, eval_sums_t *s, char *how, size_t howlen) {
+static void eval_periodic(train_t *t, long step, eval_sums_t *s, char *how, size_t howlen, int stats) {
     const opts_t *o = t->o;
     if (!t->memory) {
-        eval_random(t, step, s);
+        eval_random(t, step, s, stats > 0);
         snprintf(how, howlen, "%ld random windows", o->eval_batches * o->batch);
         return;
     }
@@ -1169,7 +1259,7 @@ static void report_periodic(train_t *t, double lr, const char *note) {
     eval_sums_t s;
     char how[160], head[64];
     int stats = model_stats_begin(t->m);  // pkm layers: slot usage over this evaluation
-    eval_periodic(t, step, &s, how, sizeof how);
+    eval_periodic(t, step, &s, how, sizeof how, stats);
     size_t len = strlen(how);
     snprintf(how + len, sizeof how - len, "%s", note);
     snprintf(head, sizeof head, "step %ld/%ld", step, t->o->steps);
@@ -1201,7 +1291,7 @@ static void report_progress(train_t *t, double lr, double now, int last) {
     printf("step %ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f ms/step | elapsed %.0fs | ETA %s\n",
            step, o->steps, mean_loss, lr, rep->last_gnorm, tps, ms, elapsed, eta);
     log_row(t, "train", mean_loss, NAN, lr, rep->last_gnorm, tps, ms, "", "");
-    load_watch_interval(&t->watch, ms, now, load_watch_loadavg(), stderr);
+    if (dist_rank() == 0) load_watch_interval(&t->watch, ms, now, load_watch_loadavg(), stderr);
     rep->interval_loss = 0;
     rep->interval_steps = 0;
     rep->t_interval = cli_now();
@@ -1211,6 +1301,7 @@ static void report_progress(train_t *t, double lr, double now, int last) {
 // (--mqar-eval-seqs sequences of mqar_sequence(MQAR_EVAL_SEED)), printed and logged as a `split` row
 // (val or final) with the accuracy column; bpb has no meaning here (NAN).
 static void report_task_eval(train_t *t, const char *split, double lr) {
+    if (t->rank != 0) return;  // MPI: rank 0 alone scores the held-out set (the others go on to the next step)
     double t0 = cli_now();
     mqar_score_t s = {0};
     mqar_score_set(t->m, &t->mqar, MQAR_EVAL_SEED, (int)t->o->mqar_eval_seqs, t->x, t->y, &s);
@@ -1235,7 +1326,19 @@ static void report_eval(train_t *t, double lr) {
     t->rep.t_interval = cli_now();
 }
 
+// MPI: every rank's weights and AdamW moments must be bit-identical (each did the same update of the same
+// summed gradient); checked before every checkpoint and at the end of the run. A divergence stops every
+// rank without saving: the checkpoint would describe one rank's model only.
+static void check_ranks_agree(train_t *t) {
+    if (t->size == 1) return;
+    if (!dist_all_equal_u64(grad_sync_state_hash(&t->m->params)))
+        die(EXIT_RUNTIME, "train: rank %d: the MPI ranks' weights differ at step %ld (they must stay bit-identical); "
+            "stopping without saving (the last checkpoint is kept)", t->rank, t->saved.step);
+}
+
 static void save_or_die(train_t *t) {
+    check_ranks_agree(t);
+    if (t->rank != 0) return;  // rank 0 alone writes checkpoints
     char err[1024];
     if (t->streams_on) {  // where the streams stand (n = 0 without memory); the blocks' states go in as tensors
         t->saved.has_mem = 1;
@@ -1262,6 +1365,16 @@ static void report_save(train_t *t) {
 // ---------------------------------------------------------------------------------------------
 // the loop and finish
 
+// MPI: the ranks stop together. A signal seen by any rank, a failed log write (rank 0 writes the log) and
+// the time budget on rank 0's clock stop every rank after this step.
+static void agree_to_stop(train_t *t, int *over_budget) {
+    int f[3] = {g_interrupted != 0, t->rank == 0 && *over_budget, t->rep.log_failed};
+    dist_max_ints(f, 3);
+    if (f[0] && !g_interrupted) g_interrupted = SIGTERM;
+    *over_budget = f[1];
+    t->rep.log_failed = f[2];
+}
+
 // Steps until the stop step, a signal or the time budget. Returns 0 or the exit status of a failed step;
 // *stop_reason says why it stopped early (NULL: it reached its stop step or failed).
 static int run_steps(train_t *t, const char **stop_reason) {
@@ -1270,6 +1383,7 @@ static int run_steps(train_t *t, const char **stop_reason) {
     if (t->saved.step == 0 && (o->eval_at_start || o->init_from[0])) report_start(t);
     while (t->saved.step < t->stop) {
         double lr = schedule_lr(&t->sched, t->saved.step, t->saved.elapsed + (cli_now() - t->t_start));
+        dist_bcast_double(&lr);  // MPI: rank 0's clock decides a --time-budget schedule
         g_step_running = t->saved.step < 1000000000L ? (sig_atomic_t)(t->saved.step + 1) : 0;
         int status = train_step(t, lr);
         g_step_running = 0;
@@ -1278,6 +1392,7 @@ static int run_steps(train_t *t, const char **stop_reason) {
         report_progress(t, lr, cli_now(), over_budget);
         report_eval(t, lr);
         report_save(t);
+        if (t->size > 1) agree_to_stop(t, &over_budget);
         if (g_interrupted) {
             *stop_reason = "interrupted";
             break;
@@ -1292,6 +1407,20 @@ static int run_steps(train_t *t, const char **stop_reason) {
         }
     }
     return 0;
+}
+
+// MPI: windows mode over the first n validation tokens, its windows dealt out in contiguous runs, rank r
+// scoring windows [r·W/size, (r+1)·W/size) (window w covers tokens w·ctx .. w·ctx + ctx), then the sums added
+// up; rank 0 alone scores them all for a model keeping usage statistics (`alone`, as eval_random).
+static void eval_windows_shared(train_t *t, size_t n, eval_sums_t *s, int alone) {
+    size_t W = eval_num_windows(n, t->T), T = (size_t)t->T;
+    size_t w0 = alone ? 0 : W * (size_t)t->rank / (size_t)t->size, w1 = alone ? W : W * (size_t)(t->rank + 1) / (size_t)t->size;
+    *s = (eval_sums_t){0};
+    if (w1 > w0 && (!alone || t->rank == 0)) {
+        size_t len = n - w0 * T < (w1 - w0) * T + 1 ? n - w0 * T : (w1 - w0) * T + 1;
+        eval_sequence(t->m, t->tok, t->ds.val + w0 * T, len, s);
+    }
+    if (!alone) eval_sums_over_ranks(s);
 }
 
 // The final evaluation (--final-eval): the whole validation split, its first N tokens, or none (a line says
@@ -1310,8 +1439,10 @@ static void report_final(train_t *t) {
     if (t->memory) {
         eval_memory(t, n, &s);
         snprintf(mode, sizeof mode, ", memory mode M %d", t->memory);
-    } else {
+    } else if (t->size == 1) {
         eval_sequence(t->m, t->tok, t->ds.val, n, &s);
+    } else {
+        eval_windows_shared(t, n, &s, stats > 0);
     }
     if (n == n_val)
         snprintf(what, sizeof what, "whole validation split%s, %zu tokens, %.1fs", mode, s.tokens, cli_now() - t0);
@@ -1336,6 +1467,15 @@ static int finish_run(train_t *t, int status, const char *stop_reason) {
     if (t->task && (t->saved.step == t->o->steps || budget_end)) report_task_eval(t, "final", NAN);
     else if (t->saved.step == t->o->steps || budget_end) report_final(t);
     save_or_die(t);
+    // MPI: the other ranks wait for rank 0's checkpoint (a rank leaving with a non-zero status, e.g. 130,
+    // makes mpirun end the job, which could stop rank 0 mid-write).
+    int saved = 1;
+    dist_max_ints(&saved, 1);
+    if (t->size > 1 && t->sync.calls)
+        printf("mpi: weights and AdamW moments identical on all %d ranks at step %ld | gradient sums: %.2f MB per step in %.0f "
+               "allreduce calls, %.2f ms per step (and %.2f ms waiting for the slowest rank)\n", t->size, t->saved.step,
+               4e-6 * t->sync.floats / (double)t->sync.calls, (double)t->sync.buckets / (double)t->sync.calls,
+               1e3 * t->sync.seconds / (double)t->sync.calls, 1e3 * t->sync.wait_seconds / (double)t->sync.calls);
     printf("checkpoint: %s\n", t->o->out);
     if (t->rep.log) {
         errno = 0;
@@ -1351,6 +1491,7 @@ static int finish_run(train_t *t, int status, const char *stop_reason) {
 
 static void free_run(train_t *t) {
     if (t->rep.log) fclose(t->rep.log);
+    grad_sync_free(&t->sync);
     free(t->x);
     free(t->y);
     if (t->memory) model_mem_free(&t->mem);
@@ -1389,9 +1530,7 @@ static int check_run(opts_t *o, flag_t *flags, int n_flags, const char *const *f
 
 // ---------------------------------------------------------------------------------------------
 
-int main(int argc, char **argv) {
-    omp_env_apply(argv);  // libgomp's spin count, before anything else (cli/omp_env.h)
-    setvbuf(stdout, NULL, _IOLBF, 0);
+static int train_main(int argc, char **argv) {
     opts_t o = {0};
     flag_t flags[MAX_FLAGS];
     int n_flags = bind_flags(&o, flags);
@@ -1400,6 +1539,7 @@ int main(int argc, char **argv) {
     int n_pos, want_help, want_version, export_mode = 0;
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--export") == 0) export_mode = i;
+    if (export_mode && dist_size() > 1) die(EXIT_USAGE, "train: --export runs as one process, not under mpirun");
     if (export_mode) {
         if (argc != 4 || export_mode != 1) die(EXIT_USAGE, "train: usage: train --export CKPT OUT");
         return do_export(argv[2], argv[3]);
@@ -1414,11 +1554,17 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (o.list_kinds) return print_kinds();
+    if (o.prepare && dist_size() > 1) die(EXIT_USAGE, "train: --prepare runs as one process, not under mpirun");
     if (o.prepare) return do_prepare(&o, flags, n_flags, pos, n_pos);
     if (o.task[0] && n_pos != 0) die(EXIT_USAGE, "train: --task %s trains on generated sequences, not on a FILE ('%s')", o.task, pos[0]);
     if (!o.task[0] && n_pos < 1) die(EXIT_USAGE, "train: expected one text FILE or token shards to train on (see --help)");
     if (o.resume[0] && o.init_from[0]) die(EXIT_USAGE, "train: --resume and --init-from exclude each other");
     if (o.check) return check_run(&o, flags, n_flags, pos, n_pos);
+    // MPI: threads per rank default to this machine's cores shared among its ranks.
+    if (dist_size() > 1 && !args_find(flags, n_flags, "threads")->given) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        o.threads = cores / dist_local_size() > 1 ? cores / dist_local_size() : 1;
+    }
     cli_set_threads(o.threads);
 
     train_t run;
@@ -1427,5 +1573,20 @@ int main(int argc, char **argv) {
     int status = run_steps(&run, &stop_reason);
     status = finish_run(&run, status, stop_reason);
     free_run(&run);
+    return status;
+}
+
+// MPI (docs/mpi.md): started only under mpirun, and finalized on every return, which every rank reaches
+// together; an error exit (die) skips MPI_Finalize, so mpirun sees a rank leave early and ends the job
+// instead of the others waiting for it.
+int main(int argc, char **argv) {
+    omp_env_apply(argv);  // libgomp's spin count, before anything else (cli/omp_env.h)
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    char dist_err[256];
+    if (dist_init(&argc, &argv, dist_err, sizeof dist_err)) die(EXIT_USAGE, "train: %s", dist_err);
+    // Rank 0 alone prints progress and results; every rank keeps stderr for its errors.
+    if (dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) die(EXIT_RUNTIME, "train: rank %d: cannot silence stdout", dist_rank());
+    int status = train_main(argc, argv);
+    dist_finalize();
     return status;
 }

@@ -11,6 +11,7 @@ declare -A allowed=(
   [blocks]="base model blocks"
   [checkpoint]="base tokenizer model checkpoint"
   [cli]="base tokenizer data model blocks checkpoint cli"
+  [dist]="base model dist"
 )
 bad=0; checked=0
 for dir in "${!allowed[@]}"; do
