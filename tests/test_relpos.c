@@ -14,6 +14,9 @@
 //     identity and the gradient check with a filled memory;
 // and every other mixer kind is refused under --pos rel in one line naming the layer and kind.
 // Plus: the reach R = ctx + M bounds --memory and a wider --ctx (model_set_memory, eval_model_at_ctx).
+// `test_relpos --dump DIR` instead writes, for tests/py_relpos.sh (the PyTorch twin's gradients), a
+// checkpoint of a --pos rel model of every softmax-family kind whose adam.m.* tensors hold the
+// gradient of one batch's mean loss, and the batch (DIR/batch.txt: B T, loss, tokens, targets).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,7 +336,55 @@ static void test_reach(void) {
     }
 }
 
-int main(void) {
+// --dump DIR: see the header. V 256 (byte tokenizer), C 16, H 2 (D 8), ctx 12 + memory 4 (rel_k (8, 16),
+// of which a window uses the first 12 columns), B 2, T 12, weights at std 0.3 (persistent keys tamed).
+// Spans S·z̃ = 3.7 and 4.8 keep every integer distance off the ramp's kinks (m = 0 or 1 exactly,
+// where attnlab and autograd take different one-sided derivatives).
+static int dump(const char *dir) {
+    const char *spec = "softmax,softmax(persist=2),adaptive(span=10,ramp=3,init=0.37),"
+                       "allattn(persist=3,span=8,ramp=2,init=0.6)";
+    model_dims_t d = {.vocab = 256, .dim = 16, .heads = 2, .ctx = 12, .pos = POS_REL, .memory = 4};
+    model_t m;
+    char err[1024];
+    if (model_build(&m, &d, spec, err, sizeof err)) {
+        fprintf(stderr, "test_relpos --dump: %s\n", err);
+        return 1;
+    }
+    fixture_init_weights(&m, 0.3f, 17);
+    tame_persistent_keys(&m);
+    enum { B = 2, T = 12 };
+    int32_t tok[B * T], tgt[B * T];
+    fixture_tokens(tok, B * T, 256, 18);
+    fixture_tokens(tgt, B * T, 256, 19);
+    model_alloc_acts(&m, B, T, 0.0f);
+    params_zero_grad(&m.params);
+    rng_t r;
+    rng_seed(&r, 1);
+    run_ctx_t rc = {.training = 1, .dropout = 0.0f, .rng = &r};  // rc.mem NULL: windows, as the twin
+    float loss = model_forward(&m, tok, tgt, B, T, &rc);  // the mean cross-entropy (no span penalty: the twin has none)
+    model_backward(&m, 1.0f, &rc);
+    memcpy(m.params.m, m.params.grad, m.params.total * sizeof(float));
+    tokenizer_t tk;
+    tok_init_byte(&tk);
+    char path[600];
+    snprintf(path, sizeof path, "%s/rel.safetensors", dir);
+    int rc_save = ckpt_save(path, &m, &tk, "{\"step\":1}", 1, err, sizeof err);
+    if (rc_save) fprintf(stderr, "test_relpos --dump: %s\n", err);
+    snprintf(path, sizeof path, "%s/batch.txt", dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%d %d\n%.9g\n", B, T, loss);
+        for (int i = 0; i < B * T; i++) fprintf(f, "%d%c", tok[i], i + 1 < B * T ? ' ' : '\n');
+        for (int i = 0; i < B * T; i++) fprintf(f, "%d%c", tgt[i], i + 1 < B * T ? ' ' : '\n');
+        fclose(f);
+    }
+    tok_free(&tk);
+    model_free(&m);
+    return rc_save || !f;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--dump") == 0) return dump(argv[2]);
     static fixture_kind_case_t cases[MAX_CASES];
     int n = fixture_kind_cases(cases, MAX_CASES);
     char dir[] = "/tmp/attnlab-relpos-XXXXXX";
