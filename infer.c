@@ -240,13 +240,14 @@ static int evaluate(ckpt_t *c, const char *ckpt_path, const opts_t *o, int memor
     if (mode == EVAL_MEMORY) snprintf(mode_desc, sizeof mode_desc, "memory mode: one stream in segments of %d tokens, memory %d", ctx, M);
     else if (mode == EVAL_STRIDE) snprintf(mode_desc, sizeof mode_desc, "stride mode: windows of %d tokens, %ld apart, each starting empty", ctx, o->stride);
     else snprintf(mode_desc, sizeof mode_desc, "windows mode: windows of %d tokens, each starting empty", ctx);
-    if (had_memory || memory_given) fprintf(stderr, "infer: %s\n", mode_desc);
-    // Longer than trained: the same weights in a model built for ctx (refused for learned positions).
+    // Longer than trained: the same weights in a model built for ctx (refused for learned positions,
+    // and past --pos rel's reach: before the mode line, so that a refusal is the only line).
     model_t wide, *m = &c->model;
     if (ctx > trained) {
         if (eval_model_at_ctx(&wide, &c->model, ctx, err, sizeof err)) die(EXIT_USAGE, "infer: %s", err);
         m = &wide;
     }
+    if (had_memory || memory_given) fprintf(stderr, "infer: %s\n", mode_desc);
     model_alloc_acts(m, mode == EVAL_MEMORY ? 1 : (int)o->batch, ctx, 0.0f);  // memory mode: one segment per forward
     eval_sums_t s;
     eval_buckets_t bk;

@@ -69,7 +69,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"heads", FLAG_INT, &o->heads, "4", 1, 4096, 1, "attention heads (must divide dim)", 0},
         {"ctx", FLAG_INT, &o->ctx, "64", 1, 1 << 20, 1, "context length T", 0},
         // Not stored in train_state: the checkpoint's config keeps it (absent = learned).
-        {"pos", FLAG_STR, &o->pos, "learned", 0, 0, 0, "positions: learned (table wpe) | rope (rotary q/k) | none", 0},
+        {"pos", FLAG_STR, &o->pos, "learned", 0, 0, 0, "positions: learned (table wpe) | rope (rotary q/k) | none | rel (learned relative keys)", 0},
         // Not stored in train_state either: the config keeps it (absent = 0).
         {"memory", FLAG_INT, &o->memory, "0", 0, 1 << 20, 0, "segment memory in tokens (0 = none; needs --pos rope or none)", 0},
         {"streams", FLAG_BOOL, &o->streams, "", 0, 0, 0, "read the training split as --batch contiguous streams, as --memory does (implied by it)", 0},
@@ -608,7 +608,7 @@ static void check_options(train_t *t, tok_kind_t *tkind) {
     if (args_find(t->flags, t->n_flags, "tokenizer-from")->given)
         die(EXIT_USAGE, "train: --tokenizer-from is for --prepare (training takes its tokenizer from --init-from, --resume or the shards)");
     // --pos: the model's config holds it; on --resume an explicit --pos must agree with the checkpoint.
-    if (pos_scheme_parse(o->pos, &t->pos)) die(EXIT_USAGE, "train: --pos must be learned, rope or none, got '%s'", o->pos);
+    if (pos_scheme_parse(o->pos, &t->pos)) die(EXIT_USAGE, "train: --pos must be learned, rope, none or rel, got '%s'", o->pos);
     if (t->resumed) {
         pos_scheme_t saved = t->m->dims.pos;
         if (args_find(t->flags, t->n_flags, "pos")->given && t->pos != saved)

@@ -1,7 +1,7 @@
 // bench_train.c — training-step and decode throughput of one model shape (docs/performance.md).
 //
 //   bench_train [--layers SPEC] [--dim 128] [--heads 4] [--ctx 64] [--batch 12] [--vocab 65]
-//               [--steps 30] [--warmup-steps 3] [--threads 0] [--seed 1337] [--pos learned|rope|none]
+//               [--steps 30] [--warmup-steps 3] [--threads 0] [--seed 1337] [--pos learned|rope|none|rel]
 //               [--memory M] [--stream-pos P] [--init-from CKPT]
 //   bench_train --decode [--dim ..] [--reps 20] ...      KV-cached generation instead of training
 //   bench_train --decode --positions 10100 --layers '4*performer/mlp' [--reps 3] ...
@@ -91,7 +91,7 @@ static void usage(void) {
             "usage: bench_train [--layers SPEC] [--dim 128] [--heads 4] [--ctx 64] [--batch 12] [--vocab 65]\n"
             "                   [--steps 30] [--warmup-steps 3] [--threads 0] [--seed 1337] [--decode] [--reps 20]\n"
             "                   [--positions P]   (with --decode: one stream of P tokens, positions 100-199 vs the last 100)\n"
-            "                   [--pos learned|rope|none] [--memory M] [--stream-pos P]   (training with segment memory)\n"
+            "                   [--pos learned|rope|none|rel] [--memory M] [--stream-pos P]   (training with segment memory)\n"
             "                   [--init-from CKPT]   (start from a checkpoint's matching tensors)\n");
     exit(EXIT_USAGE);
 }

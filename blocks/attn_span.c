@@ -65,6 +65,7 @@ static void init_span(param_t *p, rng_t *rng, void *owner) {
 void attn_span_register(attn_span_t *a, const block_t *b, param_table_t *pt, const char *prefix) {
     int C = b->dims->dim, H = b->dims->heads, D = C / H;
     attn_proj_register(&a->proj, b->dims, pt, prefix);
+    relpos_register(&a->rel, b->dims, pt, prefix);
     // z̃: no weight decay (the L1 penalty is its only pressure).
     if (a->span_on)
         a->span = params_add(pt, prefix, "span",
@@ -222,11 +223,29 @@ size_t attn_span_act_floats(const attn_span_t *a, const model_dims_t *dims, int 
 
 // scratch: dheads (B,T,C) | dqkv (B,P0+T,3C) | dP (B,H,region) | dKp, dVp (B,H,N,D) each | dz (B,H)
 //          | [dq0 (B,T,C): rope with persistent pairs, the persistent scores' dq (unrotated)]
+//          | [dQR (H,B,T,rel_width): --pos rel; the forward's QR uses the same place]
+// --pos rel: the widest key window any head can have, min(P0 + T, S + R) — a row of QR or dQR.
+static int rel_width(const attn_span_t *a, int T, int P0) {
+    int L = T + P0;
+    return a->span_on && a->S + a->R < L ? (int)(a->S + a->R) : L;
+}
+
+static size_t rel_floats(const attn_span_t *a, const model_dims_t *dims, int B, int T, int P0) {
+    return relpos_on(&a->rel) ? (size_t)B * dims->heads * T * rel_width(a, T, P0) : 0;
+}
+
 size_t attn_span_scratch_floats(const attn_span_t *a, const model_dims_t *dims, int B, int T) {
     int P0 = memory_rows_cap(a, dims);
     size_t BH = (size_t)B * dims->heads, BTC = (size_t)B * T * dims->dim, BPC = (size_t)B * P0 * dims->dim;
     return 4 * BTC + 3 * BPC + BH * region_floats(a, T, P0) + 2 * (size_t)B * a->N * dims->dim + BH +
-           (has_q0(a) ? BTC : 0);
+           (has_q0(a) ? BTC : 0) + rel_floats(a, dims, B, T, P0);
+}
+
+// --pos rel's QR / dQR in scratch: after everything the backward uses, sized for the largest P0;
+// (batch row bb, head h) at ((h·B + bb)·T)·rel_width(T, P0) for the current P0.
+static float *rel_buffer(const attn_span_t *a, const model_dims_t *dims, float *scratch, int B, int T) {
+    if (!relpos_on(&a->rel)) return NULL;
+    return scratch + attn_span_scratch_floats(a, dims, B, T) - rel_floats(a, dims, B, T, memory_rows_cap(a, dims));
 }
 
 // One (batch, head). Q (T rows), K, V (P0 + T rows: memory then segment): strided rows (stride 3C)
@@ -235,11 +254,15 @@ size_t attn_span_scratch_floats(const attn_span_t *a, const model_dims_t *dims, 
 // Row block [r0, r1) reads keys k0 … r1+P0−1 only (query i is key P0 + i):
 //   S = scale·Q[r0:r1]·K[k0:r1+P0]ᵀ | Qp[r0:r1]·Kpᵀ,  P = masked joint softmax,
 //   O = P'·V[k0:r1+P0] + sqrt(N)·P'_p·Vp
+// --pos rel (QR non-NULL, (T, W)): QR = scale·Q·rel_k[:, 0:W], and each row's content column c, at
+// distance c1 − c, gains QR[i, c1 − c] before the softmax.
 // Returns the number of score entries computed.
 static long long head_forward(const geom_t *g, float *P, float *Pd, const float *mask, const float *Q, const float *K,
-                              const float *V, const float *Qp, int ldqp, const float *Kp, const float *Vp, float *O) {
+                              const float *V, const float *Qp, int ldqp, const float *Kp, const float *Vp, float *O,
+                              const relpos_t *rel, float *QR) {
     int T = g->T, P0 = g->P0, D = g->D, C3 = g->C3, C = g->C, LD = g->LD, N = g->N, W = g->W;
     long long scored = 0;
+    if (QR) relpos_qr(rel, QR, W, Q, C3, T, D, W, g->scale);
     for (int r0 = 0; r0 < T; r0 += g->RB) {
         int r1 = r0 + g->RB < T ? r0 + g->RB : T, k0 = r0 + P0 - W + 1 > 0 ? r0 + P0 - W + 1 : 0, cw = r1 + P0 - k0,
             M = r1 - r0;
@@ -253,6 +276,7 @@ static long long head_forward(const geom_t *g, float *P, float *Pd, const float 
         for (int i = r0; i < r1; i++) {
             float *row = P + (size_t)i * LD, *pers = row + LD - N;
             int c0 = row_lo(g, i) - k0, c1 = i + P0 - k0;  // this row's keys: columns c0 … c1
+            if (QR) relpos_row_add(row, QR + (size_t)i * W, c1, c0, c1);
             float mx = -INFINITY;
             for (int c = c0; c <= c1; c++)
                 if (span_mask(g, c1 - c) > 0.0f && row[c] > mx) mx = row[c];
@@ -366,6 +390,8 @@ void attn_span_forward(attn_span_t *a, const model_dims_t *dims, float *y, const
             }
     }
     const float *pk = a->pk ? a->pk->data : NULL, *pv = a->pv ? a->pv->data : NULL;
+    float *QR = rel_buffer(a, dims, scratch, B, T);
+    size_t relw = (size_t)T * rel_width(a, T, P0);  // QR floats per (batch, head)
     long long scored = 0;
 #pragma omp parallel for collapse(2) schedule(static) reduction(+ : scored)
     for (int bb = 0; bb < B; bb++)
@@ -376,7 +402,8 @@ void attn_span_forward(attn_span_t *a, const model_dims_t *dims, float *y, const
             const float *qp = v.q0 ? v.q0 + (size_t)bb * T * C + h * D : qseg + h * D;
             scored += head_forward(&g, v.P + off, v.Pd + off, v.mask ? v.mask + off : NULL, qseg + h * D,
                                    base + C + h * D, base + 2 * C + h * D, qp, v.q0 ? C : 3 * C, pk ? pk + nd : NULL,
-                                   pv ? pv + nd : NULL, v.heads + (size_t)bb * T * C + h * D);
+                                   pv ? pv + nd : NULL, v.heads + (size_t)bb * T * C + h * D, &a->rel,
+                                   QR ? QR + ((size_t)h * B + bb) * relw : NULL);
         }
     a->keys_scored = scored;
     a->mem_rows_used = P0;
@@ -397,11 +424,13 @@ void attn_span_forward(attn_span_t *a, const model_dims_t *dims, float *y, const
 //   dQ += scale·dS·K[k0:],  dQp += dS_p·Kp,  dK[k0:] += scale·dSᵀ·Q,  dKp += dS_pᵀ·Qp
 // Qp/dQp (row stride ldqp): the query of the persistent scores and its gradient — Q/dQ themselves
 // without rope; with rope the unrotated query and a separate buffer (the caller combines them).
+// --pos rel (dQR non-NULL, (T, W)): dQR[i, c1 − c] = dS_c (0 at distances the row does not read),
+// then dQ += scale·dQR·rel_kᵀ; drel_k's share is the caller's (a sum over batch rows and heads).
 // Returns Σ dS/m over ramp entries (the caller multiplies by ∂z/∂z̃ · ∂m/∂z = S/R).
 static float head_backward(const geom_t *g, const float *P, const float *Pd, const float *mask, const float *Q,
                            const float *K, const float *V, const float *Qp, float *dQp, int ldqp, const float *Kp,
                            const float *Vp, const float *dO, float *dQ, float *dK, float *dV, float *dKp, float *dVp,
-                           float *dP) {
+                           float *dP, const relpos_t *rel, float *dQR) {
     int T = g->T, P0 = g->P0, D = g->D, C3 = g->C3, C = g->C, LD = g->LD, N = g->N, W = g->W;
     float dz = 0;
     for (int r0 = 0; r0 < T; r0 += g->RB) {
@@ -442,6 +471,7 @@ static float head_backward(const geom_t *g, const float *P, const float *Pd, con
             }
             for (int c = c1 + 1; c < cw; c++) d[c] = 0.0f;
             for (int n = 0; n < N; n++) dpers[n] = ppers[n] * (dpers[n] - dot);
+            if (dQR) relpos_row_grad(dQR + (size_t)i * W, W, d, c1, c0, c1);
         }
         const float *Qt = Q + (size_t)r0 * C3;
         par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, cw, g->scale, dPt, LD, K + (size_t)k0 * C3, C3,
@@ -455,6 +485,7 @@ static float head_backward(const geom_t *g, const float *P, const float *Pd, con
                         ldqp, 1.0f, dKp, D);
         }
     }
+    if (dQR) relpos_dq(rel, dQ, C3, dQR, W, T, D, W, g->scale);
     return dz;
 }
 
@@ -497,6 +528,8 @@ void attn_span_backward(attn_span_t *a, const model_dims_t *dims, float *dx, con
     // y = heads·Woᵀ + bo
     attn_proj_out_backward(&a->proj, dheads, dy, v.heads, NT, C);
     const float *pk = a->pk ? a->pk->data : NULL, *pv = a->pv ? a->pv->data : NULL;
+    float *dQR = rel_buffer(a, dims, scratch, B, T);
+    size_t relw = (size_t)T * rel_width(a, T, P0);  // dQR floats per (batch, head)
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
@@ -509,7 +542,17 @@ void attn_span_backward(attn_span_t *a, const model_dims_t *dims, float *dx, con
                                    base + C + h * D, base + 2 * C + h * D, v.q0 ? v.q0 + q0off : qseg + h * D,
                                    dq0 ? dq0 + q0off : dqseg + h * D, v.q0 ? C : 3 * C, pk ? pk + nd : NULL,
                                    pv ? pv + nd : NULL, dheads + (size_t)bb * T * C + h * D, dqseg + h * D,
-                                   dbase + C + h * D, dbase + 2 * C + h * D, dKp + bh * ND, dVp + bh * ND, dP + off);
+                                   dbase + C + h * D, dbase + 2 * C + h * D, dKp + bh * ND, dVp + bh * ND, dP + off,
+                                   &a->rel, dQR ? dQR + ((size_t)h * B + bb) * relw : NULL);
+        }
+    // --pos rel: drel_k[:, 0:W_h] += scale·Q_bhᵀ·dQR_bh, in (head, batch row) order (the segment's
+    // query rows of batch row bb are not evenly strided across rows when memory rows sit between)
+    if (dQR)
+        for (int h = 0; h < H; h++) {
+            geom_t g = make_geom(a, dims, h, T, P0);
+            for (int bb = 0; bb < B; bb++)
+                relpos_dk(&a->rel, v.qkv + bb * L3C + (size_t)P0 * 3 * C + h * D, 3 * C,
+                          dQR + ((size_t)h * B + bb) * relw, g.W, T, D, g.W, g.scale);
         }
     if (a->rope_on) {
         // q_t = R_t q0_t feeds the content scores, q0_t the persistent ones; k_t = R_t k0_t (memory rows
@@ -614,8 +657,10 @@ size_t attn_span_cache_floats(const attn_span_t *a, const model_dims_t *dims) {
 }
 
 // scratch: qkv (3C) | heads (C) | w (ring + N) | [q0 (C): rope, the unrotated query]
+//          | [qr (ring): --pos rel, scale·q·r_d at distance d (rope and rel exclude each other)]
 size_t attn_span_decode_scratch_floats(const attn_span_t *a, const model_dims_t *dims) {
-    return 4 * (size_t)dims->dim + ring_positions(a, dims) + a->N + (a->rope_on ? (size_t)dims->dim : 0);
+    return 4 * (size_t)dims->dim + ring_positions(a, dims) + a->N + (a->rope_on ? (size_t)dims->dim : 0) +
+           (relpos_on(&a->rel) ? (size_t)ring_positions(a, dims) : 0);
 }
 
 void attn_span_decode_step(attn_span_t *a, const model_dims_t *dims, float *y, const float *x, int pos, float *cache,
@@ -640,12 +685,14 @@ void attn_span_decode_step(attn_span_t *a, const model_dims_t *dims, float *y, c
         int jlo = pos - g.W + 1;  // W ≤ P: every position read is still in the ring
         const float *q = qkv + h * D;
         const float *Kp = N ? a->pk->data + (size_t)h * N * D : NULL, *Vp = N ? a->pv->data + (size_t)h * N * D : NULL;
-        float mx = -INFINITY, *wp = w + g.W;
+        float mx = -INFINITY, *wp = w + g.W, *qr = w + P + N;
+        if (relpos_on(&a->rel)) relpos_decode(&a->rel, qr, q, D, g.W, g.scale);  // qr[d] = scale·q·r_d, d < W
         for (int j = jlo; j <= pos; j++) {
             const float *k = Kc + (size_t)(j % P) * C + h * D;
             float dot = 0;
             for (int e = 0; e < D; e++) dot += q[e] * k[e];
             w[j - jlo] = dot * g.scale;
+            if (relpos_on(&a->rel)) w[j - jlo] += qr[pos - j];
             if (span_mask(&g, pos - j) > 0.0f && w[j - jlo] > mx) mx = w[j - jlo];
         }
         const float *qp = q0 + h * D;

@@ -29,12 +29,19 @@
 // query at segment row i reads keys at distance < W_h = min(P0 + T, ceil(z_h) + R), at most P0 + i.
 // rope: segment row t sits at pos0 + t, memory row r of the P0 at pos0 − P0 + r. The span may exceed
 // ctx up to M (check_memory). Decoding with M > 0 keeps a ring of min(M + ctx, S + R) positions.
+//
+// --pos rel (blocks/relpos.h): attn.rel_k (D, ctx + M) follows attn.bo; every content score gains
+// scale·q_i·r_{i−j} at the key's distance (memory keys included; the span mask applies after, as to
+// the content score), persistent scores none. Per head the product QR = scale·Q·rel_k[:, 0:W_h]
+// (T, W_h) is gathered into each row's keys; the backward scatters dS into dQR (scratch) and adds
+// dQ += scale·dQR·rel_kᵀ and drel_k += scale·Qᵀ·dQR (serially over batch rows and heads).
 #ifndef ATTNLAB_ATTN_SPAN_H
 #define ATTNLAB_ATTN_SPAN_H
 
 #include <stddef.h>
 
 #include "blocks/attn_proj.h"
+#include "blocks/relpos.h"
 #include "model/block.h"
 #include "model/rope.h"
 
@@ -46,6 +53,7 @@ typedef struct {
     double lambda;     // span penalty λ·Σ_layers mean_h z_h
     long N;            // persistent key/value pairs per head (0: none)
     attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (blocks/attn_proj.h)
+    relpos_t rel;      // attn.rel_k under --pos rel (blocks/relpos.h), else off
     param_t *span;                                   // (H) z̃, or NULL
     param_t *pk, *pv;                                // (H,N,D) each, or NULL
     long long keys_scored;  // score entries computed by the last forward (Σ over batch, heads): for tests
@@ -131,7 +139,7 @@ void attn_span_block_free(block_t *b);  // free_priv: the rope table
     .backward = attn_span_block_backward, .cache_floats = attn_span_block_cache_floats,                    \
     .decode_scratch_floats = attn_span_block_decode_scratch_floats, .decode_step = attn_span_block_decode_step, \
     .mem_floats = attn_span_block_mem_floats, .check_memory = attn_span_block_check_memory,                \
-    .free_priv = attn_span_block_free, .attn_map = attn_span_block_attn_map
+    .free_priv = attn_span_block_free, .attn_map = attn_span_block_attn_map, .rel_pos = 1
 #define ATTN_SPAN_SPAN_OPS \
     .extra_loss = attn_span_block_extra_loss, .after_step = attn_span_block_after_step, .spans = attn_span_block_spans
 

@@ -14,6 +14,10 @@
 // pos0−n … pos0−1), and query i of the segment (position pos0+i) attends to the n memory keys and
 // segment keys 0…i: scores P (T, n+T) per head, memory columns first. Backward: dWk, dWv (and biases)
 // also get the memory rows' share, dkvmᵀ·x̂_mem; no gradient reaches x̂_mem (stop-gradient).
+// --pos rel (blocks/relpos.h): attn.rel_k (D, ctx+M) after attn.bo; each head's scores gain
+// scale·q_i·r_{i−j} (memory keys too, at their stream distance), a (T, n+T) product QR = scale·Q·rel_k
+// per head gathered by distance; the backward scatters dS back into dQR (scratch, (H,B,T,n+T)), then
+// dQ += scale·dQR·rel_kᵀ per head and drel_k += scale·Q_hᵀ·dQR_h per head over all batch rows.
 // persist=N>0 (persistent key/value pairs per head, arXiv 1907.01470): configure switches the block
 // to softmax_persist_ops, the shared core in attn_span.c (adds attn.persist_k, attn.persist_v
 // (H,N,D)); persist=0 keeps this file's fast path.
@@ -26,6 +30,7 @@
 #include "blocks/attn_span.h"
 #include "blocks/attn_proj.h"
 #include "blocks/mem_rows.h"
+#include "blocks/relpos.h"
 #include "model/block.h"
 #include "model/gemm.h"
 #include "base/check.h"
@@ -33,6 +38,7 @@
 
 typedef struct {
     attn_proj_t proj;  // attn.wq|wk|wv, bq|bk|bv, wo, bo (blocks/attn_proj.h)
+    relpos_t rel;      // attn.rel_k under --pos rel (blocks/relpos.h), else off
 } softmax_t;
 
 enum { ROW_BLOCK = 32 };  // rows of the score matrix handled per product (lower-triangle tiling)
@@ -76,6 +82,7 @@ static void softmax_describe(const block_t *b, char *buf, size_t n) { snprintf(b
 static void softmax_register(block_t *b, param_table_t *pt, const char *prefix) {
     softmax_t *s = b->priv;
     attn_proj_register(&s->proj, b->dims, pt, prefix);
+    relpos_register(&s->rel, b->dims, pt, prefix);
 }
 
 // act layout, with n remembered positions (0 without memory) and Tk = n + T keys per query row:
@@ -90,9 +97,18 @@ static size_t softmax_act_floats(const block_t *b, int B, int T) {
     return 3 * BTC + att_floats(b, B, T, b->dims->memory) * (has_dropout(b) ? 3 : 1) + BTC + 3 * BMC;
 }
 // scratch: dheads (B,T,C) | dqkv (B,T,3C) | dP (B,H,T,Tk) | dkvm (B,M,2C) (memory only)
+//   | dQR (H,B,T,Tk) (--pos rel only; the forward's QR uses the same place)
 static size_t softmax_scratch_floats(const block_t *b, int B, int T) {
+    size_t BMC = (size_t)B * b->dims->memory * b->dims->dim, A = att_floats(b, B, T, b->dims->memory);
+    int rel = b->dims->pos == POS_REL;
+    return 4 * (size_t)B * T * b->dims->dim + A + 2 * BMC + (rel ? A : 0);
+}
+
+// Where the rel QR / dQR of (batch row bb, head h) sits in scratch: (H,B,T,Tk), so that one head's
+// rows of every batch row are one (B·T, Tk) matrix for drel_k's product.
+static float *rel_buffer(const block_t *b, float *scratch, int B, int T) {
     size_t BMC = (size_t)B * b->dims->memory * b->dims->dim;
-    return 4 * (size_t)B * T * b->dims->dim + att_floats(b, B, T, b->dims->memory) + 2 * BMC;
+    return scratch + 4 * (size_t)B * T * b->dims->dim + att_floats(b, B, T, b->dims->memory) + 2 * BMC;
 }
 
 typedef struct {
@@ -123,8 +139,11 @@ typedef struct {
 // Q, K, V are strided views into qkv (row stride 3C); O is a strided view into heads (row stride C).
 // With memory (hm.n > 0) each row of P has Tk = n + T columns, the n memory keys first: query i sees
 // columns 0 … n+i; O gains P'[:, 0:n]·Vm. With n = 0 the products are exactly the memory-free ones.
+// --pos rel (QR non-NULL, (T, Tk) scratch): S[i, c] += QR[i, n+i−c], QR = scale·Q·rel_k[:, 0:Tk] —
+// column c is the key at stream offset c, at distance n + i − c from query i.
 static void head_forward(float *P, const float *Pd, const float *Q, const float *K, const float *V, float *O,
-                         const float *mask, float *Pdrop, int T, int D, int C3, int C, float scale, head_mem_t hm) {
+                         const float *mask, float *Pdrop, int T, int D, int C3, int C, float scale, head_mem_t hm,
+                         const relpos_t *rel, float *QR) {
     int n = hm.n, Tk = n + T;
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
@@ -134,8 +153,10 @@ static void head_forward(float *P, const float *Pd, const float *Q, const float 
     }
     // S[:, 0:n] = scale · Q·Kmᵀ (every query sees every memory key)
     if (n) par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, D, scale, Q, C3, hm.K, hm.C2, 0.0f, P, Tk);
+    if (QR) relpos_qr(rel, QR, Tk, Q, C3, T, D, Tk, scale);
     for (int i = 0; i < T; i++) {
         float *row = P + (size_t)i * Tk;
+        if (QR) relpos_row_add(row, QR + (size_t)i * Tk, n + i, 0, n + i);
         causal_softmax_row(row, n + i, Tk);
         if (mask) {
             const float *m = mask + (size_t)i * Tk;
@@ -188,7 +209,7 @@ static void softmax_forward(block_t *b, float *y, const float *x, float *act, fl
     }
     // Attention dropout: masks drawn serially, in (b,h,i,j) order, before the parallel loop.
     if (v.mask) dropout_mask_draw(v.mask, rc->training ? rc->dropout : 0.0f, rc->rng, att_floats(b, B, T, n));
-    float scale = 1.0f / sqrtf((float)D);
+    float scale = 1.0f / sqrtf((float)D), *QR = relpos_on(&s->rel) ? rel_buffer(b, scratch, B, T) : NULL;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
@@ -196,7 +217,8 @@ static void softmax_forward(block_t *b, float *y, const float *x, float *act, fl
             const float *base = v.qkv + (size_t)bb * T * 3 * C;
             head_forward(v.probs + bh * TT, v.dropped + bh * TT, base + h * D, base + C + h * D, base + 2 * C + h * D,
                          v.heads + (size_t)bb * T * C + h * D, v.mask ? v.mask + bh * TT : NULL,
-                         v.mask ? v.dropped + bh * TT : NULL, T, D, 3 * C, C, scale, head_mem(v.kvm, bb, h, n, C, D));
+                         v.mask ? v.dropped + bh * TT : NULL, T, D, 3 * C, C, scale, head_mem(v.kvm, bb, h, n, C, D),
+                         &s->rel, QR ? QR + ((size_t)h * B + bb) * TT : NULL);
         }
     attn_proj_out_forward(&s->proj, y, v.heads, N, C);
 }
@@ -207,9 +229,12 @@ static void softmax_forward(block_t *b, float *y, const float *x, float *act, fl
 // With memory (hm.n > 0, Tk = n + T columns, memory first) the memory columns add
 //   dP'[:, 0:n] = dO·Vmᵀ,  dVm += P'[:, 0:n]ᵀ·dO,  dQ += scale·dS[:, 0:n]·Km,  dKm += scale·dS[:, 0:n]ᵀ·Q
 // into dKm, dVm (rows of dkvm, stride 2C).
+// --pos rel (dQR non-NULL, (T, Tk)): dQR[i, n+i−c] = dS[i, c] (0 for distances beyond n+i), then
+// dQ += scale·dQR·rel_kᵀ; drel_k's share is summed by the caller over the batch rows.
 static void head_backward(const float *P, const float *Pd, const float *mask, const float *Q, const float *K,
                           const float *V, const float *dO, float *dQ, float *dK, float *dV, float *dP, int T, int D,
-                          int C3, int C, float scale, head_mem_t hm, float *dKm, float *dVm) {
+                          int C3, int C, float scale, head_mem_t hm, float *dKm, float *dVm, const relpos_t *rel,
+                          float *dQR) {
     int n = hm.n, Tk = n + T;
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
@@ -233,7 +258,9 @@ static void head_backward(const float *P, const float *Pd, const float *mask, co
             for (int j = 0; j <= n + i; j++) d[j] *= m[j];
         }
         causal_softmax_row_backward(d, p, n + i, Tk);
+        if (dQR) relpos_row_grad(dQR + (size_t)i * Tk, Tk, d, n + i, 0, n + i);
     }
+    if (dQR) relpos_dq(rel, dQ, C3, dQR, Tk, T, D, Tk, scale);
     for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) {
         int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
         // dQ[r0:r1] += scale·dS[r0:r1, n : n+r1]·K[0:r1]
@@ -264,7 +291,7 @@ static void softmax_backward(block_t *b, float *dx, const float *dy, const float
     if (n) memset(dkvm, 0, (size_t)B * n * 2 * C * sizeof(float));
     // y = heads·Woᵀ + bo
     attn_proj_out_backward(&s->proj, dheads, dy, v.heads, N, C);
-    float scale = 1.0f / sqrtf((float)D);
+    float scale = 1.0f / sqrtf((float)D), *dQR = relpos_on(&s->rel) ? rel_buffer(b, scratch, B, T) : NULL;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
@@ -274,8 +301,13 @@ static void softmax_backward(block_t *b, float *dx, const float *dy, const float
             head_backward(v.probs + bh * TT, v.dropped + bh * TT, v.mask ? v.mask + bh * TT : NULL, base + h * D,
                           base + C + h * D, base + 2 * C + h * D, dheads + (size_t)bb * T * C + h * D, dbase + h * D,
                           dbase + C + h * D, dbase + 2 * C + h * D, dP + bh * TT, T, D, 3 * C, C, scale,
-                          head_mem(v.kvm, bb, h, n, C, D), dmem, dmem + C);
+                          head_mem(v.kvm, bb, h, n, C, D), dmem, dmem + C, &s->rel,
+                          dQR ? dQR + ((size_t)h * B + bb) * TT : NULL);
         }
+    // --pos rel: drel_k += scale·Q_hᵀ·dQR_h, head by head over all B·T query rows (a fixed order)
+    if (dQR)
+        for (int h = 0; h < H; h++)
+            relpos_dk(&s->rel, v.qkv + h * D, 3 * C, dQR + (size_t)h * B * T * (n + T), n + T, N, D, n + T, scale);
     // --pos rope: q' = R_p q ⇒ dq = R_pᵀ dq' (and k); dv is untouched
     attn_proj_rope_qkv_at(&s->proj, dqkv, B, T, C, H, pos0, ROPE_TRANSPOSE);
     // qkv = x·Wqkvᵀ + bqkv
@@ -292,7 +324,9 @@ static void softmax_backward(block_t *b, float *dx, const float *dy, const float
 // A token at position p sees positions lo … p: lo = 0 without memory; with memory lo = s − min(s, M)
 // for its segment's start s = p − p mod ctx — the M positions before its segment and the segment so
 // far, exactly the segment-wise forward's keys. Those are at most R consecutive slots (two runs when
-// they wrap); a head's scores and output are one matrix-vector product per run.
+// they wrap); a head's scores and output are one matrix-vector product per run. --pos rel: the key
+// at slot run index j (position lo + j) is at distance pos − lo − j; its term scale·q·r_d is one
+// product rel_k[:, 0:count]ᵀ·q per head.
 
 static int cache_positions(const block_t *b) { return b->dims->ctx + b->dims->memory; }
 
@@ -300,7 +334,7 @@ static size_t softmax_cache_floats(const block_t *b) {
     return 2 * (size_t)cache_positions(b) * b->dims->dim;
 }
 static size_t softmax_decode_scratch_floats(const block_t *b) {
-    return 4 * (size_t)b->dims->dim + cache_positions(b);
+    return 4 * (size_t)b->dims->dim + cache_positions(b) * (b->dims->pos == POS_REL ? 2 : 1);
 }
 
 static void softmax_decode_step(block_t *b, float *y, const float *x, int pos, float *cache, float *scratch) {
@@ -310,7 +344,7 @@ static void softmax_decode_step(block_t *b, float *y, const float *x, int pos, f
     CHECK(pos >= 0 && (M > 0 || pos < ctx));
     int seg_start = pos - pos % ctx, lo = M ? seg_start - (seg_start < M ? seg_start : M) : 0;
     int count = pos - lo + 1, first = lo % R, run1 = count < R - first ? count : R - first, run2 = count - run1;
-    float *qkv = scratch, *heads = scratch + 3 * C, *w = heads + C;
+    float *qkv = scratch, *heads = scratch + 3 * C, *w = heads + C, *qr = w + R;
     attn_proj_in_forward(&s->proj, qkv, x, 1, C);
     attn_proj_rope_one(&s->proj, qkv, C, H, pos);  // --pos rope: the cache holds R_j k_j
     float scale = 1.0f / sqrtf((float)D);
@@ -321,6 +355,10 @@ static void softmax_decode_step(block_t *b, float *y, const float *x, int pos, f
         // w = scale·K_h[lo..pos]·q, softmax over them, o = V_h[lo..pos]ᵀ·w (slots first…, then 0… if wrapped)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, run1, D, scale, Kh + (size_t)first * D, D, qkv + h * D, 1, 0.0f, w, 1);
         if (run2) cblas_sgemv(CblasRowMajor, CblasNoTrans, run2, D, scale, Kh, D, qkv + h * D, 1, 0.0f, w + run1, 1);
+        if (relpos_on(&s->rel)) {  // w[j] += scale·q·r_{count−1−j}
+            relpos_decode(&s->rel, qr, qkv + h * D, D, count, scale);
+            relpos_row_add(w, qr, count - 1, 0, count - 1);
+        }
         float mx = w[0];
         for (int j = 1; j < count; j++) mx = w[j] > mx ? w[j] : mx;
         float sum = 0;
@@ -364,4 +402,5 @@ const block_ops_t mixer_softmax_ops = {
     .attn_map = softmax_attn_map,
     .mem_floats = softmax_mem_floats,
     .free_priv = softmax_free,
+    .rel_pos = 1,
 };

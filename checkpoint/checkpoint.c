@@ -149,9 +149,9 @@ static int json_pos(const cJSON *o, pos_scheme_t *out, const char *path, char *e
     *out = POS_LEARNED;
     if (!v) return 0;
     if (!cJSON_IsString(v))
-        return seterr(err, errlen, "checkpoint '%s': config.pos is not a string (one of \"learned\", \"rope\", \"none\")", path);
+        return seterr(err, errlen, "checkpoint '%s': config.pos is not a string (one of \"learned\", \"rope\", \"none\", \"rel\")", path);
     if (pos_scheme_parse(v->valuestring, out))
-        return seterr(err, errlen, "checkpoint '%s': config.pos '%s' is not one of \"learned\", \"rope\", \"none\"", path,
+        return seterr(err, errlen, "checkpoint '%s': config.pos '%s' is not one of \"learned\", \"rope\", \"none\", \"rel\"", path,
                       shown(v->valuestring).s);
     return 0;
 }

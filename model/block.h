@@ -27,8 +27,10 @@
 
 // How the model knows positions (docs/long_context.md; LONG_CONTEXT.md §1): a learned absolute
 // table `wpe` added to the token embedding (GPT-2, the default), rotary embeddings applied by every
-// attention kind to its queries and keys (no table), or none (causal masking alone, no table).
-typedef enum { POS_LEARNED = 0, POS_ROPE = 1, POS_NONE = 2 } pos_scheme_t;
+// attention kind to its queries and keys (no table), none (causal masking alone, no table), or
+// learned relative keys (rel: each softmax-family layer's attn.rel_k (D, R), a key per distance
+// i − j added to the content key, blocks/relpos.h; the Adaptive Span reference's key_pe).
+typedef enum { POS_LEARNED = 0, POS_ROPE = 1, POS_NONE = 2, POS_REL = 3 } pos_scheme_t;
 
 typedef struct {
     int vocab;     // V
@@ -38,6 +40,8 @@ typedef struct {
     int n_layers;  // L (for the 0.02/sqrt(2L) output-projection init)
     pos_scheme_t pos;  // position scheme (model-wide; stored in the checkpoint config)
     int memory;    // M: segment memory in tokens (0: none); set by model_set_memory, stored in the config when > 0
+    int rel_reach; // --pos rel: R, the distances 0 … R−1 that attn.rel_k holds; 0 when building means
+                   // ctx + memory (model_build fills it in; a model rebuilt at another ctx keeps it)
 } model_dims_t;
 
 // Segment memory (LONG_CONTEXT.md §2; docs/long_context.md "Segment memory"): what the blocks
@@ -167,6 +171,9 @@ typedef struct {
     // 1: decode_step keeps constant-size state and accepts any pos ≥ 0 (Performer streaming); the
     // model then never slides its window (see model.c decode_step for how positions ≥ ctx embed).
     int unbounded_decode;
+    // Mixers: 1 if the kind scores learned relative positions under --pos rel (blocks/relpos.h:
+    // softmax, adaptive, allattn); model_build refuses --pos rel for a mixer without it.
+    int rel_pos;
     // Optional (--init-from): after the copy by name and shape, initialize this block's tensors as a
     // function of the source's tensors under the same prefix (e.g. collab from a softmax layer's Q/K).
     // seed is the run's --seed. Returns the number of tensors it set (> 0) with a one-line note in

@@ -31,6 +31,10 @@ static int validate_dims(const model_dims_t *d, char *err, size_t errlen) {
     if (d->dim % d->heads) return seterr(err, errlen, "--heads %d does not divide --dim %d", d->heads, d->dim);
     if (d->ctx < 1) return seterr(err, errlen, "--ctx must be positive, got %d", d->ctx);
     if (!pos_scheme_name(d->pos)) return seterr(err, errlen, "unknown position scheme %d", (int)d->pos);
+    if (d->pos == POS_REL && (d->rel_reach < 1 || (long)d->ctx + d->memory > d->rel_reach))
+        return seterr(err, errlen, "--pos rel: ctx %d + memory %d reaches distances beyond the %d this model's "
+                                   "relative keys attn.rel_k hold (trained ctx + memory)",
+                      d->ctx, d->memory, d->rel_reach);
     return 0;
 }
 
@@ -39,12 +43,13 @@ const char *pos_scheme_name(pos_scheme_t p) {
     case POS_LEARNED: return "learned";
     case POS_ROPE: return "rope";
     case POS_NONE: return "none";
+    case POS_REL: return "rel";
     }
     return NULL;
 }
 
 int pos_scheme_parse(const char *s, pos_scheme_t *out) {
-    static const pos_scheme_t all[] = {POS_LEARNED, POS_ROPE, POS_NONE};
+    static const pos_scheme_t all[] = {POS_LEARNED, POS_ROPE, POS_NONE, POS_REL};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (s && strcmp(s, pos_scheme_name(all[i])) == 0) {
             *out = all[i];
@@ -56,6 +61,10 @@ int pos_scheme_parse(const char *s, pos_scheme_t *out) {
 int model_build_registry(model_t *m, const model_dims_t *dims, const char *layers_spec, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     m->dims = *dims;
+    // --pos rel: attn.rel_k covers every distance a query can see, ctx + memory (kept when given: a
+    // model rebuilt at another ctx from a trained one, cli/eval.c)
+    if (m->dims.pos == POS_REL && m->dims.rel_reach == 0) m->dims.rel_reach = m->dims.ctx + m->dims.memory;
+    if (m->dims.pos != POS_REL) m->dims.rel_reach = 0;
     if (validate_dims(&m->dims, err, errlen)) return -1;
     spec_layer_t *specs;
     int L;
@@ -90,6 +99,11 @@ int model_build_registry(model_t *m, const model_dims_t *dims, const char *layer
         if (!ffn || ffn->role != ROLE_FFN) { block_unknown_kind_error(sl->ffn.kind, ROLE_FFN, l, err, errlen); goto done; }
         if (configure_block(&ly->mixer, mixer, &sl->mixer, m, l, err, errlen)) goto done;
         if (configure_block(&ly->ffn, ffn, &sl->ffn, m, l, err, errlen)) goto done;
+        if (m->dims.pos == POS_REL && !ly->mixer.ops->rel_pos) {
+            seterr(err, errlen, "--pos rel: %s has no learned relative positions (softmax, adaptive and allattn "
+                                "have them); use --pos rope or none", block_where(&ly->mixer));
+            goto done;
+        }
         ly->has_ffn = !ly->ffn.ops->identity;
 
         // Registration order = arena and checkpoint order: ln1, the mixer's tensors, ln2, the ffn's.
@@ -142,6 +156,10 @@ int model_set_memory(model_t *m, int M, char *err, size_t errlen) {
     if (M > 0 && m->dims.pos == POS_LEARNED)
         return seterr(err, errlen, "--memory needs relative positions: a learned position table restarts every "
                                    "segment, so memory keys would claim current positions; use --pos rope or --pos none");
+    if (m->dims.pos == POS_REL && (long)m->dims.ctx + M > m->dims.rel_reach)
+        return seterr(err, errlen, "--memory %d: with ctx %d it reaches distances beyond the %d this model's relative "
+                                   "keys attn.rel_k hold (--pos rel: ctx + memory at most %d)",
+                      M, m->dims.ctx, m->dims.rel_reach, m->dims.rel_reach);
     for (int i = 0; i < model_n_blocks(m); i++) {  // check_memory at M = 0 too (adaptive: span ≤ ctx)
         block_t *b = model_block(m, i);
         if (M > 0 && b->ops->role == ROLE_MIXER && !b->ops->mem_floats)

@@ -23,7 +23,7 @@ EOF
 }
 
 check "unknown --pos: exit 2, one line"
-expect_err 2 "--pos must be learned, rope or none, got 'rotary'" "$TRAIN" "$DATA" "${small[@]}" --dim 16 --steps 2 --pos rotary --out "$W/x.st"
+expect_err 2 "--pos must be learned, rope, none or rel, got 'rotary'" "$TRAIN" "$DATA" "${small[@]}" --dim 16 --steps 2 --pos rotary --out "$W/x.st"
 
 check "--pos rope with an odd head width (dim 6, heads 2): refused per kind, one line; learned builds"
 for layers in softmax "performer(features=8)" "linformer(chunk=4,k=2)"; do
@@ -86,6 +86,6 @@ h["__metadata__"]["config"] = json.dumps(cfg, separators=(",", ":"))
 hb = json.dumps(h).encode(); hb += b' ' * (-len(hb) % 8)
 open(sys.argv[2], 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
 EOF
-expect_err 1 "config.pos 'alibi' is not one of \"learned\", \"rope\", \"none\"" "$INFER" "$W/badpos.st" --info
+expect_err 1 "config.pos 'alibi' is not one of \"learned\", \"rope\", \"none\", \"rel\"" "$INFER" "$W/badpos.st" --info
 
 echo "cli_pos: ok"

@@ -5,7 +5,8 @@
 # attention's 32-row tiling, a file with multi-byte UTF-8 characters (so bpb's byte counts matter) and
 # an eval file whose last window is short — and one model per registered block kind holding every
 # example of the kind (`train --list-kinds`), and one model per position scheme rope and none holding
-# every mixer kind (`train --pos`), then compares loss, ppl and bpb of
+# every mixer kind (`train --pos`) and one --pos rel model of the kinds that take it, then compares
+# loss, ppl and bpb of
 # `infer CKPT --eval FILE` with the twin's float64 figures.
 # Exit 77 (skip) when /usr/bin/python3 cannot import torch and numpy.
 #   bash tests/py_twin.sh            (ATTNLAB_BUILD=build/release by default; TWIN=path overrides the twin)
@@ -131,6 +132,24 @@ for pos in rope none; do
     || { cat "$tmp/log-$pos"; echo "FAIL: train (--pos $pos)"; fail=1; continue; }
   compare "--pos $pos: char tokenizer, $mixers, d 32, 2 heads, ctx 37" "$tmp/pos-$pos.safetensors"
 done
+
+# rel (--pos rel): one model holding every mixer example that takes learned relative keys (those
+# `train --check --pos rel` accepts: the softmax family), d 32, 2 heads, ctx 37; each layer's
+# attn.rel_k (16, 37) is read by the twin, which adds q_i.r_{i-j} to every content score.
+rel=""
+while read -r kind role examples; do
+  [ "$role" = mixer ] || continue
+  for ex in $examples; do
+    "$TRAIN" "$tmp/train.txt" --check --pos rel --ctx 37 --layers "$ex" >/dev/null 2>&1 && rel="${rel:+$rel, }$ex"
+  done
+done <"$tmp/kinds"
+case "$rel" in *adaptive*allattn*) ;; *) echo "FAIL: --pos rel takes no adaptive or allattn example: '$rel'"; fail=1 ;; esac
+if "$TRAIN" "$tmp/train.txt" --tokenizer char --layers "$rel" --dim 32 --heads 2 --ctx 37 --pos rel \
+    --out "$tmp/pos-rel.safetensors" "${common[@]}" >"$tmp/log-rel" 2>&1; then
+  compare "--pos rel: char tokenizer, $rel, d 32, 2 heads, ctx 37" "$tmp/pos-rel.safetensors"
+else
+  cat "$tmp/log-rel"; echo "FAIL: train (--pos rel)"; fail=1
+fi
 
 # the twin refuses kinds it does not know, with a message naming the layer
 "$PY" - "$TWIN" <<'EOF2' || { echo "FAIL: the twin should refuse an unknown kind naming its layer"; fail=1; }

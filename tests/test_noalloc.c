@@ -69,6 +69,15 @@ int main(void) {
     static char all[2048];
     fixture_all_kinds_spec(all, sizeof all);
     TEST_CASE("no allocation in a training step: one model of every kind, dropout 0.1") check_steps(all, 0.1f);
+    // --pos rel: the mixer examples that take it (their QR/dQR live in scratch)
+    fixture_pos_scheme = POS_REL;
+    for (int k = 0; k < n; k++)
+        if (cases[k].ops->role == ROLE_MIXER && cases[k].ops->rel_pos) {
+            char name[300];
+            snprintf(name, sizeof name, "no allocation in a training step: %s --pos rel dropout 0.1", cases[k].spec);
+            TEST_CASE(name) check_steps(cases[k].spec, 0.1f);
+        }
+    fixture_pos_scheme = POS_LEARNED;
     TEST_CASE("the counter sees the library's allocations (the test can fail)") {
         long before = n_allocs;
         free(xmalloc(16));  // check.c's wrapper, inside libattnlab.a like every block kind

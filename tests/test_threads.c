@@ -1,5 +1,5 @@
 // test_threads.c — a training step gives the same bits on 1, 2 and 3 threads, for every registered
-// kind (the registry's examples) and with segment memory: the logits, the loss and every gradient.
+// kind (the registry's examples), with segment memory under rope and under rel: the logits, the loss and every gradient.
 // The products are cut by shape, not by thread (model/gemm.h: par_sgemm), and every reduction sums
 // fixed blocks in a fixed order (layernorm_backward's row chunks), so --threads changes speed only
 // (docs/design.md, Determinism). Shapes are large enough that par_sgemm cuts the products into
@@ -67,12 +67,13 @@ static int same_step(const step_out_t *a, const step_out_t *b, size_t nl, size_t
 // The step of spec on 1, 2 and 3 threads; memory M > 0: a warmed-up memory (one segment) first.
 static void check_spec(const char *spec, pos_scheme_t pos, int M) {
     model_t m;
-    fixture_pos_scheme = pos;
-    int bad = fixture_model(&m, spec, V, C, H, CTX, 0.3f, 11);
-    fixture_pos_scheme = POS_LEARNED;
-    EXPECT_MSG(!bad, "'%s' does not build", spec);
-    if (bad) return;
     char err[256];
+    // rel: attn.rel_k holds the distances of ctx + M (what train builds for --memory M)
+    model_dims_t d = {.vocab = V, .dim = C, .heads = H, .ctx = CTX, .pos = pos, .rel_reach = pos == POS_REL ? CTX + M : 0};
+    int bad = model_build(&m, &d, spec, err, sizeof err);
+    EXPECT_MSG(!bad, "'%s' does not build: %s", spec, err);
+    if (bad) return;
+    fixture_init_weights(&m, 0.3f, 11);
     if (M > 0 && model_set_memory(&m, M, err, sizeof err)) {
         EXPECT_MSG(0, "'%s': memory %d: %s", spec, M, err);
         model_free(&m);
@@ -121,6 +122,14 @@ int main(void) {
         char spec[1024];
         fixture_all_kinds_spec(spec, sizeof spec);
         check_spec(spec, POS_ROPE, 2 * CTX);
+    }
+    TEST_CASE("the kinds with relative keys (--pos rel), with segment memory: the same on 1, 2 and 3 threads") {
+        char spec[1024] = "";
+        for (int i = 0; i < n; i++)
+            if (cases[i].ops->rel_pos && cases[i].ops->role == ROLE_MIXER)
+                snprintf(spec + strlen(spec), sizeof spec - strlen(spec), "%s%s", spec[0] ? "," : "", cases[i].spec);
+        EXPECT(spec[0] != 0);
+        check_spec(spec, POS_REL, 2 * CTX);
     }
     return test_main_end();
 }

@@ -45,11 +45,26 @@ import torch.nn.functional as F
 # ------------------------------------------------------------------------------------------------
 # positions (LONG_CONTEXT.md §1)
 
-# "learned" | "rope" | "none": the model's position scheme. The attention kinds read it at forward
-# time (every attention kind rotates its queries and keys under "rope"); load_checkpoint sets it from
-# the checkpoint config's "pos" (absent: learned). Only "learned" has the table wpe.
+# "learned" | "rope" | "none" | "rel": the model's position scheme. The attention kinds read it at
+# forward time (every attention kind rotates its queries and keys under "rope"); load_checkpoint sets
+# it from the checkpoint config's "pos" (absent: learned). Only "learned" has the table wpe; "rel"
+# gives each softmax-family layer its own learned relative keys rel_k (D, ctx + memory), built with
+# the layer (the other kinds refuse it).
 pos_scheme = "learned"
-POS_SCHEMES = ("learned", "rope", "none")
+POS_SCHEMES = ("learned", "rope", "none", "rel")
+
+
+def rel_scores(q, rel_k):
+    """Under "rel" (the Adaptive Span reference's key_pe): the relative term q_i . r_{i-j} for every
+    query i and key j of a window, (B, H, T, T); entries with j > i are 0 (the caller masks them).
+    rel_k (D, R): column d is the key of distance d = i - j."""
+    T = q.shape[-2]
+    if T > rel_k.shape[1]:
+        raise ValueError(f"rel: window {T} exceeds the {rel_k.shape[1]} distances of rel_k")
+    pos = torch.arange(T, device=q.device)
+    d = pos[:, None] - pos[None, :]  # (T, T) i - j
+    r = rel_k[:, d.clamp(min=0)]  # (D, T, T): r_{i-j}
+    return torch.einsum("bhie,eij->bhij", q, r) * (d >= 0).to(q.dtype)
 
 
 def _rope_qk(q, k):
@@ -197,10 +212,12 @@ def gelu_tanh(x):
 class SoftmaxAttention(nn.Module):
     """Causal multi-head softmax attention; q, k, v, o are separate nn.Linear (weight [out, in])."""
 
-    def __init__(self, C, H):
+    def __init__(self, C, H, rel_reach=0):
         super().__init__()
         self.H, self.D = H, C // H
         self.wq, self.wk, self.wv, self.wo = (nn.Linear(C, C) for _ in range(4))
+        if rel_reach:  # "rel": s_ij = (q_i.k_j + q_i.r_{i-j}) / sqrt(D)
+            self.rel_k = nn.Parameter(torch.zeros(self.D, rel_reach))
 
     def forward(self, x):
         B, T, C = x.shape
@@ -210,7 +227,10 @@ class SoftmaxAttention(nn.Module):
         k = self.wk(x).view(B, T, H, D).transpose(1, 2)
         v = self.wv(x).view(B, T, H, D).transpose(1, 2)
         q, k = _rope_qk(q, k)  # "rope": s_ij = (R_i q_i).(R_j k_j) / sqrt(D)
-        s = q @ k.transpose(-1, -2) / math.sqrt(D)
+        c = q @ k.transpose(-1, -2)
+        if pos_scheme == "rel":
+            c = c + rel_scores(q, self.rel_k)
+        s = c / math.sqrt(D)
         causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
         s = s.masked_fill(~causal, float("-inf"))
         p = torch.softmax(s, dim=-1)
@@ -253,12 +273,15 @@ class SpanAttention(nn.Module):
         one joint normalization Z_i = sum_j m(i-j) e^{s_ij} + sum_n e^{q_i.Kp_n}
     computed here as a softmax over [s_ij + log m(i-j) (j <= i) | q_i.Kp_n] (log 0 = -inf).
     pos_scheme "rope": s_ij = (R_i q_i).(R_j k_j) / sqrt(D); the persistent logits keep the
-    UNROTATED q_i (persistent keys have no position)."""
+    UNROTATED q_i (persistent keys have no position). "rel": s_ij = (q_i.k_j + q_i.r_{i-j}) / sqrt(D),
+    the persistent logits without a relative term (no position)."""
 
-    def __init__(self, C, H, span=None, ramp=None, N=0):
+    def __init__(self, C, H, span=None, ramp=None, N=0, rel_reach=0):
         super().__init__()
         self.H, self.D = H, C // H
         self.wq, self.wk, self.wv, self.wo = (nn.Linear(C, C) for _ in range(4))
+        if rel_reach:
+            self.rel_k = nn.Parameter(torch.zeros(self.D, rel_reach))
         self.S, self.R, self.N = span, ramp, N
         if span is not None:
             self.span = nn.Parameter(torch.zeros(H))
@@ -271,7 +294,10 @@ class SpanAttention(nn.Module):
         T, D = x.shape[1], self.D
         pos = torch.arange(T, device=x.device)
         qc, kc = (rope_rotate(q, pos, D), rope_rotate(k, pos, D)) if pos_scheme == "rope" else (q, k)
-        s = qc @ kc.transpose(-1, -2) / math.sqrt(D)  # (B, H, T, T)
+        c = qc @ kc.transpose(-1, -2)
+        if pos_scheme == "rel":
+            c = c + rel_scores(q, self.rel_k)
+        s = c / math.sqrt(D)  # (B, H, T, T)
         dist = (pos[:, None] - pos[None, :]).to(s.dtype)  # i - j
         if self.S is not None:
             z = (self.S * self.span).view(-1, 1, 1)  # (H, 1, 1), tokens
@@ -464,7 +490,10 @@ _MIXER_OPTS = {
 _PKM_OPTS = {"slots": 16384, "k": 32, "heads": 4, "dk": 128}
 
 
-def make_mixer(idx, C, H, ctx, kind, opts):
+def make_mixer(idx, C, H, ctx, kind, opts, rel_reach=0):
+    """rel_reach > 0 (pos "rel"): the layer's rel_k has that many distances; only the softmax family."""
+    if rel_reach and kind not in ("softmax", "adaptive", "allattn"):
+        raise ValueError(f"layer {idx}: --pos rel: mixer '{kind}' has no learned relative positions")
     if kind not in _MIXER_OPTS:
         raise NotImplementedError(f"layer {idx}: mixer '{kind}' is not implemented in the twin "
                                   f"(only {', '.join(_MIXER_OPTS)})")
@@ -473,10 +502,12 @@ def make_mixer(idx, C, H, ctx, kind, opts):
         raise NotImplementedError(f"layer {idx}: mixer '{kind}' option(s) {sorted(unknown)} not known to the twin")
     o = dict(_MIXER_OPTS[kind], **opts)
     if kind == "softmax":
-        return SoftmaxAttention(C, H) if o["persist"] == 0 else SpanAttention(C, H, N=o["persist"])
+        if o["persist"] == 0:
+            return SoftmaxAttention(C, H, rel_reach)
+        return SpanAttention(C, H, N=o["persist"], rel_reach=rel_reach)
     if kind in ("adaptive", "allattn"):
         S = ctx if o["span"] is None else o["span"]
-        return SpanAttention(C, H, span=S, ramp=o["ramp"], N=o["persist"])
+        return SpanAttention(C, H, span=S, ramp=o["ramp"], N=o["persist"], rel_reach=rel_reach)
     if kind == "performer":
         return PerformerAttention(C, H, o["features"], o["kernel"])
     if kind == "collab":
@@ -485,7 +516,7 @@ def make_mixer(idx, C, H, ctx, kind, opts):
 
 
 class Layer(nn.Module):
-    def __init__(self, idx, C, H, mixer, ffn, fast=False, ctx=None):
+    def __init__(self, idx, C, H, mixer, ffn, fast=False, ctx=None, rel_reach=0):
         super().__init__()
         mk, mo = mixer
         fk, fo = ffn
@@ -494,7 +525,7 @@ class Layer(nn.Module):
         if mk == "allattn" and fk != "none":
             raise ValueError(f"layer {idx}: allattn takes no ffn (got '{fk}')")
         self.ln1 = LayerNorm(C, fast)
-        self.attn = make_mixer(idx, C, H, ctx, mk, mo)
+        self.attn = make_mixer(idx, C, H, ctx, mk, mo, rel_reach)
         self.has_ffn = fk != "none"
         if self.has_ffn:
             self.ln2 = LayerNorm(C, fast)
@@ -517,7 +548,7 @@ class Layer(nn.Module):
 class GPT(nn.Module):
     """fast=True uses PyTorch's fused LayerNorm and tanh-GELU kernels (same math; the benchmark twin)."""
 
-    def __init__(self, vocab, dim, heads, ctx, layers, fast=False, pos="learned"):
+    def __init__(self, vocab, dim, heads, ctx, layers, fast=False, pos="learned", memory=0):
         super().__init__()
         if dim % heads:
             raise ValueError(f"heads {heads} does not divide dim {dim}")
@@ -527,7 +558,8 @@ class GPT(nn.Module):
         self.wte = nn.Parameter(torch.zeros(vocab, dim))
         if pos == "learned":  # rope and none have no position table
             self.wpe = nn.Parameter(torch.zeros(ctx, dim))
-        self.layers = nn.ModuleList(Layer(i, dim, heads, m, f, fast, ctx) for i, (m, f) in enumerate(layers))
+        rel_reach = ctx + memory if pos == "rel" else 0  # rel_k covers every distance a query sees
+        self.layers = nn.ModuleList(Layer(i, dim, heads, m, f, fast, ctx, rel_reach) for i, (m, f) in enumerate(layers))
         self.lnf = LayerNorm(dim, fast)
 
     def init_weights(self, gen=None):
@@ -586,7 +618,7 @@ def _twin_name(name):
     m = re.match(r"^lnf\.(weight|bias)$", name)
     if m:
         return f"lnf.{m.group(1)}"
-    return name  # wte, wpe, layers.L.attn.{span, persist_k, persist_v, omega, E, F}
+    return name  # wte, wpe, layers.L.attn.{span, persist_k, persist_v, rel_k, omega, E, F}
 
 
 def load_checkpoint(path, dtype=torch.float64):
@@ -601,7 +633,7 @@ def load_checkpoint(path, dtype=torch.float64):
         raise ValueError(f"{path}: config pos '{pos}' is not one of {', '.join(POS_SCHEMES)}")
     global pos_scheme
     pos_scheme = pos
-    model = GPT(cfg["vocab"], cfg["dim"], cfg["heads"], cfg["ctx"], layers, pos=pos)
+    model = GPT(cfg["vocab"], cfg["dim"], cfg["heads"], cfg["ctx"], layers, pos=pos, memory=cfg.get("memory", 0))
     params = dict(model.named_parameters())
     params.update(model.named_buffers())  # performer's omega: a buffer, loaded as stored
     seen = set()
