@@ -1291,7 +1291,7 @@ static void report_progress(train_t *t, double lr, double now, int last) {
     printf("step %ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f ms/step | elapsed %.0fs | ETA %s\n",
            step, o->steps, mean_loss, lr, rep->last_gnorm, tps, ms, elapsed, eta);
     log_row(t, "train", mean_loss, NAN, lr, rep->last_gnorm, tps, ms, "", "");
-    if (dist_rank() == 0) load_watch_interval(&t->watch, ms, now, load_watch_loadavg(), stderr);
+    if (dist_rank() == 0) load_watch_interval(&t->watch, ms, dt, now, load_watch_loadavg(), stderr);
     rep->interval_loss = 0;
     rep->interval_steps = 0;
     rep->t_interval = cli_now();

@@ -15,8 +15,8 @@ double load_watch_loadavg(void) {
     return getloadavg(load, 1) == 1 ? load[0] : -1;
 }
 
-int load_watch_interval(load_watch_t *w, double ms, double now, double load1, FILE *out) {
-    if (!(ms > 0)) return 0;
+int load_watch_interval(load_watch_t *w, double ms, double interval_s, double now, double load1, FILE *out) {
+    if (!(ms > 0) || !(interval_s >= LOAD_WATCH_MIN_S)) return 0;
     if (w->best_ms == 0 || ms < w->best_ms) {
         w->best_ms = ms;
         return 0;
