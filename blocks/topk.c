@@ -134,11 +134,26 @@ static inline void sel_offer(sel_t *s, uint64_t key) {
     }
 }
 
-// The selection's keys in order (best first); returns how many (min(m, k)).
-static int sel_finish(sel_t *s) {
-    if (s->m > s->k) select_largest(s->buf, s->m, s->k);
+// The k best of n distinct keys, in order, into out (k + 1 entries: out[k] receives the rest), by
+// ranking every key against all (n² comparisons, no branch): for small n cheaper than select + sort.
+static void rank_top(const uint64_t *in, int n, int k, uint64_t *out) {
+    for (int i = 0; i < n; i++) {
+        int r = 0;
+        for (int j = 0; j < n; j++) r += in[j] > in[i];
+        out[r < k ? r : k] = in[i];
+    }
+}
+
+// The selection's keys in order (best first) into out (k + 1 entries); returns how many (min(m, k)).
+static int sel_finish(sel_t *s, uint64_t *out) {
     int cnt = s->m < s->k ? s->m : s->k;
+    if (s->m <= 128) {
+        rank_top(s->buf, s->m, s->k, out);
+        return cnt;
+    }
+    select_largest(s->buf, s->m, s->k);
     sort_desc(s->buf, cnt);
+    memcpy(out, s->buf, (size_t)cnt * sizeof *out);
     return cnt;
 }
 
@@ -167,21 +182,13 @@ static int count_at_least(const uint32_t *u, int n, uint32_t t) {
     return c;
 }
 
-// Ranks distinct keys by counting (the rank of a key = how many keys exceed it): n² comparisons
-// without a branch, which vectorize; for the small k of a pkm layer that beats any comparison sort.
-static void rank_sort_desc(const uint64_t *in, int n, uint64_t *out) {
-    for (int i = 0; i < n; i++) {
-        int r = 0;
-        for (int j = 0; j < n; j++) r += in[j] > in[i];
-        out[r] = in[i];
-    }
-}
-
-// topk_row: the k-th best score's order t by bisection on counts (count of scores ≥ t is a
-// non-increasing step function of t; each probe is one vectorized pass over n), then one pass takes
-// every score above t and, of those equal to t, the lowest indices; only those k are sorted.
+// topk_row: the k-th best score's order t by bisection on counts (the count of scores ≥ t is a
+// non-increasing step function of t; each probe is one vectorized pass), stopping early when exactly k
+// scores are ≥ the probe; once few scores remain above the lower end, the probes count only those
+// (compacted). Then one pass takes every score above t and, of those equal to t, the lowest indices;
+// only those k are sorted.
 void topk_row(const float *s, int n, int k, float *val, int32_t *idx) {
-    uint32_t u[n];  // n ≤ 4096 sub-keys per half: at most 16 KB of stack
+    uint32_t u[n], w[n];  // n ≤ 4096 sub-keys per half: at most 32 KB of stack
     for (int i = 0; i < n; i++) u[i] = order_of(s[i]);
     uint32_t lo = UINT32_MAX, hi = 0;
     for (int i = 0; i < n; i++) {
@@ -192,31 +199,46 @@ void topk_row(const float *s, int n, int k, float *val, int32_t *idx) {
     int finite = count_at_least(u, n, 1);  // not NaN
     uint32_t t = 1;                        // all of them when they are no more than k
     if (finite > k) {
-        // invariant: count(≥ lo) ≥ k > count(≥ hi)
+        // invariant: count(≥ lo) ≥ k > count(≥ hi); cand[0..m) holds every score ≥ lo (or all of u)
+        const uint32_t *cand = u;
+        int m = n;
         hi++;
         while (hi - lo > 1) {
             uint32_t mid = lo + (hi - lo) / 2;
-            if (count_at_least(u, n, mid) >= k) lo = mid;
+            int c = count_at_least(cand, m, mid);
+            if (c >= k) lo = mid;
             else hi = mid;
+            if (c == k) break;  // exactly k at or above mid: those are the k best
+            if (c >= k && cand == u && 4 * c <= n && n > 64) {  // few left: count only those from now on
+                int j = 0;
+                for (int i = 0; i < n; i++) {
+                    w[j] = u[i];
+                    j += u[i] >= lo;
+                }
+                cand = w;
+                m = j;
+            }
         }
         t = lo;
     }
     int above = 0;
     if (t > 1)
         for (int i = 0; i < n; i++) above += u[i] > t;
-    // without branches: every score is written at chosen[cnt], and cnt moves on only for those taken
-    // (exactly min(k, finite) of them, so the last write lands at most at chosen[k])
-    uint64_t chosen[k + 1], sorted[k];
+    // the indices taken, without branches: every index is written at pick[cnt], and cnt moves on only for
+    // those taken (exactly min(k, finite) of them, so the last write lands at most at pick[k])
+    int32_t pick[k + 1];
     int cnt = 0, ties = k - above;  // scores equal to t that fit, lowest indices first
     for (int i = 0; i < n; i++) {
         int eq = u[i] == t, take = (u[i] > t) | (eq & (ties > 0));
         ties -= eq;
-        chosen[cnt] = key_of(s[i], (uint32_t)i);
+        pick[cnt] = i;
         cnt += take;
     }
+    uint64_t chosen[k + 1], sorted[k + 1];
+    for (int j = 0; j < cnt; j++) chosen[j] = key_of(s[pick[j]], (uint32_t)pick[j]);
     uint64_t *out = chosen;
     if (cnt <= 64) {
-        rank_sort_desc(chosen, cnt, sorted);
+        rank_top(chosen, cnt, k, sorted);
         out = sorted;
     } else {
         sort_desc(chosen, cnt);
@@ -234,9 +256,16 @@ void topk_row(const float *s, int n, int k, float *val, int32_t *idx) {
 
 void topk_product(const float *v1, const int32_t *i1, const float *v2, const int32_t *i2, int k, int n, float *val,
                   int32_t *slot) {
-    uint64_t buf[2 * k];
+    // A first bound on the k-th best sum: for a = 1 … k the first a rows × first ceil(k/a) columns hold
+    // ≥ k pairs, each scoring ≥ v1[a−1] + v2[ceil(k/a)−1] (both lists descend). A NaN bound is skipped;
+    // a finite or infinite one has no NaN pair in its rectangle (NaN scores come last in each list).
+    float bound = -INFINITY;
+    for (int a = 1; a <= k; a++) {
+        float x = v1[a - 1] + v2[(k + a - 1) / a - 1];
+        bound = x > bound ? x : bound;
+    }
+    uint64_t buf[2 * k], top[k + 1];
     sel_t sel = {buf, 0, k, 0};
-    float bound = -INFINITY;  // the score of tau (−inf while there is no tau): sums below it are out
     for (int a = 0; a < k; a++) {
         // v1[a] + v2[0] bounds every later pair of this row and of all later rows (both lists descend;
         // float addition is monotone); a NaN compares false and stops nothing
@@ -247,13 +276,13 @@ void topk_product(const float *v1, const int32_t *i1, const float *v2, const int
             if (x < bound) break;  // equal sums may still win on the slot index: only < stops
             if (isnan(x)) continue;
             sel_offer(&sel, key_of(x, (uint32_t)(base + i2[b])));
-            if (sel.tau) bound = key_score(sel.tau);
+            if (sel.tau) bound = fmaxf(bound, key_score(sel.tau));
         }
     }
-    int cnt = sel_finish(&sel);
+    int cnt = sel_finish(&sel, top);
     for (int j = 0; j < cnt; j++) {
-        slot[j] = (int32_t)key_index(buf[j]);
-        val[j] = key_score(buf[j]);
+        slot[j] = (int32_t)key_index(top[j]);
+        val[j] = key_score(top[j]);
         if (val[j] == 0.0f) {  // the key lost a −0: recompute the sum of the pair that made this slot
             int32_t sa = slot[j] / n, sb = slot[j] % n;
             int a = 0, b = 0;
