@@ -225,14 +225,14 @@ void topk_row(const float *s, int n, int k, float *val, int32_t *idx) {
     if (t > 1)
         for (int i = 0; i < n; i++) above += u[i] > t;
     // the indices taken, without branches: every index is written at pick[cnt], and cnt moves on only for
-    // those taken (exactly min(k, finite) of them, so the last write lands at most at pick[k])
+    // those taken (exactly min(k, finite) of them; the cap keeps every write inside pick[0..k] regardless)
     int32_t pick[k + 1];
     int cnt = 0, ties = k - above;  // scores equal to t that fit, lowest indices first
     for (int i = 0; i < n; i++) {
         int eq = u[i] == t, take = (u[i] > t) | (eq & (ties > 0));
         ties -= eq;
         pick[cnt] = i;
-        cnt += take;
+        cnt += take & (cnt < k);
     }
     uint64_t chosen[k + 1], sorted[k + 1];
     for (int j = 0; j < cnt; j++) chosen[j] = key_of(s[pick[j]], (uint32_t)pick[j]);
