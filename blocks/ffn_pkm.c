@@ -13,6 +13,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +106,8 @@ static void pkm_free(block_t *b) {
 // activation and scratch layout, for N = B·T rows:
 //   act:     qpre (N, H·dk) | qn (N, H·dk) | mean, rstd (N·H·2 each) | idx (N, H, k) int32 | w (N, H, k)
 //   scratch: forward  S (N, n) | hv (N, H, 2, k) | hi (N, H, 2, k) int32
-//            backward dqn (N, H·dk) | dqpre (N, H·dk) | ds (N, H, k)
+//            backward dqn (N, H·dk) | dqpre (N, H·dk) | ds (N, H, k) | (8-byte alignment) |
+//                     two (N·H·k) uint64 arrays for the radix sort of the selections by slot
 
 typedef struct {
     float *qpre, *qn, *mean, *rstd, *w;
@@ -128,7 +130,7 @@ static pkm_act_t act_views(const pkm_t *p, float *act, size_t N) {
 }
 static size_t scratch_size(const pkm_t *p, size_t N) {
     size_t fwd = N * p->n + 4 * N * p->H * p->k;
-    size_t bwd = 2 * N * p->H * p->dk + N * p->H * p->k;
+    size_t bwd = 2 * N * p->H * p->dk + N * p->H * p->k + 2 + 4 * N * p->H * p->k;
     return fwd > bwd ? fwd : bwd;
 }
 
@@ -208,6 +210,40 @@ static void pkm_forward(block_t *b, float *y, const float *x, float *act, float 
 // and V that were selected receive gradient; a slot selected several times (by other heads, rows or
 // batch entries) accumulates every contribution.
 
+// The selections idx[0..NK) (slots < slots_n) as (slot << 32 | selection index), sorted by slot, ties in
+// selection order: an LSD radix sort (stable), digits of at most 11 bits, between a and b (NK each);
+// returns the one holding the result. O(NK · passes), no comparison.
+static uint64_t *sort_by_slot(const int32_t *idx, size_t NK, int slots_n, uint64_t *a, uint64_t *b) {
+    int bits = 1;
+    while ((1L << bits) < slots_n) bits++;
+    int passes = (bits + 10) / 11, digit = (bits + passes - 1) / passes;
+    size_t count[1 << 11];
+    for (size_t i = 0; i < NK; i++) a[i] = (uint64_t)(uint32_t)idx[i] << 32 | i;
+    for (int pass = 0; pass < passes; pass++) {
+        int shift = 32 + pass * digit;
+        uint64_t mask = ((uint64_t)1 << digit) - 1;
+        memset(count, 0, sizeof(size_t) << digit);
+        for (size_t i = 0; i < NK; i++) count[(a[i] >> shift) & mask]++;
+        size_t sum = 0;
+        for (size_t d = 0; d <= mask; d++) {
+            size_t c = count[d];
+            count[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < NK; i++) b[count[(a[i] >> shift) & mask]++] = a[i];
+        uint64_t *t = a;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+// The first position ≥ i that starts a run of one slot in sorted selections (NK at the end).
+static size_t slot_run_start(const uint64_t *sel, size_t NK, size_t i) {
+    while (i > 0 && i < NK && sel[i] >> 32 == sel[i - 1] >> 32) i++;
+    return i;
+}
+
 static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x, const float *act, float *scratch,
                          int B, int T, const run_ctx_t *rc) {
     pkm_t *p = b->priv;
@@ -235,11 +271,17 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
             for (int j = 0; j < k; j++) d[j] = w[j] * (d[j] - wu);
         }
     }
-    // dV[I_j] += w_j·g: mark the rows (serial, fixed order), then accumulate with each thread owning a
-    // slice of the columns and walking every (r, h, j) in the same order — no two threads write one
-    // element, and every element sums in the same order whatever the thread count.
+    // dV[I_j] += w_j·g. The N·H·k selections, sorted by slot with a stable sort, list each slot's
+    // contributions in selection order (r, h, j) — the order a plain walk over the selections adds them
+    // in — and visit the gradient rows once each, ascending. Threads own runs of whole slots: no two
+    // write one element, and every element sums in the same order whatever the thread count. The
+    // touched list receives the slots in ascending order (what the optimizer's walks then follow).
     size_t NK = (size_t)N * H * k;
-    for (size_t j = 0; j < NK; j++) params_touch_row(p->values, (size_t)a.idx[j]);
+    uintptr_t at = (uintptr_t)(ds + NK);
+    uint64_t *sel = (uint64_t *)((at + 7) & ~(uintptr_t)7), *tmp = sel + NK;
+    sel = sort_by_slot(a.idx, NK, p->slots, sel, tmp);
+    for (size_t i = 0; i < NK; i++)
+        if (i == 0 || sel[i] >> 32 != sel[i - 1] >> 32) params_touch_row(p->values, (size_t)(sel[i] >> 32));
     float *dV = p->values->grad;
 #pragma omp parallel
     {
@@ -248,11 +290,12 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
         nt = omp_get_num_threads();
         t = omp_get_thread_num();
 #endif
-        int c0 = (int)((long)C * t / nt), c1 = (int)((long)C * (t + 1) / nt);
-        for (size_t j = 0; j < NK; j++) {
+        size_t i0 = slot_run_start(sel, NK, NK * (size_t)t / nt), i1 = slot_run_start(sel, NK, NK * (size_t)(t + 1) / nt);
+        for (size_t i = i0; i < i1; i++) {
+            size_t j = (uint32_t)sel[i];
             const float *g = dy + (j / ((size_t)H * k)) * C;
-            float wj = a.w[j], *row = dV + (size_t)a.idx[j] * C;
-            for (int c = c0; c < c1; c++) row[c] += wj * g[c];
+            float wj = a.w[j], *row = dV + (sel[i] >> 32) * C;
+            for (int c = 0; c < C; c++) row[c] += wj * g[c];
         }
     }
     // dq1 += ds_j·K1[a_j], dq2 += ds_j·K2[b_j] (per row)
