@@ -29,6 +29,12 @@
 // The reference's (XLM) constant learning rate of the value table, independent of --lr and its schedule.
 #define PKM_VALUES_LR 1e-3f
 #define PKM_MAX_SLOTS (1L << 24)  // 4096²: slot indices stay far inside int32
+#define PKM_PREFETCH 8            // value rows requested ahead of the one being read
+
+// Ask for the cache lines of one value row (C floats) ahead of use; changes no result.
+static inline void prefetch_row(const float *row, int C) {
+    for (int c = 0; c < C; c += 16) __builtin_prefetch(row + c);
+}
 
 typedef struct {
     int slots, n, k, H, dk, half;  // half = dk/2
@@ -161,12 +167,13 @@ static void pkm_run(pkm_t *p, float *y, const float *x, float *act, float *scrat
                 topk_row(S + (size_t)r * n, n, k, hv + o, hi + o);
             }
         }
-    // per (row, head): top-k of the k² candidate sums, softmax over those k, y = Σ_h Σ_j w·V[I]
+    // per (row, head): top-k of the k² candidate sums, softmax over those k; then y = Σ_h Σ_j w·V[I]
+    // over the row's H·k selections in (h, j) order, each value row prefetched PKM_PREFETCH selections
+    // ahead (a gather from a table far larger than the caches waits on memory, not on arithmetic)
     const float *V = p->values->data;
+    int HK = H * k;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < N; r++) {
-        float *yr = y + (size_t)r * C;
-        for (int c = 0; c < C; c++) yr[c] = 0.0f;
         for (int h = 0; h < H; h++) {
             size_t o = ((size_t)r * H + h) * 2 * k, oj = ((size_t)r * H + h) * k;
             float *w = a.w + oj;
@@ -178,11 +185,17 @@ static void pkm_run(pkm_t *p, float *y, const float *x, float *act, float *scrat
                 sum += w[j];
             }
             float inv = 1.0f / sum;
-            for (int j = 0; j < k; j++) {
-                w[j] *= inv;
-                const float *v = V + (size_t)sl[j] * C;
-                for (int c = 0; c < C; c++) yr[c] += w[j] * v[c];
-            }
+            for (int j = 0; j < k; j++) w[j] *= inv;
+        }
+        const float *w = a.w + (size_t)r * HK;
+        const int32_t *sl = a.idx + (size_t)r * HK;
+        float *yr = y + (size_t)r * C;
+        for (int c = 0; c < C; c++) yr[c] = 0.0f;
+        for (int e = 0; e < PKM_PREFETCH && e < HK; e++) prefetch_row(V + (size_t)sl[e] * C, C);
+        for (int e = 0; e < HK; e++) {
+            if (e + PKM_PREFETCH < HK) prefetch_row(V + (size_t)sl[e + PKM_PREFETCH] * C, C);
+            const float *v = V + (size_t)sl[e] * C;
+            for (int c = 0; c < C; c++) yr[c] += w[e] * v[c];
         }
     }
     if (p->stats_on) {  // evaluation statistics: serial, O(N·H·k)
@@ -255,12 +268,16 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < N; r++) {
         const float *g = dy + (size_t)r * C;
+        const int32_t *slr = a.idx + (size_t)r * H * k;
+        for (int e = 0; e < PKM_PREFETCH && e < H * k; e++) prefetch_row(V + (size_t)slr[e] * C, C);
         for (int h = 0; h < H; h++) {
             size_t oj = ((size_t)r * H + h) * k;
             const float *w = a.w + oj;
             const int32_t *sl = a.idx + oj;
             float *d = ds + oj, wu = 0.0f;
             for (int j = 0; j < k; j++) {
+                int e = h * k + j + PKM_PREFETCH;
+                if (e < H * k) prefetch_row(V + (size_t)slr[e] * C, C);
                 const float *v = V + (size_t)sl[j] * C;
                 float u = 0.0f;
 #pragma omp simd reduction(+ : u)
