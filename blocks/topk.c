@@ -190,19 +190,14 @@ static int count_at_least(const uint32_t *u, int n, uint32_t t) {
 void topk_row(const float *s, int n, int k, float *val, int32_t *idx) {
     uint32_t u[n], w[n];  // n ≤ 4096 sub-keys per half: at most 32 KB of stack
     for (int i = 0; i < n; i++) u[i] = order_of(s[i]);
-    uint32_t lo = UINT32_MAX, hi = 0;
-    for (int i = 0; i < n; i++) {
-        uint32_t x = u[i] ? u[i] : UINT32_MAX;  // NaN (0) does not lower the bracket
-        lo = x < lo ? x : lo;
-        hi = u[i] > hi ? u[i] : hi;
-    }
     int finite = count_at_least(u, n, 1);  // not NaN
     uint32_t t = 1;                        // all of them when they are no more than k
     if (finite > k) {
-        // invariant: count(≥ lo) ≥ k > count(≥ hi); cand[0..m) holds every score ≥ lo (or all of u)
+        // invariant: count(≥ lo) ≥ k > count(≥ hi) (no score orders above +inf's 0xFF800000);
+        // cand[0..m) holds every score ≥ lo (or all of u)
+        uint32_t lo = 1, hi = UINT32_MAX;
         const uint32_t *cand = u;
         int m = n;
-        hi++;
         while (hi - lo > 1) {
             uint32_t mid = lo + (hi - lo) / 2;
             int c = count_at_least(cand, m, mid);
@@ -221,18 +216,25 @@ void topk_row(const float *s, int n, int k, float *val, int32_t *idx) {
         }
         t = lo;
     }
-    int above = 0;
-    if (t > 1)
-        for (int i = 0; i < n; i++) above += u[i] > t;
     // the indices taken, without branches: every index is written at pick[cnt], and cnt moves on only for
     // those taken (exactly min(k, finite) of them; the cap keeps every write inside pick[0..k] regardless)
     int32_t pick[k + 1];
-    int cnt = 0, ties = k - above;  // scores equal to t that fit, lowest indices first
-    for (int i = 0; i < n; i++) {
-        int eq = u[i] == t, take = (u[i] > t) | (eq & (ties > 0));
-        ties -= eq;
-        pick[cnt] = i;
-        cnt += take & (cnt < k);
+    int cnt = 0;
+    if (count_at_least(u, n, t) <= k) {  // every score ≥ t fits (the usual case)
+        for (int i = 0; i < n; i++) {
+            pick[cnt] = i;
+            cnt += (u[i] >= t) & (cnt < k);
+        }
+    } else {  // more scores equal t than fit: those with the lowest indices
+        int above = 0;
+        for (int i = 0; i < n; i++) above += u[i] > t;
+        int ties = k - above;
+        for (int i = 0; i < n; i++) {
+            int eq = u[i] == t, take = (u[i] > t) | (eq & (ties > 0));
+            ties -= eq;
+            pick[cnt] = i;
+            cnt += take & (cnt < k);
+        }
     }
     uint64_t chosen[k + 1], sorted[k + 1];
     for (int j = 0; j < cnt; j++) chosen[j] = key_of(s[pick[j]], (uint32_t)pick[j]);
