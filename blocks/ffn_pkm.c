@@ -30,6 +30,7 @@
 #define PKM_VALUES_LR 1e-3f
 #define PKM_MAX_SLOTS (1L << 24)  // 4096²: slot indices stay far inside int32
 #define PKM_PREFETCH 8            // value rows requested ahead of the one being read
+#define SORT_MAX_THREADS 64       // threads the backward's radix sort uses at most
 
 // Ask for the cache lines of one value row (C floats) ahead of use; changes no result.
 static inline void prefetch_row(const float *row, int C) {
@@ -113,7 +114,8 @@ static void pkm_free(block_t *b) {
 //   act:     qpre (N, H·dk) | qn (N, H·dk) | mean, rstd (N·H·2 each) | idx (N, H, k) int32 | w (N, H, k)
 //   scratch: forward  S (N, n) | hv (N, H, 2, k) | hi (N, H, 2, k) int32
 //            backward dqn (N, H·dk) | dqpre (N, H·dk) | ds (N, H, k) | (8-byte alignment) |
-//                     two (N·H·k) uint64 arrays for the radix sort of the selections by slot
+//                     two (N·H·k) uint64 arrays and (SORT_MAX_THREADS, 256) size_t digit counts for the radix sort
+//                     of the selections by slot
 
 typedef struct {
     float *qpre, *qn, *mean, *rstd, *w;
@@ -136,7 +138,8 @@ static pkm_act_t act_views(const pkm_t *p, float *act, size_t N) {
 }
 static size_t scratch_size(const pkm_t *p, size_t N) {
     size_t fwd = N * p->n + 4 * N * p->H * p->k;
-    size_t bwd = 2 * N * p->H * p->dk + N * p->H * p->k + 2 + 4 * N * p->H * p->k;
+    size_t bwd = 2 * N * p->H * p->dk + N * p->H * p->k + 2 + 4 * N * p->H * p->k +
+                 SORT_MAX_THREADS * 256 * sizeof(size_t) / sizeof(float);
     return fwd > bwd ? fwd : bwd;
 }
 
@@ -224,31 +227,57 @@ static void pkm_forward(block_t *b, float *y, const float *x, float *act, float 
 // batch entries) accumulates every contribution.
 
 // The selections idx[0..NK) (slots < slots_n) as (slot << 32 | selection index), sorted by slot, ties in
-// selection order: an LSD radix sort (stable), digits of at most 11 bits, between a and b (NK each);
-// returns the one holding the result. O(NK · passes), no comparison.
-static uint64_t *sort_by_slot(const int32_t *idx, size_t NK, int slots_n, uint64_t *a, uint64_t *b) {
+// selection order: an LSD radix sort (stable) with digits of at most 8 bits, between a and b (NK each),
+// with digit counts in offs (SORT_MAX_THREADS rows); returns the one holding the result. O(NK · passes),
+// no comparison. Threads split the array into contiguous chunks; each pass counts digits per chunk, and
+// chunk t's share of digit d goes after every smaller digit and after chunks < t's share of d — the
+// serial sort's placement exactly.
+static uint64_t *sort_by_slot(const int32_t *idx, size_t NK, int slots_n, uint64_t *a, uint64_t *b,
+                              size_t (*offs)[256]) {
     int bits = 1;
     while ((1L << bits) < slots_n) bits++;
-    int passes = (bits + 10) / 11, digit = (bits + passes - 1) / passes;
-    size_t count[1 << 11];
-    for (size_t i = 0; i < NK; i++) a[i] = (uint64_t)(uint32_t)idx[i] << 32 | i;
-    for (int pass = 0; pass < passes; pass++) {
-        int shift = 32 + pass * digit;
-        uint64_t mask = ((uint64_t)1 << digit) - 1;
-        memset(count, 0, sizeof(size_t) << digit);
-        for (size_t i = 0; i < NK; i++) count[(a[i] >> shift) & mask]++;
-        size_t sum = 0;
-        for (size_t d = 0; d <= mask; d++) {
-            size_t c = count[d];
-            count[d] = sum;
-            sum += c;
+    int passes = (bits + 7) / 8, digit = (bits + passes - 1) / passes;
+    size_t buckets = (size_t)1 << digit;
+    int nthreads = 1;
+#ifdef _OPENMP
+    nthreads = omp_get_max_threads() < SORT_MAX_THREADS ? omp_get_max_threads() : SORT_MAX_THREADS;
+    if (NK < 16384) nthreads = 1;
+#endif
+#pragma omp parallel num_threads(nthreads)
+    {
+        int nt = 1, t = 0;
+#ifdef _OPENMP
+        nt = omp_get_num_threads();
+        t = omp_get_thread_num();
+#endif
+        size_t i0 = NK * (size_t)t / nt, i1 = NK * (size_t)(t + 1) / nt;
+        uint64_t *src = a, *dst = b;
+        for (size_t i = i0; i < i1; i++) src[i] = (uint64_t)(uint32_t)idx[i] << 32 | i;
+        for (int pass = 0; pass < passes; pass++) {
+            int shift = 32 + pass * digit;
+            uint64_t mask = buckets - 1;
+            size_t *cnt = offs[t];
+            memset(cnt, 0, buckets * sizeof *cnt);
+            for (size_t i = i0; i < i1; i++) cnt[(src[i] >> shift) & mask]++;
+#pragma omp barrier
+#pragma omp single
+            {
+                size_t sum = 0;
+                for (size_t d = 0; d < buckets; d++)
+                    for (int u = 0; u < nt; u++) {
+                        size_t c = offs[u][d];
+                        offs[u][d] = sum;
+                        sum += c;
+                    }
+            }  // implicit barrier
+            for (size_t i = i0; i < i1; i++) dst[cnt[(src[i] >> shift) & mask]++] = src[i];
+#pragma omp barrier
+            uint64_t *tt = src;
+            src = dst;
+            dst = tt;
         }
-        for (size_t i = 0; i < NK; i++) b[count[(a[i] >> shift) & mask]++] = a[i];
-        uint64_t *t = a;
-        a = b;
-        b = t;
     }
-    return a;
+    return passes % 2 ? b : a;
 }
 
 // The first position ≥ i that starts a run of one slot in sorted selections (NK at the end).
@@ -296,7 +325,7 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
     size_t NK = (size_t)N * H * k;
     uintptr_t at = (uintptr_t)(ds + NK);
     uint64_t *sel = (uint64_t *)((at + 7) & ~(uintptr_t)7), *tmp = sel + NK;
-    sel = sort_by_slot(a.idx, NK, p->slots, sel, tmp);
+    sel = sort_by_slot(a.idx, NK, p->slots, sel, tmp, (size_t (*)[256])(tmp + NK));
     for (size_t i = 0; i < NK; i++)
         if (i == 0 || sel[i] >> 32 != sel[i - 1] >> 32) params_touch_row(p->values, (size_t)(sel[i] >> 32));
     float *dV = p->values->grad;
