@@ -243,6 +243,7 @@ static uint64_t *sort_by_slot(const int32_t *idx, size_t NK, int slots_n, uint64
     nthreads = omp_get_max_threads() < SORT_MAX_THREADS ? omp_get_max_threads() : SORT_MAX_THREADS;
     if (NK < 16384) nthreads = 1;
 #endif
+    (void)nthreads;  // read only by the pragma below (ignored without OpenMP)
 #pragma omp parallel num_threads(nthreads)
     {
         int nt = 1, t = 0;
