@@ -13,6 +13,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,13 @@
 // The reference's (XLM) constant learning rate of the value table, independent of --lr and its schedule.
 #define PKM_VALUES_LR 1e-3f
 #define PKM_MAX_SLOTS (1L << 24)  // 4096²: slot indices stay far inside int32
+#define PKM_PREFETCH 8            // value rows requested ahead of the one being read
+#define SORT_MAX_THREADS 64       // threads the backward's radix sort uses at most
+
+// Ask for the cache lines of one value row (C floats) ahead of use; changes no result.
+static inline void prefetch_row(const float *row, int C) {
+    for (int c = 0; c < C; c += 16) __builtin_prefetch(row + c);
+}
 
 typedef struct {
     int slots, n, k, H, dk, half;  // half = dk/2
@@ -106,7 +114,9 @@ static void pkm_free(block_t *b) {
 // activation and scratch layout, for N = B·T rows:
 //   act:     qpre (N, H·dk) | qn (N, H·dk) | mean, rstd (N·H·2 each) | idx (N, H, k) int32 | w (N, H, k)
 //   scratch: forward  S (N, n) | hv (N, H, 2, k) | hi (N, H, 2, k) int32
-//            backward dqn (N, H·dk) | dqpre (N, H·dk) | ds (N, H, k)
+//            backward dqn (N, H·dk) | dqpre (N, H·dk) | ds (N, H, k) | (8-byte alignment) |
+//                     two (N·H·k) uint64 arrays and (SORT_MAX_THREADS, 256) size_t digit counts for the radix sort
+//                     of the selections by slot
 
 typedef struct {
     float *qpre, *qn, *mean, *rstd, *w;
@@ -129,7 +139,8 @@ static pkm_act_t act_views(const pkm_t *p, float *act, size_t N) {
 }
 static size_t scratch_size(const pkm_t *p, size_t N) {
     size_t fwd = N * p->n + 4 * N * p->H * p->k;
-    size_t bwd = 2 * N * p->H * p->dk + N * p->H * p->k;
+    size_t bwd = 2 * N * p->H * p->dk + N * p->H * p->k + 2 + 4 * N * p->H * p->k +
+                 SORT_MAX_THREADS * 256 * sizeof(size_t) / sizeof(float);
     return fwd > bwd ? fwd : bwd;
 }
 
@@ -160,12 +171,13 @@ static void pkm_run(pkm_t *p, float *y, const float *x, float *act, float *scrat
                 topk_row(S + (size_t)r * n, n, k, hv + o, hi + o);
             }
         }
-    // per (row, head): top-k of the k² candidate sums, softmax over those k, y = Σ_h Σ_j w·V[I]
+    // per (row, head): top-k of the k² candidate sums, softmax over those k; then y = Σ_h Σ_j w·V[I]
+    // over the row's H·k selections in (h, j) order, each value row prefetched PKM_PREFETCH selections
+    // ahead (a gather from a table far larger than the caches waits on memory, not on arithmetic)
     const float *V = p->values->data;
+    int HK = H * k;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < N; r++) {
-        float *yr = y + (size_t)r * C;
-        for (int c = 0; c < C; c++) yr[c] = 0.0f;
         for (int h = 0; h < H; h++) {
             size_t o = ((size_t)r * H + h) * 2 * k, oj = ((size_t)r * H + h) * k;
             float *w = a.w + oj;
@@ -177,11 +189,17 @@ static void pkm_run(pkm_t *p, float *y, const float *x, float *act, float *scrat
                 sum += w[j];
             }
             float inv = 1.0f / sum;
-            for (int j = 0; j < k; j++) {
-                w[j] *= inv;
-                const float *v = V + (size_t)sl[j] * C;
-                for (int c = 0; c < C; c++) yr[c] += w[j] * v[c];
-            }
+            for (int j = 0; j < k; j++) w[j] *= inv;
+        }
+        const float *w = a.w + (size_t)r * HK;
+        const int32_t *sl = a.idx + (size_t)r * HK;
+        float *yr = y + (size_t)r * C;
+        for (int c = 0; c < C; c++) yr[c] = 0.0f;
+        for (int e = 0; e < PKM_PREFETCH && e < HK; e++) prefetch_row(V + (size_t)sl[e] * C, C);
+        for (int e = 0; e < HK; e++) {
+            if (e + PKM_PREFETCH < HK) prefetch_row(V + (size_t)sl[e + PKM_PREFETCH] * C, C);
+            const float *v = V + (size_t)sl[e] * C;
+            for (int c = 0; c < C; c++) yr[c] += w[e] * v[c];
         }
     }
     if (p->stats_on) {  // evaluation statistics: serial, O(N·H·k)
@@ -209,6 +227,67 @@ static void pkm_forward(block_t *b, float *y, const float *x, float *act, float 
 // and V that were selected receive gradient; a slot selected several times (by other heads, rows or
 // batch entries) accumulates every contribution.
 
+// The selections idx[0..NK) (slots < slots_n) as (slot << 32 | selection index), sorted by slot, ties in
+// selection order: an LSD radix sort (stable) with digits of at most 8 bits, between a and b (NK each),
+// with digit counts in offs (SORT_MAX_THREADS rows); returns the one holding the result. O(NK · passes),
+// no comparison. Threads split the array into contiguous chunks; each pass counts digits per chunk, and
+// chunk t's share of digit d goes after every smaller digit and after chunks < t's share of d — the
+// serial sort's placement exactly.
+static uint64_t *sort_by_slot(const int32_t *idx, size_t NK, int slots_n, uint64_t *a, uint64_t *b,
+                              size_t (*offs)[256]) {
+    int bits = 1;
+    while ((1L << bits) < slots_n) bits++;
+    int passes = (bits + 7) / 8, digit = (bits + passes - 1) / passes;
+    size_t buckets = (size_t)1 << digit;
+    int nthreads = 1;
+#ifdef _OPENMP
+    nthreads = omp_get_max_threads() < SORT_MAX_THREADS ? omp_get_max_threads() : SORT_MAX_THREADS;
+    if (NK < 16384) nthreads = 1;
+#endif
+    (void)nthreads;  // read only by the pragma below (ignored without OpenMP)
+#pragma omp parallel num_threads(nthreads)
+    {
+        int nt = 1, t = 0;
+#ifdef _OPENMP
+        nt = omp_get_num_threads();
+        t = omp_get_thread_num();
+#endif
+        size_t i0 = NK * (size_t)t / nt, i1 = NK * (size_t)(t + 1) / nt;
+        uint64_t *src = a, *dst = b;
+        for (size_t i = i0; i < i1; i++) src[i] = (uint64_t)(uint32_t)idx[i] << 32 | i;
+        for (int pass = 0; pass < passes; pass++) {
+            int shift = 32 + pass * digit;
+            uint64_t mask = buckets - 1;
+            size_t *cnt = offs[t];
+            memset(cnt, 0, buckets * sizeof *cnt);
+            for (size_t i = i0; i < i1; i++) cnt[(src[i] >> shift) & mask]++;
+#pragma omp barrier
+#pragma omp single
+            {
+                size_t sum = 0;
+                for (size_t d = 0; d < buckets; d++)
+                    for (int u = 0; u < nt; u++) {
+                        size_t c = offs[u][d];
+                        offs[u][d] = sum;
+                        sum += c;
+                    }
+            }  // implicit barrier
+            for (size_t i = i0; i < i1; i++) dst[cnt[(src[i] >> shift) & mask]++] = src[i];
+#pragma omp barrier
+            uint64_t *tt = src;
+            src = dst;
+            dst = tt;
+        }
+    }
+    return passes % 2 ? b : a;
+}
+
+// The first position ≥ i that starts a run of one slot in sorted selections (NK at the end).
+static size_t slot_run_start(const uint64_t *sel, size_t NK, size_t i) {
+    while (i > 0 && i < NK && sel[i] >> 32 == sel[i - 1] >> 32) i++;
+    return i;
+}
+
 static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x, const float *act, float *scratch,
                          int B, int T, const run_ctx_t *rc) {
     pkm_t *p = b->priv;
@@ -220,12 +299,16 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < N; r++) {
         const float *g = dy + (size_t)r * C;
+        const int32_t *slr = a.idx + (size_t)r * H * k;
+        for (int e = 0; e < PKM_PREFETCH && e < H * k; e++) prefetch_row(V + (size_t)slr[e] * C, C);
         for (int h = 0; h < H; h++) {
             size_t oj = ((size_t)r * H + h) * k;
             const float *w = a.w + oj;
             const int32_t *sl = a.idx + oj;
             float *d = ds + oj, wu = 0.0f;
             for (int j = 0; j < k; j++) {
+                int e = h * k + j + PKM_PREFETCH;
+                if (e < H * k) prefetch_row(V + (size_t)slr[e] * C, C);
                 const float *v = V + (size_t)sl[j] * C;
                 float u = 0.0f;
 #pragma omp simd reduction(+ : u)
@@ -236,11 +319,17 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
             for (int j = 0; j < k; j++) d[j] = w[j] * (d[j] - wu);
         }
     }
-    // dV[I_j] += w_j·g: mark the rows (serial, fixed order), then accumulate with each thread owning a
-    // slice of the columns and walking every (r, h, j) in the same order — no two threads write one
-    // element, and every element sums in the same order whatever the thread count.
+    // dV[I_j] += w_j·g. The N·H·k selections, sorted by slot with a stable sort, list each slot's
+    // contributions in selection order (r, h, j) — the order a plain walk over the selections adds them
+    // in — and visit the gradient rows once each, ascending. Threads own runs of whole slots: no two
+    // write one element, and every element sums in the same order whatever the thread count. The
+    // touched list receives the slots in ascending order (what the optimizer's walks then follow).
     size_t NK = (size_t)N * H * k;
-    for (size_t j = 0; j < NK; j++) params_touch_row(p->values, (size_t)a.idx[j]);
+    uintptr_t at = (uintptr_t)(ds + NK);
+    uint64_t *sel = (uint64_t *)((at + 7) & ~(uintptr_t)7), *tmp = sel + NK;
+    sel = sort_by_slot(a.idx, NK, p->slots, sel, tmp, (size_t (*)[256])(tmp + NK));
+    for (size_t i = 0; i < NK; i++)
+        if (i == 0 || sel[i] >> 32 != sel[i - 1] >> 32) params_touch_row(p->values, (size_t)(sel[i] >> 32));
     float *dV = p->values->grad;
 #pragma omp parallel
     {
@@ -249,11 +338,12 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
         nt = omp_get_num_threads();
         t = omp_get_thread_num();
 #endif
-        int c0 = (int)((long)C * t / nt), c1 = (int)((long)C * (t + 1) / nt);
-        for (size_t j = 0; j < NK; j++) {
+        size_t i0 = slot_run_start(sel, NK, NK * (size_t)t / nt), i1 = slot_run_start(sel, NK, NK * (size_t)(t + 1) / nt);
+        for (size_t i = i0; i < i1; i++) {
+            size_t j = (uint32_t)sel[i];
             const float *g = dy + (j / ((size_t)H * k)) * C;
-            float wj = a.w[j], *row = dV + (size_t)a.idx[j] * C;
-            for (int c = c0; c < c1; c++) row[c] += wj * g[c];
+            float wj = a.w[j], *row = dV + (sel[i] >> 32) * C;
+            for (int c = 0; c < C; c++) row[c] += wj * g[c];
         }
     }
     // dq1 += ds_j·K1[a_j], dq2 += ds_j·K2[b_j] (per row)

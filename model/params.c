@@ -106,7 +106,9 @@ void params_zero_grad(param_table_t *pt) {
             continue;
         }
         size_t len = (size_t)p->shape[1];
-        for (size_t r = 0; r < p->n_touched; r++) {
+        long nt = (long)p->n_touched;
+#pragma omp parallel for schedule(static) if (nt * (long)len > 16384)  // distinct rows: no shared writes
+        for (long r = 0; r < nt; r++) {
             size_t row = (size_t)p->touched[r];
             memset(p->grad + row * len, 0, len * sizeof(float));
             p->row_mark[row] = 0;

@@ -89,6 +89,59 @@ static void brute_topk(const double *s, long n, int k, long *idx) {
     }
 }
 
+// Scores for the selection tests, by mode: 0 Gaussian, 1 integers 0…3 (ties everywhere), 2 all equal
+// (duplicates only), 3 ±0 mixed, 4 Gaussian with ±inf and NaN sprinkled, 5 1 + tiny steps (equal after
+// rounding in sums).
+static void fill_scores(float *s, int n, int mode, rng_t *r) {
+    for (int i = 0; i < n; i++) {
+        float x = rng_normal(r);
+        switch (mode) {
+        case 1: x = (float)rng_below(r, 4); break;
+        case 2: x = 0.75f; break;
+        case 3: x = rng_below(r, 2) ? -0.0f : 0.0f; break;
+        case 4: {
+            int u = (int)rng_below(r, 10);
+            x = u == 0 ? NAN : u == 1 ? INFINITY : u == 2 ? -INFINITY : x;
+            break;
+        }
+        case 5: x = 1.0f + 1e-30f * (float)rng_below(r, 3); break;
+        default: break;
+        }
+        s[i] = x;
+    }
+}
+
+// The reference order of topk.h: scores descending, ties to the lower index, NaN after every number
+// (in index order), by a full sort.
+static const float *g_ref_scores;
+static int ref_row_cmp(const void *pa, const void *pb) {
+    int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+    float x = g_ref_scores[a], y = g_ref_scores[b];
+    if (isnan(x) != isnan(y)) return isnan(x) ? 1 : -1;
+    if (!isnan(x) && x != y) return x > y ? -1 : 1;
+    return a < b ? -1 : 1;
+}
+static void ref_sort_row(const float *s, int n, int32_t *order) {
+    for (int i = 0; i < n; i++) order[i] = i;
+    g_ref_scores = s;
+    qsort(order, (size_t)n, sizeof *order, ref_row_cmp);
+}
+
+// A product candidate; NaN sums go last, in the order the pairs were made (a-major), which is how
+// topk_product completes a list short of numbers.
+typedef struct {
+    float score;
+    int64_t slot;
+    int made;
+} cand_t;
+static int cand_cmp(const void *pa, const void *pb) {
+    const cand_t *a = pa, *b = pb;
+    if (isnan(a->score) != isnan(b->score)) return isnan(a->score) ? 1 : -1;
+    if (isnan(a->score)) return a->made < b->made ? -1 : 1;
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    return a->slot < b->slot ? -1 : a->slot > b->slot;
+}
+
 static void test_topk(void) {
     TEST_CASE("topk_row: the k best, ordered, ties to the lower index (integer scores with many ties)") {
         rng_t r;
@@ -141,6 +194,55 @@ static void test_topk(void) {
         topk_product(v1, i1, v2, i2, 2, 4096, val, slot);
         // sums: (4095,4095) 2.0, (7,4095) 1.5, (4095,3) 1.25
         EXPECT(slot[0] == 4095 * 4096 + 4095 && slot[1] == 7 * 4096 + 4095 && val[0] == 2.0f && val[1] == 1.5f);
+    }
+    TEST_CASE("topk_row == a full reference sort: n up to 600, k = 1 … n, ties, duplicates, ±0, ±inf, NaN (bit for bit)") {
+        enum { NMAX = 600 };
+        rng_t r;
+        rng_seed(&r, 11);
+        float s[NMAX], val[NMAX];
+        int32_t idx[NMAX], ref[NMAX];
+        int bad = 0, trials = 0;
+        for (int trial = 0; trial < 3000; trial++) {
+            int n = 1 + (int)rng_below(&r, trial % 4 == 0 ? NMAX : 150), mode = trial % 6;
+            int k = trial % 7 == 0 ? n : 1 + (int)rng_below(&r, (uint64_t)n);  // k = n in a seventh
+            fill_scores(s, n, mode, &r);
+            topk_row(s, n, k, val, idx);
+            ref_sort_row(s, n, ref);
+            for (int j = 0; j < k; j++) {
+                float want = s[ref[j]];
+                bad += idx[j] != ref[j] || memcmp(&val[j], isnan(want) ? &(float){NAN} : &want, sizeof want) != 0;
+            }
+            trials++;
+        }
+        EXPECT_MSG(bad == 0, "%d of the selections of %d rows differ from the reference sort", bad, trials);
+    }
+    TEST_CASE("topk_product == a reference sort of the k² candidate sums: k up to 150, ties, duplicates, ±0, inf−inf (bit for bit)") {
+        enum { KMAX = 150 };
+        rng_t r;
+        rng_seed(&r, 12);
+        static float s1[KMAX], s2[KMAX], v1[KMAX], v2[KMAX], val[KMAX];
+        static int32_t i1[KMAX], i2[KMAX], slot[KMAX];
+        static cand_t all[KMAX * KMAX];
+        int bad = 0, trials = 0;
+        for (int trial = 0; trial < 1500; trial++) {
+            int n = 1 + (int)rng_below(&r, trial % 5 == 0 ? KMAX : 40), mode = trial % 6;
+            int k = trial % 7 == 0 ? n : 1 + (int)rng_below(&r, (uint64_t)n);
+            fill_scores(s1, n, mode, &r);
+            fill_scores(s2, n, mode, &r);
+            topk_row(s1, n, k, v1, i1);  // the lists as the layer passes them: sorted, distinct indices
+            topk_row(s2, n, k, v2, i2);
+            topk_product(v1, i1, v2, i2, k, n, val, slot);
+            int m = 0;
+            for (int a = 0; a < k; a++)
+                for (int b = 0; b < k; b++) all[m++] = (cand_t){v1[a] + v2[b], (int64_t)i1[a] * n + i2[b], m};
+            qsort(all, (size_t)m, sizeof *all, cand_cmp);
+            for (int j = 0; j < k; j++) {
+                float want = isnan(all[j].score) ? NAN : all[j].score;
+                bad += slot[j] != all[j].slot || memcmp(&val[j], &want, sizeof want) != 0;
+            }
+            trials++;
+        }
+        EXPECT_MSG(bad == 0, "%d of the selections of %d products differ from the reference sort", bad, trials);
     }
     TEST_CASE("top-k with NaN scores: k valid, distinct indices") {
         float s[6] = {NAN, 1.0f, NAN, NAN, 0.5f, NAN}, val[4];
@@ -564,6 +666,80 @@ static void test_sparse_adam(void) {
     }
 }
 
+// The sparse walks of optim.c on a bare table: 20,000 rows × 16, 5,000 touched in a scattered order,
+// every untouched row's gradient poisoned with NaN and its value and moments random. A walk over any
+// untouched row shows: the norm or the finiteness check sees the NaN, clipping or Adam changes a bit
+// of that row. The norm is also required to be the same bits with 1 and 2 threads.
+static void test_sparse_walks(void) {
+    TEST_CASE("sparse rows: norm, clipping, finiteness and Adam walk only the touched rows; norm bits thread-independent") {
+        enum { ROWS = 20000, C = 16, TOUCH = 5000 };
+        param_table_t pt;
+        params_init_table(&pt);
+        param_t *P = params_add(&pt, "", "values", (param_spec_t){.shape = {ROWS, C}, .init = INIT_NORMAL, .std = 1.0f});
+        params_set_sparse_rows(P, 1e-3f);
+        params_allocate(&pt);
+        rng_t r;
+        rng_seed(&r, 21);
+        params_init_values(&pt, &r);
+        size_t numel = P->numel;
+        for (size_t i = 0; i < numel; i++) {
+            P->m[i] = 1e-3f * rng_normal(&r);
+            P->v[i] = 1e-4f * (float)(i % 5 + 1);
+            P->grad[i] = NAN;
+        }
+        for (int t = 0; t < TOUCH; t++) params_touch_row(P, (size_t)((uint64_t)t * 7919 % ROWS));  // scattered
+        double want = 0;  // Σ g² over the touched rows, in long double
+        long double acc = 0;
+        for (size_t t = 0; t < P->n_touched; t++)
+            for (int c = 0; c < C; c++) {
+                float g = (c % 5 == 0 ? 10.0f : 0.01f) * rng_normal(&r);  // mixed magnitudes
+                P->grad[(size_t)P->touched[t] * C + c] = g;
+                acc += (long double)g * g;
+            }
+        want = sqrtl(acc);
+        float *d0 = xalloc_floats(numel), *m0 = xalloc_floats(numel), *v0 = xalloc_floats(numel), *g0 = xalloc_floats(numel);
+        memcpy(d0, P->data, numel * 4);
+        memcpy(m0, P->m, numel * 4);
+        memcpy(v0, P->v, numel * 4);
+        memcpy(g0, P->grad, numel * 4);
+        double n1 = grad_global_norm(&pt), n2 = n1;
+#ifdef _OPENMP
+        int saved = omp_get_max_threads();
+        omp_set_num_threads(1);
+        n1 = grad_global_norm(&pt);
+        omp_set_num_threads(2);
+        n2 = grad_global_norm(&pt);
+        omp_set_num_threads(saved);
+#endif
+        EXPECT_MSG(isfinite(n1) && fabs(n1 - want) <= 1e-12 * want, "norm %.17g, want %.17g", n1, want);
+        EXPECT_MSG(memcmp(&n1, &n2, sizeof n1) == 0, "norm with 1 thread %.17g, with 2 %.17g", n1, n2);
+        EXPECT(grad_all_finite(&pt));
+        grad_scale(&pt, 0.5f);
+        int bad_scale = 0;
+        for (size_t i = 0; i < numel; i++) {
+            float w = P->row_mark[i / C] ? g0[i] * 0.5f : g0[i];
+            bad_scale += memcmp(&P->grad[i], &w, 4) != 0;
+        }
+        EXPECT_MSG(bad_scale == 0, "%d gradient elements not as clipping should leave them", bad_scale);
+        adamw_cfg_t cfg = {0.9f, 0.99f, 1e-8f, 0.1f};
+        adamw_step(&pt, &cfg, 0.5f, 3);
+        int untouched_changed = 0, touched_same = 0;
+        for (size_t row = 0; row < ROWS; row++) {
+            size_t o = row * C;
+            int same = !memcmp(d0 + o, P->data + o, C * 4) && !memcmp(m0 + o, P->m + o, C * 4) && !memcmp(v0 + o, P->v + o, C * 4);
+            if (P->row_mark[row]) touched_same += same;
+            else untouched_changed += !same;
+        }
+        EXPECT_MSG(untouched_changed == 0, "%d untouched rows changed (value or moments)", untouched_changed);
+        EXPECT_MSG(touched_same == 0, "%d touched rows not updated", touched_same);
+        // a NaN in one touched row, late in the list: the finiteness check finds it with either thread count
+        P->grad[(size_t)P->touched[P->n_touched - 7] * C + 5] = NAN;
+        EXPECT(!grad_all_finite(&pt));
+        free(d0), free(m0), free(v0), free(g0);
+        params_free(&pt);
+    }
+}
+
 // One training step's time at two slot counts (B 1, T 8, k 4, 1 head, d 16): nothing may scale with
 // the slot count — dense zeroing, norm or Adam over 262144×16 values would cost milliseconds
 // (16× the 16384 model's); the sparse step costs microseconds at both. The two models' steps
@@ -716,6 +892,7 @@ int main(void) {
     test_causality_decode();
     test_threads();
     test_sparse_adam();
+    test_sparse_walks();
     test_no_slot_scaling();
     test_usage();
     return test_main_end();
