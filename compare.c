@@ -22,7 +22,6 @@
 #include "cli/compare_opts.h"
 #include "cli/compare_report.h"
 #include "cli/compare_run.h"
-#include "cli/omp_env.h"
 #include "cli/runtime.h"
 
 extern char **environ;
@@ -165,7 +164,6 @@ static int report_and_summarize(const cmp_opts_t *op, const cmp_file_id_t *idp, 
                                 cmp_run_t *runs, int n_runs, int to_train, double t0);
 
 int main(int argc, char **argv) {
-    omp_env_apply(argv);  // libgomp's spin count, before anything else (cli/omp_env.h)
     setvbuf(stdout, NULL, _IOLBF, 0);
     double t0 = cli_now();
     cmp_opts_t o;

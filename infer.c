@@ -26,7 +26,6 @@
 #include "cli/eval.h"
 #include "cli/eval_report.h"
 #include "cli/mqar_score.h"
-#include "cli/omp_env.h"
 #include "cli/runtime.h"
 #include "cli/sampler.h"
 #include "cli/spans_plot.h"
@@ -482,7 +481,6 @@ static int attention_map(ckpt_t *c, const char *ckpt_path, const opts_t *o) {
 }
 
 int main(int argc, char **argv) {
-    omp_env_apply(argv);  // libgomp's spin count, before anything else (cli/omp_env.h)
     opts_t o = {0};
     flag_t flags[MAX_FLAGS];
     int n_flags = bind_flags(&o, flags);

@@ -18,7 +18,7 @@
 #include "cli/eval.h"
 #include "cli/mqar_score.h"
 #include "cli/load_watch.h"
-#include "cli/omp_env.h"
+#include "cli/thread_tuner.h"
 #include "cli/runtime.h"
 #include "cli/schedule.h"
 #include "data/dataset.h"
@@ -506,6 +506,8 @@ typedef struct {
     int32_t *x, *y;        // one micro-batch's inputs and targets (B·T)
     double t_start;        // start of the timing segment not yet added to saved.elapsed
     load_watch_t watch;    // the warning when other processes take the cores (cli/load_watch.h)
+    int tune;              // --threads 0 on one process: the thread count follows the load (tuner)
+    thread_tuner_t tuner;  // (cli/thread_tuner.h)
     report_t rep;
     // MPI data parallel (docs/mpi.md): this rank reads the whole batch and computes rows [row0, row0 + rows)
     // of it (all B rows on one process); grad_sync sums the ranks' gradients.
@@ -1024,6 +1026,8 @@ static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const c
     t->stop = o->stop_after ? o->stop_after : o->steps;
     t->t_start = t->rep.t_interval = cli_now();
     load_watch_init(&t->watch, cli_get_threads());
+    t->tune = o->threads == 0 && t->size == 1;
+    tuner_init(&t->tuner, cli_get_threads());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1291,7 +1295,7 @@ static void report_progress(train_t *t, double lr, double now, int last) {
     printf("step %ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f ms/step | elapsed %.0fs | ETA %s\n",
            step, o->steps, mean_loss, lr, rep->last_gnorm, tps, ms, elapsed, eta);
     log_row(t, "train", mean_loss, NAN, lr, rep->last_gnorm, tps, ms, "", "");
-    if (dist_rank() == 0) load_watch_interval(&t->watch, ms, dt, now, load_watch_loadavg(), stderr);
+    if (dist_rank() == 0 && !t->tune) load_watch_interval(&t->watch, ms, dt, now, load_watch_loadavg(), stderr);
     rep->interval_loss = 0;
     rep->interval_steps = 0;
     rep->t_interval = cli_now();
@@ -1385,7 +1389,11 @@ static int run_steps(train_t *t, const char **stop_reason) {
         double lr = schedule_lr(&t->sched, t->saved.step, t->saved.elapsed + (cli_now() - t->t_start));
         dist_bcast_double(&lr);  // MPI: rank 0's clock decides a --time-budget schedule
         g_step_running = t->saved.step < 1000000000L ? (sig_atomic_t)(t->saved.step + 1) : 0;
+        // --threads 0 on one process: the thread count follows the machine's load (cli/thread_tuner.h)
+        if (t->tune) cli_use_threads(tuner_next(&t->tuner));
+        double t_step = cli_now();
         int status = train_step(t, lr);
+        if (t->tune) tuner_done(&t->tuner, cli_now() - t_step, stderr);
         g_step_running = 0;
         if (status) return status;
         int over_budget = o->time_budget > 0 && t->saved.elapsed + (cli_now() - t->t_start) >= o->time_budget;
@@ -1580,7 +1588,6 @@ static int train_main(int argc, char **argv) {
 // together; an error exit (die) skips MPI_Finalize, so mpirun sees a rank leave early and ends the job
 // instead of the others waiting for it.
 int main(int argc, char **argv) {
-    omp_env_apply(argv);  // libgomp's spin count, before anything else (cli/omp_env.h)
     setvbuf(stdout, NULL, _IOLBF, 0);
     char dist_err[256];
     if (dist_init(&argc, &argv, dist_err, sizeof dist_err)) die(EXIT_USAGE, "train: %s", dist_err);

@@ -59,7 +59,7 @@
 #include <omp.h>
 #endif
 
-#include "cli/omp_env.h"
+#include "cli/thread_tuner.h"
 #include "cli/runtime.h"
 #include "base/check.h"
 #include "checkpoint/checkpoint.h"
@@ -116,7 +116,6 @@ static double flops_per_token(const model_t *m, int T) {
 }
 
 int main(int argc, char **argv) {
-    omp_env_apply(argv);  // the programs' spin count (cli/omp_env.h), so the bench measures what train runs
     const char *layers = NULL, *init_from = NULL;
     int dim = 128, heads = 4, ctx = 64, batch = 12, vocab = 65, steps = 30, warm = 3, threads = 0, decode = 0, reps = 20, positions = 0;
     long seed = 1337, stream_pos = 100000;
@@ -301,9 +300,14 @@ int main(int argc, char **argv) {
     }
     double *t_step = xmalloc((size_t)steps * sizeof(double)), *t_fwd = xmalloc((size_t)steps * sizeof(double)),
            *t_bwd = xmalloc((size_t)steps * sizeof(double)), *t_opt = xmalloc((size_t)steps * sizeof(double));
-    double first_loss = 0, last_loss = 0;
+    double first_loss = 0, last_loss = 0, t_all = 0;
+    // --threads 0: the thread count follows the load as in train (cli/thread_tuner.h)
+    thread_tuner_t tuner;
+    int tune = threads == 0 && nthreads >= 2;
+    tuner_init(&tuner, nthreads);
     for (int s = -warm; s < steps; s++) {
         long step = s + warm + 1;
+        if (tune) cli_use_threads(tuner_next(&tuner));
         double t0 = cli_now();
         params_zero_grad(&m.params);
         model_before_step(&m, step, &rng);
@@ -318,6 +322,7 @@ int main(int argc, char **argv) {
         adamw_step(&m.params, &acfg, 1e-3f, step);
         model_after_step(&m, step, &rng);
         double t3 = cli_now();
+        if (tune) tuner_done(&tuner, t3 - t0, stderr);
         if (s == -warm) first_loss = loss;
         last_loss = loss;
         if (s < 0) continue;
@@ -326,13 +331,17 @@ int main(int argc, char **argv) {
         t_bwd[s] = t2 - t1;
         t_opt[s] = t3 - t2;
         t_step[s] = t3 - t0;
+        t_all += t3 - t0;
     }
     double ms = median(t_step, steps) * 1e3;
     double tps = (double)BT / (ms * 1e-3);
-    printf("train layers=%s dim=%d heads=%d ctx=%d batch=%d vocab=%d pos=%s memory=%d threads=%d steps=%d ms_step=%.3f tokens_per_s=%.0f "
+    // tokens_per_s: at the median step; tokens_per_s_mean: every timed step's tokens over their total time
+    printf("train layers=%s dim=%d heads=%d ctx=%d batch=%d vocab=%d pos=%s memory=%d threads=%d threads_end=%d steps=%d "
+           "ms_step=%.3f tokens_per_s=%.0f tokens_per_s_mean=%.0f "
            "flops_per_token=%.0f gflops=%.2f fwd_ms=%.3f bwd_ms=%.3f opt_ms=%.3f loss_first=%.4f loss_last=%.4f "
            "peak_rss_mb=%.1f\n",
-           layers, dim, heads, ctx, batch, vocab, pos_scheme_name(pos), memory, nthreads, steps, ms, tps, fpt, fpt * tps * 1e-9, median(t_fwd, steps) * 1e3,
+           layers, dim, heads, ctx, batch, vocab, pos_scheme_name(pos), memory, nthreads, tune ? tuner.cur : nthreads, steps,
+           ms, tps, (double)BT * steps / t_all, fpt, fpt * tps * 1e-9, median(t_fwd, steps) * 1e3,
            median(t_bwd, steps) * 1e3, median(t_opt, steps) * 1e3, first_loss, last_loss, peak_rss_mb());
     if (memory) model_mem_free(&mem);
     free(x);

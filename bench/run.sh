@@ -10,8 +10,8 @@
 # 3. KV-cached decode tokens/s and per-token time early vs late in the window; an all-performer
 #    model's per-token time at positions 100-199 vs 10,000-10,099 of one 10,100-token stream (ctx 64);
 #    segment memory's cost: each kind's step with --memory 1024 over the same step without (ctx 128);
-# 4. under load: the default shape quiet and beside a busy loop — ours by default, with 1 thread, and
-#    with libgomp's default spin count (issue 12);
+# 4. under load: the default shape quiet and beside a busy loop — ours by default (the thread count
+#    following the load), with --threads 1 and with --threads 2 fixed (issue 12);
 # 5. bench_adaptive / bench_pkm / bench_scaling if they are built (bench_scaling also writes bench/out/scaling.png).
 # A copy of the report goes to bench/out/ (git-ignored).
 set -u
@@ -152,35 +152,36 @@ done
 echo
 
 # Under load (issue 12): the default shape quiet, then beside one busy loop (a shell spinning on a
-# core, started before and killed after each run, bounded by timeout): ours as it runs by default
-# (GOMP_SPINCOUNT from cli/omp_env.h), with --threads 1, and with libgomp's own default spin count
-# (GOMP_SPINCOUNT=300000, what every run had before) — rounds interleaved.
-echo "== under load (default shape): quiet, and beside one busy process =="
-d_flags="--layers 4*softmax/mlp --dim 128 --heads 4 --ctx 64 --batch 12 --vocab 65 --steps 100 --warmup-steps 5"
-[ "${BENCH_QUICK:-0}" = 1 ] && d_flags="${d_flags/--steps 100/--steps 30}"
-busy_tps() {  # busy_tps ENV [FLAGS] -> tokens/s of bench_train $d_flags FLAGS, environment ENV, beside a busy loop
+# core, started before and killed after each run, bounded by timeout), 400 steps each: ours as it runs
+# by default (--threads 0: every core, the count following the load, cli/thread_tuner.h), with
+# --threads 1, and with --threads 2 fixed (what --threads 0 was before the tuner). Figures are each
+# run's mean tokens/s over all its steps (the tuner's probes and its switch included), rounds interleaved.
+echo "== under load (default shape, 400 steps a run, mean tokens/s): quiet, and beside one busy process =="
+d_flags="--layers 4*softmax/mlp --dim 128 --heads 4 --ctx 64 --batch 12 --vocab 65 --steps 400 --warmup-steps 5"
+[ "${BENCH_QUICK:-0}" = 1 ] && d_flags="${d_flags/--steps 400/--steps 150}"
+busy_tps() {  # busy_tps [FLAGS] -> mean tokens/s of bench_train $d_flags FLAGS beside a busy loop
   timeout 300 sh -c 'while :; do :; done' & local bp=$!
   sleep 0.2
   # shellcheck disable=SC2086
-  field tokens_per_s "$(env "$1" "$B/bench_train" $d_flags ${2:-})"
+  field tokens_per_s_mean "$("$B/bench_train" $d_flags ${1:-} 2>/dev/null)"
   kill "$bp" 2>/dev/null; wait "$bp" 2>/dev/null
 }
-q2=(); q1=(); l2=(); l1=(); lg=(); lr=()
+q0=(); q1=(); l0=(); l1=(); l2=(); lr=()
 for r in $(seq 1 "$ROUNDS"); do
   # shellcheck disable=SC2086
-  q2+=("$(field tokens_per_s "$("$B/bench_train" $d_flags)")")
+  q0+=("$(field tokens_per_s_mean "$("$B/bench_train" $d_flags 2>/dev/null)")")
   # shellcheck disable=SC2086
-  q1+=("$(field tokens_per_s "$("$B/bench_train" $d_flags --threads 1)")")
-  l2+=("$(busy_tps X=1)")
-  l1+=("$(busy_tps X=1 "--threads 1")")
-  lg+=("$(busy_tps GOMP_SPINCOUNT=300000)")
-  lr+=("$(calc "${l2[-1]} / ${l1[-1]}" 2)")
-  echo "round $r  quiet: 2 threads ${q2[-1]}, 1 thread ${q1[-1]} | loaded: default ${l2[-1]}, 1 thread ${l1[-1]}, libgomp's spin ${lg[-1]} tok/s   load $(load)"
+  q1+=("$(field tokens_per_s_mean "$("$B/bench_train" $d_flags --threads 1)")")
+  l0+=("$(busy_tps)")
+  l1+=("$(busy_tps "--threads 1")")
+  l2+=("$(busy_tps "--threads 2")")
+  lr+=("$(calc "${l0[-1]} / ${l1[-1]}" 2)")
+  echo "round $r  quiet: default ${q0[-1]}, 1 thread ${q1[-1]} | loaded: default ${l0[-1]}, 1 thread ${l1[-1]}, 2 threads fixed ${l2[-1]} tok/s   load $(load)"
 done
-echo "-- quiet: default (2 threads) $(med "${q2[@]}"), 1 thread $(med "${q1[@]}") tokens/s"
-echo "-- one busy neighbour: default $(med "${l2[@]}"), 1 thread $(med "${l1[@]}"), libgomp's default spin count $(med "${lg[@]}") tokens/s;"
+echo "-- quiet: default $(med "${q0[@]}"), 1 thread $(med "${q1[@]}") tokens/s"
+echo "-- one busy neighbour: default $(med "${l0[@]}"), 1 thread $(med "${l1[@]}"), 2 threads fixed $(med "${l2[@]}") tokens/s;"
 echo "   default / 1 thread under the same load: median of per-round ratios $(med "${lr[@]}") (rounds: ${lr[*]}; target >= 0.9)"
-summary+=("under load, default shape: quiet $(med "${q2[@]}") tok/s (1 thread $(med "${q1[@]}")) | one busy neighbour: default $(med "${l2[@]}"), 1 thread $(med "${l1[@]}"), libgomp's spin $(med "${lg[@]}") tok/s; default/1 thread $(med "${lr[@]}")x")
+summary+=("under load, default shape: quiet $(med "${q0[@]}") tok/s (1 thread $(med "${q1[@]}")) | one busy neighbour: default $(med "${l0[@]}"), 1 thread $(med "${l1[@]}"), 2 threads fixed $(med "${l2[@]}") tok/s; default/1 thread $(med "${lr[@]}")x")
 echo
 
 if [ -x "$B/bench_adaptive" ]; then

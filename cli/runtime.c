@@ -15,6 +15,14 @@ void cli_set_threads(long n) {
     openblas_set_num_threads((int)(n > 0 ? n : 1));
 }
 
+void cli_use_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
 int cli_get_threads(void) {
 #ifdef _OPENMP
     return omp_get_max_threads();
