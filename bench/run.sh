@@ -151,37 +151,10 @@ for pair in '4*softmax/mlp|4*softmax/mlp' '4*adaptive(span=128)/mlp|4*adaptive(s
 done
 echo
 
-# Under load (issue 12): the default shape quiet, then beside one busy loop (a shell spinning on a
-# core, started before and killed after each run, bounded by timeout), 400 steps each: ours as it runs
-# by default (--threads 0: every core, the count following the load, cli/thread_tuner.h), with
-# --threads 1, and with --threads 2 fixed (what --threads 0 was before the tuner). Figures are each
-# run's mean tokens/s over all its steps (the tuner's probes and its switch included), rounds interleaved.
-echo "== under load (default shape, 400 steps a run, mean tokens/s): quiet, and beside one busy process =="
-d_flags="--layers 4*softmax/mlp --dim 128 --heads 4 --ctx 64 --batch 12 --vocab 65 --steps 400 --warmup-steps 5"
-[ "${BENCH_QUICK:-0}" = 1 ] && d_flags="${d_flags/--steps 400/--steps 150}"
-busy_tps() {  # busy_tps [FLAGS] -> mean tokens/s of bench_train $d_flags FLAGS beside a busy loop
-  timeout 300 sh -c 'while :; do :; done' & local bp=$!
-  sleep 0.2
-  # shellcheck disable=SC2086
-  field tokens_per_s_mean "$("$B/bench_train" $d_flags ${1:-} 2>/dev/null)"
-  kill "$bp" 2>/dev/null; wait "$bp" 2>/dev/null
-}
-q0=(); q1=(); l0=(); l1=(); l2=(); lr=()
-for r in $(seq 1 "$ROUNDS"); do
-  # shellcheck disable=SC2086
-  q0+=("$(field tokens_per_s_mean "$("$B/bench_train" $d_flags 2>/dev/null)")")
-  # shellcheck disable=SC2086
-  q1+=("$(field tokens_per_s_mean "$("$B/bench_train" $d_flags --threads 1)")")
-  l0+=("$(busy_tps)")
-  l1+=("$(busy_tps "--threads 1")")
-  l2+=("$(busy_tps "--threads 2")")
-  lr+=("$(calc "${l0[-1]} / ${l1[-1]}" 2)")
-  echo "round $r  quiet: default ${q0[-1]}, 1 thread ${q1[-1]} | loaded: default ${l0[-1]}, 1 thread ${l1[-1]}, 2 threads fixed ${l2[-1]} tok/s   load $(load)"
-done
-echo "-- quiet: default $(med "${q0[@]}"), 1 thread $(med "${q1[@]}") tokens/s"
-echo "-- one busy neighbour: default $(med "${l0[@]}"), 1 thread $(med "${l1[@]}"), 2 threads fixed $(med "${l2[@]}") tokens/s;"
-echo "   default / 1 thread under the same load: median of per-round ratios $(med "${lr[@]}") (rounds: ${lr[*]}; target >= 0.9)"
-summary+=("under load, default shape: quiet $(med "${q0[@]}") tok/s (1 thread $(med "${q1[@]}")) | one busy neighbour: default $(med "${l0[@]}"), 1 thread $(med "${l1[@]}"), 2 threads fixed $(med "${l2[@]}") tok/s; default/1 thread $(med "${lr[@]}")x")
+# Under load (issue 12): bench/under_load.sh (its last line is the summary's)
+ul=$(BUILD="$BUILD" BENCH_ROUNDS="$ROUNDS" bash bench/under_load.sh)
+printf '%s\n' "$ul" | sed '$d'
+summary+=("$(printf '%s\n' "$ul" | tail -1)")
 echo
 
 if [ -x "$B/bench_adaptive" ]; then

@@ -1,30 +1,30 @@
 // thread_tuner.c — see thread_tuner.h.
 #include "cli/thread_tuner.h"
 
-#include <stdlib.h>
 #include <string.h>
-
-#include "cli/runtime.h"
 
 void tuner_init(thread_tuner_t *t, int all_threads) {
     memset(t, 0, sizeof *t);
     t->all = all_threads;
     t->cur = all_threads > 0 ? all_threads : 1;
+    t->gap = TUNER_PROBE_FIRST;
+    t->next_probe = TUNER_PROBE_FIRST;
 }
 
 static int other(const thread_tuner_t *t) { return t->cur == 1 ? t->all : 1; }
 
 int tuner_next(thread_tuner_t *t) {
-    // a probe once the window holds a full set of ordinary steps, then every TUNER_PROBE_EVERY steps
-    t->probing = t->all >= 2 && t->n_recent == TUNER_WINDOW && t->steps % TUNER_PROBE_EVERY == TUNER_PROBE_EVERY - 1;
+    if (t->steps >= t->next_probe && t->n_recent < TUNER_MIN_RECENT) t->next_probe = t->steps + 1;  // too few to compare yet
+    t->probing = t->all >= 2 && t->steps >= t->next_probe;
     return t->probing ? other(t) : t->cur;
 }
 
-static double median_recent(const thread_tuner_t *t) {
-    double v[TUNER_WINDOW];
-    memcpy(v, t->recent, (size_t)t->n_recent * sizeof *v);
-    qsort(v, (size_t)t->n_recent, sizeof *v, cli_cmp_double);
-    return v[t->n_recent / 2];
+// The mean, not the median: a busy neighbour makes 2-thread steps mostly quick with rare long stalls
+// (a thread descheduled while its partner spins), and the stalls are the cost.
+static double mean_recent(const thread_tuner_t *t) {
+    double sum = 0;
+    for (int i = 0; i < t->n_recent; i++) sum += t->recent[i];
+    return sum / t->n_recent;
 }
 
 int tuner_done(thread_tuner_t *t, double seconds, FILE *out) {
@@ -36,8 +36,10 @@ int tuner_done(thread_tuner_t *t, double seconds, FILE *out) {
         return 0;
     }
     t->probing = 0;
-    double typical = median_recent(t);
+    double typical = mean_recent(t);
     t->wins = seconds * TUNER_GAIN <= typical ? t->wins + 1 : 0;
+    if (t->wins == 0 && t->gap < TUNER_PROBE_EVERY) t->gap = 2 * t->gap < TUNER_PROBE_EVERY ? 2 * t->gap : TUNER_PROBE_EVERY;
+    t->next_probe = t->steps + (t->wins ? TUNER_PROBE_FIRST : t->gap);
     if (t->wins < 2) return 0;
     int from = t->cur, to = other(t);
     fprintf(out,
@@ -50,5 +52,7 @@ int tuner_done(thread_tuner_t *t, double seconds, FILE *out) {
     t->wins = 0;
     t->n_recent = 0;
     t->next = 0;
+    t->gap = TUNER_PROBE_FIRST;
+    t->next_probe = TUNER_PROBE_FIRST;
     return 1;
 }

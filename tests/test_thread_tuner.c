@@ -1,6 +1,6 @@
 // test_thread_tuner.c — train's thread count under --threads 0 (cli/thread_tuner.h), on simulated
 // step times: quiet (all cores faster) it stays on all cores and probes one step in
-// TUNER_PROBE_EVERY; loaded (one thread faster) it switches within two probes, says so in one line,
+// TUNER_PROBE_EVERY; loaded (one thread faster) it switches within two probes (a run's start: 2·8 steps), says so in one line,
 // and switches back when the cores are free again; one slow or fast probe alone switches nothing.
 #include <stdio.h>
 #include <string.h>
@@ -30,32 +30,38 @@ int main(void) {
     TEST_CASE("quiet: stays on all cores, probing one step in TUNER_PROBE_EVERY") {
         tuner_init(&t, 2);
         EXPECT(run(&t, 1000, 30.0, 50.0, &on_one, f) == 0 && t.cur == 2);
-        EXPECT_MSG(on_one >= 1000 / TUNER_PROBE_EVERY - 1 && on_one <= 1000 / TUNER_PROBE_EVERY, "%d probes", on_one);
+        // probes 8, 16, 32 apart at first, then TUNER_PROBE_EVERY
+        EXPECT_MSG(on_one >= 1000 / TUNER_PROBE_EVERY - 1 && on_one <= 1000 / TUNER_PROBE_EVERY + 4, "%d probes", on_one);
         EXPECT(ftell(f) == 0);
     }
-    TEST_CASE("loaded: switches to one thread within two probes, in one line") {
-        EXPECT(run(&t, 2 * TUNER_PROBE_EVERY, 100.0, 50.0, &on_one, f) == 1 && t.cur == 1);
+    TEST_CASE("loaded: switches to one thread within TUNER_PROBE_EVERY + TUNER_PROBE_FIRST steps, in one line") {
+        EXPECT(run(&t, TUNER_PROBE_EVERY + TUNER_PROBE_FIRST, 100.0, 50.0, &on_one, f) == 1 && t.cur == 1);
         EXPECT_MSG(strstr(buf, "threads 2 -> 1") && strstr(buf, "50.0 ms on 1 thread against 100.0 ms on 2"), "said '%s'", buf);
         EXPECT(strchr(buf, '\n') == buf + strlen(buf) - 1);
     }
     TEST_CASE("on one thread while loaded it stays; when the cores are free it goes back") {
         EXPECT(run(&t, 500, 100.0, 50.0, &on_one, f) == 0 && t.cur == 1);
-        EXPECT(run(&t, 2 * TUNER_PROBE_EVERY, 30.0, 50.0, &on_one, f) == 1 && t.cur == 2);
+        EXPECT(run(&t, TUNER_PROBE_EVERY + TUNER_PROBE_FIRST, 30.0, 50.0, &on_one, f) == 1 && t.cur == 2);
         EXPECT(strstr(buf, "threads 1 -> 2"));
     }
     TEST_CASE("a single slow probe, or a gain below TUNER_GAIN, switches nothing") {
         thread_tuner_t u;
         tuner_init(&u, 2);
-        int switched = 0;
+        int switched = 0, probes = 0;
         for (int i = 0; i < 1000; i++) {
             int n = tuner_next(&u);
-            // every third probe finds one thread much faster (noise); the rest find it slower
-            double ms = n == 1 ? (u.steps / TUNER_PROBE_EVERY % 3 == 0 ? 10.0 : 60.0) : 30.0;
+            // every other probe finds one thread much faster (noise); the rest find it slower
+            double ms = n == 1 ? (probes++ % 2 == 0 ? 10.0 : 60.0) : 30.0;
             switched += tuner_done(&u, 1e-3 * ms, f);
         }
-        EXPECT(switched == 0 && u.cur == 2);
+        EXPECT(switched == 0 && u.cur == 2 && probes > 10);
         tuner_init(&u, 2);
         EXPECT(run(&u, 1000, 30.0, 30.0 / (TUNER_GAIN * 0.99), &on_one, f) == 0 && u.cur == 2);
+    }
+    TEST_CASE("loaded from the start: switches within 2·TUNER_PROBE_FIRST + TUNER_MIN_RECENT steps") {
+        thread_tuner_t u;
+        tuner_init(&u, 2);
+        EXPECT(run(&u, 2 * TUNER_PROBE_FIRST + TUNER_MIN_RECENT, 100.0, 50.0, &on_one, f) == 1 && u.cur == 1);
     }
     TEST_CASE("one core: nothing to tune") {
         thread_tuner_t u;
