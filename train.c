@@ -1371,12 +1371,16 @@ static void report_save(train_t *t) {
 
 // MPI: the ranks stop together. A signal seen by any rank, a failed log write (rank 0 writes the log) and
 // the time budget on rank 0's clock stop every rank after this step.
-static void agree_to_stop(train_t *t, int *over_budget) {
+// Returns whether the ranks stop for a signal. A signal that lands on a rank after this sum is
+// counted at the next step's: every rank must decide on the summed flags, never on its own
+// g_interrupted, or one rank leaves the loop while the others wait in the next step's sums.
+static int agree_to_stop(train_t *t, int *over_budget) {
     int f[3] = {g_interrupted != 0, t->rank == 0 && *over_budget, t->rep.log_failed};
     dist_max_ints(f, 3);
     if (f[0] && !g_interrupted) g_interrupted = SIGTERM;
     *over_budget = f[1];
     t->rep.log_failed = f[2];
+    return f[0];
 }
 
 // Steps until the stop step, a signal or the time budget. Returns 0 or the exit status of a failed step;
@@ -1400,8 +1404,9 @@ static int run_steps(train_t *t, const char **stop_reason) {
         report_progress(t, lr, cli_now(), over_budget);
         report_eval(t, lr);
         report_save(t);
-        if (t->size > 1) agree_to_stop(t, &over_budget);
-        if (g_interrupted) {
+        int interrupted = g_interrupted != 0;
+        if (t->size > 1) interrupted = agree_to_stop(t, &over_budget);
+        if (interrupted) {
             *stop_reason = "interrupted";
             break;
         }
