@@ -17,9 +17,12 @@ void par_sgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M,
         fprintf(stderr, "internal error: par_sgemm is row-major only\n");
         abort();
     }
+    // Inside any parallel region, active or not (a team of one under --threads 1 is inactive, and
+    // omp_in_parallel() says 0 there): one call, the same as in a team of two, where OpenBLAS runs
+    // single-threaded because the region is active.
     int nested = 0;
 #ifdef _OPENMP
-    nested = omp_in_parallel();
+    nested = omp_get_level() > 0;
 #endif
     if (nested || (double)M * N * K <= SERIAL_MNK) {
         cblas_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -5,8 +5,8 @@
 //     C (M,N) = alpha·op(A)·op(B) + beta·C, exactly as cblas_sgemm (row-major only).
 //
 // Products small enough that OpenBLAS runs them on one thread anyway (M·N·K ≤ 262,144), and calls
-// made inside an OpenMP parallel region (where OpenBLAS runs single-threaded), go straight to
-// cblas_sgemm. Larger ones are cut into fixed blocks of PAR_GEMM_BLOCK rows of C (columns when
+// made inside an OpenMP parallel region, active or not (where OpenBLAS runs single-threaded), go
+// straight to cblas_sgemm. Larger ones are cut into fixed blocks of PAR_GEMM_BLOCK rows of C (columns when
 // N > M), each a single-threaded cblas_sgemm inside an OpenMP loop with dynamic scheduling:
 //   - the cut depends on the shape only, so every element is computed by the same kernel calls
 //     whatever --threads is: a run gives the same bits on 1, 2 or 64 threads (docs/design.md);

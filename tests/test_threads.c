@@ -65,11 +65,14 @@ static int same_step(const step_out_t *a, const step_out_t *b, size_t nl, size_t
 }
 
 // The step of spec on 1, 2 and 3 threads; memory M > 0: a warmed-up memory (one segment) first.
+static int heads = H;  // the models' heads (2 makes the per-head products of a memory model cross
+                       // par_sgemm's one-call threshold inside the attention loop)
+
 static void check_spec(const char *spec, pos_scheme_t pos, int M) {
     model_t m;
     char err[256];
     // rel: attn.rel_k holds the distances of ctx + M (what train builds for --memory M)
-    model_dims_t d = {.vocab = V, .dim = C, .heads = H, .ctx = CTX, .pos = pos, .rel_reach = pos == POS_REL ? CTX + M : 0};
+    model_dims_t d = {.vocab = V, .dim = C, .heads = heads, .ctx = CTX, .pos = pos, .rel_reach = pos == POS_REL ? CTX + M : 0};
     int bad = model_build(&m, &d, spec, err, sizeof err);
     EXPECT_MSG(!bad, "'%s' does not build: %s", spec, err);
     if (bad) return;
@@ -130,6 +133,16 @@ int main(void) {
                 snprintf(spec + strlen(spec), sizeof spec - strlen(spec), "%s%s", spec[0] ? "," : "", cases[i].spec);
         EXPECT(spec[0] != 0);
         check_spec(spec, POS_REL, 2 * CTX);
+    }
+    TEST_CASE("softmax with memory, 2 heads: per-head products above par_sgemm's threshold inside the loop") {
+        // T·(n+T)·D = 64·192·32 > 262,144: with one thread the attention loop is an inactive region,
+        // and par_sgemm makes one call there, as in an active one (omp_get_level, not omp_in_parallel;
+        // at this shape OpenBLAS happens to give the same bits blocked, so this covers the path rather
+        // than catching that choice)
+        EXPECT((double)T * (T + 2 * CTX) * (C / 2) > 262144.0);
+        heads = 2;
+        check_spec("2*softmax/mlp", POS_ROPE, 2 * CTX);
+        heads = H;
     }
     return test_main_end();
 }
