@@ -13,7 +13,7 @@ void relpos_register(relpos_t *r, const model_dims_t *dims, param_table_t *pt, c
     CHECK(dims->rel_reach >= 1);
     r->R = dims->rel_reach;
     r->k = params_add(pt, prefix, "rel_k",
-                      (param_spec_t){.shape = {dims->dim / dims->heads, r->R}, .init = INIT_NORMAL, .std = 0.02f,
+                      (param_spec_t){.shape = {dims->dim / dims->heads, r->R}, .init = INIT_NORMAL, .std = 1.0f,
                                      .decay = 1});
 }
 

@@ -16,9 +16,9 @@
 // Backward, with dS the scores' gradient (scale included in QR, so):
 //   dQR[i, d(i,j)] = dS_ij (one j per (i, d)), 0 where no key sits at that distance
 //   dQ += scale·dQR·rel_kᵀ,   drel_k[:, 0:W] += scale·Σ_{b,h} Q_bhᵀ·dQR_bh
-// Init: N(0, 0.02²) like the projections (the reference draws N(0, 1)): at 0.02 the term starts near
-// zero next to the content scores, so an untrained model is content-only and learns its locality
-// prior; weight decay on (a matrix).
+// Init: N(0, 1), the reference's draw, weight decay on (a matrix). Measured on Transformer-XL (long-
+// range corpus, memory 1024, step 1,000): val 1.6986 at N(0, 1) against 2.2558 at N(0, 0.02²), where
+// the term starts near zero and the model content-only (docs/results.md).
 #ifndef ATTNLAB_RELPOS_H
 #define ATTNLAB_RELPOS_H
 
