@@ -425,16 +425,12 @@ static int do_prepare(opts_t *o, flag_t *flags, int n_flags, const char *const *
         if (shard_is_shard(o->tokenizer_from)) {
             shard_t sh;
             if (shard_open(&sh, o->tokenizer_from, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-            char *json = tok_to_json(&sh.tok);
-            if (tok_from_json(&tok, json, err, sizeof err)) die(EXIT_RUNTIME, "shard '%s': %s", o->tokenizer_from, err);
-            free(json);
+            if (tok_copy(&tok, &sh.tok, err, sizeof err)) die(EXIT_RUNTIME, "shard '%s': %s", o->tokenizer_from, err);
             shard_close(&sh);
         } else {
             ckpt_t c;
             if (ckpt_load(o->tokenizer_from, &c, err, sizeof err)) die(EXIT_RUNTIME, "%s", err);
-            char *json = tok_to_json(&c.tok);
-            if (tok_from_json(&tok, json, err, sizeof err)) die(EXIT_RUNTIME, "checkpoint '%s': %s", o->tokenizer_from, err);
-            free(json);
+            if (tok_copy(&tok, &c.tok, err, sizeof err)) die(EXIT_RUNTIME, "checkpoint '%s': %s", o->tokenizer_from, err);
             ckpt_free(&c);
         }
     } else {
@@ -685,9 +681,7 @@ static void load_shards(train_t *t, tok_kind_t tkind, uint64_t *hash) {
         if (args_find(t->flags, t->n_flags, "vocab")->given)
             die(EXIT_USAGE, "train: --vocab learns a vocabulary from a text; shard '%s' has its tokenizer already (%s, %d tokens)",
                 t->files[0], tok_kind_name(made->kind), made->vocab_size);
-        char *json = tok_to_json(made);
-        if (tok_from_json(&t->fresh_tok, json, err, sizeof err)) die(EXIT_RUNTIME, "shard '%s': %s", t->files[0], err);
-        free(json);
+        if (tok_copy(&t->fresh_tok, made, err, sizeof err)) die(EXIT_RUNTIME, "shard '%s': %s", t->files[0], err);
         t->tok = &t->fresh_tok;
         o->tokenizer = tok_kind_name(made->kind);  // stored in train_state: what the run uses
         snprintf(whose, sizeof whose, "this run");

@@ -9,14 +9,8 @@
 # Exit 77 (skip) when /usr/bin/python3 cannot import torch and numpy.
 #   bash tests/py_relpos.sh            (ATTNLAB_BUILD=build/release by default; TWIN=path overrides the twin)
 set -u
-cd "$(dirname "$0")/.."
-BUILD=${ATTNLAB_BUILD:-build/release}
-PY=/usr/bin/python3
-TWIN=${TWIN:-tests/twin.py}
-if ! [ -x "$PY" ] || ! "$PY" -c 'import torch, numpy' >/dev/null 2>&1; then
-  echo "py_relpos: $PY cannot import torch and numpy (Debian python3-torch); skipped"
-  exit 77
-fi
+# shellcheck source=tests/lib_twin.sh
+source "$(dirname "$0")/lib_twin.sh" py_relpos
 DUMP=$BUILD/tests/test_relpos
 [ -x "$DUMP" ] || { echo "FAIL: $DUMP not built (make tests-build)"; exit 1; }
 tmp=$(mktemp -d /tmp/py_relpos.XXXXXX)

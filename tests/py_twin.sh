@@ -11,14 +11,8 @@
 # Exit 77 (skip) when /usr/bin/python3 cannot import torch and numpy.
 #   bash tests/py_twin.sh            (ATTNLAB_BUILD=build/release by default; TWIN=path overrides the twin)
 set -u
-cd "$(dirname "$0")/.."
-BUILD=${ATTNLAB_BUILD:-build/release}
-PY=/usr/bin/python3
-TWIN=${TWIN:-tests/twin.py}
-if ! [ -x "$PY" ] || ! "$PY" -c 'import torch, numpy' >/dev/null 2>&1; then
-  echo "py_twin: $PY cannot import torch and numpy (Debian python3-torch); skipped"
-  exit 77
-fi
+# shellcheck source=tests/lib_twin.sh
+source "$(dirname "$0")/lib_twin.sh" py_twin
 TRAIN=$BUILD/train; INFER=$BUILD/infer
 [ -x "$TRAIN" ] || TRAIN=./train
 [ -x "$INFER" ] || INFER=./infer

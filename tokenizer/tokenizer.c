@@ -436,3 +436,10 @@ done:
     if (rc) tok_free(t);
     return rc;
 }
+
+int tok_copy(tokenizer_t *dst, const tokenizer_t *src, char *err, size_t errlen) {
+    char *json = tok_to_json(src);
+    int rc = tok_from_json(dst, json, err, errlen);
+    free(json);
+    return rc;
+}

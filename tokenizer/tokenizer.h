@@ -88,6 +88,9 @@ char *tok_to_json(const tokenizer_t *t);
 // array of 1..2^20 pairs of integer ids, each defined before its merge, no two tokens with the same bytes.
 // For raw an integer vocab in [1, 2^21] and nothing else (vocab only for raw).
 int tok_from_json(tokenizer_t *t, const char *json, char *err, size_t errlen);
+// A deep copy of src into dst (through the JSON form, so dst is built and validated as a loaded one).
+// Returns 0, or -1 with a message.
+int tok_copy(tokenizer_t *dst, const tokenizer_t *src, char *err, size_t errlen);
 
 // The vocabulary in tiktoken's file format: one line per token id, ascending, "BASE64 RANK\n"
 // with the token's bytes in standard base64 (with padding) and its id as the rank.
