@@ -41,7 +41,7 @@
 typedef struct {
     const char *layers, *tokenizer, *out, *log, *resume, *init_from, *pos, *final_eval, *task, *val, *tokenizer_from;
     long dim, heads, ctx, batch, steps, warmup, grad_accum, eval_every, eval_batches, save_every, seed, threads,
-        stop_after, log_every, memory, mqar_len, mqar_pairs, mqar_vocab, mqar_eval_seqs, vocab;
+        stop_after, log_every, memory, stream_chunk, mqar_len, mqar_pairs, mqar_vocab, mqar_eval_seqs, vocab;
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
     int list_kinds, init_partial, streams, eval_at_start, check, prepare;
 } opts_t;
@@ -73,6 +73,7 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         // Not stored in train_state either: the config keeps it (absent = 0).
         {"memory", FLAG_INT, &o->memory, "0", 0, 1 << 20, 0, "segment memory in tokens (0 = none; needs --pos rope or none)", 0},
         {"streams", FLAG_BOOL, &o->streams, "", 0, 0, 0, "read the training split as --batch contiguous streams, as --memory does (implied by it)", 0},
+        {"stream-chunk", FLAG_INT, &o->stream_chunk, "0", 0, 1e15, 1, "with --memory or --streams: each row reads a shuffled chunk of this many tokens, all rows jumping to new chunks together (0 = --batch contiguous streams)", 0},
         {"batch", FLAG_INT, &o->batch, "12", 1, 1 << 20, 1, "sequences per micro-batch B", 0},
         {"steps", FLAG_INT, &o->steps, "2000", 1, 1e12, 1, "optimizer steps (the schedule's length)", 0},
         {"lr", FLAG_FLOAT, &o->lr, "1e-3", 0, 10, 1, "peak learning rate", 0},
@@ -234,6 +235,8 @@ typedef struct {
     // read from train_state (checked against the streams and the model in restore_memory) or as saved.
     int has_mem;
     double mem_offset, mem_n, mem_pos0;
+    int has_cycle;        // --stream-chunk runs: the cycle the streams are in (train_state.stream_cycle)
+    double stream_cycle;
     const mqar_cfg_t *task;  // a --task mqar run: the task (saved as train_state.task), else NULL
     int ranks;          // MPI ranks of the run (train_state.mpi_ranks, written when > 1; absent = 1)
 } saved_t;
@@ -281,6 +284,7 @@ static char *train_state_json(const saved_t *r, const flag_t *flags, int n_flags
         cJSON_AddNumberToObject(st, "memory_n", r->mem_n);
         cJSON_AddNumberToObject(st, "memory_pos0", r->mem_pos0);
     }
+    if (r->has_cycle) cJSON_AddNumberToObject(st, "stream_cycle", r->stream_cycle);
     char *s = cJSON_PrintUnformatted(st);
     cJSON_Delete(st);
     return s;
@@ -292,6 +296,8 @@ static void restore_saved(const char *ckpt, const char *json, flag_t *flags, int
     if (!st) die(EXIT_RUNTIME, "checkpoint '%s' has no training state to resume (exported or written by infer); use --init-from", ckpt);
     // Checkpoints written before --val was stored had no "val": they ran on the 90/10 split.
     if (!cJSON_GetObjectItem(st, "val")) cJSON_AddStringToObject(st, "val", "");
+    // Nor "stream-chunk" before shuffled chunks existed: their streams were contiguous.
+    if (!cJSON_GetObjectItem(st, "stream-chunk")) cJSON_AddNumberToObject(st, "stream-chunk", 0);
     // Model shape and data handling are fixed by the run; the schedule may be extended with --steps.
     args_from_json(flags, n_flags, st, "steps,eval-every,eval-batches,log-every", ckpt);
     const cJSON *step = cJSON_GetObjectItem(st, "step"), *tokens = cJSON_GetObjectItem(st, "tokens_seen"),
@@ -348,6 +354,10 @@ static void restore_saved(const char *ckpt, const char *json, flag_t *flags, int
         die(EXIT_RUNTIME, "checkpoint '%s': train_state has %d of the segment memory's memory_offset, memory_n, memory_pos0",
             ckpt, mem_found);
     r->has_mem = mem_found == 3;
+    const cJSON *cyc = cJSON_GetObjectItem(st, "stream_cycle");
+    if (cyc && !cJSON_IsNumber(cyc)) die(EXIT_RUNTIME, "checkpoint '%s': train_state.stream_cycle is not a number", ckpt);
+    r->has_cycle = cyc != NULL;
+    r->stream_cycle = cyc ? cyc->valuedouble : 0;
     // The validation data's hash and size (a --val run): both or neither, checked in load_data.
     const cJSON *vh = cJSON_GetObjectItem(st, "val_fnv1a64"), *vt = cJSON_GetObjectItem(st, "val_tokens");
     if ((vh != NULL) != (vt != NULL) ||
@@ -909,14 +919,24 @@ static void setup_memory(train_t *t) {
     t->streams_on = t->memory > 0 || t->o->streams || (t->resumed && r->has_mem);
     if (t->resumed && t->o->streams && !r->has_mem)
         die(EXIT_USAGE, "checkpoint '%s' was trained on random windows; --streams cannot change on --resume", ckpt);
+    if (!t->streams_on && t->o->stream_chunk)
+        die(EXIT_USAGE, "train: --stream-chunk needs --memory or --streams (random windows are already shuffled)");
     if (!t->streams_on) return;
-    if (streams_init(&t->streams, 0, t->ds.n_train, t->B, t->T, err, sizeof err)) die(EXIT_USAGE, "train: %s", err);
+    // The chunks' permutations have a generator of their own, seeded from --seed ("streams" in ASCII mixed in).
+    if (streams_init_chunked(&t->streams, 0, t->ds.n_train, t->B, t->T, (size_t)t->o->stream_chunk,
+                             (uint64_t)t->o->seed ^ 0x73747265616d73ULL, err, sizeof err))
+        die(EXIT_USAGE, "train: %s", err);
     if (t->memory) model_mem_init(&t->mem, t->m, t->B);
     if (!t->resumed) return;
     if (!r->has_mem)
         die(EXIT_RUNTIME, "checkpoint '%s': train_state lacks the segment memory's position (memory_offset, memory_n, memory_pos0)", ckpt);
     if (streams_check_offset(&t->streams, r->mem_offset, err, sizeof err))
         die(EXIT_RUNTIME, "checkpoint '%s': train_state.memory_offset: %s", ckpt, err);
+    if (r->has_cycle != (t->streams.chunk > 0))
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state %s stream_cycle, but its --stream-chunk is %ld", ckpt,
+            r->has_cycle ? "has a" : "lacks the", t->o->stream_chunk);
+    if (r->has_cycle && streams_check_cycle(&t->streams, r->stream_cycle, err, sizeof err))
+        die(EXIT_RUNTIME, "checkpoint '%s': train_state.stream_cycle: %s", ckpt, err);
     if (r->mem_pos0 != r->mem_offset)
         die(EXIT_RUNTIME, "checkpoint '%s': train_state.memory_pos0 is %.15g, not the stream offset %.15g (both count from the last wrap)",
             ckpt, r->mem_pos0, r->mem_offset);
@@ -937,6 +957,7 @@ static void setup_memory(train_t *t) {
         memcpy(t->mem.state[i], c->mem_state[i], t->mem.floats[i] * sizeof(float));
     }
     t->streams.offset = (size_t)r->mem_offset;
+    t->streams.cycle = (long)r->stream_cycle;
     t->mem.n = (int)r->mem_n;
     t->mem.pos0 = (long)r->mem_pos0;
 }
@@ -985,12 +1006,15 @@ static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const c
 
     const model_t *m = t->m;
     size_t n_params = params_count_trainable(&m->params);
-    char mem_note[64] = "";
+    char mem_note[96] = "";
     if (t->memory) snprintf(mem_note, sizeof mem_note, " | memory %d", t->memory);
     printf("model: %s | d %d, heads %d, ctx %d, vocab %d (%s) | %zu parameters%s%s%s\n", m->spec, m->dims.dim, m->dims.heads,
            m->dims.ctx, m->dims.vocab, tok_kind_name(t->tok->kind), n_params, m->dims.pos ? " | pos " : "",
            m->dims.pos ? pos_scheme_name(m->dims.pos) : "", mem_note);
-    if (t->streams_on) snprintf(mem_note, sizeof mem_note, " | %d streams of %zu tokens", t->B, t->streams.len);
+    if (t->streams_on && t->streams.chunk)
+        snprintf(mem_note, sizeof mem_note, " | %d streams over %zu shuffled chunks of %zu tokens", t->B, t->streams.n_chunks,
+                 t->streams.chunk);
+    else if (t->streams_on) snprintf(mem_note, sizeof mem_note, " | %d streams of %zu tokens", t->B, t->streams.len);
     char source[64] = "";
     if (t->ds.shards) snprintf(source, sizeof source, " (%d shard%s, mapped)", t->ds.n_shards, t->ds.n_shards == 1 ? "" : "s");
     if (t->task)
@@ -1343,6 +1367,8 @@ static void save_or_die(train_t *t) {
         t->saved.mem_offset = (double)t->streams.offset;
         t->saved.mem_n = t->mem.n;
         t->saved.mem_pos0 = t->memory ? (double)t->mem.pos0 : (double)t->streams.offset;  // equal with memory
+        t->saved.has_cycle = t->streams.chunk > 0;
+        t->saved.stream_cycle = (double)t->streams.cycle;
     }
     t->saved.budget_s = t->o->time_budget;
     t->saved.decay_start_s = t->sched.decay_start_s;
@@ -1502,6 +1528,7 @@ static void free_run(train_t *t) {
     free(t->x);
     free(t->y);
     if (t->memory) model_mem_free(&t->mem);
+    if (t->streams_on) streams_free(&t->streams);
     dataset_free(&t->ds);
     if (t->resumed) {
         ckpt_free(&t->ck);

@@ -285,11 +285,10 @@ void dataset_tokens(const dataset_t *ds, size_t off, size_t n, int32_t *dst) {
 }
 
 int dataset_stream_batch(const dataset_t *ds, streams_t *s, int32_t *x, int32_t *y) {
-    int wrapped = streams_will_wrap(s);
-    if (wrapped) s->offset = 0;
+    int wrapped = streams_begin_segment(s);
     size_t T = (size_t)s->T;
     for (int b = 0; b < s->B; b++) {
-        size_t start = s->lo + (size_t)b * s->len + s->offset;
+        size_t start = streams_row_start(s, b) + s->offset;
         dataset_tokens(ds, start, T, x + (size_t)b * T);
         dataset_tokens(ds, start + 1, T, y + (size_t)b * T);
     }

@@ -137,6 +137,33 @@ diff "$W/streams.full.l" "$W/streams.half.l" >"$W/diff" || { cat "$W/diff"; fail
 same_ckpt "$W/streams.full.st" "$W/streams.half.st" || fail "--streams: the resumed checkpoint differs from the uninterrupted one"
 expect_err 2 "checkpoint '$W/windows.st' was trained on random windows; --streams cannot change on --resume" "$TRAIN" "$W/text.txt" --resume "$W/windows.st" --streams --steps 20 --threads 1
 
+check "--stream-chunk 40: 4 shuffled chunks of 40 tokens (2 segments each); exact resume across cycles and epochs; refusals"
+expect_ok "$TRAIN" "$W/text.txt" "${BASE[@]}" --stream-chunk 40 --steps "$N" --out "$W/chunk.full.st"
+grep -q "| 2 streams over 4 shuffled chunks of 40 tokens$" "$W/out" || fail "--stream-chunk: the data line does not name the chunks"
+losses "$W/out" >"$W/chunk.full.l"
+cmp -s "$W/chunk.full.l" "$W/plain.full.l" && fail "--stream-chunk trains on the contiguous streams' batches"
+# Stopped after segment 4: cycles 0 and 1 (the first epoch) done, cycle 2 one segment in (memory n 16).
+expect_ok "$TRAIN" "$W/text.txt" "${BASE[@]}" --stream-chunk 40 --steps "$N" --stop-after 5 --out "$W/chunk.half.st"
+losses "$W/out" >"$W/chunk.half.l"
+ckpt_json "$W/chunk.half.st" | grep -q '"memory_offset":16,"memory_n":16,"memory_pos0":16,"stream_cycle":2}' ||
+    fail "--stream-chunk: the stopped run does not record offset 16, n 16, cycle 2: $(ckpt_json "$W/chunk.half.st" | grep state)"
+cp "$W/chunk.half.st" "$W/chunk.mid.st"
+expect_ok "$TRAIN" "$W/text.txt" --resume "$W/chunk.half.st" --threads 1
+losses "$W/out" >>"$W/chunk.half.l"
+diff "$W/chunk.full.l" "$W/chunk.half.l" >"$W/diff" || { cat "$W/diff"; fail "--stream-chunk: the resumed run's values differ"; }
+same_ckpt "$W/chunk.full.st" "$W/chunk.half.st" || fail "--stream-chunk: the resumed checkpoint differs from the uninterrupted one"
+expect_err 2 "--stream-chunk conflicts with the run stored in '$W/chunk.mid.st' \\(40\\)" \
+    "$TRAIN" "$W/text.txt" --resume "$W/chunk.mid.st" --stream-chunk 20 --threads 1
+expect_err 2 "--stream-chunk conflicts with the run stored in '$W/plain.mid.st' \\(0\\)" \
+    "$TRAIN" "$W/text.txt" --resume "$W/plain.mid.st" --stream-chunk 40 --threads 1
+expect_err 2 "train: --stream-chunk 16 is shorter than ctx\\+1 = 17" "$TRAIN" "$W/text.txt" "${BASE[@]}" --stream-chunk 16 --out "$W/x.st"
+expect_err 2 "train: the training split's 180 tokens hold 1 chunks of 91 tokens, fewer than the 2 rows of a batch; use a smaller --stream-chunk or --batch" \
+    "$TRAIN" "$W/text.txt" "${BASE[@]}" --stream-chunk 91 --out "$W/x.st"
+expect_err 2 "train: --stream-chunk needs --memory or --streams" "$TRAIN" "$W/text.txt" "${NOMEM[@]}" --stream-chunk 40 --out "$W/x.st"
+[ -e "$W/x.st" ] && fail "a refused --stream-chunk run wrote a checkpoint"
+expect_ok "$TRAIN" "$W/text.txt" "${NOMEM[@]}" --streams --stream-chunk 40 --steps 3 --out "$W/x.st"
+grep -q "| 2 streams over 4 shuffled chunks of 40 tokens$" "$W/out" || fail "--streams --stream-chunk: the data line does not name the chunks"
+
 check "the state is needed: zeroing the memory state before resuming changes the result"
 "$PY" - "$W/plain.mid.st" "$W/zero.st" <<'EOF' || fail "zeroing failed"
 import json, struct, sys
@@ -168,6 +195,18 @@ hostile "train_state.memory_n is 32, not min\(memory_pos0, memory\) = 16" 'st["m
 hostile "train_state.memory_n is -1, not min" 'st["memory_n"] = -1'
 hostile "train_state lacks the segment memory's position" 'del st["memory_n"], st["memory_offset"], st["memory_pos0"]'
 hostile "train_state has 2 of the segment memory's" 'del st["memory_n"]'
+hostile "train_state has a stream_cycle, but its --stream-chunk is 0" 'st["stream_cycle"] = 1'
+surgery "$W/chunk.mid.st" "$W/bad.st" 'del st["stream_cycle"]'
+expect_err 1 "train_state lacks the stream_cycle, but its --stream-chunk is 40" "$TRAIN" "$W/text.txt" --resume "$W/bad.st" --threads 1
+surgery "$W/plain.mid.st" "$W/old.st" 'del st["stream-chunk"]'   # written before --stream-chunk existed
+expect_ok "$TRAIN" "$W/text.txt" --resume "$W/old.st" --threads 1
+same_ckpt "$W/plain.full.st" "$W/old.st" >/dev/null || fail "a checkpoint without stream-chunk does not resume as contiguous streams"
+for v in -1 0.5 1e300 '"2"'; do
+    surgery "$W/chunk.mid.st" "$W/bad.st" "st['stream_cycle'] = $v"
+    expect_err 1 "train_state.stream_cycle( is not a number|: stream cycle .* is not a count in \\[0, 2\\^50\\])" \
+        "$TRAIN" "$W/text.txt" --resume "$W/bad.st" --threads 1 --out "$W/bad-out.st"
+    [ -e "$W/bad-out.st" ] && fail "a refused resume wrote a checkpoint"
+done
 hostile "lacks tensor 'memory.state.2', the segment memory of layer 1 \(softmax\)" 'del h["memory.state.2"]'
 hostile "tensor 'memory.state.0' has 3 floats, but the memory of layer 0 \(softmax\) for --batch 2 holds" \
     'e = h["memory.state.0"]; e["shape"] = [3]; e["data_offsets"][1] = e["data_offsets"][0] + 12'

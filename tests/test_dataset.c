@@ -385,7 +385,115 @@ static void check_streams(size_t lo, size_t n, int B, int T, int steps) {
     free(prev_y);
 }
 
+// Shuffled chunks (streams_init_chunked) against their definition, checked from the rows alone: row b
+// of segment st reads chunk-aligned tokens at offset (st mod c)·T of one chunk [i·L, (i+1)·L), the same
+// chunk for the c segments of a cycle; the chunks of draws q = cycle·B + b, taken C at a time, are each
+// epoch a permutation of all C chunks; another seed or epoch orders them differently; and streams
+// restored at any (cycle, offset) — a resumed run — read what the running ones read.
+static void check_chunks(size_t lo, size_t n, int B, int T, size_t L, int steps) {
+    int32_t *tok = malloc((lo + n) * sizeof *tok);
+    for (size_t i = 0; i < lo + n; i++) tok[i] = (int32_t)i;
+    streams_t s, r, other;
+    char err[256];
+    EXPECT_MSG(streams_init_chunked(&s, lo, n, B, T, L, 42, err, sizeof err) == 0, "n %zu B %d T %d L %zu: %s", n, B, T, L, err);
+    EXPECT(streams_init_chunked(&other, lo, n, B, T, L, 43, err, sizeof err) == 0);
+    size_t C = n / L, c = (L - 1) / (size_t)T;
+    EXPECT(s.len == L && s.n_chunks == C && c >= 1);
+    int32_t *x = malloc((size_t)B * T * sizeof *x), *y = malloc((size_t)B * T * sizeof *y);
+    int32_t *x2 = malloc((size_t)B * T * sizeof *x), *y2 = malloc((size_t)B * T * sizeof *y);
+    size_t n_draws = ((size_t)steps / c + 1) * (size_t)B;
+    long *drawn = malloc(n_draws * sizeof *drawn);
+    for (size_t q = 0; q < n_draws; q++) drawn[q] = -1;
+    int bad = 0, differs_from_seed43 = 0;
+    for (int st = 0; st < steps && !bad; st++) {
+        size_t k = (size_t)st / c, want_off = ((size_t)st % c) * (size_t)T;
+        // A resumed run: fresh streams given the running ones' cycle and offset (as setup_memory restores them).
+        EXPECT(streams_init_chunked(&r, lo, n, B, T, L, 42, err, sizeof err) == 0);
+        r.cycle = s.cycle;
+        r.offset = s.offset;
+        int wrapped = streams_next(&s, tok, x, y), rw = streams_next(&r, tok, x2, y2);
+        if (wrapped != (st > 0 && st % c == 0) || rw != wrapped || s.cycle != (long)k || s.offset != want_off + (size_t)T) {
+            EXPECT_MSG(0, "step %d: wrapped %d (restored %d) cycle %ld offset %zu, want cycle %zu offset %zu", st, wrapped, rw,
+                       s.cycle, s.offset, k, want_off + (size_t)T);
+            bad = 1;
+        }
+        if (memcmp(x, x2, (size_t)B * T * sizeof *x) || memcmp(y, y2, (size_t)B * T * sizeof *y)) {
+            EXPECT_MSG(0, "step %d: streams restored at cycle %zu read other tokens", st, k);
+            bad = 1;
+        }
+        EXPECT(streams_next(&other, tok, x2, y2) == wrapped);
+        if (memcmp(x, x2, (size_t)B * T * sizeof *x)) differs_from_seed43 = 1;
+        streams_free(&r);
+        for (int b = 0; b < B && !bad; b++) {
+            size_t first = (size_t)x[(size_t)b * T] - lo, chunk = first / L;
+            long *d = &drawn[k * (size_t)B + (size_t)b];
+            if (first % L != want_off || chunk >= C || (*d >= 0 && *d != (long)chunk)) {
+                EXPECT_MSG(0, "step %d row %d: starts at split token %zu (chunk %zu, offset %zu), want offset %zu in the cycle's chunk %ld",
+                           st, b, first, chunk, first % L, want_off, *d);
+                bad = 1;
+            }
+            *d = (long)chunk;
+            for (int t = 0; t < T && !bad; t++)
+                if ((size_t)x[(size_t)b * T + t] != lo + first + (size_t)t || y[(size_t)b * T + t] != x[(size_t)b * T + t] + 1 ||
+                    (size_t)y[(size_t)b * T + t] >= lo + (chunk + 1) * L) {
+                    EXPECT_MSG(0, "step %d row %d pos %d: not a contiguous read inside chunk %zu", st, b, t, chunk);
+                    bad = 1;
+                }
+        }
+    }
+    // Every complete epoch of C draws holds each chunk once; consecutive epochs are ordered differently.
+    size_t full = ((size_t)steps / c) * (size_t)B / C;
+    char *seen = malloc(C);
+    int epochs_differ = full < 2;
+    for (size_t e = 0; e < full && !bad; e++) {
+        memset(seen, 0, C);
+        for (size_t i = 0; i < C; i++) {
+            long ch = drawn[e * C + i];
+            if (ch < 0 || seen[ch]) {
+                EXPECT_MSG(0, "epoch %zu: chunk %ld drawn twice or not at all", e, ch);
+                bad = 1;
+                break;
+            }
+            seen[ch] = 1;
+        }
+        if (e > 0 && memcmp(&drawn[e * C], &drawn[(e - 1) * C], C * sizeof *drawn)) epochs_differ = 1;
+    }
+    EXPECT_MSG(full >= 1, "the case must complete an epoch (%zu draws of %zu chunks)", ((size_t)steps / c) * (size_t)B, C);
+    EXPECT_MSG(epochs_differ, "every epoch walks the chunks in the same order");
+    EXPECT_MSG(differs_from_seed43, "seeds 42 and 43 read the same chunks");
+    streams_free(&s);
+    streams_free(&other);
+    free(seen);
+    free(drawn);
+    free(tok);
+    free(x);
+    free(y);
+    free(x2);
+    free(y2);
+}
+
 static void test_streams(void) {
+    TEST_CASE("streams: shuffled chunks against their definition; a restored cycle reads the same") {
+        check_chunks(0, 1000, 4, 16, 100, 200);  // 10 chunks, 6 segments each: 33 cycles, 13 epochs of 10 draws
+        check_chunks(7, 530, 3, 5, 51, 150);     // lo 7, 10 chunks of 51 (10 segments, 0 left over), 20 unread tokens
+        check_chunks(0, 64, 2, 16, 17, 40);      // L = T+1: one segment per chunk, every later step wraps
+        check_chunks(0, 200, 1, 1, 9, 400);      // T 1, B 1: 22 chunks of 8 segments, 50 cycles
+    }
+    TEST_CASE("streams: shuffled chunks refuse a chunk shorter than ctx+1 or fewer chunks than rows") {
+        streams_t s;
+        char err[256];
+        EXPECT(streams_init_chunked(&s, 0, 1000, 4, 16, 16, 1, err, sizeof err) == -1);
+        EXPECT_MSG(strcmp(err, "--stream-chunk 16 is shorter than ctx+1 = 17") == 0, "got \"%s\"", err);
+        EXPECT(streams_init_chunked(&s, 0, 100, 4, 16, 32, 1, err, sizeof err) == -1);
+        EXPECT_MSG(strcmp(err, "the training split's 100 tokens hold 3 chunks of 32 tokens, fewer than the 4 rows of a batch; "
+                               "use a smaller --stream-chunk or --batch") == 0, "got \"%s\"", err);
+        EXPECT(streams_init_chunked(&s, 0, 128, 4, 16, 32, 1, err, sizeof err) == 0 && s.n_chunks == 4);
+        const double good[] = {0, 7, 1e6}, bad[] = {-1, 0.5, 1e300, 0.0 / 0.0};
+        for (size_t i = 0; i < 3; i++) EXPECT_MSG(streams_check_cycle(&s, good[i], err, sizeof err) == 0, "%g: %s", good[i], err);
+        for (size_t i = 0; i < 4; i++) EXPECT_MSG(streams_check_cycle(&s, bad[i], err, sizeof err) == -1, "cycle %g accepted", bad[i]);
+        streams_free(&s);
+    }
+
     TEST_CASE("streams: offsets, wraps and rows against the closed form") {
         check_streams(0, 100, 1, 16, 40);    // len 100: 6 segments per cycle (96 targets), 3 unread tokens
         check_streams(0, 97, 1, 16, 40);     // len 97 = 6·16 + 1: the last segment reads the last token
