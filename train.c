@@ -16,6 +16,7 @@
 
 #include "cli/args.h"
 #include "cli/eval.h"
+#include "cli/eval_report.h"
 #include "cli/mqar_score.h"
 #include "cli/load_watch.h"
 #include "cli/thread_tuner.h"
@@ -39,7 +40,8 @@
 // flags
 
 typedef struct {
-    const char *layers, *tokenizer, *out, *log, *resume, *init_from, *pos, *final_eval, *task, *val, *tokenizer_from;
+    const char *layers, *tokenizer, *out, *log, *resume, *init_from, *pos, *final_eval, *task, *val, *tokenizer_from,
+        *by_position;
     long dim, heads, ctx, batch, steps, warmup, grad_accum, eval_every, eval_batches, save_every, seed, threads,
         stop_after, log_every, memory, stream_chunk, mqar_len, mqar_pairs, mqar_vocab, mqar_eval_seqs, vocab;
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
@@ -97,6 +99,8 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"threads", FLAG_INT, &o->threads, "0", 0, 4096, 0, "threads for OpenMP and OpenBLAS (0 = all cores)", 0},
         {"out", FLAG_STR, &o->out, "weights/model.safetensors", 0, 0, 0, "checkpoint path (with --resume: the resumed file)", 0},
         {"log", FLAG_STR, &o->log, "", 0, 0, 0, "CSV log path (header row; one row per report)", 0},
+        // Not stored in train_state: it names an output, as --log does.
+        {"by-position", FLAG_STR, &o->by_position, "", 0, 0, 0, "CSV of the final evaluation's loss by visible context (infer --by-position's columns)", 0},
         {"log-every", FLAG_INT, &o->log_every, "10", 1, 1e12, 1, "steps between progress lines", 0},
         {"resume", FLAG_STR, &o->resume, "", 0, 0, 0, "continue the run stored in this checkpoint", 0},
         {"stop-after", FLAG_INT, &o->stop_after, "0", 0, 1e12, 0, "stop and save at this step, keeping --steps' schedule", 0},
@@ -202,10 +206,11 @@ static void guard_outputs(opts_t *o, flag_t *flags, int n_flags, const char *fil
     char err[1024];
     if (o->resume[0] && !args_find(flags, n_flags, "out")->given) o->out = o->resume;
     if (dist_rank() != 0) return;  // rank 0 alone writes (docs/mpi.md)
-    io_path_t outs[] = {{"--out", o->out, OUT_REPLACED}, {"--log", o->log, OUT_IN_PLACE}};
-    io_path_t ins[] = {{"the training file", file, 0}, {"--resume", o->resume, OUT_REPLACED}, {"--init-from", o->init_from, 0}};
-    if (output_check(outs, 2, ins, 3, err, sizeof err)) die(EXIT_RUNTIME, "train: %s", err);
+    io_path_t outs[] = {{"--out", o->out, OUT_REPLACED}, {"--log", o->log, OUT_IN_PLACE}, {"--by-position", o->by_position, OUT_IN_PLACE}};
+    io_path_t ins[] = {{"the training file", file, 0}, {"--resume", o->resume, OUT_REPLACED}, {"--init-from", o->init_from, 0}, {"--val", o->val, 0}};
+    if (output_check(outs, 3, ins, 4, err, sizeof err)) die(EXIT_RUNTIME, "train: %s", err);
     if (output_lock("--out", o->out, err, sizeof err)) die(EXIT_RUNTIME, "train: %s", err);
+    if (o->by_position[0] && output_lock("--by-position", o->by_position, err, sizeof err)) die(EXIT_RUNTIME, "train: %s", err);
     int removed;
     if (output_remove_stale_temps(o->out, &removed, err, sizeof err)) die(EXIT_RUNTIME, "train: %s", err);
     if (removed)
@@ -589,6 +594,7 @@ static void check_task_options(train_t *t) {
     }
     if (strcmp(o->task, "mqar") != 0) die(EXIT_USAGE, "train: --task must be mqar, got '%s'", o->task);
     if (t->resumed) die(EXIT_USAGE, "train: a --task mqar run cannot be resumed; train it again");  // (a text checkpoint)
+    if (o->by_position[0]) die(EXIT_USAGE, "train: --by-position has no meaning with --task mqar (its sequences have no text positions to bucket)");
     for (const char *const *f = text_flags; *f; f++)
         if (args_find(t->flags, t->n_flags, *f)->given)
             die(EXIT_USAGE, "train: --%s has no meaning with --task mqar (its raw ids, --mqar-len as ctx and "
@@ -1250,11 +1256,12 @@ static void eval_random(train_t *t, long step, eval_sums_t *s, int alone) {
 
 // Memory mode (LONG_CONTEXT.md §3) over the first n validation tokens: one stream in segments of
 // ctx, the memory carried in eval_run_plan's own state (the training streams' memory is untouched).
-static void eval_memory(train_t *t, size_t n, eval_sums_t *s) {
+// bk (or NULL): the targets' losses by visible context, as infer --eval --by-position buckets them.
+static void eval_memory(train_t *t, size_t n, eval_sums_t *s, eval_buckets_t *bk) {
     eval_plan_t p;
     char err[256];
     CHECK(eval_plan_init(&p, EVAL_MEMORY, n, t->T, 0, t->memory, err, sizeof err) == 0);
-    eval_run_plan(t->m, t->tok, t->ds.val, &p, s, NULL);
+    eval_run_plan(t->m, t->tok, t->ds.val, &p, s, bk);
 }
 
 // The periodic validation estimate. Without memory: random windows. With memory: memory mode over a fixed
@@ -1271,7 +1278,7 @@ static void eval_periodic(train_t *t, long step, eval_sums_t *s, char *how, size
     size_t n_val = t->ds.n_val, targets = (size_t)o->eval_batches * (size_t)o->batch * (size_t)o->ctx;
     if (targets < 4 * (size_t)t->memory) targets = 4 * (size_t)t->memory;
     size_t n = targets + 1 < n_val ? targets + 1 : n_val;
-    eval_memory(t, n, s);
+    eval_memory(t, n, s, NULL);
     snprintf(how, howlen, "memory mode, M %d: the first %zu validation tokens", t->memory, n);
 }
 
@@ -1442,27 +1449,63 @@ static int run_steps(train_t *t, const char **stop_reason) {
     return 0;
 }
 
+// Windows mode over tokens[0..n) (eval_sequence's windows: w·ctx .. w·ctx + ctx, each starting empty),
+// with the targets' losses by visible context into bk when it is not NULL (cleared first).
+static void eval_windows(train_t *t, const int32_t *tokens, size_t n, eval_sums_t *s, eval_buckets_t *bk) {
+    *s = (eval_sums_t){0};
+    if (bk) eval_buckets_clear(bk);
+    if (n < 2) return;  // no target
+    eval_plan_t p;
+    char err[256];
+    CHECK(eval_plan_init(&p, EVAL_WINDOWS, n, t->T, 0, 0, err, sizeof err) == 0);
+    eval_run_plan(t->m, t->tok, tokens, &p, s, bk);
+}
+
+// The buckets of every rank added up (each rank's own n_buckets replaced by the sum's).
+static void eval_buckets_over_ranks(eval_buckets_t *bk) {
+    enum { NB = EVAL_MAX_BUCKETS };
+    double v[3 * NB];
+    for (int b = 0; b < NB; b++) v[b] = bk->nats[b], v[NB + b] = (double)bk->tokens[b], v[2 * NB + b] = (double)bk->bytes[b];
+    dist_sum_doubles(v, 3 * NB);
+    bk->n_buckets = 0;
+    for (int b = 0; b < NB; b++) {
+        bk->nats[b] = v[b];
+        bk->tokens[b] = (size_t)v[NB + b];
+        bk->bytes[b] = (size_t)v[2 * NB + b];
+        if (bk->tokens[b]) bk->n_buckets = b + 1;
+    }
+}
+
 // MPI: windows mode over the first n validation tokens, its windows dealt out in contiguous runs, rank r
-// scoring windows [r·W/size, (r+1)·W/size) (window w covers tokens w·ctx .. w·ctx + ctx), then the sums added
-// up; rank 0 alone scores them all for a model keeping usage statistics (`alone`, as eval_random).
-static void eval_windows_shared(train_t *t, size_t n, eval_sums_t *s, int alone) {
+// scoring windows [r·W/size, (r+1)·W/size) (window w covers tokens w·ctx .. w·ctx + ctx), then the sums (and
+// buckets: a window's visible contexts do not depend on where it starts) added up; rank 0 alone scores them
+// all for a model keeping usage statistics (`alone`, as eval_random).
+static void eval_windows_shared(train_t *t, size_t n, eval_sums_t *s, int alone, eval_buckets_t *bk) {
     size_t W = eval_num_windows(n, t->T), T = (size_t)t->T;
     size_t w0 = alone ? 0 : W * (size_t)t->rank / (size_t)t->size, w1 = alone ? W : W * (size_t)(t->rank + 1) / (size_t)t->size;
     *s = (eval_sums_t){0};
+    if (bk) eval_buckets_clear(bk);
     if (w1 > w0 && (!alone || t->rank == 0)) {
         size_t len = n - w0 * T < (w1 - w0) * T + 1 ? n - w0 * T : (w1 - w0) * T + 1;
-        eval_sequence(t->m, t->tok, t->ds.val + w0 * T, len, s);
+        eval_windows(t, t->ds.val + w0 * T, len, s, bk);
     }
     if (!alone) eval_sums_over_ranks(s);
+    if (!alone && bk) eval_buckets_over_ranks(bk);
 }
 
 // The final evaluation (--final-eval): the whole validation split, its first N tokens, or none (a line says
-// so; no CSV row). A memory model is evaluated in memory mode, with its own state.
-static void report_final(train_t *t) {
+// so; no CSV row). A memory model is evaluated in memory mode, with its own state. --by-position: the same
+// pass buckets its targets by visible context (infer --eval --by-position's buckets, windows or memory
+// mode as evaluated here) into the CSV; none without a final evaluation (a line on stderr says so).
+// Returns 0, or EXIT_RUNTIME when the CSV cannot be written (one line).
+static int report_final(train_t *t) {
+    const char *bp_path = t->o->by_position;
     if (t->final_eval_tokens == 0) {
         printf("final step %ld | no final evaluation (--final-eval none)\n", t->saved.step);
-        return;
+        if (bp_path[0] && t->rank == 0) fprintf(stderr, "train: no --by-position CSV: --final-eval none skips the final evaluation\n");
+        return 0;
     }
+    eval_buckets_t bk, *bp = bp_path[0] ? &bk : NULL;
     eval_sums_t s;
     double t0 = cli_now();
     int stats = model_stats_begin(t->m);  // pkm layers: slot usage over the final evaluation
@@ -1470,12 +1513,12 @@ static void report_final(train_t *t) {
     if (t->final_eval_tokens > 0 && (size_t)t->final_eval_tokens + 1 < n_val) n = (size_t)t->final_eval_tokens + 1;
     char mode[64] = "", what[256], head[64];
     if (t->memory) {
-        eval_memory(t, n, &s);
+        eval_memory(t, n, &s, bp);
         snprintf(mode, sizeof mode, ", memory mode M %d", t->memory);
     } else if (t->size == 1) {
-        eval_sequence(t->m, t->tok, t->ds.val, n, &s);
+        eval_windows(t, t->ds.val, n, &s, bp);
     } else {
-        eval_windows_shared(t, n, &s, stats > 0);
+        eval_windows_shared(t, n, &s, stats > 0, bp);
     }
     if (n == n_val)
         snprintf(what, sizeof what, "whole validation split%s, %zu tokens, %.1fs", mode, s.tokens, cli_now() - t0);
@@ -1484,6 +1527,13 @@ static void report_final(train_t *t) {
                  t->final_eval_tokens, n, n_val, mode, s.tokens, cli_now() - t0);
     snprintf(head, sizeof head, "final step %ld", t->saved.step);
     report_eval_done(t, "final", head, &s, what, NAN, stats);
+    if (!bp || t->rank != 0) return 0;  // rank 0 alone writes (docs/mpi.md)
+    char err[1024];
+    if (eval_report_csv(bp_path, bp, err, sizeof err)) {
+        fprintf(stderr, "train: --by-position: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    return 0;
 }
 
 // After the steps: the final evaluation (skipped when stopping early to resume later) and the last
@@ -1497,8 +1547,12 @@ static int finish_run(train_t *t, int status, const char *stop_reason) {
     if (budget_end && t->saved.step <= t->o->warmup)
         fprintf(stderr, "train: the time budget ended during warmup (step %ld of --warmup %ld): the learning rate never decayed\n",
                 t->saved.step, t->o->warmup);
+    int final_failed = 0;
     if (t->task && (t->saved.step == t->o->steps || budget_end)) report_task_eval(t, "final", NAN);
-    else if (t->saved.step == t->o->steps || budget_end) report_final(t);
+    else if (t->saved.step == t->o->steps || budget_end) final_failed = report_final(t);
+    else if (t->o->by_position[0] && t->rank == 0)
+        fprintf(stderr, "train: no --by-position CSV: the run stopped at step %ld of --steps %ld (%s), before the final evaluation\n",
+                t->saved.step, t->o->steps, stop_reason ? stop_reason : "--stop-after");
     save_or_die(t);
     // MPI: the other ranks wait for rank 0's checkpoint (a rank leaving with a non-zero status, e.g. 130,
     // makes mpirun end the job, which could stop rank 0 mid-write).
@@ -1518,7 +1572,7 @@ static int finish_run(train_t *t, int status, const char *stop_reason) {
         }
         t->rep.log = NULL;
     }
-    if (t->rep.log_failed) return EXIT_RUNTIME;
+    if (t->rep.log_failed || final_failed) return EXIT_RUNTIME;
     return g_interrupted ? EXIT_INTERRUPTED : 0;
 }
 
