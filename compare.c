@@ -80,7 +80,7 @@ static int run_capture(const char *path, char **argv, char *buf, size_t n) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
-// The train flags of spec s after FILE, without --threads' default, --out, --log, --resume.
+// The train flags of spec s after FILE, without --threads' default, --out, --log, --by-position, --resume.
 static char **spec_args(const cmp_opts_t *o, int s, long seed, char *seed_buf, char *budget_buf, int *n_out) {
     int n_merged;
     char **merged = cmp_merge_flags(o->shared, o->n_shared, o->specs[s].flags, o->specs[s].n_flags, &n_merged);

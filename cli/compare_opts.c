@@ -21,7 +21,7 @@ const char *const CMP_USAGE =
     "  --train PATH            the train binary (default: the one beside compare)\n"
     "Writes OUTDIR/report.md, report.csv, *.png, manifest.json and runs/<key>/; rerun the same command to resume.";
 
-static const char *const RESERVED[] = {"layers", "seed", "out", "log", "resume", "stop-after", "time-budget", "check",
+static const char *const RESERVED[] = {"layers", "seed", "out", "log", "by-position", "resume", "stop-after", "time-budget", "check",
                                        "list-kinds", "export", "help", "version", NULL};
 
 static int flag_is(const char *w, const char *name) {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "base/check.h"
+#include "cli/compare_bypos.h"
 #include "cli/compare_log.h"
 #include "cli/compare_plot.h"
 #include "cli/compare_stats.h"
@@ -22,11 +23,15 @@ typedef struct {
     int has_final_eval;         // every run had train's final evaluation (else the last periodic one)
     cmp_stat_t span[CMP_MAX_LAYERS], pkm[CMP_MAX_LAYERS];
     int n_span_layers, n_pkm_layers;
+    // loss by visible context (by_position.csv): per bucket over the runs that have the CSV
+    cmp_stat_t bypos[EVAL_MAX_BUCKETS];
+    int n_bypos_runs, n_bypos_buckets;
 } row_t;
 
 // The logs of one spec's finished runs (index into the command's runs kept in run_of).
 typedef struct {
     cmp_log_t *logs;
+    cmp_bypos_t *bypos;  // each run's by_position.csv (present 0: none, or unreadable)
     cmp_run_t **run_of;
     int n;
 } spec_logs_t;
@@ -87,6 +92,14 @@ static void build_row(const spec_logs_t *sl, row_t *r) {
     for (int l = 0; l < r->n_pkm_layers; l++) {
         for (int i = 0; i < n; i++) loss[i] = sl->logs[i].pkm[l];
         r->pkm[l] = cmp_stat(loss, n);
+    }
+    for (int i = 0; i < n; i++) {
+        r->n_bypos_runs += sl->bypos[i].present;
+        if (sl->bypos[i].n_buckets > r->n_bypos_buckets) r->n_bypos_buckets = sl->bypos[i].n_buckets;
+    }
+    for (int b = 0; b < r->n_bypos_buckets; b++) {
+        for (int i = 0; i < n; i++) loss[i] = sl->bypos[i].loss[b];  // NaN where a run has no CSV or no such bucket
+        r->bypos[b] = cmp_stat(loss, n);
     }
     free(a);
 }
@@ -157,6 +170,58 @@ static void words_text(char *buf, size_t n, char *const *w, int k) {
     for (int i = 0; i < k && j + 1 < n; i++) j += (size_t)snprintf(buf + j, n - j, "%s%s", i ? " " : "", w[i]);
 }
 
+static int any_bypos(const row_t *rows, int n_specs) {
+    for (int s = 0; s < n_specs; s++)
+        if (rows[s].n_bypos_runs) return 1;
+    return 0;
+}
+
+// "Loss by position": a row per bucket of visible context that some spec has, a column per spec
+// (mean ± sd over the runs with a by_position.csv; n/a where no run of the spec has one).
+static void write_md_bypos(FILE *f, const cmp_opts_t *o, const row_t *rows) {
+    fprintf(f, "\n## Loss by position\n\n");
+    if (!any_bypos(rows, o->n_specs)) {
+        fprintf(f, "n/a: no finished run has a `by_position.csv` (runs trained before compare collected it, or without a "
+                   "final evaluation).\n");
+        return;
+    }
+    fprintf(f, "Train's final evaluation by visible context (`runs/<key>/by_position.csv`, written by `train --by-position`: "
+               "windows mode, memory mode for a `--memory` model; the buckets of `infer --eval --by-position`): mean loss "
+               "(nats per token) ± sample standard deviation over the seeds whose run has the CSV. n/a: no run of the spec has "
+               "one (trained before compare collected it, or without a final evaluation); –: no target of the spec's runs "
+               "sees that many tokens.\n\n");
+    int nb = 0;
+    for (int s = 0; s < o->n_specs; s++)
+        if (rows[s].n_bypos_buckets > nb) nb = rows[s].n_bypos_buckets;
+    fprintf(f, "| context (tokens) |");
+    for (int s = 0; s < o->n_specs; s++) fprintf(f, " `%s` |", o->specs[s].spec);
+    fprintf(f, "\n|---|");
+    for (int s = 0; s < o->n_specs; s++) fprintf(f, "---|");
+    fprintf(f, "\n");
+    for (int b = 0; b < nb; b++) {
+        int any = 0;
+        for (int s = 0; s < o->n_specs; s++) any |= b < rows[s].n_bypos_buckets && rows[s].bypos[b].n > 0;
+        if (!any) continue;
+        long lo = eval_bucket_lo(b), hi = eval_bucket_hi(b);
+        if (lo == hi) fprintf(f, "| %ld |", lo);
+        else fprintf(f, "| %ld-%ld |", lo, hi);
+        for (int s = 0; s < o->n_specs; s++) {
+            char cell[160] = "n/a";
+            if (rows[s].n_bypos_runs) {
+                cmp_stat_t none = {0};
+                fmt_stat(cell, sizeof cell, b < rows[s].n_bypos_buckets ? &rows[s].bypos[b] : &none, "%.4f");
+            }
+            fprintf(f, " %s |", cell);
+        }
+        fprintf(f, "\n");
+    }
+    for (int s = 0; s < o->n_specs; s++)
+        if (rows[s].n_bypos_runs && rows[s].n_bypos_runs < rows[s].n_ok)
+            fprintf(f, "\n- `%s`: from %d of its %d finished runs (the others have no `by_position.csv`)\n", o->specs[s].spec,
+                    rows[s].n_bypos_runs, rows[s].n_ok);
+    fprintf(f, "\n![loss by visible context, mean and standard deviation over seeds](loss_by_position.png)\n");
+}
+
 static int write_md(const cmp_report_in_t *in, const row_t *rows, const spec_logs_t *sls, const char *path, char *err, size_t errlen) {
     const cmp_opts_t *o = in->o;
     FILE *f = fopen(path, "w");
@@ -200,6 +265,7 @@ static int write_md(const cmp_report_in_t *in, const row_t *rows, const spec_log
         for (int s = 0; s < o->n_specs; s++)
             if (rows[s].n_failed) fprintf(f, "- `%s`: %s\n", o->specs[s].spec, rows[s].failed);
     }
+    write_md_bypos(f, o, rows);
     fprintf(f, "\n## Plots\n\n");
     if (any_curve(sls, o->n_specs)) {
         fprintf(f, "Lines: the mean over seeds at each periodic evaluation; shading: ± one standard deviation.\n\n");
@@ -214,7 +280,7 @@ static int write_md(const cmp_report_in_t *in, const row_t *rows, const spec_log
     int any_spans = 0;
     for (int s = 0; s < o->n_specs; s++) any_spans |= rows[s].n_span_layers > 0;
     if (any_spans) fprintf(f, "\n![learned spans per layer](spans.png)\n");
-    fprintf(f, "\nEach run's files (train.out, log.csv, model.safetensors, result.json) are in `runs/<key>/`; "
+    fprintf(f, "\nEach run's files (train.out, log.csv, by_position.csv, model.safetensors, result.json) are in `runs/<key>/`; "
                "the key is listed in `runs.csv`.\n");
     if (fclose(f) != 0) return seterr(err, errlen, "cannot write '%s': %s", path, strerror(errno));
     return 0;
@@ -322,6 +388,38 @@ static void plot_curves(FILE *g, const cmp_opts_t *o, const spec_logs_t *sls, co
     fprintf(g, "\n");
 }
 
+// plots/by_position_<s>.dat: "context_lo loss_mean loss_lo loss_hi runs" per bucket the spec's runs have
+// (lo/hi = mean ∓ sd, the band 0 wide from one run).
+static int write_bypos_data(const row_t *r, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "# context_lo loss_mean loss_lo loss_hi runs\n");
+    for (int b = 0; b < r->n_bypos_buckets; b++) {
+        const cmp_stat_t *st = &r->bypos[b];
+        if (!st->n) continue;
+        double sd = isfinite(st->sd) ? st->sd : 0;
+        fprintf(f, "%ld %.9g %.9g %.9g %d\n", eval_bucket_lo(b), st->mean, st->mean - sd, st->mean + sd, st->n);
+    }
+    return fclose(f);
+}
+
+// loss_by_position.png: a line per spec with by-position data over log2 context, its ± sd shaded.
+static void plot_bypos(FILE *g, const cmp_opts_t *o, const row_t *rows) {
+    fprintf(g, "set output 'loss_by_position.png'\nset logscale x 2\n"
+               "set xlabel 'visible context (tokens; bucket start, log scale)'\n"
+               "set ylabel 'final validation loss (nats per token; mean over seeds)'\nplot ");
+    int first = 1;
+    for (int s = 0; s < o->n_specs; s++) {
+        if (!rows[s].n_bypos_runs) continue;  // no CSV (or every run failed): no line
+        fprintf(g, "%s'plots/by_position_%d.dat' using 1:3:4 with filledcurves lc %d fs transparent solid 0.2 noborder notitle, "
+                   "'plots/by_position_%d.dat' using 1:2 with linespoints lc %d lw 2 pt 7 ps 0.6 title ",
+                first ? "" : ", \\\n     ", s, s + 1, s, s + 1);
+        cmp_gnuplot_string(g, o->specs[s].spec);
+        first = 0;
+    }
+    fprintf(g, "\nunset logscale x\n");
+}
+
 static int write_plots(const cmp_report_in_t *in, const row_t *rows, const spec_logs_t *sls, char *err, size_t errlen) {
     const cmp_opts_t *o = in->o;
     char path[4608];
@@ -330,6 +428,8 @@ static int write_plots(const cmp_report_in_t *in, const row_t *rows, const spec_
     for (int s = 0; s < o->n_specs; s++) {
         snprintf(path, sizeof path, "%s/plots/curve_%d.dat", o->outdir, s);
         if (write_curve(&sls[s], path)) return seterr(err, errlen, "cannot write '%s'", path);
+        snprintf(path, sizeof path, "%s/plots/by_position_%d.dat", o->outdir, s);
+        if (rows[s].n_bypos_runs && write_bypos_data(&rows[s], path)) return seterr(err, errlen, "cannot write '%s'", path);
     }
     snprintf(path, sizeof path, "%s/plots/final_bpb.dat", o->outdir);
     FILE *d = fopen(path, "w");
@@ -371,6 +471,7 @@ static int write_plots(const cmp_report_in_t *in, const row_t *rows, const spec_
         plot_curves(g, o, sls, "val_loss_vs_time.png", "wall-clock training time (s, mean over seeds)", 5);
         plot_curves(g, o, sls, "val_loss_vs_tokens.png", "training tokens seen", 6);
     }
+    if (any_bypos(rows, o->n_specs)) plot_bypos(g, o, rows);
     if (!any_ok(rows, o->n_specs)) {
         if (fclose(g) != 0) return seterr(err, errlen, "cannot write the plot script");
         return any_curve(sls, o->n_specs) ? cmp_gnuplot_run(o->outdir, err, errlen) : 0;
@@ -408,6 +509,7 @@ int cmp_report_write(const cmp_report_in_t *in, char *err, size_t errlen) {
     for (int s = 0; s < o->n_specs; s++) {
         sls[s].logs = xcalloc((size_t)in->n_runs + 1, sizeof *sls[s].logs);
         sls[s].run_of = xcalloc((size_t)in->n_runs + 1, sizeof *sls[s].run_of);
+        sls[s].bypos = xcalloc((size_t)in->n_runs + 1, sizeof *sls[s].bypos);
     }
     for (int i = 0; i < in->n_runs; i++) {
         cmp_run_t *r = &in->runs[i];
@@ -419,6 +521,10 @@ int cmp_report_write(const cmp_report_in_t *in, char *err, size_t errlen) {
             snprintf(csv, sizeof csv, "%s/log.csv", r->dir);
             snprintf(out, sizeof out, "%s/train.out", r->dir);
             if (cmp_log_read(csv, out, &sl->logs[sl->n], e, sizeof e) == 0) {
+                // its loss by position: none (an older run) or unreadable (said once) is n/a, not a failure
+                snprintf(csv, sizeof csv, "%s/by_position.csv", r->dir);
+                if (cmp_bypos_read(csv, &sl->bypos[sl->n], e, sizeof e) < 0)
+                    fprintf(stderr, "compare: %s seed %ld: %s (its loss by position is left out)\n", r->spec_text, r->seed, e);
                 sl->run_of[sl->n++] = r;
                 row->n_ok++;
                 continue;
@@ -449,6 +555,7 @@ int cmp_report_write(const cmp_report_in_t *in, char *err, size_t errlen) {
         for (int i = 0; i < sls[s].n; i++) cmp_log_free(&sls[s].logs[i]);
         free(sls[s].logs);
         free(sls[s].run_of);
+        free(sls[s].bypos);
     }
     free(sls);
     free(rows);

@@ -111,9 +111,9 @@ static void write_result(const cmp_run_t *r, char *const *argv) {
 }
 
 // The full argv of a run: train FILE <args> --out DIR/model.safetensors --log DIR/log.csv
-// [--resume DIR/model.safetensors when an interrupted attempt left a checkpoint]. Strings it makes
-// are in keep[] (freed by the caller).
-static char **build_argv(const cmp_run_t *r, const cmp_sched_t *s, char *keep[3]) {
+// --by-position DIR/by_position.csv [--resume DIR/model.safetensors when an interrupted attempt left a
+// checkpoint]. Strings it makes are in keep[] (freed by the caller).
+static char **build_argv(const cmp_run_t *r, const cmp_sched_t *s, char *keep[4]) {
     char **argv = xmalloc((size_t)(r->n_args + 10) * sizeof *argv);
     int n = 0;
     argv[n++] = (char *)s->train;
@@ -124,11 +124,15 @@ static char **build_argv(const cmp_run_t *r, const cmp_sched_t *s, char *keep[3]
     keep[0] = xstrdup(path);
     run_path(r, "log.csv", path, sizeof path);
     keep[1] = xstrdup(path);
-    keep[2] = NULL;
+    run_path(r, "by_position.csv", path, sizeof path);
+    keep[2] = xstrdup(path);
+    keep[3] = NULL;
     argv[n++] = "--out";
     argv[n++] = keep[0];
     argv[n++] = "--log";
     argv[n++] = keep[1];
+    argv[n++] = "--by-position";
+    argv[n++] = keep[2];
     struct stat st;
     int has_init_from = 0;
     for (int i = 0; i < r->n_args; i++)
@@ -138,6 +142,7 @@ static char **build_argv(const cmp_run_t *r, const cmp_sched_t *s, char *keep[3]
         argv[n++] = keep[0];
     } else {
         remove(keep[1]);  // a fresh start: no rows or time of an attempt that never saved
+        remove(keep[2]);
         char attempts[4608];
         run_path(r, "attempts.txt", attempts, sizeof attempts);
         remove(attempts);
@@ -152,7 +157,7 @@ static void free_argv(char **argv) {
 }
 
 static int start_run(cmp_run_t *r, const cmp_sched_t *s, int *resumed) {
-    char *keep[3];
+    char *keep[4];
     char **argv = build_argv(r, s, keep);
     *resumed = 0;
     for (int i = 0; argv[i]; i++)
@@ -203,6 +208,7 @@ static int start_run(cmp_run_t *r, const cmp_sched_t *s, int *resumed) {
     free(argv);
     free(keep[0]);
     free(keep[1]);
+    free(keep[2]);
     return rc ? -1 : 0;
 }
 

@@ -1,6 +1,7 @@
 // compare_run.h — the runs of a comparison and their scheduler: each run is one `train` process
 // (posix_spawn, in its own process group, stdout and stderr to OUTDIR/runs/<key>/train.out, CSV log
-// log.csv, checkpoint model.safetensors), at most `jobs` at once; wait4 gives each run's peak RSS.
+// log.csv, loss by position by_position.csv, checkpoint model.safetensors), at most `jobs` at once;
+// wait4 gives each run's peak RSS.
 // A finished run leaves result.json (status, exit code, wall time, peak RSS, its argv); a run with a
 // successful result.json is not trained again, an interrupted one resumes from its checkpoint.
 #ifndef ATTNLAB_COMPARE_RUN_H
@@ -20,7 +21,7 @@ typedef struct {
     long seed;
     char key[CMP_KEY_MAX];
     char dir[4352];            // OUTDIR/runs/<key>
-    char **args;               // train flags after FILE, without --out/--log/--resume (the array is owned)
+    char **args;               // train flags after FILE, without --out/--log/--by-position/--resume (owned)
     int n_args;
     char **argv;               // the full command of its last start (owned, deep copy), for result.json
     long total_steps;          // for progress (train --check's "steps S")

@@ -3,7 +3,9 @@
 # the report files; rows keyed by spec (specs reordered give the same rows, nothing retrained);
 # per-spec flags replacing shared ones; threads per job; resume skipping finished runs (and an
 # interrupted comparison resuming its runs' checkpoints); an unknown spec failing before anything
-# trains; a foreign OUTDIR refused; a failing run marked failed while the others complete.
+# trains; a foreign OUTDIR refused; a failing run marked failed while the others complete; the loss by
+# position (every run's train --by-position CSV): report.md's table (bucket × spec, mean ± sd over
+# seeds, recomputed here from the runs' CSVs), loss_by_position.png, n/a for runs without the CSV.
 #   ATTNLAB_BUILD=build/release bash tests/cli_compare.sh
 set -u
 # shellcheck source=tests/lib_cli.sh
@@ -17,6 +19,32 @@ T=$W/text.txt
 SHARED=(--dim 32 --heads 2 --ctx 32 --batch 4 --steps 40 --eval-every 10 --eval-batches 2 --tokenizer char --lr 1e-3)
 sums() { find "$1/runs" -name train.out -o -name result.json | sort | xargs md5sum; }
 row() { grep -F "\"$2\"," "$1/report.csv"; }
+# bypos_rows OUTDIR SPEC...: the "Loss by position" table's rows recomputed from the runs' by_position.csv
+# files (mean ± sample sd over a spec's runs that have one, n/a for a spec with none, – for a bucket
+# none of its runs has), as report.md prints them
+bypos_rows() {
+    python3 - "$@" <<'PY'
+import csv, glob, json, os, statistics, sys
+out, specs = sys.argv[1], sys.argv[2:]
+per = {s: [] for s in specs}
+for rj in glob.glob(out + "/runs/*/result.json"):
+    j = json.load(open(rj))
+    f = os.path.join(os.path.dirname(rj), "by_position.csv")
+    if j["status"] == "ok" and j["spec"] in per and os.path.exists(f):
+        per[j["spec"]].append({(int(r["context_lo"]), int(r["context_hi"])): float(r["loss"]) for r in csv.DictReader(open(f))})
+buckets = sorted({b for s in specs for run in per[s] for b in run})
+for lo, hi in buckets:
+    cells = []
+    for s in specs:
+        v = [run[(lo, hi)] for run in per[s] if (lo, hi) in run]
+        if not per[s]: cells.append("n/a")
+        elif not v: cells.append("–")
+        elif len(v) == 1: cells.append("%.4f" % v[0])
+        else: cells.append("%.4f ± %.4f" % (statistics.mean(v), statistics.stdev(v)))
+    print("| %s | %s |" % (str(lo) if lo == hi else "%d-%d" % (lo, hi), " | ".join(cells)))
+PY
+}
+md_bypos_rows() { sed -n '/^## Loss by position/,/^## Plots/p' "$1/report.md" | grep -E '^\| [0-9]'; }
 col() {  # col CSV SPEC NAME: the field NAME of SPEC's row (the spec is the only quoted field with commas)
     python3 -c 'import csv,sys
 r=[x for x in csv.DictReader(open(sys.argv[1])) if x["spec"]==sys.argv[2]]
@@ -37,7 +65,7 @@ check "2 specs x 2 seeds, 2 jobs: exit 0, report.md/csv, runs.csv, manifest, PNG
 expect_ok "$COMPARE" "$T" "$O" --spec "2*softmax/mlp" --spec "2*adaptive/mlp" --spec-flags "2*adaptive/mlp=--lr 2e-3" \
     --seeds 2 --jobs 2 --progress-every 0.2 -- "${SHARED[@]}"
 for f in report.md report.csv runs.csv manifest.json val_loss_vs_step.png val_loss_vs_time.png val_loss_vs_tokens.png \
-         final_bpb.png spans.png; do
+         final_bpb.png spans.png loss_by_position.png; do
     [ -s "$O/$f" ] || fail "no $f"
 done
 for f in "$O"/*.png; do [ "$(head -c 8 "$f" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$f is not a PNG"; done
@@ -55,6 +83,18 @@ grep -q "^compare: finished 2\*adaptive/mlp seed 1338" "$W/out" || fail "no line
 [ -z "$(col "$O/report.csv" "2*softmax/mlp" spans_mean)" ] || fail "the softmax row has spans"
 grep -q "mean ± sample standard deviation" "$O/report.md" || fail "report.md does not say which spread"
 
+check "loss by position: every run wrote runs/<key>/by_position.csv; report.md's table is their mean ± sd by bucket"
+[ "$(ls "$O"/runs/*/by_position.csv | wc -l)" -eq 4 ] || fail "not every run has by_position.csv: $(ls "$O"/runs/*)"
+tr -d '\n\t ' <"$(ls "$O"/runs/*/result.json | head -1)" | grep -q '"--by-position","[^"]*/by_position.csv"' ||
+    fail "no --by-position in $(ls "$O"/runs/*/result.json | head -1)"
+grep -q '^| context (tokens) | `2\*softmax/mlp` | `2\*adaptive/mlp` |$' "$O/report.md" || fail "no by-position table header"
+want=$(bypos_rows "$O" "2*softmax/mlp" "2*adaptive/mlp")
+# ctx 32, every window full or not: buckets 1 | 2-3 | 4-7 | 8-15 | 16-31 | 32-63, each cell with a spread
+[ "$(echo "$want" | wc -l)" -eq 6 ] && [ "$(echo "$want" | grep -c ' ± .* ± ')" -eq 6 ] || fail "unexpected buckets: $want"
+[ "$(md_bypos_rows "$O")" = "$want" ] || fail "report.md's by-position rows: $(md_bypos_rows "$O"); from the CSVs: $want"
+grep -q '^plot .plots/by_position_0.dat' "$O/plots/plots.gp" && grep -q 'by_position_1.dat' "$O/plots/plots.gp" ||
+    fail "loss_by_position.png does not draw both specs"
+
 check "per-spec flags replace the shared ones; --threads max(1, cores/jobs) added"
 cores=$(nproc); th=$((cores / 2)); [ $th -ge 1 ] || th=1
 a=$(grep -l '"2\*adaptive/mlp"' "$O"/runs/*/result.json | head -1)
@@ -70,6 +110,24 @@ grep -q "4 finished earlier, 0 to train" "$W/out" || fail "a finished run was sc
 [ "$(sums "$O")" = "$before" ] || fail "a finished run's files changed"
 diff <(sort "$W/first.csv") <(sort "$O/report.csv") >/dev/null || fail "reordered specs changed the rows: $(diff <(sort "$W/first.csv") <(sort "$O/report.csv"))"
 [ "$(head -2 "$O/report.csv" | tail -1 | cut -c1-17)" = '"2*adaptive/mlp",' ] || fail "rows are not in the command's order"
+
+check "runs without by_position.csv (an older comparison): n/a, nothing fails; a spec with it from some seeds says so"
+mkdir "$W/saved"; for d in "$O"/runs/*; do cp "$d/by_position.csv" "$W/saved/$(basename "$d").csv"; done
+rm "$O"/runs/2xadaptive-mlp-*/by_position.csv "$O"/runs/2xsoftmax-mlp-s1338-*/by_position.csv
+expect_ok "$COMPARE" "$T" "$O" --spec "2*softmax/mlp" --spec "2*adaptive/mlp" --spec-flags "2*adaptive/mlp=--lr 2e-3" \
+    --seeds 2 --jobs 2 -- "${SHARED[@]}"
+grep -q "4 finished earlier, 0 to train" "$W/out" || fail "a run was scheduled again"
+want=$(bypos_rows "$O" "2*softmax/mlp" "2*adaptive/mlp")
+[ "$(echo "$want" | grep -c '^| .* | [0-9.]* | n/a |$')" -eq 6 ] || fail "unexpected rows: $want"
+[ "$(md_bypos_rows "$O")" = "$want" ] || fail "report.md's by-position rows: $(md_bypos_rows "$O"); from the CSVs: $want"
+grep -q '^- `2\*softmax/mlp`: from 1 of its 2 finished runs' "$O/report.md" || fail "report.md does not say 1 of 2 runs"
+grep -q 'by_position_1.dat' "$O/plots/plots.gp" && fail "a spec without by-position data has a line in loss_by_position.png"
+rm "$O"/runs/*/by_position.csv
+expect_ok "$COMPARE" "$T" "$O" --spec "2*softmax/mlp" --spec "2*adaptive/mlp" --spec-flags "2*adaptive/mlp=--lr 2e-3" \
+    --seeds 2 --jobs 2 -- "${SHARED[@]}"
+grep -q '^n/a: no finished run has a `by_position.csv`' "$O/report.md" || fail "report.md does not say n/a"
+grep -q 'loss_by_position' "$O/plots/plots.gp" && fail "a by-position plot without data"
+for d in "$O"/runs/*; do cp "$W/saved/$(basename "$d").csv" "$d/by_position.csv"; done
 
 check "resume: a run killed before its first save is trained again, the others are not"
 victim=$(ls -d "$O"/runs/2xsoftmax-mlp-s1338-*)
@@ -130,6 +188,9 @@ expect_err 2 "unknown option 'hiden'" "$COMPARE" "$T" "$O" --spec "2*softmax/mlp
 expect_err 2 "--spec-flags '2\*adaptive/mlp=--lr 1' names no --spec" "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" \
     --spec-flags "2*adaptive/mlp=--lr 1"
 expect_err 2 "shared train flag '--seed' is set by compare" "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" -- --seed 3
+expect_err 2 "shared train flag '--by-position' is set by compare" "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" -- --by-position x.csv
+expect_err 2 "'--by-position=x.csv' is set by compare" "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" \
+    --spec-flags "2*softmax/mlp=--by-position=x.csv"
 expect_err 2 "--equal-params is not implemented" "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" --equal-params
 
 check "a foreign OUTDIR is refused: other shared flags, another file, files without a manifest"
@@ -164,4 +225,6 @@ grep -q "1 run failed: '2\*softmax/mlp(hidden=24)' seed 1337" "$W/err" || fail "
 [ "$(col "$F/report.csv" "2*softmax/mlp(hidden=24)" runs_failed)" = 1 ] || fail "the failed run is not marked in report.csv"
 grep -q '| `2\*softmax/mlp(hidden=24)` | – | 0 of 1 (\*\*failed\*\*)' "$F/report.md" || fail "report.md does not mark the failed row"
 grep -q "^## Failed runs" "$F/report.md" || fail "report.md has no failed-runs section"
+[ "$(md_bypos_rows "$F" | grep -c ' | n/a | [0-9.]* |$')" -eq 6 ] || fail "the failed spec is not n/a by position: $(md_bypos_rows "$F")"
+grep -q 'by_position_0.dat' "$F/plots/plots.gp" && fail "the failed run has a line in loss_by_position.png"
 echo "all compare checks passed"

@@ -2,13 +2,15 @@
 // mean/spread statistics, the run keys (stable, and different whenever what a run trains differs),
 // the command-line helpers (SPEC=FLAGS split, per-spec flags replacing shared ones, reserved flags)
 // and the reading of a CSV log by its header names (columns in any order, rows a resumed run wrote
-// again, elapsed time restarted by a resume, spans and pkm usage columns).
+// again, elapsed time restarted by a resume, spans and pkm usage columns), and the reading of a run's
+// by_position.csv (buckets by their context range, absent = n/a, malformed refused in one line).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/compare_bypos.h"
 #include "cli/compare_key.h"
 #include "cli/compare_log.h"
 #include "cli/compare_opts.h"
@@ -158,6 +160,42 @@ int main(void) {
         EXPECT(cmp_log_read(csv, NULL, &lg, err, sizeof err) == -1 && strstr(err, "tokens_per_s"));
         remove(csv);
         remove(out);
+        rmdir(dir);
+    }
+    TEST_CASE("by_position.csv: buckets by context range, columns by name, absent = n/a, malformed refused") {
+        char dir[] = "/tmp/test_compare_XXXXXX";
+        EXPECT(mkdtemp(dir) != NULL);
+        char csv[256], err[256];
+        snprintf(csv, sizeof csv, "%s/by_position.csv", dir);
+        cmp_bypos_t bp;
+        EXPECT(cmp_bypos_read(csv, &bp, err, sizeof err) == 1 && !bp.present && isnan(bp.loss[0]));  // no file
+        FILE *f = fopen(csv, "w");
+        // train's columns in another order, one extra; bucket 2-3 missing (a run whose targets skip it)
+        fprintf(f, "loss,context_hi,extra,context_lo,tokens,bytes,bpb\n2.5,1,x,1,94,94,3.6\n2.25,7,x,4,376,376,3.2\n"
+                   "2.0,63,x,32,93,93,2.9\n");
+        fclose(f);
+        EXPECT(cmp_bypos_read(csv, &bp, err, sizeof err) == 0);
+        EXPECT_MSG(bp.present && bp.n_buckets == 6, "present %d, %d buckets", bp.present, bp.n_buckets);
+        EXPECT(bp.loss[0] == 2.5 && isnan(bp.loss[1]) && bp.loss[2] == 2.25 && isnan(bp.loss[3]) && bp.loss[5] == 2.0);
+        EXPECT(bp.tokens[0] == 94 && bp.tokens[1] == 0 && bp.tokens[5] == 93);
+        const char *bad[][2] = {
+            {"context_lo,context_hi,tokens,bytes,bpb\n1,1,4,4,3\n", "no column 'loss'"},
+            {"context_lo,context_hi,tokens,bytes,loss,bpb\n4,8,4,4,2,3\n", "context 4-8 is not a bucket"},
+            {"context_lo,context_hi,tokens,bytes,loss,bpb\n3,3,4,4,2,3\n", "context 3-3 is not a bucket"},
+            {"context_lo,context_hi,tokens,bytes,loss,bpb\n1,1,4,4,2,3\n1,1,4,4,2,3\n", "line 3: the bucket 1-1 appears twice"},
+            {"context_lo,context_hi,tokens,bytes,loss,bpb\n1,1,4,4,2x,3\n", "line 2: '2x' is not a number"},
+            {"context_lo,context_hi,tokens,bytes,loss,bpb\n1,1\n", "line 2: '' is not a number"},
+            {"", "is empty"},
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            f = fopen(csv, "w");
+            fputs(bad[i][0], f);
+            fclose(f);
+            err[0] = 0;
+            int rc = cmp_bypos_read(csv, &bp, err, sizeof err);
+            EXPECT_MSG(rc == -1 && !bp.present && bp.n_buckets == 0 && strstr(err, bad[i][1]), "case %zu: rc %d, '%s'", i, rc, err);
+        }
+        remove(csv);
         rmdir(dir);
     }
     return test_main_end();
