@@ -246,6 +246,7 @@ static int evaluate(ckpt_t *c, const char *ckpt_path, const opts_t *o, int memor
         if (eval_model_at_ctx(&wide, &c->model, ctx, err, sizeof err)) die(EXIT_USAGE, "infer: %s", err);
         m = &wide;
     }
+    if (mode == EVAL_MEMORY && M > 0 && model_check_segments(m, ctx, err, sizeof err)) die(EXIT_USAGE, "infer: --ctx %d: %s", ctx, err);
     if (had_memory || memory_given) fprintf(stderr, "infer: %s\n", mode_desc);
     model_alloc_acts(m, mode == EVAL_MEMORY ? 1 : (int)o->batch, ctx, 0.0f);  // memory mode: one segment per forward
     eval_sums_t s;

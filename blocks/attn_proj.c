@@ -95,6 +95,18 @@ void attn_proj_rope_kv_at(const attn_proj_t *p, float *kv, int B, int T, int C, 
     rope_apply(&p->rope, kv, kv, &k, (int)pos0, dir);
 }
 
+void attn_proj_rope_heads_at(const attn_proj_t *p, float *x, int B, int T, int C, int H, long pos0, rope_dir_t dir) {
+    if (!p->rope_on || T == 0) return;
+    CHECK(pos0 >= 0 && pos0 + T <= INT_MAX);
+    rope_layout_t l = {.B = B, .T = T, .n_vec = H, .batch_stride = (size_t)T * C, .pos_stride = (size_t)C,
+                       .vec_stride = (size_t)(C / H)};
+    rope_apply(&p->rope, x, x, &l, (int)pos0, dir);
+}
+
+void attn_proj_rope_vec(const attn_proj_t *p, float *x, int C, int H, int pos) {
+    if (p->rope_on) rope_apply_one(&p->rope, x, 1, (size_t)(C / H), pos, ROPE_ROTATE);
+}
+
 void attn_proj_rope_one(const attn_proj_t *p, float *qkv, int C, int H, int pos) {
     if (p->rope_on) rope_apply_one(&p->rope, qkv, 2 * H, (size_t)(C / H), pos, ROPE_ROTATE);
 }

@@ -47,6 +47,11 @@ void attn_proj_rope_qkv_at(const attn_proj_t *p, float *qkv, int B, int T, int C
 // remembered x gets none): d[Wk;Wv] += dkvᵀ·x, d[bk;bv] += Σ dkv.
 void attn_proj_kv_forward(const attn_proj_t *p, float *kv, const float *x, int N, int C);
 void attn_proj_kv_backward_weights(attn_proj_t *p, const float *dkv, const float *x, int N, int C);
+// heads (B,T,C) (row stride C, H heads of width C/H): each head of row t ← R_{±(pos0+t)} of itself. No-op when
+// rope is off.
+void attn_proj_rope_heads_at(const attn_proj_t *p, float *x, int B, int T, int C, int H, long pos0, rope_dir_t dir);
+// One head vector x (C/H floats) ← R_pos x. No-op when rope is off.
+void attn_proj_rope_vec(const attn_proj_t *p, float *x, int C, int H, int pos);
 // kv (B,T,2C): each head's k (columns 0 … C) ← R_{±(pos0+t)} of itself; v untouched. No-op when rope is off.
 void attn_proj_rope_kv_at(const attn_proj_t *p, float *kv, int B, int T, int C, int H, long pos0, rope_dir_t dir);
 // Decode: the q and k heads of one position's q|k|v (3C) ← R_pos of themselves (any pos ≥ 0).

@@ -191,11 +191,11 @@ static size_t head_act(const performer_t *s, int T, int mem_on) {
     return 2 * (size_t)T * s->m + 2 * (size_t)T + (size_t)T * D1 + nb * s->m * D1 + (mem_on ? T + nb : 0);
 }
 // per (batch, head) scratch: A (R,R) | dA (R,R) | dqf (R,m) | dkf (R,m) | G, Ge, dV, t1 (R,D+1) | dS (m,D+1)
-//   [| W0, W1 (m,D+1) each: with segment memory, the two windows' finished blocks combined (forward)]
+//   [| W0 (m,D+1): with segment memory, the window's finished blocks combined (forward)]
 // The forward keeps the running prefix ("chain") in dS's place.
 static size_t head_scratch(const performer_t *s, int mem_on) {
     size_t R = (size_t)s->rows, D1 = (size_t)s->D + 1;
-    return 2 * R * R + 2 * R * s->m + 4 * R * D1 + (size_t)s->m * D1 + (mem_on ? 2 * (size_t)s->m * D1 : 0);
+    return 2 * R * R + 2 * R * s->m + 4 * R * D1 + (size_t)s->m * D1 + (mem_on ? (size_t)s->m * D1 : 0);
 }
 
 static int mem_on(const block_t *b) { return b->dims->memory > 0; }
@@ -423,20 +423,51 @@ static void head_forward(const performer_t *s, head_views_t hv, const float *Q, 
 
 // ---------------------------------------------------------------------------------------------
 // segment memory (--memory M, LONG_CONTEXT.md §2, docs/blocks/performer.md "Segment memory"):
-// a BOUNDED window. Stream positions are cut into window blocks of L = ctx positions (block b holds
-// positions [bL, (b+1)L), counted since the memory was last empty); with K = M / L (check_memory:
-// M a multiple of ctx), a query at position p in block b sees the keys of blocks b−K … b up to p —
-// the M positions before its block and its block so far, what softmax's memory shows it when segments
-// are ctx-aligned. State per (row, head): a ring of K finished blocks (block j in slot j mod K) and
-// the current block's partial state, each S' (m, D+1) then its own reference c (EMPTY_REF: empty);
-// then, once, the Ω it was computed with (a redraw since then makes every carried state meaningless).
-// Constant in stream length. Finished blocks combine by rescaling: W = Σ_j exp(c_j − c_W) S'_j,
-// c_W = max_j c_j — never a subtraction.
+// a BOUNDED window with BLOCK-LOCAL rotations. Stream positions are cut into window blocks of L = ctx
+// positions (block j holds [jL, (j+1)L), counted since the memory was last empty); with K = M / L
+// (check_memory: M a multiple of ctx), a query at position p in block b sees the keys of blocks
+// b−K … b up to p — the M positions before its block and its block so far, what softmax's memory
+// shows it when segments are ctx-aligned.
+//
+// Rope angles are measured from the first block of the query's window, o_b = max(0, b−K)·L: the key at
+// position p of block j is rotated at p − o_b when block b reads it. Every angle any query and key
+// see then lies in [0, (K+1)·L) however long the stream is — the positions a memory-free model of
+// ctx (K+1)·L trains on — where stream positions would grow without bound. That matters because a
+// fixed Ω is not rotation invariant: φ(R_i q̂)·φ(R_j k̂) estimates exp(q̂·R_{j−i} k̂) with errors that
+// depend on i and j themselves, so a model trained at stream positions meets new errors in every
+// block (docs/results.md, "Performer with a carried state").
+//
+// Offsets in units of L: a block's own rows (and its chain) sit at own(j) = min(j, K); the reader d
+// blocks later (d = 1 … K) needs block j at version(j, d) = min(j, K − d). So the current block's keys
+// are summed at every offset v = 0 … own(j) (accumulator v: its keys so far rotated at v·L + their
+// place in the block; v = own is the chain the forward runs), and when the block ends, accumulator
+// version(j, d) becomes what reader d reads. State per (row, head): a ring of K finished blocks × K
+// versions (block j in slot j mod K, version d−1 for the reader d blocks later), then K+1 accumulators,
+// each S' (m, D+1) then its own reference c (EMPTY_REF: empty); then, once, the Ω they were computed
+// with (a redraw since then makes every carried state meaningless). Constant in stream length.
+// Finished blocks combine by rescaling: W = Σ_d exp(c_d − c_W) S'_d, c_W = max_d c_d — never a
+// subtraction. A segment must not cross a block boundary (check_segment: ctx-aligned training and
+// evaluation segments, or segments of a length dividing ctx).
 
 static int window_blocks(const block_t *b) { return b->dims->memory / b->dims->ctx; }  // K
 
 static size_t state_floats(const performer_t *s) { return (size_t)s->m * (s->D + 1) + 1; }  // S' then c
-static size_t head_state(const block_t *b) { return (size_t)(window_blocks(b) + 1) * state_floats(b->priv); }
+static size_t head_state(const block_t *b) {
+    size_t K = (size_t)window_blocks(b);
+    return (K * K + K + 1) * state_floats(b->priv);
+}
+static long own_offset(long j, int K) { return j < K ? j : K; }                  // own(j), in blocks
+static long version_offset(long j, int d, int K) { return j < K - d ? j : K - d; }  // version(j, d)
+// block j's version for the reader d blocks later, in one head's state (ring slot j mod K)
+static float *ring_version(float *st, long j, int d, int K, size_t SS) { return st + ((size_t)(j % K) * K + (size_t)(d - 1)) * SS; }
+static float *accumulator(float *st, long v, int K, size_t SS) { return st + ((size_t)K * K + (size_t)v) * SS; }
+
+// The rope position of a segment's row 0: its block's own offset plus its place in the block (0 without memory).
+static long segment_rope_pos(const block_t *b, const seg_mem_t *mem) {
+    if (!mem) return 0;
+    int L = b->dims->ctx;
+    return own_offset(mem->pos0 / L, window_blocks(b)) * L + mem->pos0 % L;
+}
 
 static size_t performer_mem_floats(const block_t *b, int B) {
     const performer_t *s = b->priv;
@@ -452,25 +483,28 @@ static int performer_check_memory(block_t *b, int M, char *err, size_t errlen) {
     return 0;
 }
 
-// The row of a segment of T rows at stream position pos0 that starts a new window block (T: none).
-static int window_cut(const block_t *b, const seg_mem_t *mem, int T) {
-    if (!mem) return T;
-    int L = b->dims->ctx, off = (int)(mem->pos0 % L);
-    return off && off + T > L ? L - off : T;
+// Segments of T rows from stream position 0 never cross a window block: T divides L.
+static int performer_check_segment(block_t *b, int T, char *err, size_t errlen) {
+    if (b->dims->memory > 0 && b->dims->ctx % T)
+        return seterr(err, errlen,
+                      "%s: memory segments of %d tokens would cross its window blocks of %d positions (each block "
+                      "rotates from its own origin); use a length dividing %d",
+                      block_where(b), T, b->dims->ctx, b->dims->ctx);
+    return 0;
 }
 
-// dst = the finished blocks jlo … jhi (those ≥ 0, non-empty) of one head's ring, combined at the
-// largest reference (returned in *cref). NULL if there are none.
-static const float *window_combine(const block_t *b, float *dst, const float *ring, long jlo, long jhi, float *cref) {
+// dst = the versions the queries of block b0 read (block b0−d's version d, d = 1 … K, blocks ≥ 0,
+// non-empty) of one head's state, combined at the largest reference (returned in *cref). NULL if none.
+static const float *window_combine(const block_t *b, float *dst, float *st, long b0, float *cref) {
     const performer_t *s = b->priv;
     int K = window_blocks(b);
     size_t SS = state_floats(s), SD = SS - 1;
     float cw = EMPTY_REF;
-    for (long j = jlo < 0 ? 0 : jlo; j <= jhi; j++) cw = fmaxf(cw, ring[(size_t)(j % K) * SS + SD]);
+    for (int d = 1; d <= K && b0 - d >= 0; d++) cw = fmaxf(cw, ring_version(st, b0 - d, d, K, SS)[SD]);
     if (cw == EMPTY_REF) return NULL;
     int first = 1;
-    for (long j = jlo < 0 ? 0 : jlo; j <= jhi; j++) {
-        const float *slot = ring + (size_t)(j % K) * SS;
+    for (int d = 1; d <= K && b0 - d >= 0; d++) {
+        const float *slot = ring_version(st, b0 - d, d, K, SS);
         if (!slot_full(slot, SD)) continue;
         float r = expf(slot[SD] - cw);
         for (size_t i = 0; i < SD; i++) dst[i] = first ? r * slot[i] : dst[i] + r * slot[i];
@@ -478,6 +512,31 @@ static const float *window_combine(const block_t *b, float *dst, const float *ri
     }
     *cref = cw;
     return dst;
+}
+
+// Block b0 ended: its versions join the ring (slot b0 mod K, where block b0−K no longer has a reader),
+// and the accumulators empty for the next block.
+static void window_finish_block(const block_t *b, float *st, long b0) {
+    const performer_t *s = b->priv;
+    int K = window_blocks(b);
+    size_t SS = state_floats(s), SD = SS - 1;
+    for (int d = 1; d <= K; d++) memcpy(ring_version(st, b0, d, K, SS), accumulator(st, version_offset(b0, d, K), K, SS), SS * sizeof(float));
+    for (int v = 0; v <= K; v++) accumulator(st, v, K, SS)[SD] = EMPTY_REF;
+}
+
+// acc (S' then c) += the n keys kf (n, m) with references c (their running max from acc's), values vp
+// (n, D+1): acc ← λ·acc + Σ_j exp(c_j − c_last) φk_j v'_jᵀ, λ = exp(c_acc − c_last); w: (n, D+1) scratch.
+static void accumulate_keys(const performer_t *s, float *acc, const float *kf, const float *c, const float *vp, int n, float *w) {
+    int m = s->m, D1 = s->D + 1;
+    size_t SD = (size_t)m * D1;
+    float clast = c[n - 1], lambda = slot_full(acc, SD) ? expf(acc[SD] - clast) : 0.0f;
+    if (!slot_full(acc, SD)) memset(acc, 0, SD * sizeof(float));
+    for (int j = 0; j < n; j++) {
+        float r = expf(c[j] - clast);
+        for (int d = 0; d < D1; d++) w[(size_t)j * D1 + d] = r * vp[(size_t)j * D1 + d];
+    }
+    par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, 1.0f, kf, m, w, D1, lambda, acc, D1);
+    acc[SD] = clast;
 }
 
 // The carried state is usable: the stream has one (pos0 > 0) and it was computed with today's Ω.
@@ -488,31 +547,64 @@ static int carry_usable(const block_t *b, const seg_mem_t *mem, const float *sta
     return memcmp(omega_then, s->omega->data, (size_t)s->m * s->D * sizeof(float)) == 0;
 }
 
-// One (row, head)'s memory view for a segment of T rows (see head_mem_t); W0, W1: scratch for the
-// combined windows. With advance and an unusable carry, first marks every stored block empty.
-static head_mem_t head_mem(const block_t *b, const seg_mem_t *mem, float *st, int carry, int T, float *W0, float *W1) {
+// One (row, head)'s memory view for a segment of T rows inside one window block (see head_mem_t): the
+// chain starts from the own accumulator, the rows read W (the window's finished blocks), and with
+// advance the chain's end goes back to the own accumulator. With advance and an unusable carry, first
+// marks every stored block empty.
+static head_mem_t head_mem(const block_t *b, const seg_mem_t *mem, float *st, int carry, int T, float *W0) {
     const performer_t *s = b->priv;
     int K = window_blocks(b), L = b->dims->ctx, off = (int)(mem->pos0 % L);
     long b0 = mem->pos0 / L;
     size_t SS = state_floats(s), SD = SS - 1;
-    float *partial = st + (size_t)K * SS;
-    head_mem_t hm = {.tb = window_cut(b, mem, T)};
-    hm.ends_block = hm.tb == T && off + T == L;
+    float *own = accumulator(st, own_offset(b0, K), K, SS);
+    head_mem_t hm = {.tb = T};
     if (carry) {
-        if (off > 0 && slot_full(partial, SD)) {
-            hm.P0 = partial;
-            hm.cP0 = partial[SD];
+        if (off > 0 && slot_full(own, SD)) {
+            hm.P0 = own;
+            hm.cP0 = own[SD];
         }
-        hm.W[0] = window_combine(b, W0, st, b0 - K, b0 - 1, &hm.cW[0]);
-        if (hm.tb < T) hm.W[1] = window_combine(b, W1, st, b0 + 1 - K, b0 - 1, &hm.cW[1]);
+        hm.W[0] = window_combine(b, W0, st, b0, &hm.cW[0]);
     } else if (mem->advance) {
-        for (int k = 0; k <= K; k++) st[(size_t)k * SS + SD] = EMPTY_REF;
+        for (int k = 0; k < K * K + K + 1; k++) st[(size_t)k * SS + SD] = EMPTY_REF;
     }
-    if (mem->advance) {
-        hm.partial = partial;
-        if (hm.tb < T || hm.ends_block) hm.done = st + (size_t)(b0 % K) * SS;
-    }
+    if (mem->advance) hm.partial = own;
     return hm;
+}
+
+// advance: the segment's keys also join the accumulators below its own offset (v = 0 … own−1), each
+// rotated at v·L + its place in the block, from k_raw (B,T,C, unrotated; rotated in place per v into
+// k_rot); then, if the segment ends its block, the block joins the ring.
+static void advance_versions(block_t *b, const seg_mem_t *mem, float *state, const float *qkv, const float *k_raw,
+                             float *k_rot, float *scratch, int B, int T) {
+    performer_t *s = b->priv;
+    int C = b->dims->dim, H = b->dims->heads, D = s->D, D1 = D + 1, K = window_blocks(b), L = b->dims->ctx, R = s->rows;
+    long b0 = mem->pos0 / L, off = mem->pos0 % L, own = own_offset(b0, K);
+    size_t BTC = (size_t)B * T * C, HSt = head_state(b), SS = state_floats(s), HS = head_scratch(s, 1);
+    for (long v = 0; v < own; v++) {
+        memcpy(k_rot, k_raw, BTC * sizeof(float));
+        attn_proj_rope_heads_at(&s->proj, k_rot, B, T, C, H, v * L + off, ROPE_ROTATE);
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int bb = 0; bb < B; bb++)
+            for (int h = 0; h < H; h++) {
+                size_t bh = (size_t)bb * H + h;
+                float *acc = accumulator(state + bh * HSt, v, K, SS), *sc = scratch + 4 * BTC + bh * HS;
+                // per R rows: kf in dqf's place (R, m), c in dkf's (R), v' in G's (R, D+1), weighted v' in Ge's
+                float *kf = sc + 2 * (size_t)R * R, *c = kf + (size_t)R * s->m, *vp = c + (size_t)R * s->m, *w = vp + (size_t)R * D1;
+                if (off == 0) acc[SS - 1] = EMPTY_REF;
+                for (int r0 = 0; r0 < T; r0 += R) {
+                    int n = T - r0 < R ? T - r0 : R;
+                    float cmax = slot_full(acc, SS - 1) ? acc[SS - 1] : -INFINITY;
+                    key_features(s, kf, c, k_rot + ((size_t)bb * T + r0) * C + h * D, C, n, &cmax);
+                    for (int j = 0; j < n; j++) {
+                        memcpy(vp + (size_t)j * D1, qkv + ((size_t)bb * T + r0 + j) * 3 * C + 2 * C + h * D, (size_t)D * sizeof(float));
+                        vp[(size_t)j * D1 + D] = 1.0f;
+                    }
+                    accumulate_keys(s, acc, kf, c, vp, n, w);
+                }
+            }
+    }
+    if (off + T == L)
+        for (int r = 0; r < B * H; r++) window_finish_block(b, state + (size_t)r * HSt, b0);
 }
 
 static void performer_forward(block_t *b, float *y, const float *x, float *act, float *scratch, int B, int T,
@@ -520,16 +612,20 @@ static void performer_forward(block_t *b, float *y, const float *x, float *act, 
     performer_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T, mon = mem_on(b);
     size_t BTC = (size_t)N * C, HA = head_act(s, T, mon), HS = head_scratch(s, mon);
-    size_t SD = (size_t)s->m * (D + 1), W0 = head_scratch(s, 0);
+    size_t W0 = head_scratch(s, 0);
     float *qkv = act, *heads = act + 3 * BTC, *hbase = act + 4 * BTC;
     // segment memory: read the carried window (if usable), and with advance leave the next one
     const seg_mem_t *mem = rc ? rc->mem : NULL;
     float *state = block_mem_state(b, rc);
-    CHECK(!mem || (mon && state && mem->B == B && T <= b->dims->ctx));
+    CHECK(!mem || (mon && state && mem->B == B && T <= b->dims->ctx && mem->pos0 % b->dims->ctx + T <= b->dims->ctx));
     int carry = mem && carry_usable(b, mem, state, B), advance = mem && mem->advance;
     size_t HSt = mem ? head_state(b) : 0;
     attn_proj_in_forward(&s->proj, qkv, x, N, C);
-    attn_proj_rope_qkv_at(&s->proj, qkv, B, T, C, H, mem ? mem->pos0 : 0, ROPE_ROTATE);  // --pos rope: before φ
+    // advance: the keys unrotated (scratch[0, BTC): free in the forward), for the block's other offsets
+    float *k_raw = scratch, *k_rot = scratch + BTC;
+    if (advance)
+        for (size_t r = 0; r < (size_t)N; r++) memcpy(k_raw + r * C, qkv + r * 3 * C + C, (size_t)C * sizeof(float));
+    attn_proj_rope_qkv_at(&s->proj, qkv, B, T, C, H, segment_rope_pos(b, mem), ROPE_ROTATE);  // --pos rope: before φ
 #pragma omp parallel for collapse(2) schedule(static)
     for (int bb = 0; bb < B; bb++)
         for (int h = 0; h < H; h++) {
@@ -537,11 +633,14 @@ static void performer_forward(block_t *b, float *y, const float *x, float *act, 
             const float *base = qkv + (size_t)bb * T * 3 * C;
             float *sc = scratch + 4 * BTC + bh * HS;
             head_mem_t hm;
-            if (mem) hm = head_mem(b, mem, state + bh * HSt, carry, T, sc + W0, sc + W0 + SD);
+            if (mem) hm = head_mem(b, mem, state + bh * HSt, carry, T, sc + W0);
             head_forward(s, head_views(s, hbase + bh * HA, T, mon), base + h * D, base + C + h * D,
                          base + 2 * C + h * D, 3 * C, heads + (size_t)bb * T * C + h * D, C, sc, T, mem ? &hm : NULL);
         }
-    if (advance) memcpy(state + (size_t)B * H * HSt, s->omega->data, (size_t)s->m * s->D * sizeof(float));
+    if (advance) {
+        advance_versions(b, mem, state, qkv, k_raw, k_rot, scratch, B, T);
+        memcpy(state + (size_t)B * H * HSt, s->omega->data, (size_t)s->m * s->D * sizeof(float));
+    }
     attn_proj_out_forward(&s->proj, y, heads, N, C);
 }
 
@@ -659,7 +758,7 @@ static void performer_backward(block_t *b, float *dx, const float *dy, const flo
     performer_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T, mon = mem_on(b);
     size_t BTC = (size_t)N * C, HA = head_act(s, T, mon), HS = head_scratch(s, mon);
-    int tb = window_cut(b, rc ? rc->mem : NULL, T);
+    int tb = T;  // a memory segment never crosses a window block (performer_check_segment)
     const float *qkv = act, *heads = act + 3 * BTC;
     float *hbase = (float *)act + 4 * BTC;
     float *dheads = scratch, *dqkv = scratch + BTC;
@@ -676,25 +775,27 @@ static void performer_backward(block_t *b, float *dx, const float *dy, const flo
                           dbase + 2 * C + h * D, scratch + 4 * BTC + bh * HS, T, tb);
         }
     // --pos rope: dq, dk ← R_tᵀ dq, R_tᵀ dk at the forward's positions
-    attn_proj_rope_qkv_at(&s->proj, dqkv, B, T, C, H, rc && rc->mem ? rc->mem->pos0 : 0, ROPE_TRANSPOSE);
+    attn_proj_rope_qkv_at(&s->proj, dqkv, B, T, C, H, segment_rope_pos(b, rc ? rc->mem : NULL), ROPE_TRANSPOSE);
     attn_proj_in_backward(&s->proj, dx, dqkv, x, N, C);
 }
 
 
 // ---------------------------------------------------------------------------------------------
 // decode: constant state per head. Without memory S' (m, D+1) and the running max c — the whole
-// prefix, any number of positions (streaming). With memory the window of "segment memory" above:
-// the ring of K finished blocks, the current block's partial state and the finished blocks of the
-// window combined (W, recomputed once per block) — (K + 2)·(m·(D+1) + 1) floats per head.
+// prefix, any number of positions (streaming). With memory the window of "segment memory" above: the
+// ring of K finished blocks × K versions, the K+1 accumulators of the current block and the finished
+// blocks of the window combined (W, recomputed once per block) — (K² + K + 2)·(m·(D+1) + 1) floats per head.
 
 static size_t performer_cache_floats(const block_t *b) {
     const performer_t *s = b->priv;
-    size_t per_head = mem_on(b) ? (size_t)(window_blocks(b) + 2) * state_floats(s) : state_floats(s);
+    size_t K = (size_t)window_blocks(b);
+    size_t per_head = mem_on(b) ? (K * K + K + 2) * state_floats(s) : state_floats(s);
     return (size_t)b->dims->heads * per_head;
 }
+// qkv (3C) | heads (C) | qf, kf (m each) | num (D+1) | k_raw (C): the unrotated keys | k (D): one rotated
 static size_t performer_decode_scratch_floats(const block_t *b) {
     const performer_t *s = b->priv;
-    return 4 * (size_t)b->dims->dim + 2 * (size_t)s->m + s->D + 1;
+    return 5 * (size_t)b->dims->dim + 2 * (size_t)s->m + 2 * (size_t)s->D + 1;
 }
 
 // num (D+1) += scale · φq S'
@@ -706,38 +807,51 @@ static void read_state(float *num, const float *qf, const float *S, int m, int D
     }
 }
 
-// One head's step with memory, at stream position pos: at a window-block boundary the partial block
-// joins the ring in the slot of the block that leaves the window, and W is recombined; then the key
-// joins the partial block, and the query reads W and the partial block at their common reference.
-static void decode_head_window(const block_t *b, float *out, const float *q, const float *k, const float *v, int pos,
-                               float *st, float *qf, float *kf, float *num) {
-    const performer_t *s = b->priv;
-    int m = s->m, D = s->D, D1 = D + 1, K = window_blocks(b), L = b->dims->ctx;
-    size_t SS = state_floats(s), SD = SS - 1;
-    float *P = st + (size_t)K * SS, *W = P + SS;
-    long blk = pos / L;
-    if (pos == 0) {
-        for (int i = 0; i < K + 2; i++) st[(size_t)i * SS + SD] = EMPTY_REF;
-    } else if (pos % L == 0) {
-        memcpy(st + (size_t)((blk - 1) % K) * SS, P, SS * sizeof(float));
-        P[SD] = EMPTY_REF;
-        if (!window_combine(b, W, st, blk - K, blk - 1, &W[SD])) W[SD] = EMPTY_REF;
-    }
-    float cold = P[SD], cnew = cold, cj;
-    key_features(s, kf, &cj, k, D, 1, &cnew);
-    cnew = fmaxf(cold, cj);  // (the relu kernel's references are 0)
-    if (!slot_full(P, SD)) {
-        memset(P, 0, SD * sizeof(float));
+// acc (S' then c) += one key's features kf (reference cj, the key's own max) and value v (D).
+static void accumulate_one(const performer_t *s, float *acc, const float *kf, float cj, const float *v) {
+    int m = s->m, D = s->D, D1 = D + 1;
+    size_t SD = (size_t)m * D1;
+    float cold = acc[SD], cnew = slot_full(acc, SD) ? fmaxf(cold, cj) : cj;
+    if (!slot_full(acc, SD)) {
+        memset(acc, 0, SD * sizeof(float));
     } else if (cnew > cold) {
         float r = expf(cold - cnew);
-        for (size_t i = 0; i < SD; i++) P[i] *= r;
+        for (size_t i = 0; i < SD; i++) acc[i] *= r;
     }
-    P[SD] = cnew;
+    float e = expf(cj - cnew);  // the key's features at the accumulator's reference
+    acc[SD] = cnew;
     for (int r = 0; r < m; r++) {
-        float *Pr = P + (size_t)r * D1;
-        for (int d = 0; d < D; d++) Pr[d] += kf[r] * v[d];
-        Pr[D] += kf[r];
+        float *Ar = acc + (size_t)r * D1, f = e * kf[r];
+        for (int d = 0; d < D; d++) Ar[d] += f * v[d];
+        Ar[D] += f;
     }
+}
+
+// One head's step with memory, at stream position pos in block j = pos / L: at a block boundary the
+// finished block's versions join the ring and W is recombined; then the key joins every accumulator
+// v = 0 … own(j), rotated at v·L + pos mod L (k_raw unrotated; q arrives rotated at own(j)·L + pos mod L),
+// and the query reads W and the own accumulator at their common reference.
+static void decode_head_window(const block_t *b, float *out, const float *q, const float *k_raw, const float *v, int pos,
+                               float *st, float *qf, float *kf, float *num, float *k) {
+    const performer_t *s = b->priv;
+    int m = s->m, D = s->D, D1 = D + 1, K = window_blocks(b), L = b->dims->ctx, C = b->dims->dim, H = b->dims->heads;
+    size_t SS = state_floats(s), SD = SS - 1;
+    float *W = accumulator(st, K + 1, K, SS);  // after the K+1 accumulators
+    long blk = pos / L, off = pos % L, own = own_offset(blk, K);
+    if (pos == 0) {
+        for (int i = 0; i < K * K + K + 2; i++) st[(size_t)i * SS + SD] = EMPTY_REF;
+    } else if (off == 0) {
+        window_finish_block(b, st, blk - 1);
+        if (!window_combine(b, W, st, blk, &W[SD])) W[SD] = EMPTY_REF;
+    }
+    for (long vo = 0; vo <= own; vo++) {
+        memcpy(k, k_raw, (size_t)D * sizeof(float));
+        attn_proj_rope_vec(&s->proj, k, C, H, (int)(vo * L + off));
+        float cj = -INFINITY;
+        key_features(s, kf, &cj, k, D, 1, &cj);
+        accumulate_one(s, accumulator(st, vo, K, SS), kf, cj, v);
+    }
+    const float *P = accumulator(st, own, K, SS);
     query_features(s, qf, q, D, 1);
     float cref = fmaxf(P[SD], W[SD]);
     for (int d = 0; d < D1; d++) num[d] = 0;
@@ -751,17 +865,21 @@ static void performer_decode_step(block_t *b, float *y, const float *x, int pos,
     performer_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = s->D, D1 = D + 1, m = s->m;
     CHECK(pos >= 0);
-    float *qkv = scratch, *heads = qkv + 3 * C, *qf = heads + C, *kf = qf + m, *num = kf + m;
+    float *qkv = scratch, *heads = qkv + 3 * C, *qf = heads + C, *kf = qf + m, *num = kf + m, *k_raw = num + D1,
+          *k = k_raw + C;
     attn_proj_in_forward(&s->proj, qkv, x, 1, C);
-    attn_proj_rope_one(&s->proj, qkv, C, H, pos);  // --pos rope: at the true position, also ≥ ctx
     if (mem_on(b)) {
-        size_t per_head = (size_t)(window_blocks(b) + 2) * state_floats(s);
+        int L = b->dims->ctx;
+        memcpy(k_raw, qkv + C, (size_t)C * sizeof(float));
+        attn_proj_rope_one(&s->proj, qkv, C, H, (int)(own_offset(pos / L, window_blocks(b)) * L + pos % L));
+        size_t per_head = head_state(b) + state_floats(s);  // ring, accumulators, W
         for (int h = 0; h < H; h++)
-            decode_head_window(b, heads + h * D, qkv + h * D, qkv + C + h * D, qkv + 2 * C + h * D, pos,
-                               cache + h * per_head, qf, kf, num);
+            decode_head_window(b, heads + h * D, qkv + h * D, k_raw + h * D, qkv + 2 * C + h * D, pos,
+                               cache + h * per_head, qf, kf, num, k);
         attn_proj_out_forward(&s->proj, y, heads, 1, C);
         return;
     }
+    attn_proj_rope_one(&s->proj, qkv, C, H, pos);  // --pos rope: at the true position, also ≥ ctx
     size_t per_head = (size_t)m * D1 + 1;
     for (int h = 0; h < H; h++) {
         float *S = cache + h * per_head, *cstate = S + (size_t)m * D1;
@@ -769,9 +887,9 @@ static void performer_decode_step(block_t *b, float *y, const float *x, int pos,
             memset(S, 0, (size_t)m * D1 * sizeof(float));
             *cstate = -INFINITY;
         }
-        const float *q = qkv + h * D, *k = qkv + C + h * D, *v = qkv + 2 * C + h * D;
+        const float *q = qkv + h * D, *kk = qkv + C + h * D, *v = qkv + 2 * C + h * D;
         float cold = *cstate, cnew = cold, cj;
-        key_features(s, kf, &cj, k, D, 1, &cnew);
+        key_features(s, kf, &cj, kk, D, 1, &cnew);
         if (s->kernel == KERNEL_SOFTMAX && pos > 0 && cnew > cold) {
             float r = expf(cold - cnew);
             for (size_t i = 0; i < (size_t)m * D1; i++) S[i] *= r;
@@ -815,6 +933,7 @@ const block_ops_t mixer_performer_ops = {
     .decode_step = performer_decode_step,
     .mem_floats = performer_mem_floats,
     .check_memory = performer_check_memory,
+    .check_segment = performer_check_segment,
     .free_priv = performer_free,
     .unbounded_decode = 1,
 };

@@ -145,6 +145,10 @@ typedef struct {
     // model_set_memory for every M, 0 included (model_build calls it with dims->memory): a block with
     // no constraint without memory must accept M = 0.
     int (*check_memory)(block_t *b, int M, char *err, size_t errlen);
+    // Optional: refuse memory segments of T rows, read one after another from stream position 0, that
+    // this block's memory cannot take, one line naming the block; 0 if fine (e.g. the performer: T must
+    // divide ctx, so that no segment crosses one of its window blocks). Called by model_check_segments.
+    int (*check_segment)(block_t *b, int T, char *err, size_t errlen);
     void (*free_priv)(block_t *b);  // optional: free what configure allocated beyond priv itself
     // Optional: the learned attention span of each head in tokens (adaptive kinds); returns the
     // number of heads written to out (≤ H), 0 if the kind has no spans. Used by the training log and

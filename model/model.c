@@ -170,6 +170,14 @@ int model_set_memory(model_t *m, int M, char *err, size_t errlen) {
     return 0;
 }
 
+int model_check_segments(model_t *m, int T, char *err, size_t errlen) {
+    for (int i = 0; i < model_n_blocks(m); i++) {
+        block_t *b = model_block(m, i);
+        if (b->ops->check_segment && b->ops->check_segment(b, T, err, errlen)) return -1;
+    }
+    return 0;
+}
+
 void model_mem_init(seg_mem_t *mem, const model_t *m, int B) {
     CHECK(m->dims.memory > 0 && B > 0);
     memset(mem, 0, sizeof *mem);

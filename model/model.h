@@ -79,6 +79,9 @@ int model_build_registry(model_t *m, const model_dims_t *dims, const char *layer
 // --pos learned ("use --pos rope or none"), a mixer kind without memory, and what a block's
 // check_memory refuses (linformer chunk multiples, a span above max(ctx, M)). Returns 0 or -1.
 int model_set_memory(model_t *m, int M, char *err, size_t errlen);
+// Every block accepts memory segments of T rows (block_ops_t.check_segment): 0, or -1 with the first
+// refusal's line.
+int model_check_segments(model_t *m, int T, char *err, size_t errlen);
 // The state of every block for B rows at M = m->dims.memory (> 0), empty (n = 0, pos0 = 0), advance 1.
 // Allocates: once per run (training streams: B = batch; evaluation and decoding: B = 1).
 void model_mem_init(seg_mem_t *mem, const model_t *m, int B);

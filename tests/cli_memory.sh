@@ -276,4 +276,15 @@ expect_ok "$INFER" "$W/full.st" --tokens 60 --prompt "ab" --seed 1 --threads 1
 [ "$(head -c 2 "$W/out")" = "ab" ] && [ "$(wc -c <"$W/out")" -ge 62 ] || fail "generation stopped early"
 grep -q "generated 60 tokens" "$W/err" || fail "no generation summary"
 
+# ---------------------------------------------------------------------------------------------
+check "performer with memory (block-local rotations): --ctx 8 (divides ctx 16) evaluates; --ctx 12 would cross blocks: refused (exit 2, one line)"
+expect_ok "$TRAIN" "$W/text.txt" --dim 32 --heads 2 --ctx 16 --batch 2 --steps 3 --layers "performer(features=8)/mlp" \
+    --pos rope --memory 16 --threads 1 --out "$W/perf.st"
+expect_ok "$INFER" "$W/perf.st" --eval "$W/eval.txt" --ctx 8 --threads 1
+grep -qx "infer: memory mode: one stream in segments of 8 tokens, memory 16" "$W/err" || fail "no memory-mode line at --ctx 8"
+expect_err 2 "^attnlab: infer: --ctx 12: layer 0 \\(performer\\): memory segments of 12 tokens would cross its window blocks of 16 positions" \
+    "$INFER" "$W/perf.st" --eval "$W/eval.txt" --ctx 12 --threads 1
+expect_ok "$INFER" "$W/perf.st" --eval "$W/eval.txt" --ctx 12 --memory 0 --threads 1   # windows mode: no memory segments
+expect_ok "$INFER" "$W/perf.st" --tokens 40 --prompt "ab" --seed 1 --threads 1
+
 echo "cli_memory: all checks passed"

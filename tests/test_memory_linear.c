@@ -149,8 +149,8 @@ static void copy_weights(model_t *dst, const model_t *src) {
 }
 
 // One layer (its input depends on the token alone), ctx L, M = K·L, one stream of total tokens cut
-// into segs: block b's rows == the forward from empty over blocks max(0, b−K) … b, at their stream
-// positions (a model of ctx (K+1)·L), restricted to block b.
+// into segs: block b's rows == the forward from empty over blocks max(0, b−K) … b as if they began the
+// stream (positions from 0: the block-local rotations; a model of ctx (K+1)·L), restricted to block b.
 static void check_window(pos_scheme_t pos, const char *spec, int L, int K, const int *segs, int nseg) {
     int total = 0;
     for (int k = 0; k < nseg; k++) total += segs[k];
@@ -168,7 +168,7 @@ static void check_window(pos_scheme_t pos, const char *spec, int L, int K, const
     segment_logits(&m, tok, 1, segs, nseg, seg);
     for (int b = 0; b * L < total; b++) {
         int ws = (b - K > 0 ? b - K : 0) * L, we = (b + 1) * L < total ? (b + 1) * L : total;
-        logits_fresh_at(&ref, tok + ws, we - ws, ws, win);
+        logits_fresh_at(&ref, tok + ws, we - ws, 0, win);  // block-local rotations: the window from position 0
         memcpy(want + (size_t)b * L * V, win + (size_t)(b * L - ws) * V, (size_t)(we - b * L) * V * sizeof(float));
     }
     double worst = EXPECT_CLOSE("segments with memory vs each block's window from empty", seg, want, (size_t)total * V,
@@ -182,10 +182,10 @@ static void check_window(pos_scheme_t pos, const char *spec, int L, int K, const
     model_free(&ref);
 }
 
-// splits of a 30-token stream (ctx 6: five window blocks): ctx-aligned, and uneven ones whose
-// segments start inside a block and cross into the next
-static const int win_splits[][10] = {{6, 6, 6, 6, 6}, {4, 6, 6, 6, 6, 2}, {1, 5, 3, 3, 6, 2, 4, 1, 5}, {2, 2, 2, 5, 1, 6, 6, 6}};
-static const int win_nsplit[] = {5, 6, 9, 8};
+// splits of a 30-token stream (ctx 6: five window blocks): ctx-aligned, and uneven ones whose segments
+// start and end inside blocks (never crossing one: performer_check_segment)
+static const int win_splits[][10] = {{6, 6, 6, 6, 6}, {4, 2, 3, 3, 6, 5, 1, 6}, {1, 5, 3, 3, 6, 2, 4, 1, 5}, {2, 2, 2, 5, 1, 6, 6, 6}};
+static const int win_nsplit[] = {5, 8, 9, 8};
 
 static void test_performer_window(void) {
     static const char *const specs[] = {"performer(features=8)/mlp", "performer(features=6,kernel=relu)/none"};
@@ -272,8 +272,9 @@ static void test_performer_reach(void) {
         }
 }
 
-// The state does not grow with the stream: mem_floats per row = H·(K+1)·(m(D+1)+1) + m·D/B, the decode
-// cache H·(K+2)·(m(D+1)+1); decoding 40 window blocks still equals the segment-wise forward.
+// The state does not grow with the stream: mem_floats per row = H·(K²+K+1)·(m(D+1)+1) + m·D/B (a ring of K
+// blocks × K versions, K+1 accumulators), the decode cache H·(K²+K+2)·(m(D+1)+1) (and W); decoding 40 window
+// blocks still equals the segment-wise forward.
 static void test_performer_state_size(void) {
     TEST_CASE("performer memory: the carried state and the decode cache have the window's constant size") {
         model_t m;
@@ -281,9 +282,9 @@ static void test_performer_state_size(void) {
         if (build(&m, POS_ROPE, "performer(features=8)/mlp", C, H, L, K * L, 2, L, 5)) continue;
         const block_t *b = &m.layers[0].mixer;
         size_t one = (size_t)m_feat * (D + 1) + 1;
-        EXPECT_MSG(b->ops->mem_floats(b, 2) == 2 * H * (K + 1) * one + (size_t)m_feat * D, "mem_floats %zu",
+        EXPECT_MSG(b->ops->mem_floats(b, 2) == 2 * H * (K * K + K + 1) * one + (size_t)m_feat * D, "mem_floats %zu",
                    b->ops->mem_floats(b, 2));
-        EXPECT_MSG(b->ops->cache_floats(b) == H * (K + 2) * one, "cache_floats %zu", b->ops->cache_floats(b));
+        EXPECT_MSG(b->ops->cache_floats(b) == H * (K * K + K + 2) * one, "cache_floats %zu", b->ops->cache_floats(b));
         model_free(&m);
     }
     TEST_CASE("performer memory: every carried float is finite (checkpoints refuse -inf and NaN), also empty slots") {
@@ -293,7 +294,7 @@ static void test_performer_state_size(void) {
             continue;
         int32_t tok[2 * 14];
         fixture_tokens(tok, (size_t)B * 14, V, 9);
-        static const int segs[][4] = {{4, 4, 4, 2}, {3, 4, 4, 3}};  // ends inside a block / segments ending blocks
+        static const int segs[][4] = {{4, 4, 4, 2}, {3, 1, 4, 3}};  // ends inside a block / segments ending blocks
         for (int s = 0; s < 2; s++) {
             float *out = xcalloc((size_t)B * 14 * V, sizeof *out);
             seg_mem_t mem;
@@ -482,12 +483,14 @@ static void test_gradient(void) {
         const char *spec;
         int ctx, M, T1, nwarm, T2;
     } cases[] = {
-        // rows 3. Performer: pos0 5, a boundary at row 3 of B: the carried partial block, then the chain across it
-        {"performer(features=8)/mlp", 8, 8, 5, 1, 6},
+        // rows 3. Performer: pos0 8, B opens block 1 and reads block 0 (its version for the next block)
+        {"performer(features=8)/mlp", 8, 8, 8, 1, 6},
+        // pos0 12: B ends block 1, reading the carried partial block 1 (its chain) and block 0
+        {"performer(features=8)/mlp", 8, 8, 4, 3, 4},
         // three blocks finished, K 2: B reads a combined window of two carried blocks
         {"performer(features=6,kernel=softmax)/none,performer(features=5)/mlp", 4, 8, 4, 3, 4},
-        // pos0 15 (K 2): ring of blocks 0, 1, a partial block 2, and B crosses into block 3 at row 3
-        {"performer(features=7)/mlp", 6, 12, 5, 3, 6},
+        // pos0 12 (K 2): B is block 2, reading blocks 0 and 1 at their versions for 2 and 1 blocks later
+        {"performer(features=7)/mlp", 6, 12, 6, 2, 6},
         {"linformer(chunk=2,k=1)/mlp", 8, 8, 6, 1, 7},                                  // memory chunks compressed
         {"linformer(chunk=2,k=2,window=1,share=kv)/mlp,linformer(chunk=2,k=1)/none", 8, 4, 6, 1, 6},  // M < T1
         {"linformer(chunk=3,k=2,window=1)/mlp", 6, 6, 6, 1, 6},
@@ -546,7 +549,8 @@ static void test_causality(void) {
         const char *spec;
         int ctx, M, T1, T2, first_seen;
     } cases[] = {
-        {"performer(features=8)/mlp,performer(features=6,kernel=relu)/mlp", 8, 8, 7, 8, 0},  // B crosses a block
+        {"performer(features=8)/mlp,performer(features=6,kernel=relu)/mlp", 8, 8, 8, 8, 0},  // B is the next block
+        {"performer(features=8)/mlp,performer(features=6,kernel=relu)/mlp", 8, 8, 3, 5, 0},  // B ends A's block
         {"linformer(chunk=2,k=1)/mlp", 8, 8, 8, 8, 0},
         {"linformer(chunk=2,k=1,window=1)/mlp", 8, 4, 8, 8, 4},  // one layer: tokens before 4 unseen
         {"linformer(chunk=3,k=2)/mlp", 9, 3, 7, 6, 6},            // T1 − M = 4: the chunk from 6 on
@@ -625,7 +629,7 @@ static void test_redraw(void) {
         char name[160];
         snprintf(name, sizeof name, "performer memory, %s: a redraw of omega drops the carried state", scheme_name(schemes[p]));
         TEST_CASE(name) {
-            int T1 = 7, T2 = 6, B = 2;
+            int T1 = 5, T2 = 3, B = 2;  // B ends A's block (a segment never crosses one)
             model_t m;
             if (build(&m, schemes[p], "performer(features=8,redraw=1)/mlp", C, H, 8, 8, B, 8, 5)) continue;
             int32_t tok[2 * 13];
