@@ -429,38 +429,38 @@ static void head_forward(const performer_t *s, head_views_t hv, const float *Q, 
 // b−K … b up to p — the M positions before its block and its block so far, what softmax's memory
 // shows it when segments are ctx-aligned.
 //
-// Rope angles are measured from the first block of the query's window, o_b = max(0, b−K)·L: the key at
-// position p of block j is rotated at p − o_b when block b reads it. Every angle any query and key
-// see then lies in [0, (K+1)·L) however long the stream is — the positions a memory-free model of
-// ctx (K+1)·L trains on — where stream positions would grow without bound. That matters because a
-// fixed Ω is not rotation invariant: φ(R_i q̂)·φ(R_j k̂) estimates exp(q̂·R_{j−i} k̂) with errors that
-// depend on i and j themselves, so a model trained at stream positions meets new errors in every
-// block (docs/results.md, "Performer with a carried state").
+// Rope angles are measured from an origin that moves in steps of K blocks: the query's block b lies in
+// group g(b) = ⌊b/K⌋, and its window's origin is o(b) = max(0, g(b) − 1)·K·L — at or before block b−K,
+// the window's first. The key at position p of block j is rotated at p − o(b) when block b reads it.
+// Every angle any query and key see then lies in [0, 2K·L) however long the stream is, where stream
+// positions would grow without bound. That matters because a fixed Ω is not rotation invariant:
+// φ(R_i q̂)·φ(R_j k̂) estimates exp(q̂·R_{j−i} k̂) with errors that depend on i and j themselves, so a
+// model trained at stream positions meets new errors in every block (docs/results.md, "Performer with
+// a carried state").
 //
-// Offsets in units of L: a block's own rows (and its chain) sit at own(j) = min(j, K); the reader d
-// blocks later (d = 1 … K) needs block j at version(j, d) = min(j, K − d). So the current block's keys
-// are summed at every offset v = 0 … own(j) (accumulator v: its keys so far rotated at v·L + their
-// place in the block; v = own is the chain the forward runs), and when the block ends, accumulator
-// version(j, d) becomes what reader d reads. State per (row, head): a ring of K finished blocks × K
-// versions (block j in slot j mod K, version d−1 for the reader d blocks later), then K+1 accumulators,
-// each S' (m, D+1) then its own reference c (EMPTY_REF: empty); then, once, the Ω they were computed
-// with (a redraw since then makes every carried state meaningless). Constant in stream length.
-// Finished blocks combine by rescaling: W = Σ_d exp(c_d − c_W) S'_d, c_W = max_d c_d — never a
-// subtraction. A segment must not cross a block boundary (check_segment: ctx-aligned training and
-// evaluation segments, or segments of a length dividing ctx).
+// Offsets in units of L: a block's own rows (and its chain) sit at own(j) = j − max(0, g(j) − 1)·K; a
+// reader in the same group reads block j there too, a reader in the next group (b ≤ j + K reaches no
+// further) reads it at next(j) = j mod K. So each block's keys are summed twice — accumulator 0 at
+// own(j) (the chain the forward runs), accumulator 1 at next(j) (the same sum while g(j) = 0, where
+// both origins are 0) — whatever K is. State per (row, head): a ring of K finished blocks × 2 versions
+// (block j in slot j mod K: [own, next]), then the 2 accumulators of the current block, each S' (m, D+1)
+// then its own reference c (EMPTY_REF: empty); then, once, the Ω they were computed with (a redraw
+// since then makes every carried state meaningless). Constant in stream length. Finished blocks
+// combine by rescaling: W = Σ_d exp(c_d − c_W) S'_d, c_W = max_d c_d — never a subtraction. A segment
+// must not cross a block boundary (check_segment: ctx-aligned training and evaluation segments, or
+// segments of a length dividing ctx).
 
 static int window_blocks(const block_t *b) { return b->dims->memory / b->dims->ctx; }  // K
 
 static size_t state_floats(const performer_t *s) { return (size_t)s->m * (s->D + 1) + 1; }  // S' then c
-static size_t head_state(const block_t *b) {
-    size_t K = (size_t)window_blocks(b);
-    return (K * K + K + 1) * state_floats(b->priv);
+static size_t head_state(const block_t *b) { return (2 * (size_t)window_blocks(b) + 2) * state_floats(b->priv); }
+static long own_offset(long j, int K) { return j - (j / K > 1 ? j / K - 1 : 0) * K; }  // own(j), in blocks
+// block j's sum as the reader d blocks later (1 ≤ d ≤ K) reads it: its own version within the group,
+// the next one across it (ring slot j mod K holds [own, next])
+static float *ring_version(float *st, long j, int d, int K, size_t SS) {
+    return st + ((size_t)(j % K) * 2 + ((j + d) / K != j / K)) * SS;
 }
-static long own_offset(long j, int K) { return j < K ? j : K; }                  // own(j), in blocks
-static long version_offset(long j, int d, int K) { return j < K - d ? j : K - d; }  // version(j, d)
-// block j's version for the reader d blocks later, in one head's state (ring slot j mod K)
-static float *ring_version(float *st, long j, int d, int K, size_t SS) { return st + ((size_t)(j % K) * K + (size_t)(d - 1)) * SS; }
-static float *accumulator(float *st, long v, int K, size_t SS) { return st + ((size_t)K * K + (size_t)v) * SS; }
+static float *accumulator(float *st, int a, int K, size_t SS) { return st + (2 * (size_t)K + (size_t)a) * SS; }  // 0 own, 1 next
 
 // The rope position of a segment's row 0: its block's own offset plus its place in the block (0 without memory).
 static long segment_rope_pos(const block_t *b, const seg_mem_t *mem) {
@@ -514,14 +514,16 @@ static const float *window_combine(const block_t *b, float *dst, float *st, long
     return dst;
 }
 
-// Block b0 ended: its versions join the ring (slot b0 mod K, where block b0−K no longer has a reader),
-// and the accumulators empty for the next block.
+// Block b0 ended: its two versions join the ring (slot b0 mod K, where block b0−K no longer has a
+// reader; in group 0 both are the own sum), and the accumulators empty for the next block.
 static void window_finish_block(const block_t *b, float *st, long b0) {
     const performer_t *s = b->priv;
     int K = window_blocks(b);
     size_t SS = state_floats(s), SD = SS - 1;
-    for (int d = 1; d <= K; d++) memcpy(ring_version(st, b0, d, K, SS), accumulator(st, version_offset(b0, d, K), K, SS), SS * sizeof(float));
-    for (int v = 0; v <= K; v++) accumulator(st, v, K, SS)[SD] = EMPTY_REF;
+    float *slot = st + (size_t)(b0 % K) * 2 * SS;
+    memcpy(slot, accumulator(st, 0, K, SS), SS * sizeof(float));
+    memcpy(slot + SS, accumulator(st, own_offset(b0, K) == b0 % K ? 0 : 1, K, SS), SS * sizeof(float));
+    accumulator(st, 0, K, SS)[SD] = accumulator(st, 1, K, SS)[SD] = EMPTY_REF;
 }
 
 // acc (S' then c) += the n keys kf (n, m) with references c (their running max from acc's), values vp
@@ -556,7 +558,7 @@ static head_mem_t head_mem(const block_t *b, const seg_mem_t *mem, float *st, in
     int K = window_blocks(b), L = b->dims->ctx, off = (int)(mem->pos0 % L);
     long b0 = mem->pos0 / L;
     size_t SS = state_floats(s), SD = SS - 1;
-    float *own = accumulator(st, own_offset(b0, K), K, SS);
+    float *own = accumulator(st, 0, K, SS);
     head_mem_t hm = {.tb = T};
     if (carry) {
         if (off > 0 && slot_full(own, SD)) {
@@ -565,29 +567,30 @@ static head_mem_t head_mem(const block_t *b, const seg_mem_t *mem, float *st, in
         }
         hm.W[0] = window_combine(b, W0, st, b0, &hm.cW[0]);
     } else if (mem->advance) {
-        for (int k = 0; k < K * K + K + 1; k++) st[(size_t)k * SS + SD] = EMPTY_REF;
+        for (int k = 0; k < 2 * K + 2; k++) st[(size_t)k * SS + SD] = EMPTY_REF;
     }
     if (mem->advance) hm.partial = own;
     return hm;
 }
 
-// advance: the segment's keys also join the accumulators below its own offset (v = 0 … own−1), each
-// rotated at v·L + its place in the block, from k_raw (B,T,C, unrotated; rotated in place per v into
-// k_rot); then, if the segment ends its block, the block joins the ring.
+// advance: the segment's keys also join accumulator 1, rotated at next(b0)·L + their place in the block
+// (from k_raw (B,T,C), unrotated, into k_rot) — unless that is the own offset (group 0); then, if the
+// segment ends its block, the block joins the ring.
 static void advance_versions(block_t *b, const seg_mem_t *mem, float *state, const float *qkv, const float *k_raw,
                              float *k_rot, float *scratch, int B, int T) {
     performer_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = s->D, D1 = D + 1, K = window_blocks(b), L = b->dims->ctx, R = s->rows;
-    long b0 = mem->pos0 / L, off = mem->pos0 % L, own = own_offset(b0, K);
+    long b0 = mem->pos0 / L, off = mem->pos0 % L, next = b0 % K;
     size_t BTC = (size_t)B * T * C, HSt = head_state(b), SS = state_floats(s), HS = head_scratch(s, 1);
-    for (long v = 0; v < own; v++) {
+    if (next != own_offset(b0, K)) {
+        long v = next;
         memcpy(k_rot, k_raw, BTC * sizeof(float));
         attn_proj_rope_heads_at(&s->proj, k_rot, B, T, C, H, v * L + off, ROPE_ROTATE);
 #pragma omp parallel for collapse(2) schedule(static)
         for (int bb = 0; bb < B; bb++)
             for (int h = 0; h < H; h++) {
                 size_t bh = (size_t)bb * H + h;
-                float *acc = accumulator(state + bh * HSt, v, K, SS), *sc = scratch + 4 * BTC + bh * HS;
+                float *acc = accumulator(state + bh * HSt, 1, K, SS), *sc = scratch + 4 * BTC + bh * HS;
                 // per R rows: kf in dqf's place (R, m), c in dkf's (R), v' in G's (R, D+1), weighted v' in Ge's
                 float *kf = sc + 2 * (size_t)R * R, *c = kf + (size_t)R * s->m, *vp = c + (size_t)R * s->m, *w = vp + (size_t)R * D1;
                 if (off == 0) acc[SS - 1] = EMPTY_REF;
@@ -783,13 +786,12 @@ static void performer_backward(block_t *b, float *dx, const float *dy, const flo
 // ---------------------------------------------------------------------------------------------
 // decode: constant state per head. Without memory S' (m, D+1) and the running max c — the whole
 // prefix, any number of positions (streaming). With memory the window of "segment memory" above: the
-// ring of K finished blocks × K versions, the K+1 accumulators of the current block and the finished
-// blocks of the window combined (W, recomputed once per block) — (K² + K + 2)·(m·(D+1) + 1) floats per head.
+// ring of K finished blocks × 2 versions, the 2 accumulators of the current block and the finished
+// blocks of the window combined (W, recomputed once per block) — (2K + 3)·(m·(D+1) + 1) floats per head.
 
 static size_t performer_cache_floats(const block_t *b) {
     const performer_t *s = b->priv;
-    size_t K = (size_t)window_blocks(b);
-    size_t per_head = mem_on(b) ? (K * K + K + 2) * state_floats(s) : state_floats(s);
+    size_t per_head = mem_on(b) ? head_state(b) + state_floats(s) : state_floats(s);
     return (size_t)b->dims->heads * per_head;
 }
 // qkv (3C) | heads (C) | qf, kf (m each) | num (D+1) | k_raw (C): the unrotated keys | k (D): one rotated
@@ -828,30 +830,30 @@ static void accumulate_one(const performer_t *s, float *acc, const float *kf, fl
 }
 
 // One head's step with memory, at stream position pos in block j = pos / L: at a block boundary the
-// finished block's versions join the ring and W is recombined; then the key joins every accumulator
-// v = 0 … own(j), rotated at v·L + pos mod L (k_raw unrotated; q arrives rotated at own(j)·L + pos mod L),
-// and the query reads W and the own accumulator at their common reference.
+// finished block's versions join the ring and W is recombined; then the key joins accumulator 0 rotated
+// at own(j)·L + pos mod L and accumulator 1 at next(j)·L + pos mod L (k_raw unrotated; q arrives rotated
+// at own(j)·L + pos mod L), and the query reads W and accumulator 0 at their common reference.
 static void decode_head_window(const block_t *b, float *out, const float *q, const float *k_raw, const float *v, int pos,
                                float *st, float *qf, float *kf, float *num, float *k) {
     const performer_t *s = b->priv;
     int m = s->m, D = s->D, D1 = D + 1, K = window_blocks(b), L = b->dims->ctx, C = b->dims->dim, H = b->dims->heads;
     size_t SS = state_floats(s), SD = SS - 1;
-    float *W = accumulator(st, K + 1, K, SS);  // after the K+1 accumulators
-    long blk = pos / L, off = pos % L, own = own_offset(blk, K);
+    float *W = accumulator(st, 2, K, SS);  // after the 2 accumulators
+    long blk = pos / L, off = pos % L, own = own_offset(blk, K), next = blk % K;
     if (pos == 0) {
-        for (int i = 0; i < K * K + K + 2; i++) st[(size_t)i * SS + SD] = EMPTY_REF;
+        for (int i = 0; i < 2 * K + 3; i++) st[(size_t)i * SS + SD] = EMPTY_REF;
     } else if (off == 0) {
         window_finish_block(b, st, blk - 1);
         if (!window_combine(b, W, st, blk, &W[SD])) W[SD] = EMPTY_REF;
     }
-    for (long vo = 0; vo <= own; vo++) {
+    for (int a = 0; a < (next == own ? 1 : 2); a++) {
         memcpy(k, k_raw, (size_t)D * sizeof(float));
-        attn_proj_rope_vec(&s->proj, k, C, H, (int)(vo * L + off));
+        attn_proj_rope_vec(&s->proj, k, C, H, (int)((a ? next : own) * L + off));
         float cj = -INFINITY;
         key_features(s, kf, &cj, k, D, 1, &cj);
-        accumulate_one(s, accumulator(st, vo, K, SS), kf, cj, v);
+        accumulate_one(s, accumulator(st, a, K, SS), kf, cj, v);
     }
-    const float *P = accumulator(st, own, K, SS);
+    const float *P = accumulator(st, 0, K, SS);
     query_features(s, qf, q, D, 1);
     float cref = fmaxf(P[SD], W[SD]);
     for (int d = 0; d < D1; d++) num[d] = 0;

@@ -149,14 +149,15 @@ static void copy_weights(model_t *dst, const model_t *src) {
 }
 
 // One layer (its input depends on the token alone), ctx L, M = K·L, one stream of total tokens cut
-// into segs: block b's rows == the forward from empty over blocks max(0, b−K) … b as if they began the
-// stream (positions from 0: the block-local rotations; a model of ctx (K+1)·L), restricted to block b.
+// into segs: block b's rows == the forward from empty over blocks max(0, b−K) … b, rotated from block b's
+// origin o(b) = max(0, ⌊b/K⌋ − 1)·K·L (positions from max(0, b−K)·L − o(b): a model of ctx 2K·L),
+// restricted to block b.
 static void check_window(pos_scheme_t pos, const char *spec, int L, int K, const int *segs, int nseg) {
     int total = 0;
     for (int k = 0; k < nseg; k++) total += segs[k];
     model_t m, ref;
     if (build(&m, pos, spec, C, H, L, K * L, 1, L, 7)) return;
-    if (build(&ref, pos, spec, C, H, (K + 1) * L, (K + 1) * L, 1, (K + 1) * L, 7)) {
+    if (build(&ref, pos, spec, C, H, 2 * K * L, 2 * K * L, 1, 2 * K * L, 7)) {
         model_free(&m);
         return;
     }
@@ -168,7 +169,8 @@ static void check_window(pos_scheme_t pos, const char *spec, int L, int K, const
     segment_logits(&m, tok, 1, segs, nseg, seg);
     for (int b = 0; b * L < total; b++) {
         int ws = (b - K > 0 ? b - K : 0) * L, we = (b + 1) * L < total ? (b + 1) * L : total;
-        logits_fresh_at(&ref, tok + ws, we - ws, 0, win);  // block-local rotations: the window from position 0
+        int origin = (b / K > 1 ? b / K - 1 : 0) * K * L;  // block-local rotations: from the origin of b's group
+        logits_fresh_at(&ref, tok + ws, we - ws, ws - origin, win);
         memcpy(want + (size_t)b * L * V, win + (size_t)(b * L - ws) * V, (size_t)(we - b * L) * V * sizeof(float));
     }
     double worst = EXPECT_CLOSE("segments with memory vs each block's window from empty", seg, want, (size_t)total * V,
@@ -272,8 +274,8 @@ static void test_performer_reach(void) {
         }
 }
 
-// The state does not grow with the stream: mem_floats per row = H·(K²+K+1)·(m(D+1)+1) + m·D/B (a ring of K
-// blocks × K versions, K+1 accumulators), the decode cache H·(K²+K+2)·(m(D+1)+1) (and W); decoding 40 window
+// The state does not grow with the stream: mem_floats per row = H·(2K+2)·(m(D+1)+1) + m·D/B (a ring of K
+// blocks × 2 versions, 2 accumulators), the decode cache H·(2K+3)·(m(D+1)+1) (and W); decoding 40 window
 // blocks still equals the segment-wise forward.
 static void test_performer_state_size(void) {
     TEST_CASE("performer memory: the carried state and the decode cache have the window's constant size") {
@@ -282,9 +284,9 @@ static void test_performer_state_size(void) {
         if (build(&m, POS_ROPE, "performer(features=8)/mlp", C, H, L, K * L, 2, L, 5)) continue;
         const block_t *b = &m.layers[0].mixer;
         size_t one = (size_t)m_feat * (D + 1) + 1;
-        EXPECT_MSG(b->ops->mem_floats(b, 2) == 2 * H * (K * K + K + 1) * one + (size_t)m_feat * D, "mem_floats %zu",
+        EXPECT_MSG(b->ops->mem_floats(b, 2) == 2 * H * (2 * K + 2) * one + (size_t)m_feat * D, "mem_floats %zu",
                    b->ops->mem_floats(b, 2));
-        EXPECT_MSG(b->ops->cache_floats(b) == H * (K * K + K + 2) * one, "cache_floats %zu", b->ops->cache_floats(b));
+        EXPECT_MSG(b->ops->cache_floats(b) == H * (2 * K + 3) * one, "cache_floats %zu", b->ops->cache_floats(b));
         model_free(&m);
     }
     TEST_CASE("performer memory: every carried float is finite (checkpoints refuse -inf and NaN), also empty slots") {
@@ -489,7 +491,7 @@ static void test_gradient(void) {
         {"performer(features=8)/mlp", 8, 8, 4, 3, 4},
         // three blocks finished, K 2: B reads a combined window of two carried blocks
         {"performer(features=6,kernel=softmax)/none,performer(features=5)/mlp", 4, 8, 4, 3, 4},
-        // pos0 12 (K 2): B is block 2, reading blocks 0 and 1 at their versions for 2 and 1 blocks later
+        // pos0 12 (K 2): B is block 2 (group 1), reading blocks 0 and 1 at their versions for the next group
         {"performer(features=7)/mlp", 6, 12, 6, 2, 6},
         {"linformer(chunk=2,k=1)/mlp", 8, 8, 6, 1, 7},                                  // memory chunks compressed
         {"linformer(chunk=2,k=2,window=1,share=kv)/mlp,linformer(chunk=2,k=1)/none", 8, 4, 6, 1, 6},  // M < T1
