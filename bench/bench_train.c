@@ -27,8 +27,10 @@
 //
 // --memory M (needs --pos rope or none): every step is a segment of B streams with segment memory
 // (LONG_CONTEXT.md §2), the memory full (n = M) from the first step, and the segment at stream
-// position --stream-pos (default 100,000: rope angles past the cached table, as in real training
-// streams). The state holds zeros: the work is that of a full memory whatever it holds.
+// position --stream-pos rounded down to a multiple of ctx, as training's segments are (default
+// 100,000: rope angles past the cached table, as in real training streams; the performer's window
+// blocks need aligned segments). The state holds zeros: the work is that of a full memory whatever it
+// holds.
 //
 // --init-from CKPT copies the checkpoint's tensors that match by name and shape (train --init-from's
 // rule), e.g. to time an adaptive model at its learned spans.
@@ -295,7 +297,8 @@ int main(int argc, char **argv) {
     if (memory) {  // a full memory from the first step, the segment far into its streams
         model_mem_init(&mem, &m, batch);
         mem.n = memory;
-        mem.pos0 = stream_pos > memory ? stream_pos : memory;
+        long p0 = stream_pos > memory ? stream_pos : memory;
+        mem.pos0 = p0 / ctx * ctx < memory ? (p0 + ctx - 1) / ctx * ctx : p0 / ctx * ctx;  // ctx-aligned, ≥ M
         rc.mem = &mem;
     }
     double *t_step = xmalloc((size_t)steps * sizeof(double)), *t_fwd = xmalloc((size_t)steps * sizeof(double)),
