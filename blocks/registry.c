@@ -11,6 +11,7 @@ extern const block_ops_t mixer_allattn_ops;
 extern const block_ops_t mixer_performer_ops;
 extern const block_ops_t mixer_linformer_ops;
 extern const block_ops_t mixer_collab_ops;
+extern const block_ops_t mixer_shortconv_ops;
 extern const block_ops_t ffn_mlp_ops;
 extern const block_ops_t ffn_none_ops;
 extern const block_ops_t ffn_pkm_ops;
@@ -22,6 +23,7 @@ static const block_ops_t *const registry[] = {
     &mixer_performer_ops,
     &mixer_linformer_ops,
     &mixer_collab_ops,
+    &mixer_shortconv_ops,
     &ffn_mlp_ops,
     &ffn_none_ops,
     &ffn_pkm_ops,

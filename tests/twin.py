@@ -16,7 +16,7 @@ float64.
 Implemented block kinds, every built one, written from the math of BLOCKS.md and docs/blocks/*.md:
 mixers softmax (persist=N), adaptive (span, ramp, persist; BLOCKS.md §2), allattn (§3), performer
 (softmax and relu kernels, the stored omega; §5), linformer (causal chunks, window, share=kv; §6),
-collab (dk, shared Q/K, mixing, content bias; §7); ffns mlp(hidden=N), none and pkm (slots, k,
+collab (dk, shared Q/K, mixing, content bias; §7), shortconv (kernel; docs/blocks/shortconv.md); ffns mlp(hidden=N), none and pkm (slots, k,
 heads, dk; §4). Any other kind (or option) raises NotImplementedError naming the layer.
 Training-only options (init, lambda, redraw) do not enter the forward. bench/twin_bench.py imports
 this file for the same model in float32.
@@ -29,7 +29,7 @@ Per-kind tensors (docs/blocks/*.md): attn.span (H) holds z~ with z = span*z~; at
 persist_v are (H, N, D); attn.omega (m, D), one per layer shared by its heads; attn.E, attn.F (k, c),
 no F with share=kv; collab's attn.cq, attn.ck (dk, d), attn.mix (H, dk), attn.cb (H, d); pkm:
 ffn.wq (H*dk, d), ffn.bq, ffn.qln.{weight,bias} (dk/2), ffn.keys (H, 2, n, dk/2), ffn.values
-(n^2, d). Evaluation windows are never longer than ctx, so position t uses wpe[t].
+(n^2, d); shortconv's attn.conv_w (d, k) by lag, attn.conv_b (d), attn.proj_w (d, d), attn.proj_b (d). Evaluation windows are never longer than ctx, so position t uses wpe[t].
 """
 import json
 import math
@@ -438,6 +438,28 @@ class CollabAttention(nn.Module):
         v = self.wv(x).view(B, T, H, D).transpose(1, 2)
         o = (p @ v).transpose(1, 2).reshape(B, T, C)
         return self.wo(o)
+class ShortConv(nn.Module):
+    """docs/blocks/shortconv.md: Zoology's BaseConv without its "+ u": y = conv_k(x) * (x W^T + b), conv_k
+    a depthwise causal convolution with bias (zeros before the window). attnlab stores the taps by lag,
+    conv_w[c, s] multiplying x_{t-s}; written here as PyTorch's Conv1d, whose tap j multiplies
+    x_{t-(k-1)+j} after k-1 zeros of left padding, so the weight is conv_w flipped along the taps.
+    No positions: nothing is rotated under rope."""
+
+    def __init__(self, C, k):
+        super().__init__()
+        self.k = k
+        self.conv_w = nn.Parameter(torch.zeros(C, k))
+        self.conv_b = nn.Parameter(torch.zeros(C))
+        self.proj_w = nn.Parameter(torch.zeros(C, C))
+        self.proj_b = nn.Parameter(torch.zeros(C))
+
+    def forward(self, x):
+        B, T, C = x.shape
+        weight = self.conv_w.flip(-1).unsqueeze(1)  # (C, 1, k): Conv1d's depthwise layout
+        c = F.conv1d(x.transpose(1, 2), weight, self.conv_b, padding=self.k - 1, groups=C)[..., :T]
+        return c.transpose(1, 2) * (x @ self.proj_w.t() + self.proj_b)
+
+
 class PKM(nn.Module):
     """BLOCKS.md §4, docs/blocks/pkm.md: product-key memory as the ffn. Per token and memory head h:
     q = x Wq^T + bq laid out (head, half, dk/2); each half through ONE LayerNorm of width dk/2 shared
@@ -484,6 +506,7 @@ _MIXER_OPTS = {
     "performer": {"features": 128, "kernel": "softmax", "redraw": 0},
     "linformer": {"chunk": 32, "k": 4, "window": 0, "share": "none"},
     "collab": {"dk": None},  # None: d/2
+    "shortconv": {"kernel": 3},
 }
 
 
@@ -512,6 +535,8 @@ def make_mixer(idx, C, H, ctx, kind, opts, rel_reach=0):
         return PerformerAttention(C, H, o["features"], o["kernel"])
     if kind == "collab":
         return CollabAttention(C, H, C // 2 if o["dk"] is None else o["dk"])
+    if kind == "shortconv":
+        return ShortConv(C, o["kernel"])
     return LinformerAttention(C, H, o["chunk"], o["k"], o["window"], o["share"])
 
 
@@ -573,6 +598,9 @@ class GPT(nn.Module):
                     p.normal_(0.0, 0.2, generator=gen)
                 elif name.endswith("ffn.values"):  # pkm values std 1/sqrt(d)
                     p.normal_(0.0, p.shape[-1] ** -0.5, generator=gen)
+                elif name.endswith("attn.conv_w") or name.endswith("attn.conv_b"):  # Conv1d's U(+-1/sqrt(k))
+                    k = self.layers[int(name.split(".")[1])].attn.k
+                    p.uniform_(-k ** -0.5, k ** -0.5, generator=gen)
                 elif p.dim() == 2:
                     p.normal_(0.0, 0.02, generator=gen)
                 elif ".ln" in name or name.startswith("lnf"):
