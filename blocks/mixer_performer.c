@@ -165,29 +165,16 @@ static void performer_before_step(block_t *b, long step, rng_t *rng) {
 // ---------------------------------------------------------------------------------------------
 // activation and scratch layout
 //
-// Compute blocks of R rows (the chunked algorithm). With segment memory a segment may cross one
-// stream-block boundary (a window block, L = ctx positions; see "segment memory" below) at row tb:
-// then compute blocks never straddle tb — rows [0, tb) and [tb, T) are each cut into blocks of R —
-// so that one compute block reads one window. tb = T: no boundary inside (always without memory).
+// Compute blocks of R rows (the chunked algorithm): block u holds rows [u·R, min((u+1)·R, T)). A segment
+// with memory lies inside one window block (performer_check_segment), so every row reads one window.
 
-static int n_cblocks(const performer_t *s, int T, int tb) {
-    return (tb + s->rows - 1) / s->rows + (T - tb + s->rows - 1) / s->rows;
-}
-static int cblock_start(const performer_t *s, int tb, int u) {
-    int n0 = (tb + s->rows - 1) / s->rows;
-    return u < n0 ? u * s->rows : tb + (u - n0) * s->rows;
-}
-static int cblock_len(const performer_t *s, int T, int tb, int u) {
-    int s0 = cblock_start(s, tb, u), end = s0 < tb ? tb : T;
-    return end - s0 < s->rows ? end - s0 : s->rows;
-}
-// states kept in act: one per compute block, at most ceil(T/R) + 1 with a boundary inside
-static int max_cblocks(const performer_t *s, int T, int mem_on) { return (T + s->rows - 1) / s->rows + (mem_on ? 1 : 0); }
+static int n_cblocks(const performer_t *s, int T) { return (T + s->rows - 1) / s->rows; }
+static int cblock_len(const performer_t *s, int T, int u) { return T - u * s->rows < s->rows ? T - u * s->rows : s->rows; }
 
-// per (batch, head): qf (T,m) | kf (T,m) | c (T) | den (T) | vp (T,D+1) | P (max_cblocks, m, D+1)
-//   [| cq (T) | cp (max_cblocks): with segment memory, each query's and each block prefix's reference]
+// per (batch, head): qf (T,m) | kf (T,m) | c (T) | den (T) | vp (T,D+1) | P (n_cblocks, m, D+1)
+//   [| cq (T) | cp (n_cblocks): with segment memory, each query's and each block prefix's reference]
 static size_t head_act(const performer_t *s, int T, int mem_on) {
-    size_t D1 = (size_t)s->D + 1, nb = (size_t)max_cblocks(s, T, mem_on);
+    size_t D1 = (size_t)s->D + 1, nb = (size_t)n_cblocks(s, T);
     return 2 * (size_t)T * s->m + 2 * (size_t)T + (size_t)T * D1 + nb * s->m * D1 + (mem_on ? T + nb : 0);
 }
 // per (batch, head) scratch: A (R,R) | dA (R,R) | dqf (R,m) | dkf (R,m) | G, Ge, dV, t1 (R,D+1) | dS (m,D+1)
@@ -227,7 +214,7 @@ static head_views_t head_views(const performer_t *s, float *base, int T, int mem
     v.den = v.c + T;
     v.vp = v.den + T;
     v.S = v.vp + (size_t)T * D1;
-    v.cq = mem_on ? v.S + (size_t)max_cblocks(s, T, mem_on) * s->m * D1 : v.c;
+    v.cq = mem_on ? v.S + (size_t)n_cblocks(s, T) * s->m * D1 : v.c;
     v.cp = mem_on ? v.cq + T : NULL;
     return v;
 }
@@ -297,27 +284,23 @@ static void block_scores(float *A, const float *qf, const float *kf, const float
 typedef struct {
     const float *P0;    // the current window block's state S' before row 0 (m, D+1), or NULL (none)
     float cP0;          // its reference
-    const float *W[2];  // the window's finished blocks, combined: for rows before tb, from tb; NULL: none
-    float cW[2];        // their references
-    int tb;             // first row past a window-block boundary (T: none inside the segment)
-    int ends_block;     // the segment's last row ends a window block (tb = T)
-    float *done;        // advance: receives the window block this segment finishes, S' then c; or NULL
-    float *partial;     // advance: receives the unfinished window block after the segment, S' then c (EMPTY_REF: empty)
+    const float *W;     // the window's finished blocks, combined; NULL: none
+    float cW;           // their reference
+    float *partial;     // advance: receives the chain's end (the current window block so far), S' then c
 } head_mem_t;
 
 // One (batch, head). Q, K, V: row stride ld; O: row stride ldo. hv: this head's saved views. sc: this
 // head's scratch (head_scratch). hm: segment memory, or NULL.
 //
 // The chain is the running state of the current window block since its start (the carried P0, then
-// the segment's keys), at the reference of its last key; it continues across tb, because the block it
-// holds there (finished at tb) stays in the next rows' window (K ≥ 1). Compute block u's rows read
+// the segment's keys), at the reference of its last key. Compute block u's rows read
 //   P'_u = exp(c_chain − cp_u)·chain_u + exp(c_W − cp_u)·W,   cp_u = max(c_chain, c_W)
-// (W: the finished window blocks for their side of tb, a constant), and query i moves it to its own
-// reference cq_i = max(c_i, c_W) ≥ cp_u. The keys' references c never see c_W, so a stored block
+// (W: the window's finished blocks, a constant), and query i moves it to its own reference
+// cq_i = max(c_i, c_W) ≥ cp_u. The keys' references c never see c_W, so a stored block
 // depends on its own keys only.
 static void head_forward(const performer_t *s, head_views_t hv, const float *Q, const float *K, const float *V,
                          int ld, float *O, int ldo, float *sc, int T, const head_mem_t *hm) {
-    int m = s->m, D = s->D, D1 = D + 1, R = s->rows, tb = hm ? hm->tb : T;
+    int m = s->m, D = s->D, D1 = D + 1, R = s->rows;
     size_t SD = (size_t)m * D1;
     float *A = sc, *N = A + (size_t)R * R, *chain = sc + 2 * (size_t)R * R + 2 * (size_t)R * m + 4 * (size_t)R * D1;
     query_features(s, hv.qf, Q, ld, T);
@@ -332,21 +315,20 @@ static void head_forward(const performer_t *s, head_views_t hv, const float *Q, 
     key_features(s, hv.kf, hv.c, K, ld, T, &cmax);
     if (hv.cq != hv.c)  // a memory model (also when this forward runs without its memory)
         for (int i = 0; i < T; i++) {
-            const float *W = hm ? hm->W[i >= tb] : NULL;
-            hv.cq[i] = W ? fmaxf(hv.c[i], hm->cW[i >= tb]) : hv.c[i];
+            hv.cq[i] = hm && hm->W ? fmaxf(hv.c[i], hm->cW) : hv.c[i];
         }
     for (int j = 0; j < T; j++) {
         memcpy(hv.vp + (size_t)j * D1, V + (size_t)j * ld, (size_t)D * sizeof(float));
         hv.vp[(size_t)j * D1 + D] = 1.0f;
     }
-    int nb = n_cblocks(s, T, tb);
+    int nb = n_cblocks(s, T);
     for (int u = 0; u < nb; u++) {
-        int s0 = cblock_start(s, tb, u), n = cblock_len(s, T, tb, u);
+        int s0 = u * R, n = cblock_len(s, T, u);
         float *Pu = hv.S + (size_t)u * SD;
         const float *qf = hv.qf + (size_t)s0 * m, *kf = hv.kf + (size_t)s0 * m, *c = hv.c + s0, *cq = hv.cq + s0,
                     *vp = hv.vp + (size_t)s0 * D1;
-        const float *W = hm ? hm->W[s0 >= tb] : NULL;
-        float cW = hm ? hm->cW[s0 >= tb] : -INFINITY;
+        const float *W = hm ? hm->W : NULL;
+        float cW = hm ? hm->cW : -INFINITY;
         float cc = u > 0 ? c[-1] : cchain;     // the chain's reference
         float cp = W ? fmaxf(cc, cW) : cc;     // P'_u's
         int prefix = cp > -INFINITY;           // a state to read: earlier blocks, or what memory carries
@@ -386,38 +368,11 @@ static void head_forward(const performer_t *s, head_views_t hv, const float *Q, 
             }
             float lambda = cc > -INFINITY ? expf(cc - clast) : 0.0f;
             par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, 1.0f, kf, m, N, D1, lambda, chain, D1);
-            if (hm && hm->done && u + 1 < nb && cblock_start(s, tb, u + 1) == tb) {  // the window block ends at tb
-                memcpy(hm->done, chain, SD * sizeof(float));
-                hm->done[SD] = clast;
-            }
         }
     }
-    if (!hm) return;
-    float clast = hv.c[T - 1];
-    if (tb == T) {  // no boundary inside: the chain's end is the current window block's state
-        if (hm->ends_block && hm->done) {
-            memcpy(hm->done, chain, SD * sizeof(float));
-            hm->done[SD] = clast;
-        }
-        if (hm->partial && hm->ends_block) {
-            hm->partial[SD] = EMPTY_REF;
-        } else if (hm->partial) {
-            memcpy(hm->partial, chain, SD * sizeof(float));
-            hm->partial[SD] = clast;
-        }
-    } else if (hm->partial) {
-        // the new window block so far: rows [tb, T) alone, Σ_j exp(c_j − c_{T−1}) φk_j v'_jᵀ
-        memset(hm->partial, 0, SD * sizeof(float));
-        for (int r0 = tb; r0 < T; r0 += R) {
-            int n = T - r0 < R ? T - r0 : R;
-            for (int j = 0; j < n; j++) {
-                float r = expf(hv.c[r0 + j] - clast);
-                for (int d = 0; d < D1; d++) N[(size_t)j * D1 + d] = r * hv.vp[(size_t)(r0 + j) * D1 + d];
-            }
-            par_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, D1, n, 1.0f, hv.kf + (size_t)r0 * m, m, N, D1, 1.0f,
-                        hm->partial, D1);
-        }
-        hm->partial[SD] = clast;
+    if (hm && hm->partial) {  // the chain's end: the current window block so far
+        memcpy(hm->partial, chain, SD * sizeof(float));
+        hm->partial[SD] = hv.c[T - 1];
     }
 }
 
@@ -559,13 +514,13 @@ static head_mem_t head_mem(const block_t *b, const seg_mem_t *mem, float *st, in
     long b0 = mem->pos0 / L;
     size_t SS = state_floats(s), SD = SS - 1;
     float *own = accumulator(st, 0, K, SS);
-    head_mem_t hm = {.tb = T};
+    head_mem_t hm = {0};
     if (carry) {
         if (off > 0 && slot_full(own, SD)) {
             hm.P0 = own;
             hm.cP0 = own[SD];
         }
-        hm.W[0] = window_combine(b, W0, st, b0, &hm.cW[0]);
+        hm.W = window_combine(b, W0, st, b0, &hm.cW);
     } else if (mem->advance) {
         for (int k = 0; k < 2 * K + 2; k++) st[(size_t)k * SS + SD] = EMPTY_REF;
     }
@@ -659,20 +614,19 @@ static void performer_forward(block_t *b, float *y, const float *x, float *act, 
 // then features to inputs (c constant): softmax kernel, dq̂ = Ωᵀ(dφq⊙φq), dk̂ = Ωᵀ(dφk⊙φk) − k̂·Σ_r(dφk⊙φk);
 // relu kernel, dx̂ = Ωᵀ(dφ⊙[ω·x̂ > 0]); and dq = D^(-1/4) dq̂.
 static void head_backward(const performer_t *s, head_views_t hv, const float *Q, const float *K, int ld,
-                          const float *O, const float *dO, int ldo, float *dQ, float *dK, float *dV, float *sc, int T,
-                          int tb) {
+                          const float *O, const float *dO, int ldo, float *dQ, float *dK, float *dV, float *sc, int T) {
     int m = s->m, D = s->D, D1 = D + 1, R = s->rows;
     float alpha = powf((float)D, -0.25f);
     const float *om = s->omega->data;
     float *A = sc, *dA = A + (size_t)R * R, *dqf = dA + (size_t)R * R, *dkf = dqf + (size_t)R * m;
     float *G = dkf + (size_t)R * m, *Ge = G + (size_t)R * D1, *dVp = Ge + (size_t)R * D1, *t1 = dVp + (size_t)R * D1;
     float *dS = t1 + (size_t)R * D1;
-    int nb = n_cblocks(s, T, tb);
+    int nb = n_cblocks(s, T);
     // segment memory: block 0's P' is what memory carried, and every block's P' holds the finished
     // window blocks W besides the chain; both are constants here (truncated backprop: no dS' flows
     // into them), so dS' flows along the chain as without memory
     for (int u = nb - 1; u >= 0; u--) {
-        int s0 = cblock_start(s, tb, u), n = cblock_len(s, T, tb, u);
+        int s0 = u * R, n = cblock_len(s, T, u);
         const float *Su = hv.S + (size_t)u * m * D1;
         const float *qf = hv.qf + (size_t)s0 * m, *kf = hv.kf + (size_t)s0 * m, *c = hv.c + s0, *cq = hv.cq + s0,
                     *vp = hv.vp + (size_t)s0 * D1;
@@ -761,7 +715,6 @@ static void performer_backward(block_t *b, float *dx, const float *dy, const flo
     performer_t *s = b->priv;
     int C = b->dims->dim, H = b->dims->heads, D = C / H, N = B * T, mon = mem_on(b);
     size_t BTC = (size_t)N * C, HA = head_act(s, T, mon), HS = head_scratch(s, mon);
-    int tb = T;  // a memory segment never crosses a window block (performer_check_segment)
     const float *qkv = act, *heads = act + 3 * BTC;
     float *hbase = (float *)act + 4 * BTC;
     float *dheads = scratch, *dqkv = scratch + BTC;
@@ -775,7 +728,7 @@ static void performer_backward(block_t *b, float *dx, const float *dy, const flo
             float *dbase = dqkv + row * 3 * C;
             head_backward(s, head_views(s, hbase + bh * HA, T, mon), base + h * D, base + C + h * D, 3 * C,
                           heads + row * C + h * D, dheads + row * C + h * D, C, dbase + h * D, dbase + C + h * D,
-                          dbase + 2 * C + h * D, scratch + 4 * BTC + bh * HS, T, tb);
+                          dbase + 2 * C + h * D, scratch + 4 * BTC + bh * HS, T);
         }
     // --pos rope: dq, dk ← R_tᵀ dq, R_tᵀ dk at the forward's positions
     attn_proj_rope_qkv_at(&s->proj, dqkv, B, T, C, H, segment_rope_pos(b, rc ? rc->mem : NULL), ROPE_TRANSPOSE);
