@@ -195,6 +195,9 @@ static void shortconv_decode_step(block_t *b, float *y, const float *x, int pos,
 // fewer than k−1 rows).
 static const char *const shortconv_examples[] = {"shortconv", "shortconv(kernel=9)", NULL};
 
+// The convolution sees kernel − 1 positions back, whatever the window and memory hold.
+static int shortconv_reach(const block_t *b) { return ((const shortconv_t *)b->priv)->k - 1; }
+
 const block_ops_t mixer_shortconv_ops = {
     .kind = "shortconv",
     .role = ROLE_MIXER,
@@ -211,4 +214,6 @@ const block_ops_t mixer_shortconv_ops = {
     .decode_scratch_floats = shortconv_decode_scratch_floats,
     .decode_step = shortconv_decode_step,
     .mem_floats = shortconv_mem_floats,
+    .reach = shortconv_reach,
+    .no_positions = 1,
 };

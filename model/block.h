@@ -154,6 +154,10 @@ typedef struct {
     // number of heads written to out (≤ H), 0 if the kind has no spans. Used by the training log and
     // `infer --spans`.
     int (*spans)(const block_t *b, float *out);
+    // Optional: the farthest distance back, in positions, a mixer's output can depend on when its window
+    // and memory do not bound it first (shortconv: kernel − 1). NULL: only the window and memory bound it.
+    // The memory fixtures (tests/fixture_mem.h) read it to know which earlier tokens must be seen.
+    int (*reach)(const block_t *b);
     // Optional: usage statistics gathered over an evaluation pass (PKM: the fraction of memory slots
     // selected and the KL divergence from uniform of the slot weights). stats_begin zeroes the counters
     // and switches counting on (forward then adds to them, outside any timed training step);
@@ -178,6 +182,9 @@ typedef struct {
     // Mixers: 1 if the kind scores learned relative positions under --pos rel (blocks/relpos.h:
     // softmax, adaptive, allattn); model_build refuses --pos rel for a mixer without it.
     int rel_pos;
+    // Mixers: 1 if the kind reads no position signal at all (shortconv: order comes from its causal
+    // kernel); --pos rope then rotates nothing in it, and it builds at any head width.
+    int no_positions;
     // Optional (--init-from): after the copy by name and shape, initialize this block's tensors as a
     // function of the source's tensors under the same prefix (e.g. collab from a softmax layer's Q/K).
     // seed is the run's --seed. Returns the number of tensors it set (> 0) with a one-line note in

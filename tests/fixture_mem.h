@@ -53,6 +53,15 @@ static inline void fmem_stream(model_t *m, seg_mem_t *mem, const int32_t *tok, i
     }
 }
 
+// The logits of stream tok[0..n) with token t changed (tok is restored), in segments of seg.
+static inline void fmem_stream_changed(model_t *m, seg_mem_t *mem, int32_t *tok, int n, int seg, int t, int32_t to,
+                                       float *out) {
+    int32_t saved = tok[t];
+    tok[t] = to;
+    fmem_stream(m, mem, tok, n, seg, out);
+    tok[t] = saved;
+}
+
 static inline float fmem_scale(const float *x, size_t n) {
     float s = 0;
     for (size_t i = 0; i < n; i++) s = fmaxf(s, fabsf(x[i]));
@@ -120,10 +129,7 @@ static inline void fixture_mem_causality(const char *spec) {
     float *base = xcalloc((size_t)n * V, sizeof *base), *pert = xcalloc((size_t)n * V, sizeof *pert);
     fmem_stream(&m, &mem, tok, n, S, base);
     for (int t = 0; t < n; t++) {
-        int32_t saved = tok[t];
-        tok[t] = (saved + 1 + t % (V - 1)) % V;
-        fmem_stream(&m, &mem, tok, n, S, pert);
-        tok[t] = saved;
+        fmem_stream_changed(&m, &mem, tok, n, S, t, (tok[t] + 1 + t % (V - 1)) % V, pert);
         float worst = 0, seen = 0, later = 0;
         int where = -1;
         for (int i = 0; i < t * V; i++) {
@@ -133,12 +139,13 @@ static inline void fixture_mem_causality(const char *spec) {
         for (int v = 0; v < V; v++) seen = fmaxf(seen, fabsf(pert[t * V + v] - base[t * V + v]));
         EXPECT_MSG(worst == 0.0f, "changing stream token %d changed logits at position %d by %g", t, where, worst);
         EXPECT_MSG(seen > 1e-6f, "changing stream token %d did not change its own logits", t);
-        // a token of the first segment reaches the next segment's first position through the memory
-        // (every one of them; with a learned span (adaptive, allattn) the mask cuts keys at distance
-        // ≥ z + R, and shortconv sees its k − 1 previous inputs only, so only the last one, at
-        // distance 1, must)
-        const block_ops_t *mo = m.layers[0].mixer.ops;
-        if (t < S && (t == S - 1 || (!mo->spans && strcmp(mo->kind, "shortconv") != 0))) {
+        // a token of the first segment reaches the next segment's first position through the memory:
+        // every one within the mixer's reach (block_ops_t.reach; none: all of them); with a learned span
+        // (adaptive, allattn) the mask cuts keys at distance ≥ z + R, so there only the last one, at
+        // distance 1, must
+        const block_t *mx = &m.layers[0].mixer;
+        int reach = mx->ops->reach ? mx->ops->reach(mx) : S;
+        if (t < S && (t == S - 1 || (!mx->ops->spans && S - t <= reach))) {
             for (int v = 0; v < V; v++) later = fmaxf(later, fabsf(pert[S * V + v] - base[S * V + v]));
             EXPECT_MSG(later > 1e-7f, "changing stream token %d did not reach position %d through the memory", t, S);
         }

@@ -158,7 +158,8 @@ static int rope_refused(const char *spec) {
 }
 
 // --pos rope needs an even head width: every mixer example at C 6, H 2 (D 3) is refused under rope
-// with one line saying so (shortconv, which rotates nothing, builds), and builds under learned and none.
+// with one line saying so (a kind with no_positions, which rotates nothing, builds), and builds under learned
+// and none.
 static void test_odd_width(const fixture_kind_case_t *cases, int n) {
     TEST_CASE("--pos rope refuses an odd head width in every mixer example (C 6, H 2); learned and none build") {
         for (int i = 0; i < n; i++) {
@@ -170,7 +171,7 @@ static void test_odd_width(const fixture_kind_case_t *cases, int n) {
                 int rc = model_build(&m, &d, cases[i].spec, err, sizeof err);
                 if (rc == 0) model_free(&m);
                 if (p == POS_ROPE && strstr(cases[i].spec, "dk=")) continue;  // collab's rotated width is dk, not D
-                if (p == POS_ROPE && strcmp(cases[i].ops->kind, "shortconv") == 0)  // no heads: nothing to rotate
+                if (p == POS_ROPE && cases[i].ops->no_positions)  // nothing to rotate
                     EXPECT_MSG(rc == 0, "%s under rope at head width 3: %s", cases[i].spec, err);
                 else if (p == POS_ROPE)
                     EXPECT_MSG(rc != 0 && strstr(err, "--pos rope needs an even") && !strchr(err, '\n'),

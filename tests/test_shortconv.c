@@ -109,11 +109,10 @@ static void check_reach(int k, int M) {
         float *base = xcalloc((size_t)n * V, sizeof *base), *pert = xcalloc((size_t)n * V, sizeof *pert);
         fmem_stream(&m, &mem, tok, n, S, base);
         int wrong = 0;
+        int k_reach = m.layers[0].mixer.ops->reach(&m.layers[0].mixer) + 1;
+        EXPECT_MSG(k_reach == k, "reach() %d, kernel %d", k_reach - 1, k);
         for (int t = 0; t < n; t++) {
-            int32_t saved = tok[t];
-            tok[t] = (saved + 1) % V;
-            fmem_stream(&m, &mem, tok, n, S, pert);
-            tok[t] = saved;
+            fmem_stream_changed(&m, &mem, tok, n, S, t, (tok[t] + 1) % V, pert);
             for (int i = 0; i < n; i++) {
                 float d = 0;
                 for (int v = 0; v < V; v++) d = fmaxf(d, fabsf(pert[(size_t)i * V + v] - base[(size_t)i * V + v]));
