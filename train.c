@@ -1661,6 +1661,7 @@ static int train_main(int argc, char **argv) {
     int status = run_steps(&run, &stop_reason);
     status = finish_run(&run, status, stop_reason);
     free_run(&run);
+    args_release(flags, n_flags);  // the options' strings restored by --resume
     return status;
 }
 

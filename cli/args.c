@@ -164,7 +164,10 @@ void args_from_json(flag_t *flags, int n_flags, const void *json_object, const c
             if (!cJSON_IsString(v)) die(EXIT_RUNTIME, "checkpoint '%s': train_state.%s is not a string", ckpt, f->name);
             snprintf(stored_text, sizeof stored_text, "%s", v->valuestring);
             if (f->given && !changeable && strcmp(*(const char **)f->dst, v->valuestring) != 0) goto conflict;
-            if (!f->given) *(const char **)f->dst = xstrdup(v->valuestring);  // lives as long as the run
+            if (!f->given) {  // the copy lives until args_release
+                free(f->owned);
+                *(const char **)f->dst = f->owned = xstrdup(v->valuestring);
+            }
             break;
         case FLAG_BOOL:
             if (!cJSON_IsBool(v)) die(EXIT_RUNTIME, "checkpoint '%s': train_state.%s is not a boolean", ckpt, f->name);
@@ -177,6 +180,13 @@ void args_from_json(flag_t *flags, int n_flags, const void *json_object, const c
     conflict:
         die(EXIT_USAGE, "--%s conflicts with the run stored in '%s' (%s); --resume continues that run as it was", f->name,
             ckpt, stored_text);
+    }
+}
+
+void args_release(flag_t *flags, int n_flags) {
+    for (int i = 0; i < n_flags; i++) {
+        free(flags[i].owned);
+        flags[i].owned = NULL;
     }
 }
 
