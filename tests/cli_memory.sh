@@ -18,44 +18,15 @@ N=12; H=6   # stopped after segment 5 (just wrapped: memory n = 16 of 32), resum
 BASE=(--dim 32 --heads 2 --ctx 16 --batch 2 --eval-every 4 --eval-batches 1 --log-every 1 --warmup 3
       --layers 2*softmax/mlp --pos rope --memory 32 --threads 1)
 
-# ckpt_json CKPT: "config {...}", "state {...}" and "tensor NAME SHAPE" lines
-ckpt_json() {
-    "$PY" - "$1" <<'EOF'
-import json, struct, sys
-b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
-m = h.pop("__metadata__"); print("config", m["config"]); print("state", m.get("train_state", "{}"))
-for k, v in h.items(): print("tensor", k, v["shape"])
-EOF
-}
+# ckpt_json CKPT: "config {...}", "state {...}" and "tensor NAME SHAPE" lines (tests/ckpt_tool.py)
+ckpt_json() { "$PY" tests/ckpt_tool.py header "$1"; }
 # The deterministic part of a train run's stdout (no timings).
 losses() { sed -E -e 's/ \| [0-9.]+ tok\/s.*$//' -e 's/, [0-9.]+s\)$/)/' "$1" | grep -E '^(step|final step) '; }
 # Two checkpoints identical: every tensor bit for bit, every metadata value.
-same_ckpt() {
-    "$PY" - "$1" "$2" <<'EOF'
-import json, struct, sys
-def load(p):
-    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n]); meta = h.pop('__metadata__')
-    return meta, {k: (v['shape'], b[8 + n + v['data_offsets'][0]:8 + n + v['data_offsets'][1]]) for k, v in h.items()}
-(ma, ta), (mb, tb) = load(sys.argv[1]), load(sys.argv[2])
-if ma != mb: print('metadata differs:', [k for k in set(ma) | set(mb) if ma.get(k) != mb.get(k)]); sys.exit(1)
-if sorted(ta) != sorted(tb): print('tensor names differ'); sys.exit(1)
-bad = [k for k in ta if ta[k] != tb[k]]
-if bad: print('tensors differ:', bad); sys.exit(1)
-EOF
-}
-# surgery SRC OUT PYTHON: OUT is SRC with the header dict h (tensors and "__metadata__") changed by PYTHON;
-# st = the train_state dict, written back.
-surgery() {
-    "$PY" - "$1" "$2" "$3" <<'EOF' || fail "surgery failed"
-import json, struct, sys
-b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
-st = json.loads(h["__metadata__"]["train_state"])
-exec(sys.argv[3])
-h["__metadata__"]["train_state"] = json.dumps(st, separators=(",", ":"))
-hb = json.dumps(h).encode(); hb += b' ' * (-len(hb) % 8)
-open(sys.argv[2], 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
-EOF
-}
+same_ckpt() { "$PY" tests/ckpt_tool.py same "$1" "$2"; }
+# surgery SRC OUT PYTHON: OUT is SRC with the header dict h (tensors and "__metadata__") and the
+# train_state dict st changed by PYTHON.
+surgery() { "$PY" tests/ckpt_tool.py surgery "$1" "$2" "$3" || fail "surgery failed"; }
 
 # ---------------------------------------------------------------------------------------------
 check "bad input: one line, exit 2"
@@ -165,12 +136,7 @@ expect_ok "$TRAIN" "$W/text.txt" "${NOMEM[@]}" --streams --stream-chunk 40 --ste
 grep -q "| 2 streams over 4 shuffled chunks of 40 tokens$" "$W/out" || fail "--streams --stream-chunk: the data line does not name the chunks"
 
 check "the state is needed: zeroing the memory state before resuming changes the result"
-"$PY" - "$W/plain.mid.st" "$W/zero.st" <<'EOF' || fail "zeroing failed"
-import json, struct, sys
-b = bytearray(open(sys.argv[1], 'rb').read()); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
-lo, hi = h["memory.state.0"]["data_offsets"]; b[8 + n + lo:8 + n + hi] = bytes(hi - lo)
-open(sys.argv[2], 'wb').write(b)
-EOF
+"$PY" tests/ckpt_tool.py zero "$W/plain.mid.st" "$W/zero.st" memory.state.0 || fail "zeroing failed"
 expect_ok "$TRAIN" "$W/text.txt" --resume "$W/zero.st" --threads 1
 same_ckpt "$W/plain.full.st" "$W/zero.st" >/dev/null && fail "a resume without the memory state gave the same checkpoint"
 

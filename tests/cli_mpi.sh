@@ -33,40 +33,9 @@ grep -q "built without MPI" "$W/err" &&
 head -c 50000 "$DATA" >"$W/text.txt"
 SMALL=(--dim 32 --heads 2 --ctx 16 --warmup 5 --log-every 1 --threads 1)
 
-# Compare two runs: the CSV rows (train and val/final losses, step by step) and the checkpoints' tensors.
-# `close` allows 1e-5 relative on losses and 1e-5 + 1e-3·|x| on tensors; `same` requires every tensor and
-# the metadata bit for bit (without the wall-clock train_state.elapsed_s).
-cat >"$W/cmp.py" <<'EOF'
-import csv, json, struct, sys
-def load(p):
-    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
-    h = json.loads(b[8:8 + n]); meta = h.pop('__metadata__', {})
-    st = json.loads(meta.get('train_state', '{}')); st.pop('elapsed_s', None); meta['train_state'] = st
-    d = b[8 + n:]
-    return meta, {k: d[v['data_offsets'][0]:v['data_offsets'][1]] for k, v in h.items()}
-mode = sys.argv[1]
-if mode == 'same':
-    (ma, ta), (mb, tb) = load(sys.argv[2]), load(sys.argv[3])
-    if ma != mb: print('metadata differs:', [k for k in set(ma) | set(mb) if ma.get(k) != mb.get(k)]); sys.exit(1)
-    bad = [k for k in ta if ta[k] != tb.get(k)]
-    if bad or sorted(ta) != sorted(tb): print('tensors differ:', bad[:5]); sys.exit(1)
-    sys.exit(0)
-rows = lambda p: [(r['step'], r['split'], float(r['loss'])) for r in csv.DictReader(open(p))]
-ra, rb = rows(sys.argv[2]), rows(sys.argv[3])
-if [r[:2] for r in ra] != [r[:2] for r in rb] or not ra: print('the logs have other rows'); sys.exit(1)
-worst = max(abs(a[2] - b[2]) / abs(a[2]) for a, b in zip(ra, rb))
-(_, ta), (_, tb) = load(sys.argv[4]), load(sys.argv[5])
-if sorted(ta) != sorted(tb): print('tensor names differ'); sys.exit(1)
-wt = (0, '')
-for k in ta:
-    xs = struct.unpack('<%df' % (len(ta[k]) // 4), ta[k]); ys = struct.unpack('<%df' % (len(tb[k]) // 4), tb[k])
-    for x, y in zip(xs, ys):
-        r = abs(x - y) / (1e-5 + 1e-3 * abs(x))
-        if r > wt[0]: wt = (r, k)
-print('%d rows (%d train): worst loss difference %.2e relative; worst tensor %s at %.2f of its tolerance'
-      % (len(ra), sum(r[1] == 'train' for r in ra), worst, wt[1], wt[0]))
-sys.exit(0 if worst <= 1e-5 and wt[0] <= 1 else 1)
-EOF
+# Compare two runs (tests/ckpt_tool.py): `close` — the CSV rows (train and val/final losses, step by step)
+# within 1e-5 relative and the checkpoints' tensors within 1e-5 + 1e-3·|x|; `same` — every tensor and the
+# metadata bit for bit (without the wall-clock train_state.elapsed_s).
 
 # same_as_one NAME ARGS...: one process and -np 2 with the same flags; the comparison above.
 same_as_one() {
@@ -74,7 +43,7 @@ same_as_one() {
     expect_ok "$TRAIN" "$@" --out "$W/$n-1.st" --log "$W/$n-1.csv"
     expect_ok "${MPI2[@]}" "$TRAIN" "$@" --out "$W/$n-2.st" --log "$W/$n-2.csv"
     cp "$W/out" "$W/$n-2.out"
-    $PY "$W/cmp.py" close "$W/$n-1.csv" "$W/$n-2.csv" "$W/$n-1.st" "$W/$n-2.st" >"$W/cmp.out" ||
+    $PY tests/ckpt_tool.py close "$W/$n-1.csv" "$W/$n-2.csv" "$W/$n-1.st" "$W/$n-2.st" >"$W/cmp.out" ||
         fail "-np 2 differs from one process: $(cat "$W/cmp.out")"
     echo "  $n: $(cat "$W/cmp.out")"
 }
@@ -97,7 +66,7 @@ DROP=("$W/text.txt" "${SMALL[@]}" --batch 4 --steps 12 --eval-every 6 --eval-bat
 expect_ok "${MPI2[@]}" "$TRAIN" "${DROP[@]}" --out "$W/full.st"
 expect_ok "${MPI2[@]}" "$TRAIN" "${DROP[@]}" --out "$W/half.st" --stop-after 6
 expect_ok "${MPI2[@]}" "$TRAIN" "$W/text.txt" --resume "$W/half.st" --threads 1
-$PY "$W/cmp.py" same "$W/full.st" "$W/half.st" >"$W/cmp.out" || fail "resumed -np 2 run differs: $(cat "$W/cmp.out")"
+$PY tests/ckpt_tool.py same "$W/full.st" "$W/half.st" >"$W/cmp.out" || fail "resumed -np 2 run differs: $(cat "$W/cmp.out")"
 grep -q '"mpi_ranks":2' <(head -c 20000 "$W/full.st" | tr -d ' \t\\') || fail "train_state does not record mpi_ranks 2"
 
 # mpi_err CODE REGEX CMD...: that status, and every "attnlab:" line (one per rank) the same, matching REGEX.

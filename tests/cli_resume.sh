@@ -23,23 +23,8 @@ losses() {
 csvcore() { cut -d, -f1-7 "$1"; }
 
 # Compare two checkpoints: every tensor bit for bit and every metadata value, except the wall-clock
-# training time train_state.elapsed_s. Prints the first difference.
-cat >"$W/same.py" <<'EOF'
-import json, struct, sys
-def load(p):
-    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
-    h = json.loads(b[8:8 + n]); meta = h.pop('__metadata__', {})
-    st = json.loads(meta.get('train_state', '{}')); st.pop('elapsed_s', None); meta['train_state'] = st
-    data = b[8 + n:]
-    return meta, {k: (v['shape'], data[v['data_offsets'][0]:v['data_offsets'][1]]) for k, v in h.items()}
-(ma, ta), (mb, tb) = load(sys.argv[1]), load(sys.argv[2])
-if ma != mb:
-    print('metadata differs:', {k: (ma.get(k), mb.get(k)) for k in set(ma) | set(mb) if ma.get(k) != mb.get(k)}); sys.exit(1)
-if sorted(ta) != sorted(tb): print('tensor names differ'); sys.exit(1)
-for k in ta:
-    if ta[k] != tb[k]: print('tensor', k, 'differs'); sys.exit(1)
-EOF
-same_ckpt() { "$PY" "$W/same.py" "$1" "$2"; }
+# training time train_state.elapsed_s. Prints the first difference (tests/ckpt_tool.py).
+same_ckpt() { "$PY" tests/ckpt_tool.py same "$1" "$2"; }
 
 # ---------------------------------------------------------------------------------------------
 # resume exactness
@@ -102,13 +87,7 @@ det_case t2drop 2 --dropout 0.1
 check "a different seed gives a different checkpoint"
 expect_ok "$TRAIN" "$W/text.txt" "${BASE[@]}" --threads 1 --seed 7 --out "$W/seed7.st"
 same_ckpt "$W/t1.1.st" "$W/seed7.st" >/dev/null && fail "--seed 7 gave the same checkpoint as --seed 1337"
-"$PY" - "$W/t1.1.st" "$W/seed7.st" <<'EOF' || fail "--seed 7 and --seed 1337 have the same weights"
-import json, struct, sys
-def wte(p):
-    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
-    a, z = h['wte']['data_offsets']; return b[8 + n + a:8 + n + z]
-sys.exit(0 if wte(sys.argv[1]) != wte(sys.argv[2]) else 1)
-EOF
+"$PY" tests/ckpt_tool.py tensor-differs "$W/t1.1.st" "$W/seed7.st" wte || fail "--seed 7 and --seed 1337 have the same weights"
 check "dropout 0.1 and dropout 0 differ (dropout is really applied)"
 same_ckpt "$W/t2.1.st" "$W/t2drop.1.st" >/dev/null && fail "--dropout 0.1 changed nothing"
 
