@@ -24,6 +24,7 @@
 #include "cli/schedule.h"
 #include "data/dataset.h"
 #include "data/mqar.h"
+#include "data/mqar_mix.h"
 #include "data/shard.h"
 #include "data/streams.h"
 #include "dist/dist.h"
@@ -41,7 +42,7 @@
 
 typedef struct {
     const char *layers, *tokenizer, *out, *log, *resume, *init_from, *pos, *final_eval, *task, *val, *tokenizer_from,
-        *by_position;
+        *by_position, *mqar_mix;
     long dim, heads, ctx, batch, steps, warmup, grad_accum, eval_every, eval_batches, save_every, seed, threads,
         stop_after, log_every, memory, stream_chunk, mqar_len, mqar_pairs, mqar_vocab, mqar_eval_seqs, vocab;
     double lr, min_lr, weight_decay, beta1, beta2, grad_clip, dropout, time_budget;
@@ -115,6 +116,8 @@ static int bind_flags(opts_t *o, flag_t out[MAX_FLAGS]) {
         {"mqar-len", FLAG_INT, &o->mqar_len, "256", 4, 1 << 20, 0, "mqar: sequence length N (the run's ctx)", 0},
         {"mqar-pairs", FLAG_INT, &o->mqar_pairs, "16", 1, 1 << 18, 0, "mqar: key-value pairs D per sequence, each queried once", 0},
         {"mqar-vocab", FLAG_INT, &o->mqar_vocab, "512", 3, MQAR_MAX_VOCAB, 0, "mqar: vocabulary V (keys [1, V/2), values [V/2, V))", 0},
+        {"mqar-mix", FLAG_STR, &o->mqar_mix, "", 0, 0, 0,
+         "mqar: train on a mixture 'N:D[:W],...' of lengths, pairs and weights, as Zoology does (evaluation stays at --mqar-len, --mqar-pairs)", 0},
         {"mqar-eval-seqs", FLAG_INT, &o->mqar_eval_seqs, "256", 1, 1 << 20, 0, "mqar: held-out sequences scored at each evaluation", 0},
         {"list-kinds", FLAG_BOOL, &o->list_kinds, "", 0, 0, 0, "print each block kind as 'KIND ROLE EXAMPLE...' and exit", 0},
         {"check", FLAG_BOOL, &o->check, "", 0, 0, 0, "validate the flags, the text and the layer spec, print the parameter count and exit (trains and writes nothing)", 0},
@@ -243,17 +246,19 @@ typedef struct {
     int has_cycle;        // --stream-chunk runs: the cycle the streams are in (train_state.stream_cycle)
     double stream_cycle;
     const mqar_cfg_t *task;  // a --task mqar run: the task (saved as train_state.task), else NULL
+    const char *task_mix;    // its --mqar-mix ("" or NULL: none)
     int ranks;          // MPI ranks of the run (train_state.mpi_ranks, written when > 1; absent = 1)
 } saved_t;
 
 // train_state.task of a --task mqar run: {"name":"mqar","len":N,"pairs":D,"vocab":V} (infer --mqar-eval's
-// defaults; docs/mqar.md).
-static void task_to_json(const mqar_cfg_t *c, cJSON *st) {
+// defaults; docs/mqar.md), with "mix":"N:D[:W],..." when the training rows came from --mqar-mix.
+static void task_to_json(const mqar_cfg_t *c, const char *mix, cJSON *st) {
     cJSON *task = cJSON_AddObjectToObject(st, "task");
     cJSON_AddStringToObject(task, "name", "mqar");
     cJSON_AddNumberToObject(task, "len", c->len);
     cJSON_AddNumberToObject(task, "pairs", c->pairs);
     cJSON_AddNumberToObject(task, "vocab", c->vocab);
+    if (mix && mix[0]) cJSON_AddStringToObject(task, "mix", mix);
 }
 
 // The checkpoint's train_state: the stored flags and the saved state. Wall-clock time is kept only for
@@ -282,7 +287,7 @@ static char *train_state_json(const saved_t *r, const flag_t *flags, int n_flags
         cJSON_AddNumberToObject(st, "time_budget_s", r->budget_s);
         cJSON_AddNumberToObject(st, "decay_start_s", r->decay_start_s);
     }
-    if (r->task) task_to_json(r->task, st);
+    if (r->task) task_to_json(r->task, r->task_mix, st);
     if (r->ranks > 1) cJSON_AddNumberToObject(st, "mpi_ranks", r->ranks);
     if (r->has_mem) {
         cJSON_AddNumberToObject(st, "memory_offset", r->mem_offset);
@@ -510,6 +515,7 @@ typedef struct {
     seg_mem_t mem;         // memory > 0: the training streams' memory (B rows); evaluation has its own
     int task;              // 1: --task mqar (no text: batches from the generator, scored by recall accuracy)
     mqar_cfg_t mqar;       // the task's parameters
+    mqar_mix_t mix;        // --mqar-mix: the training rows' mixture of settings (mix.n 0: every row is mqar)
     int B, T;
     long stop;             // the step this process stops at (--stop-after, else --steps)
     lr_schedule_t sched;   // the learning-rate schedule (--time-budget: following the clock too)
@@ -585,7 +591,7 @@ static long parse_final_eval(const char *s) {
 // --streams, --final-eval, --init-from), an mqar flag without it, and resuming (a task run is short; it is not resumed).
 static void check_task_options(train_t *t) {
     opts_t *o = t->o;
-    static const char *const task_flags[] = {"mqar-len", "mqar-pairs", "mqar-vocab", "mqar-eval-seqs", NULL};
+    static const char *const task_flags[] = {"mqar-len", "mqar-pairs", "mqar-vocab", "mqar-eval-seqs", "mqar-mix", NULL};
     static const char *const text_flags[] = {"tokenizer", "ctx", "eval-batches", "memory", "streams", "final-eval", "init-from", "val", "vocab", NULL};
     if (!o->task[0]) {
         for (const char *const *f = task_flags; *f; f++)
@@ -602,10 +608,13 @@ static void check_task_options(train_t *t) {
     t->mqar = (mqar_cfg_t){.vocab = (int)o->mqar_vocab, .len = (int)o->mqar_len, .pairs = (int)o->mqar_pairs};
     char err[512];
     if (mqar_check(&t->mqar, err, sizeof err)) die(EXIT_USAGE, "train: %s", err);
+    if (o->mqar_mix[0] && mqar_mix_parse(o->mqar_mix, t->mqar.vocab, t->mqar.len, &t->mix, err, sizeof err))
+        die(EXIT_USAGE, "train: --mqar-mix: %s", err);
     o->ctx = o->mqar_len;
     o->tokenizer = "raw";  // what the run uses (train_state)
     t->task = 1;
     t->saved.task = &t->mqar;
+    t->saved.task_mix = o->mqar_mix;
 }
 
 // Checks of the options as a whole (each flag's own range is the flag table's).
@@ -1024,8 +1033,9 @@ static void setup_run(train_t *t, opts_t *o, flag_t *flags, int n_flags, const c
     char source[64] = "";
     if (t->ds.shards) snprintf(source, sizeof source, " (%d shard%s, mapped)", t->ds.n_shards, t->ds.n_shards == 1 ? "" : "s");
     if (t->task)
-        printf("task: mqar | length %d, %d pairs, vocab %d | batch %ld sequences, accum %ld | evaluation: %ld held-out sequences\n",
-               t->mqar.len, t->mqar.pairs, t->mqar.vocab, o->batch, o->grad_accum, o->mqar_eval_seqs);
+        printf("task: mqar | length %d, %d pairs, vocab %d | batch %ld sequences, accum %ld%s%s | evaluation: %ld held-out sequences\n",
+               t->mqar.len, t->mqar.pairs, t->mqar.vocab, o->batch, o->grad_accum, t->mix.n ? " | training mixture " : "",
+               t->mix.n ? o->mqar_mix : "", o->mqar_eval_seqs);
     else printf("data: %s%s | %zu tokens: %zu train, %zu validation%s%s | batch %ld x %ld, accum %ld%s\n", file, source,
            t->ds.n_tokens, t->ds.n_train, t->ds.n_val, o->val[0] ? " from " : "", o->val[0] ? o->val : "", o->batch, o->ctx,
            o->grad_accum, mem_note);
@@ -1091,7 +1101,8 @@ static int train_step(train_t *t, double lr) {
     const int32_t *xr = t->x + (size_t)t->row0 * t->T, *yr = t->y + (size_t)t->row0 * t->T;  // this rank's rows
     for (long micro = 0; micro < o->grad_accum; micro++) {
         if (t->task) {
-            mqar_batch(&t->mqar, &run->data_rng, t->B, t->x, t->y);  // fresh sequences; loss on the answers only
+            if (t->mix.n) mqar_mix_batch(&t->mix, t->T, &run->data_rng, t->B, t->x, t->y);  // each row a drawn setting, padded
+            else mqar_batch(&t->mqar, &run->data_rng, t->B, t->x, t->y);  // fresh sequences; loss on the answers only
         } else if (!t->streams_on) {
             dataset_train_batch(&t->ds, &run->data_rng, t->B, t->T, t->x, t->y);
         } else if (dataset_stream_batch(&t->ds, &t->streams, t->x, t->y) && t->memory) {
@@ -1661,7 +1672,7 @@ static int train_main(int argc, char **argv) {
     int status = run_steps(&run, &stop_reason);
     status = finish_run(&run, status, stop_reason);
     free_run(&run);
-    args_release(flags, n_flags);  // the options' strings restored by --resume
+    args_release();  // the options' strings restored by --resume
     return status;
 }
 

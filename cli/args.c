@@ -136,6 +136,15 @@ static void check_stored_range(const flag_t *f, double v, const char *ckpt) {
             f->name, f->lo, f->hi);
 }
 
+// The strings args_from_json restored into the options: they live until args_release.
+#define MAX_RESTORED 64
+static char *restored[MAX_RESTORED];
+static int n_restored;
+static char *keep_restored(char *str) {
+    CHECK(n_restored < MAX_RESTORED);
+    return restored[n_restored++] = str;
+}
+
 void args_from_json(flag_t *flags, int n_flags, const void *json_object, const char *may_change, const char *ckpt) {
     const cJSON *o = json_object;
     for (int i = 0; i < n_flags; i++) {
@@ -164,10 +173,7 @@ void args_from_json(flag_t *flags, int n_flags, const void *json_object, const c
             if (!cJSON_IsString(v)) die(EXIT_RUNTIME, "checkpoint '%s': train_state.%s is not a string", ckpt, f->name);
             snprintf(stored_text, sizeof stored_text, "%s", v->valuestring);
             if (f->given && !changeable && strcmp(*(const char **)f->dst, v->valuestring) != 0) goto conflict;
-            if (!f->given) {  // the copy lives until args_release
-                free(f->owned);
-                *(const char **)f->dst = f->owned = xstrdup(v->valuestring);
-            }
+            if (!f->given) *(const char **)f->dst = keep_restored(xstrdup(v->valuestring));
             break;
         case FLAG_BOOL:
             if (!cJSON_IsBool(v)) die(EXIT_RUNTIME, "checkpoint '%s': train_state.%s is not a boolean", ckpt, f->name);
@@ -183,11 +189,9 @@ void args_from_json(flag_t *flags, int n_flags, const void *json_object, const c
     }
 }
 
-void args_release(flag_t *flags, int n_flags) {
-    for (int i = 0; i < n_flags; i++) {
-        free(flags[i].owned);
-        flags[i].owned = NULL;
-    }
+void args_release(void) {
+    for (int i = 0; i < n_restored; i++) free(restored[i]);
+    n_restored = 0;
 }
 
 int args_bind(flag_t *out, int max, const flag_t *table, int n) {

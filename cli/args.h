@@ -17,7 +17,6 @@ typedef struct {
     int stored;            // 1: kept in the checkpoint's train_state (restored on --resume)
     const char *help;
     int given;             // set by args_parse when the user passed it
-    char *owned;           // a string args_from_json restored into *dst (freed by args_release)
 } flag_t;
 
 // Parse argv into the table. Positional arguments are collected into pos (up to max_pos).
@@ -36,7 +35,7 @@ void args_to_json(const flag_t *flags, int n_flags, void *json_object);
 // an error (exit 2) unless it is listed in `may_change` (comma-separated names).
 void args_from_json(flag_t *flags, int n_flags, const void *json_object, const char *may_change, const char *ckpt);
 // Free the strings args_from_json restored (after the last use of the options they were bound to).
-void args_release(flag_t *flags, int n_flags);
+void args_release(void);
 
 #define ATTNLAB_VERSION "0.1.0"
 

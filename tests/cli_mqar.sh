@@ -82,4 +82,27 @@ expect_err 2 "holds a --task mqar run, which cannot be resumed" "$TRAIN" "$DATA"
 expect_err 1 "raw-id tokenizer of a synthetic task encodes no text" "$TRAIN" "$DATA" --init-from "$W/m.st" --steps 2 --out "$W/y.st"
 expect_ok "$TRAIN" "$DATA" --layers softmax --dim 16 --heads 2 --ctx 16 --batch 2 --steps 2 --eval-every 2 --eval-batches 1 --threads 1 --out "$W/text.st"
 expect_err 2 "--mqar-eval needs a model trained with --task mqar" "$INFER" "$W/text.st" --mqar-eval
+check "--mqar-mix: refused in one line (exit 2) without the task or when it does not fit the run"
+expect_err 2 "--mqar-mix needs --task mqar" "$TRAIN" "$DATA" --steps 2 --mqar-mix 16:2 --out "$W/x.st"
+expect_err 2 "^attnlab: train: --mqar-mix: mqar mixture '16:2,64:4': setting 2's length 64 is longer than --mqar-len 32" \
+    "$TRAIN" "${task[@]}" --mqar-len 32 --mqar-pairs 4 --mqar-mix 16:2,64:4 --out "$W/x.st"
+expect_err 2 "mqar mixture '16:2:0': setting 1's weight is not an integer" "$TRAIN" "${task[@]}" --mqar-len 32 --mqar-pairs 4 --mqar-mix 16:2:0 --out "$W/x.st"
+expect_err 2 "mqar mixture '16:9': setting 1: mqar: 9 pairs do not fit in length 16" "$TRAIN" "${task[@]}" --mqar-len 32 --mqar-pairs 4 --mqar-mix 16:9 --out "$W/x.st"
+[ -e "$W/x.st" ] && fail "a refused run wrote its checkpoint"
+
+check "--mqar-mix: trains on the mixture, evaluates at --mqar-len/--mqar-pairs, records the mixture"
+mix=(--task mqar --mqar-len 32 --mqar-pairs 4 --mqar-vocab 16 --mqar-mix 16:2:3,32:4 --layers "shortconv/none,softmax/none"
+     --dim 32 --heads 2 --pos none --batch 16 --steps 40 --eval-every 40 --mqar-eval-seqs 32 --threads 1 --seed 3)
+expect_ok "$TRAIN" "${mix[@]}" --out "$W/mix.st" --log "$W/mix.csv"
+grep -q "^task: mqar | length 32, 4 pairs, vocab 16 | batch 16 sequences, accum 1 | training mixture 16:2:3,32:4 | evaluation: 32 held-out sequences" "$W/out" ||
+    fail "the task line does not name the mixture"
+grep -qE "^final step 40/40 \| recall accuracy [0-9.]+ \([0-9]+ of 128 answers\)" "$W/out" || fail "the evaluation is not at 32 x 4 pairs"
+"$PY" tests/ckpt_tool.py header "$W/mix.st" >"$W/mix.header" || fail "cannot read the checkpoint"
+grep -q '"task":{"name":"mqar","len":32,"pairs":4,"vocab":16,"mix":"16:2:3,32:4"}' "$W/mix.header" ||
+    fail "train_state.task does not record the mixture: $(grep state "$W/mix.header")"
+cp "$W/out" "$W/mix.out"
+expect_ok "$TRAIN" "${mix[@]/16:2:3,32:4/32:4}" --out "$W/nomix.st"
+[ "$(grep -E '^final' "$W/mix.out")" != "$(grep -E '^final' "$W/out")" ] || fail "the mixture changed nothing"
+expect_ok "$INFER" "$W/mix.st" --mqar-eval --mqar-seqs 32
+grep -q "^mqar length 32, pairs 4, vocab 16 | recall accuracy" "$W/out" || fail "infer cannot score a mixture-trained model"
 echo "all mqar command-line checks passed"
