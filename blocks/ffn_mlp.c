@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "model/block.h"
+#include "model/gemm.h"
 #include "base/check.h"
 #include "model/ops.h"
 
@@ -54,17 +55,18 @@ static void mlp_forward(block_t *b, float *y, const float *x, float *act, float 
     matmul_forward(y, h, m->w2->data, m->b2->data, N, Hd, C);
 }
 
-// Backward: dh = dy·W2 (and dW2, db2); dpre = dh·gelu'(pre) (in place); dx += dpre·W1 (and dW1, db1).
+// Backward: dh = dy·W2 (written by the product, beta 0: no zeroing pass), dW2 += dyᵀ·h, db2 += Σ dy;
+// then one pass dpre = dh·gelu'(pre) (in place) with db1 += Σ dpre; dx += dpre·W1, dW1 += dpreᵀ·x.
 static void mlp_backward(block_t *b, float *dx, const float *dy, const float *x, const float *act, float *scratch,
                          int B, int T, const run_ctx_t *rc) {
     mlp_t *m = b->priv;
     int N = B * T, C = b->dims->dim, Hd = m->hidden;
     const float *pre = act, *h = act + (size_t)N * Hd;
     float *dh = scratch;
-    for (size_t i = 0; i < (size_t)N * Hd; i++) dh[i] = 0.0f;
-    matmul_backward(dh, m->w2->grad, m->b2->grad, dy, h, m->w2->data, N, Hd, C);
-    gelu_backward(dh, pre, dh, (size_t)N * Hd);
-    matmul_backward(dx, m->w1->grad, m->b1->grad, dh, x, m->w1->data, N, C, Hd);
+    par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, Hd, C, 1.0f, dy, C, m->w2->data, Hd, 0.0f, dh, Hd);
+    matmul_backward(NULL, m->w2->grad, m->b2->grad, dy, h, m->w2->data, N, Hd, C);
+    gelu_backward_bias(dh, m->b1->grad, pre, N, Hd);
+    matmul_backward(dx, m->w1->grad, NULL, dh, x, m->w1->data, N, C, Hd);
 }
 
 static size_t mlp_cache_floats(const block_t *b) { return 0; }

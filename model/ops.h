@@ -23,6 +23,10 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t
 // mean, rstd (N) are saved for backward.
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
                        int N, int C);
+// res = a + b (N,C), then out = LayerNorm(res) as layernorm_forward, one row at a time (one pass
+// over the residual stream instead of two); res may alias a or b. Same bits as the two calls.
+void residual_layernorm_forward(float *res, float *out, float *mean, float *rstd, const float *a, const float *b,
+                                const float *w, const float *bias, int N, int C);
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                         const float *mean, const float *rstd, int N, int C);
 
@@ -36,6 +40,11 @@ void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, co
 void gelu_forward(float *out, const float *inp, size_t n);
 // dinp += dout · gelu'(inp). dinp may alias dout (in-place: dinp = dout · gelu'(inp) then).
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+// GELU backward fused with the bias gradient of the product that made pre (N,OUT): on entry d holds
+// dL/dh for h = GELU(pre), on exit dL/dpre = d·gelu'(pre) (overwritten, not accumulated), and
+// dbias (OUT) += Σ_n dL/dpre[n,:]. One pass instead of gelu_backward's and matmul_backward's dbias sum.
+void gelu_backward_bias(float *d, float *dbias, const float *pre, int N, int OUT);
 
 // out = a + b (n). May alias.
 void residual_forward(float *out, const float *a, const float *b, size_t n);
