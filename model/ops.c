@@ -193,23 +193,30 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     }
 }
 
-// The bias sum walks rows in order within column blocks of 64, exactly as matmul_backward's dbias:
-// dpre and dbias are the same bits as gelu_backward then matmul_backward's bias sum.
-void gelu_backward_bias(float *d, float *dbias, const float *pre, int N, int OUT) {
+// GELU and its derivative from one tanh: ½(1 + th) + ½x(1 − th²)·k(1 + 3·0.044715x²), as gelu_backward.
+void gelu_forward_deriv(float *out, float *deriv, const float *inp, size_t n) {
+#pragma omp parallel for simd
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float th = fast_tanhf(GELU_K * (x + 0.044715f * x * x * x));
+        out[i] = 0.5f * x * (1.0f + th);
+        deriv[i] = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+    }
+}
+
+// d ← d·deriv, and the bias sum walking rows in order within column blocks of 64, exactly as
+// matmul_backward's dbias: the same bits as gelu_backward then matmul_backward's bias sum.
+void gelu_backward_bias(float *d, float *dbias, const float *deriv, int N, int OUT) {
 #pragma omp parallel for schedule(static)
     for (int o0 = 0; o0 < OUT; o0 += 64) {
         int o1 = o0 + 64 < OUT ? o0 + 64 : OUT;
         float acc[64] = {0};
         for (int n = 0; n < N; n++) {
             float *dr = d + (size_t)n * OUT;
-            const float *xr = pre + (size_t)n * OUT;
+            const float *gr = deriv + (size_t)n * OUT;
 #pragma omp simd
             for (int o = o0; o < o1; o++) {
-                float x = xr[o];
-                float th = fast_tanhf(GELU_K * (x + 0.044715f * x * x * x));
-                float grad =
-                    0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
-                dr[o] = grad * dr[o];
+                dr[o] *= gr[o];
                 acc[o - o0] += dr[o];
             }
         }

@@ -41,10 +41,14 @@ void gelu_forward(float *out, const float *inp, size_t n);
 // dinp += dout · gelu'(inp). dinp may alias dout (in-place: dinp = dout · gelu'(inp) then).
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 
-// GELU backward fused with the bias gradient of the product that made pre (N,OUT): on entry d holds
-// dL/dh for h = GELU(pre), on exit dL/dpre = d·gelu'(pre) (overwritten, not accumulated), and
-// dbias (OUT) += Σ_n dL/dpre[n,:]. One pass instead of gelu_backward's and matmul_backward's dbias sum.
-void gelu_backward_bias(float *d, float *dbias, const float *pre, int N, int OUT);
+// GELU forward that also saves its derivative, for gelu_backward_bias: out = GELU(inp), deriv =
+// gelu'(inp) from the same tanh (the backward then needs no tanh of its own). deriv may alias inp.
+void gelu_forward_deriv(float *out, float *deriv, const float *inp, size_t n);
+// GELU backward fused with the bias gradient of the product that made its input pre (N,OUT): on
+// entry d holds dL/dh for h = GELU(pre), on exit dL/dpre = d·deriv (overwritten, not accumulated),
+// with deriv = gelu'(pre) as gelu_forward_deriv saved it; dbias (OUT) += Σ_n dL/dpre[n,:]. One
+// memory-bound pass instead of gelu_backward's tanh per element and matmul_backward's bias sum.
+void gelu_backward_bias(float *d, float *dbias, const float *deriv, int N, int OUT);
 
 // out = a + b (n). May alias.
 void residual_forward(float *out, const float *a, const float *b, size_t n);

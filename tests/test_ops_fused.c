@@ -1,7 +1,7 @@
 // test_ops_fused.c — the fused element-wise ops of model/ops.h against finite differences and
 // against the unfused calls they replace:
-//   gelu_backward_bias           dpre and dbias by central differences, and the same bits as
-//                                gelu_backward then matmul_backward's bias sum;
+//   gelu_forward_deriv +         dpre and dbias by central differences; the same bits as gelu_forward,
+//   gelu_backward_bias           and as gelu_backward then matmul_backward's bias sum (deriv in place too);
 //   residual_layernorm_forward   the same bits as residual_forward then layernorm_forward (aliased too);
 //   causal_softmax_row(_backward) the forward against a double softmax, the backward by central
 //                                differences, rows longer than a vector register.
@@ -72,21 +72,28 @@ int main(void) {
         float d[N * OUT], db[OUT];
         for (int o = 0; o < OUT; o++) db[o] = 0.25f;  // accumulates into what is there
         gelu_z(&c);
+        float g[N * OUT];
+        gelu_forward_deriv(c.h, g, c.z, N * OUT);
         memcpy(d, c.probe, sizeof d);
-        gelu_backward_bias(d, db, c.z, N, OUT);
+        gelu_backward_bias(d, db, g, N, OUT);
         for (int o = 0; o < OUT; o++) db[o] -= 0.25f;
         fd_check("dpre", gelu_loss, &c, c.x, d, N * OUT, EPS, ATOL, RTOL);
         fd_check("dbias", gelu_loss, &c, c.b, db, OUT, EPS, ATOL, RTOL);
     }
-    TEST_CASE("gelu_backward_bias: the same bits as gelu_backward then matmul_backward's bias sum") {
+    TEST_CASE("gelu_forward_deriv + gelu_backward_bias: the same bits as the unfused ops, deriv in place") {
         float pre[N * OUT], dh[N * OUT], d1[N * OUT], d2[N * OUT], db1[OUT] = {0}, db2[OUT] = {0};
+        float h1[N * OUT], h2[N * OUT], g[N * OUT];
         fill(pre, N * OUT, 2.0f, &r);
         fill(dh, N * OUT, 1.0f, &r);
+        gelu_forward(h1, pre, N * OUT);
         memcpy(d1, dh, sizeof d1);
         gelu_backward(d1, pre, d1, N * OUT);
         matmul_backward(NULL, NULL, db1, d1, NULL, NULL, N, 1, OUT);
+        memcpy(g, pre, sizeof g);
+        gelu_forward_deriv(h2, g, g, N * OUT);  // in place, as ffn_mlp.c calls it
         memcpy(d2, dh, sizeof d2);
-        gelu_backward_bias(d2, db2, pre, N, OUT);
+        gelu_backward_bias(d2, db2, g, N, OUT);
+        EXPECT(memcmp(h1, h2, sizeof h1) == 0);
         EXPECT(memcmp(d1, d2, sizeof d1) == 0 && memcmp(db1, db2, sizeof db1) == 0);
     }
     TEST_CASE("residual_layernorm_forward: the same bits as the add then the norm, also in place") {
