@@ -37,8 +37,8 @@ static void mlp_register(block_t *b, param_table_t *pt, const char *prefix) {
     m->b2 = params_add(pt, prefix, "b2", (param_spec_t){.shape = {C}, .init = INIT_ZEROS});
 }
 
-// act: g (B,T,hidden) = gelu'(pre) with pre = x·W1ᵀ + b1 (the product's output, overwritten by the
-// derivative: the backward needs nothing else of pre), then h (B,T,hidden) = GELU(pre).
+// act: g (B,T,hidden) = gelu'(pre) with pre = x·W1ᵀ + b1 (the product's output x·W1ᵀ, overwritten by
+// the derivative: the backward needs nothing else of pre), then h (B,T,hidden) = GELU(pre).
 static size_t mlp_act_floats(const block_t *b, int B, int T) {
     return 2 * (size_t)B * T * ((const mlp_t *)b->priv)->hidden;
 }
@@ -51,8 +51,8 @@ static void mlp_forward(block_t *b, float *y, const float *x, float *act, float 
     mlp_t *m = b->priv;
     int N = B * T, C = b->dims->dim, Hd = m->hidden;
     float *pre = act, *h = act + (size_t)N * Hd;
-    matmul_forward(pre, x, m->w1->data, m->b1->data, N, C, Hd);
-    gelu_forward_deriv(h, pre, pre, (size_t)N * Hd);  // pre → g in place
+    matmul_forward(pre, x, m->w1->data, NULL, N, C, Hd);       // x·W1ᵀ (b1 added by the GELU pass)
+    gelu_forward_deriv(h, pre, pre, m->b1->data, N, Hd);      // h = GELU(pre + b1), pre → g in place
     matmul_forward(y, h, m->w2->data, m->b2->data, N, Hd, C);
 }
 

@@ -194,13 +194,18 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
 }
 
 // GELU and its derivative from one tanh: ½(1 + th) + ½x(1 − th²)·k(1 + 3·0.044715x²), as gelu_backward.
-void gelu_forward_deriv(float *out, float *deriv, const float *inp, size_t n) {
-#pragma omp parallel for simd
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float th = fast_tanhf(GELU_K * (x + 0.044715f * x * x * x));
-        out[i] = 0.5f * x * (1.0f + th);
-        deriv[i] = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+void gelu_forward_deriv(float *out, float *deriv, const float *inp, const float *bias, int N, int OUT) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *ir = inp + (size_t)n * OUT;
+        float *orow = out + (size_t)n * OUT, *drow = deriv + (size_t)n * OUT;
+#pragma omp simd
+        for (int o = 0; o < OUT; o++) {
+            float x = bias ? ir[o] + bias[o] : ir[o];
+            float th = fast_tanhf(GELU_K * (x + 0.044715f * x * x * x));
+            orow[o] = 0.5f * x * (1.0f + th);
+            drow[o] = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        }
     }
 }
 

@@ -41,9 +41,11 @@ void gelu_forward(float *out, const float *inp, size_t n);
 // dinp += dout · gelu'(inp). dinp may alias dout (in-place: dinp = dout · gelu'(inp) then).
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 
-// GELU forward that also saves its derivative, for gelu_backward_bias: out = GELU(inp), deriv =
-// gelu'(inp) from the same tanh (the backward then needs no tanh of its own). deriv may alias inp.
-void gelu_forward_deriv(float *out, float *deriv, const float *inp, size_t n);
+// GELU forward with the bias of the product before it, saving its derivative for gelu_backward_bias:
+// with x = inp + bias (bias (OUT) broadcast over the N rows; NULL: none), out = GELU(x) and deriv =
+// gelu'(x) from the same tanh (the backward then needs no tanh of its own). deriv may alias inp.
+// The product that made inp runs with beta 0 and no bias: this pass adds it.
+void gelu_forward_deriv(float *out, float *deriv, const float *inp, const float *bias, int N, int OUT);
 // GELU backward fused with the bias gradient of the product that made its input pre (N,OUT): on
 // entry d holds dL/dh for h = GELU(pre), on exit dL/dpre = d·deriv (overwritten, not accumulated),
 // with deriv = gelu'(pre) as gelu_forward_deriv saved it; dbias (OUT) += Σ_n dL/dpre[n,:]. One

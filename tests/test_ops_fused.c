@@ -1,6 +1,7 @@
 // test_ops_fused.c — the fused element-wise ops of model/ops.h against finite differences and
 // against the unfused calls they replace:
-//   gelu_forward_deriv +         dpre and dbias by central differences; the same bits as gelu_forward,
+//   gelu_forward_deriv +         dpre and dbias by central differences (the bias added by the forward
+//                                pass); without a bias the same bits as gelu_forward,
 //   gelu_backward_bias           and as gelu_backward then matmul_backward's bias sum (deriv in place too);
 //   residual_layernorm_forward   the same bits as residual_forward then layernorm_forward (aliased too);
 //   causal_softmax_row(_backward) the forward against a double softmax, the backward by central
@@ -64,16 +65,19 @@ static double sm_loss(void *p) {
 int main(void) {
     rng_t r;
     rng_seed(&r, 11);
-    TEST_CASE("gelu_backward_bias: dpre and dbias by finite differences") {
+    TEST_CASE("gelu_forward_deriv with a bias: GELU(x + b) as the unfused ops; dpre and dbias by finite differences") {
         gelu_ctx_t c;
         fill(c.x, N * OUT, 1.5f, &r);
         fill(c.b, OUT, 0.5f, &r);
         fill(c.probe, N * OUT, 1.0f, &r);
         float d[N * OUT], db[OUT];
         for (int o = 0; o < OUT; o++) db[o] = 0.25f;  // accumulates into what is there
-        gelu_z(&c);
         float g[N * OUT];
-        gelu_forward_deriv(c.h, g, c.z, N * OUT);
+        gelu_forward_deriv(c.h, g, c.x, c.b, N, OUT);  // the bias added inside, as ffn_mlp.c calls it
+        float h_fused[N * OUT];
+        memcpy(h_fused, c.h, sizeof h_fused);
+        gelu_loss(&c);  // c.h = gelu_forward(x + b), unfused
+        EXPECT(memcmp(h_fused, c.h, sizeof h_fused) == 0);
         memcpy(d, c.probe, sizeof d);
         gelu_backward_bias(d, db, g, N, OUT);
         for (int o = 0; o < OUT; o++) db[o] -= 0.25f;
@@ -90,7 +94,7 @@ int main(void) {
         gelu_backward(d1, pre, d1, N * OUT);
         matmul_backward(NULL, NULL, db1, d1, NULL, NULL, N, 1, OUT);
         memcpy(g, pre, sizeof g);
-        gelu_forward_deriv(h2, g, g, N * OUT);  // in place, as ffn_mlp.c calls it
+        gelu_forward_deriv(h2, g, g, NULL, N, OUT);  // in place, as ffn_mlp.c calls it
         memcpy(d2, dh, sizeof d2);
         gelu_backward_bias(d2, db2, g, N, OUT);
         EXPECT(memcmp(h1, h2, sizeof h1) == 0);
