@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "model/block.h"
+#include "model/gemm.h"
 #include "base/check.h"
 #include "model/ops.h"
 
@@ -36,7 +37,8 @@ static void mlp_register(block_t *b, param_table_t *pt, const char *prefix) {
     m->b2 = params_add(pt, prefix, "b2", (param_spec_t){.shape = {C}, .init = INIT_ZEROS});
 }
 
-// act: pre (B,T,hidden) = x·W1ᵀ + b1, then h (B,T,hidden) = GELU(pre).
+// act: g (B,T,hidden) = gelu'(pre) with pre = x·W1ᵀ + b1 (the product's output x·W1ᵀ, overwritten by
+// the derivative: the backward needs nothing else of pre), then h (B,T,hidden) = GELU(pre).
 static size_t mlp_act_floats(const block_t *b, int B, int T) {
     return 2 * (size_t)B * T * ((const mlp_t *)b->priv)->hidden;
 }
@@ -49,22 +51,23 @@ static void mlp_forward(block_t *b, float *y, const float *x, float *act, float 
     mlp_t *m = b->priv;
     int N = B * T, C = b->dims->dim, Hd = m->hidden;
     float *pre = act, *h = act + (size_t)N * Hd;
-    matmul_forward(pre, x, m->w1->data, m->b1->data, N, C, Hd);
-    gelu_forward(h, pre, (size_t)N * Hd);
+    matmul_forward(pre, x, m->w1->data, NULL, N, C, Hd);       // x·W1ᵀ (b1 added by the GELU pass)
+    gelu_forward_deriv(h, pre, pre, m->b1->data, N, Hd);      // h = GELU(pre + b1), pre → g in place
     matmul_forward(y, h, m->w2->data, m->b2->data, N, Hd, C);
 }
 
-// Backward: dh = dy·W2 (and dW2, db2); dpre = dh·gelu'(pre) (in place); dx += dpre·W1 (and dW1, db1).
+// Backward: dh = dy·W2 (written by the product, beta 0: no zeroing pass), dW2 += dyᵀ·h, db2 += Σ dy;
+// then one pass dpre = dh·g (in place) with db1 += Σ dpre; dx += dpre·W1, dW1 += dpreᵀ·x.
 static void mlp_backward(block_t *b, float *dx, const float *dy, const float *x, const float *act, float *scratch,
                          int B, int T, const run_ctx_t *rc) {
     mlp_t *m = b->priv;
     int N = B * T, C = b->dims->dim, Hd = m->hidden;
-    const float *pre = act, *h = act + (size_t)N * Hd;
+    const float *g = act, *h = act + (size_t)N * Hd;
     float *dh = scratch;
-    for (size_t i = 0; i < (size_t)N * Hd; i++) dh[i] = 0.0f;
-    matmul_backward(dh, m->w2->grad, m->b2->grad, dy, h, m->w2->data, N, Hd, C);
-    gelu_backward(dh, pre, dh, (size_t)N * Hd);
-    matmul_backward(dx, m->w1->grad, m->b1->grad, dh, x, m->w1->data, N, C, Hd);
+    par_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, Hd, C, 1.0f, dy, C, m->w2->data, Hd, 0.0f, dh, Hd);
+    matmul_backward(NULL, m->w2->grad, m->b2->grad, dy, h, m->w2->data, N, Hd, C);
+    gelu_backward_bias(dh, m->b1->grad, g, N, Hd);
+    matmul_backward(dx, m->w1->grad, NULL, dh, x, m->w1->data, N, C, Hd);
 }
 
 static size_t mlp_cache_floats(const block_t *b) { return 0; }

@@ -296,23 +296,33 @@ float model_forward(model_t *m, const int32_t *tokens, const int32_t *targets, i
     encoder_forward(x, tokens, m->wte->data, m->wpe ? m->wpe->data : NULL, B, T, C);
     branch_dropout(x, m->emb_mask, BTC, rc);
     float *branch = m->dbranch;  // the forward pass borrows the backward's branch buffer
-    for (int l = 0; l < m->L; l++) {
-        layer_t *ly = &m->layers[l];
-        float *out = l + 1 < m->L ? m->layers[l + 1].res_in : m->res_out;
+    // Each residual add is fused with the LayerNorm that reads its sum (ln2, or the next layer's ln1,
+    // or lnf): residual_layernorm_forward, the same bits as the add then the norm.
+    if (m->L) {
+        layer_t *ly = &m->layers[0];
         layernorm_forward(ly->ln1, ly->ln1_mean, ly->ln1_rstd, ly->res_in, ly->ln1w->data, ly->ln1b->data, N, C);
+    } else {
+        layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, m->res_out, m->lnfw->data, m->lnfb->data, N, C);
+    }
+    for (int l = 0; l < m->L; l++) {
+        layer_t *ly = &m->layers[l], *next = l + 1 < m->L ? &m->layers[l + 1] : NULL;
+        float *out = next ? next->res_in : m->res_out;
+        float *nln = next ? next->ln1 : m->lnf, *nmean = next ? next->ln1_mean : m->lnf_mean;
+        float *nrstd = next ? next->ln1_rstd : m->lnf_rstd;
+        const float *nw = next ? next->ln1w->data : m->lnfw->data, *nb = next ? next->ln1b->data : m->lnfb->data;
         ly->mixer.ops->forward(&ly->mixer, branch, ly->ln1, ly->mixer_act, m->scratch, B, T, rc);
         branch_dropout(branch, ly->mask1, BTC, rc);
-        residual_forward(ly->res_mid, ly->res_in, branch, BTC);
         if (ly->has_ffn) {
-            layernorm_forward(ly->ln2, ly->ln2_mean, ly->ln2_rstd, ly->res_mid, ly->ln2w->data, ly->ln2b->data, N, C);
+            residual_layernorm_forward(ly->res_mid, ly->ln2, ly->ln2_mean, ly->ln2_rstd, ly->res_in, branch,
+                                       ly->ln2w->data, ly->ln2b->data, N, C);
             ly->ffn.ops->forward(&ly->ffn, branch, ly->ln2, ly->ffn_act, m->scratch, B, T, rc);
             branch_dropout(branch, ly->mask2, BTC, rc);
-            residual_forward(out, ly->res_mid, branch, BTC);
+            residual_layernorm_forward(out, nln, nmean, nrstd, ly->res_mid, branch, nw, nb, N, C);
         } else {
+            residual_layernorm_forward(ly->res_mid, nln, nmean, nrstd, ly->res_in, branch, nw, nb, N, C);
             memcpy(out, ly->res_mid, BTC * sizeof(float));
         }
     }
-    layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, m->res_out, m->lnfw->data, m->lnfb->data, N, C);
     matmul_forward(m->probs, m->lnf, m->wte->data, NULL, N, C, V);  // logits = lnf·wteᵀ (tied)
     if (mem && mem->advance) {  // the blocks have updated their states; the segment joins the memory
         mem->n = mem->n + T < mem->M ? mem->n + T : mem->M;

@@ -48,22 +48,43 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t
 // ---------------------------------------------------------------------------------------------
 // layernorm
 
+// One row: μ, then the biased variance around μ, then out. The sums are `omp simd` reductions (a
+// fixed lane order chosen at compile time: the same bits on any thread count), not serial chains.
+static inline void layernorm_row(float *o, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                                 int C) {
+    float m = 0;
+#pragma omp simd reduction(+ : m)
+    for (int c = 0; c < C; c++) m += x[c];
+    m /= C;
+    float v = 0;
+#pragma omp simd reduction(+ : v)
+    for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+    v /= C;
+    float s = 1.0f / sqrtf(v + 1e-5f);
+#pragma omp simd
+    for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * w[c] + b[c];
+    *mean = m;
+    *rstd = s;
+}
+
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
                        int N, int C) {
 #pragma omp parallel for
+    for (int n = 0; n < N; n++)
+        layernorm_row(out + (size_t)n * C, mean + n, rstd + n, inp + (size_t)n * C, w, b, C);
+}
+
+// res = a + b row by row, each row normalized while it is in cache: the same bits as
+// residual_forward then layernorm_forward.
+void residual_layernorm_forward(float *res, float *out, float *mean, float *rstd, const float *a, const float *b,
+                                const float *w, const float *bias, int N, int C) {
+#pragma omp parallel for
     for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float m = 0;
-        for (int c = 0; c < C; c++) m += x[c];
-        m /= C;
-        float v = 0;
-        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
-        v /= C;
-        float s = 1.0f / sqrtf(v + 1e-5f);
-        float *o = out + (size_t)n * C;
-        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * w[c] + b[c];
-        mean[n] = m;
-        rstd[n] = s;
+        float *r = res + (size_t)n * C;
+        const float *ra = a + (size_t)n * C, *rb = b + (size_t)n * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) r[c] = ra[c] + rb[c];
+        layernorm_row(out + (size_t)n * C, mean + n, rstd + n, r, w, bias, C);
     }
 }
 
@@ -85,6 +106,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
             const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
             float m = mean[n], s = rstd[n];
             float g_mean = 0, gx_mean = 0;
+#pragma omp simd reduction(+ : g_mean, gx_mean)
             for (int c = 0; c < C; c++) {
                 float xh = (x[c] - m) * s, g = d[c] * w[c];
                 g_mean += g;
@@ -93,6 +115,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
             g_mean /= C;
             gx_mean /= C;
             float *dx = dinp + (size_t)n * C;
+#pragma omp simd
             for (int c = 0; c < C; c++) {
                 float xh = (x[c] - m) * s, g = d[c] * w[c];
                 dx[c] += s * (g - g_mean - xh * gx_mean);
@@ -170,6 +193,42 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     }
 }
 
+// GELU and its derivative from one tanh: ½(1 + th) + ½x(1 − th²)·k(1 + 3·0.044715x²), as gelu_backward.
+void gelu_forward_deriv(float *out, float *deriv, const float *inp, const float *bias, int N, int OUT) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *ir = inp + (size_t)n * OUT;
+        float *orow = out + (size_t)n * OUT, *drow = deriv + (size_t)n * OUT;
+#pragma omp simd
+        for (int o = 0; o < OUT; o++) {
+            float x = bias ? ir[o] + bias[o] : ir[o];
+            float th = fast_tanhf(GELU_K * (x + 0.044715f * x * x * x));
+            orow[o] = 0.5f * x * (1.0f + th);
+            drow[o] = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        }
+    }
+}
+
+// d ← d·deriv, and the bias sum walking rows in order within column blocks of 64, exactly as
+// matmul_backward's dbias: the same bits as gelu_backward then matmul_backward's bias sum.
+void gelu_backward_bias(float *d, float *dbias, const float *deriv, int N, int OUT) {
+#pragma omp parallel for schedule(static)
+    for (int o0 = 0; o0 < OUT; o0 += 64) {
+        int o1 = o0 + 64 < OUT ? o0 + 64 : OUT;
+        float acc[64] = {0};
+        for (int n = 0; n < N; n++) {
+            float *dr = d + (size_t)n * OUT;
+            const float *gr = deriv + (size_t)n * OUT;
+#pragma omp simd
+            for (int o = o0; o < o1; o++) {
+                dr[o] *= gr[o];
+                acc[o - o0] += dr[o];
+            }
+        }
+        for (int o = o0; o < o1; o++) dbias[o] += acc[o - o0];
+    }
+}
+
 void residual_forward(float *out, const float *a, const float *b, size_t n) {
 #pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
@@ -240,22 +299,29 @@ void dropout_backward(float *dinp, const float *dout, const float *mask, size_t 
 // ---------------------------------------------------------------------------------------------
 // causal attention rows
 
+// Max, exponentials and sums are `omp simd` loops (fast_expf inlines; glibc's expf is a scalar call):
+// the lane order is fixed at compile time, so the bits do not depend on the thread count.
 void causal_softmax_row(float *row, int i, int T) {
     float mx = row[0];
-    for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
     float sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int j = 0; j <= i; j++) {
-        row[j] = expf(row[j] - mx);
+        row[j] = fast_expf(row[j] - mx);
         sum += row[j];
     }
     float inv = 1.0f / sum;
+#pragma omp simd
     for (int j = 0; j <= i; j++) row[j] *= inv;
     for (int j = i + 1; j < T; j++) row[j] = 0.0f;
 }
 
 void causal_softmax_row_backward(float *d, const float *p, int i, int T) {
     float dot = 0;
+#pragma omp simd reduction(+ : dot)
     for (int j = 0; j <= i; j++) dot += d[j] * p[j];
+#pragma omp simd
     for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - dot);
     for (int j = i + 1; j < T; j++) d[j] = 0.0f;
 }

@@ -23,6 +23,10 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t
 // mean, rstd (N) are saved for backward.
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
                        int N, int C);
+// res = a + b (N,C), then out = LayerNorm(res) as layernorm_forward, one row at a time (one pass
+// over the residual stream instead of two); res may alias a or b. Same bits as the two calls.
+void residual_layernorm_forward(float *res, float *out, float *mean, float *rstd, const float *a, const float *b,
+                                const float *w, const float *bias, int N, int C);
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                         const float *mean, const float *rstd, int N, int C);
 
@@ -36,6 +40,17 @@ void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, co
 void gelu_forward(float *out, const float *inp, size_t n);
 // dinp += dout · gelu'(inp). dinp may alias dout (in-place: dinp = dout · gelu'(inp) then).
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+// GELU forward with the bias of the product before it, saving its derivative for gelu_backward_bias:
+// with x = inp + bias (bias (OUT) broadcast over the N rows; NULL: none), out = GELU(x) and deriv =
+// gelu'(x) from the same tanh (the backward then needs no tanh of its own). deriv may alias inp.
+// The product that made inp runs with beta 0 and no bias: this pass adds it.
+void gelu_forward_deriv(float *out, float *deriv, const float *inp, const float *bias, int N, int OUT);
+// GELU backward fused with the bias gradient of the product that made its input pre (N,OUT): on
+// entry d holds dL/dh for h = GELU(pre), on exit dL/dpre = d·deriv (overwritten, not accumulated),
+// with deriv = gelu'(pre) as gelu_forward_deriv saved it; dbias (OUT) += Σ_n dL/dpre[n,:]. One
+// memory-bound pass instead of gelu_backward's tanh per element and matmul_backward's bias sum.
+void gelu_backward_bias(float *d, float *dbias, const float *deriv, int N, int OUT);
 
 // out = a + b (n). May alias.
 void residual_forward(float *out, const float *a, const float *b, size_t n);
