@@ -7,26 +7,18 @@
 
 #include "base/check.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 int mqar_check(const mqar_cfg_t *c, char *err, size_t errlen) {
     if (c->vocab < 3 || c->vocab > MQAR_MAX_VOCAB)
-        return fail(err, errlen, "mqar: vocabulary %d is outside [3, %d]", c->vocab, MQAR_MAX_VOCAB);
+        return seterr(err, errlen, "mqar: vocabulary %d is outside [3, %d]", c->vocab, MQAR_MAX_VOCAB);
     if (c->len < 4 || c->len > MQAR_MAX_LEN)
-        return fail(err, errlen, "mqar: sequence length %d is outside [4, %d]", c->len, MQAR_MAX_LEN);
-    if (c->pairs < 1) return fail(err, errlen, "mqar: %d key-value pairs; at least 1 is needed", c->pairs);
+        return seterr(err, errlen, "mqar: sequence length %d is outside [4, %d]", c->len, MQAR_MAX_LEN);
+    if (c->pairs < 1) return seterr(err, errlen, "mqar: %d key-value pairs; at least 1 is needed", c->pairs);
     if ((long)c->pairs * 4 > c->len)
-        return fail(err, errlen, "mqar: %d pairs do not fit in length %d: the pairs take 2D = %ld tokens and their queries "
+        return seterr(err, errlen, "mqar: %d pairs do not fit in length %d: the pairs take 2D = %ld tokens and their queries "
                     "another 2D (length >= 4D = %ld)", c->pairs, c->len, 2L * c->pairs, 4L * c->pairs);
     int keys = c->vocab / 2 - 1, values = c->vocab - c->vocab / 2;
     if (c->pairs > keys || c->pairs > values)
-        return fail(err, errlen, "mqar: vocabulary %d is too small for %d pairs: keys are ids [1, %d) (%d of them) and values "
+        return seterr(err, errlen, "mqar: vocabulary %d is too small for %d pairs: keys are ids [1, %d) (%d of them) and values "
                     "[%d, %d); it needs a vocabulary of at least %d", c->vocab, c->pairs, c->vocab / 2, keys, c->vocab / 2,
                     c->vocab, 2 * c->pairs + 2);
     return 0;

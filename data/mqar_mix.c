@@ -1,18 +1,12 @@
 // mqar_mix.c — a training mixture of MQAR settings (mqar_mix.h).
 #include "data/mqar_mix.h"
 
+#include "base/check.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 // A decimal integer in [lo, hi] at *p, advancing *p past it; -1 if there is none or it is out of range.
 static int read_int(const char **p, long lo, long hi, long *out) {
@@ -30,24 +24,24 @@ int mqar_mix_parse(const char *text, int vocab, int ctx, mqar_mix_t *mix, char *
     *mix = (mqar_mix_t){0};
     const char *p = text;
     for (;;) {
-        if (mix->n == MQAR_MIX_MAX) return fail(err, errlen, "mqar mixture '%s': more than %d settings", text, MQAR_MIX_MAX);
+        if (mix->n == MQAR_MIX_MAX) return seterr(err, errlen, "mqar mixture '%s': more than %d settings", text, MQAR_MIX_MAX);
         long len, pairs, weight = 1;
         if (read_int(&p, 1, MQAR_MAX_LEN, &len) || *p++ != ':' || read_int(&p, 1, MQAR_MAX_LEN, &pairs))
-            return fail(err, errlen, "mqar mixture '%s': setting %d is not LEN:PAIRS[:WEIGHT] with positive integers", text, mix->n + 1);
+            return seterr(err, errlen, "mqar mixture '%s': setting %d is not LEN:PAIRS[:WEIGHT] with positive integers", text, mix->n + 1);
         if (*p == ':' && (p++, read_int(&p, 1, 1000000, &weight)))
-            return fail(err, errlen, "mqar mixture '%s': setting %d's weight is not an integer in [1, 1000000]", text, mix->n + 1);
+            return seterr(err, errlen, "mqar mixture '%s': setting %d's weight is not an integer in [1, 1000000]", text, mix->n + 1);
         mqar_cfg_t c = {.vocab = vocab, .len = (int)len, .pairs = (int)pairs};
         char why[256];
-        if (mqar_check(&c, why, sizeof why)) return fail(err, errlen, "mqar mixture '%s': setting %d: %s", text, mix->n + 1, why);
+        if (mqar_check(&c, why, sizeof why)) return seterr(err, errlen, "mqar mixture '%s': setting %d: %s", text, mix->n + 1, why);
         if (len > ctx)
-            return fail(err, errlen, "mqar mixture '%s': setting %d's length %ld is longer than --mqar-len %d (the rows' ctx)",
+            return seterr(err, errlen, "mqar mixture '%s': setting %d's length %ld is longer than --mqar-len %d (the rows' ctx)",
                         text, mix->n + 1, len, ctx);
         mix->cfg[mix->n] = c;
         mix->weight[mix->n] = weight;
         mix->total += weight;
         mix->n++;
         if (*p == '\0') return 0;
-        if (*p++ != ',') return fail(err, errlen, "mqar mixture '%s': settings are separated by ','", text);
+        if (*p++ != ',') return seterr(err, errlen, "mqar mixture '%s': settings are separated by ','", text);
     }
 }
 

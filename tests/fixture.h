@@ -2,15 +2,38 @@
 #ifndef ATTNLAB_TEST_FIXTURE_H
 #define ATTNLAB_TEST_FIXTURE_H
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/check.h"
+#include "base/rng.h"
 #include "model/model.h"
 #include "tests/testlib.h"
 
 // The position scheme of every model the fixtures below build (model_dims_t.pos): learned unless a
 // test sets it (test_kinds.c runs its whole walk under each scheme).
+// Threads for the OpenMP loops of the code under test (a no-op without OpenMP).
+static inline void fixture_set_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+// x[0..n) drawn from N(0, std²).
+static inline void fixture_fill_normal(float *x, size_t n, float std, rng_t *r) {
+    for (size_t i = 0; i < n; i++) x[i] = std * rng_normal(r);
+}
+// Σ a[i]·b[i] in double precision.
+static inline double fixture_dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
 static pos_scheme_t fixture_pos_scheme = POS_LEARNED;
 
 // Initialize m's weights from seed, then scale every random tensor up to std `std` (from the real

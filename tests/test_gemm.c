@@ -7,15 +7,9 @@
 #endif
 
 #include "model/gemm.h"
+#include "tests/fixture.h"
 #include "tests/testlib.h"
 
-static void set_threads(int n) {
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#else
-    (void)n;
-#endif
-}
 
 // C (M,N) = alpha·op(A)·op(B) + beta·C in double, row-major.
 static void reference(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
@@ -30,7 +24,8 @@ static void reference(int ta, int tb, int M, int N, int K, float alpha, const fl
         }
 }
 
-static void fill(float *x, size_t n, unsigned seed) {
+// x[0..n) uniform in [-0.5, 0.5) from a linear congruential generator seeded by seed.
+static void fill_uniform(float *x, size_t n, unsigned seed) {
     for (size_t i = 0; i < n; i++) {
         seed = seed * 1664525u + 1013904223u;
         x[i] = (float)((seed >> 8) & 0xffff) / 65536.0f - 0.5f;
@@ -68,34 +63,34 @@ int main(void) {
                     int lda = ta ? M : K, ldb = tb ? K : N;
                     float beta = (float)bi, *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
                     float *C = malloc(sizeof(float) * M * N), *R = malloc(sizeof(float) * M * N);
-                    fill(A, (size_t)M * K, 1 + s);
-                    fill(B, (size_t)K * N, 2 + t);
-                    fill(C, (size_t)M * N, 3);
+                    fill_uniform(A, (size_t)M * K, 1 + s);
+                    fill_uniform(B, (size_t)K * N, 2 + t);
+                    fill_uniform(C, (size_t)M * N, 3);
                     memcpy(R, C, sizeof(float) * M * N);
-                    set_threads(2);
+                    fixture_set_threads(2);
                     par_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
                               0.5f, A, lda, B, ldb, beta, C, N);
                     reference(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, beta, R, N);
                     EXPECT_CLOSE("par_sgemm", C, R, (size_t)M * N, 1e-5, 1e-5);
                     free(A), free(B), free(C), free(R);
                 }
-        set_threads(1);
+        fixture_set_threads(1);
     }
     TEST_CASE("par_sgemm: the same bits on 1, 2 and 3 threads") {
         int M = 768, N = 384, K = 128;
         float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
         float *C[3];
-        fill(A, (size_t)M * K, 5);
-        fill(B, (size_t)K * N, 6);
+        fill_uniform(A, (size_t)M * K, 5);
+        fill_uniform(B, (size_t)K * N, 6);
         for (int th = 0; th < 3; th++) {
             C[th] = malloc(sizeof(float) * M * N);
-            set_threads(th + 1);
+            fixture_set_threads(th + 1);
             par_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, B, K, 0.0f, C[th], N);
         }
         EXPECT(memcmp(C[0], C[1], sizeof(float) * M * N) == 0 && memcmp(C[0], C[2], sizeof(float) * M * N) == 0);
         for (int th = 0; th < 3; th++) free(C[th]);
         free(A), free(B);
-        set_threads(1);
+        fixture_set_threads(1);
     }
     return test_main_end();
 }

@@ -18,14 +18,6 @@
 #define OP_ATOL 2e-4
 #define OP_RTOL 5e-3
 
-static void fill(float *x, size_t n, float std, rng_t *r) {
-    for (size_t i = 0; i < n; i++) x[i] = std * rng_normal(r);
-}
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
 
 // ---------------------------------------------------------------------------------------------
 // ops: probe loss = Σ w·out for a fixed random w, so dout = w.
@@ -39,17 +31,17 @@ typedef struct {
 static double ln_loss(void *p) {
     op_ctx_t *c = p;
     layernorm_forward(c->out, c->mean, c->rstd, c->inp, c->w, c->b, N_, C_);
-    return dot(c->out, c->probe, N_ * C_);
+    return fixture_dot(c->out, c->probe, N_ * C_);
 }
 static double mm_loss(void *p) {
     op_ctx_t *c = p;
     matmul_forward(c->out, c->inp, c->w, c->b, N_, C_, OUT_);
-    return dot(c->out, c->probe, N_ * OUT_);
+    return fixture_dot(c->out, c->probe, N_ * OUT_);
 }
 static double gelu_loss(void *p) {
     op_ctx_t *c = p;
     gelu_forward(c->out, c->inp, N_ * C_);
-    return dot(c->out, c->probe, N_ * C_);
+    return fixture_dot(c->out, c->probe, N_ * C_);
 }
 
 static void test_ops(void) {
@@ -57,10 +49,10 @@ static void test_ops(void) {
     rng_seed(&r, 7);
     op_ctx_t c;
     TEST_CASE("gradcheck layernorm") {
-        fill(c.inp, N_ * C_, 1.0f, &r);
-        fill(c.w, C_, 1.0f, &r);
-        fill(c.b, C_, 1.0f, &r);
-        fill(c.probe, N_ * C_, 1.0f, &r);
+        fixture_fill_normal(c.inp, N_ * C_, 1.0f, &r);
+        fixture_fill_normal(c.w, C_, 1.0f, &r);
+        fixture_fill_normal(c.b, C_, 1.0f, &r);
+        fixture_fill_normal(c.probe, N_ * C_, 1.0f, &r);
         float dinp[N_ * C_] = {0}, dw[C_] = {0}, db[C_] = {0};
         ln_loss(&c);
         layernorm_backward(dinp, dw, db, c.probe, c.inp, c.w, c.mean, c.rstd, N_, C_);
@@ -69,10 +61,10 @@ static void test_ops(void) {
         fd_check("db", ln_loss, &c, c.b, db, C_, OP_EPS, OP_ATOL, OP_RTOL);
     }
     TEST_CASE("gradcheck matmul") {
-        fill(c.inp, N_ * C_, 1.0f, &r);
-        fill(c.w, OUT_ * C_, 1.0f, &r);
-        fill(c.b, OUT_, 1.0f, &r);
-        fill(c.probe, N_ * OUT_, 1.0f, &r);
+        fixture_fill_normal(c.inp, N_ * C_, 1.0f, &r);
+        fixture_fill_normal(c.w, OUT_ * C_, 1.0f, &r);
+        fixture_fill_normal(c.b, OUT_, 1.0f, &r);
+        fixture_fill_normal(c.probe, N_ * OUT_, 1.0f, &r);
         float dinp[N_ * C_] = {0}, dw[OUT_ * C_] = {0}, db[OUT_] = {0};
         matmul_backward(dinp, dw, db, c.probe, c.inp, c.w, N_, C_, OUT_);
         fd_check("dinp", mm_loss, &c, c.inp, dinp, N_ * C_, OP_EPS, OP_ATOL, OP_RTOL);
@@ -80,8 +72,8 @@ static void test_ops(void) {
         fd_check("db", mm_loss, &c, c.b, db, OUT_, OP_EPS, OP_ATOL, OP_RTOL);
     }
     TEST_CASE("gradcheck gelu (accumulating and in place)") {
-        fill(c.inp, N_ * C_, 2.0f, &r);
-        fill(c.probe, N_ * C_, 1.0f, &r);
+        fixture_fill_normal(c.inp, N_ * C_, 2.0f, &r);
+        fixture_fill_normal(c.probe, N_ * C_, 1.0f, &r);
         float dinp[N_ * C_];
         for (int i = 0; i < N_ * C_; i++) dinp[i] = 0.5f;
         gelu_backward(dinp, c.inp, c.probe, N_ * C_);
@@ -116,7 +108,7 @@ typedef struct {
 static double enc_loss(void *p) {
     enc_ctx_t *c = p;
     encoder_forward(c->out, c->tok, c->wte, c->wpe, EB, ET, EC);
-    return dot(c->out, c->probe, EB * ET * EC);
+    return fixture_dot(c->out, c->probe, EB * ET * EC);
 }
 
 static void test_loss_and_encoder(void) {
@@ -124,7 +116,7 @@ static void test_loss_and_encoder(void) {
     rng_seed(&r, 8);
     TEST_CASE("gradcheck cross-entropy") {
         ce_ctx_t c;
-        fill(c.logits, CE_N * CE_V, 2.0f, &r);
+        fixture_fill_normal(c.logits, CE_N * CE_V, 2.0f, &r);
         for (int n = 0; n < CE_N; n++) c.targets[n] = (int32_t)rng_below(&r, CE_V);
         float dl[CE_N * CE_V] = {0}, dloss[CE_N];
         for (int n = 0; n < CE_N; n++) dloss[n] = n + 1.0f;
@@ -142,9 +134,9 @@ static void test_loss_and_encoder(void) {
     }
     TEST_CASE("gradcheck encoder (repeated tokens accumulate)") {
         enc_ctx_t c;
-        fill(c.wte, EV * EC, 1.0f, &r);
-        fill(c.wpe, ET * EC, 1.0f, &r);
-        fill(c.probe, EB * ET * EC, 1.0f, &r);
+        fixture_fill_normal(c.wte, EV * EC, 1.0f, &r);
+        fixture_fill_normal(c.wpe, ET * EC, 1.0f, &r);
+        fixture_fill_normal(c.probe, EB * ET * EC, 1.0f, &r);
         int32_t tok[EB * ET] = {1, 3, 1, 3, 3, 0};
         memcpy(c.tok, tok, sizeof tok);
         float dwte[EV * EC] = {0}, dwpe[ET * EC] = {0};

@@ -22,14 +22,6 @@
 
 enum { N = 6, OUT = 70, T = 23, LN_N = 37, LN_C = 100 };
 
-static void fill(float *x, size_t n, float std, rng_t *r) {
-    for (size_t i = 0; i < n; i++) x[i] = std * rng_normal(r);
-}
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
 
 // loss = Σ probe·GELU(x + b), b broadcast over rows: dL/dx = dpre, dL/db = Σ_n dpre.
 typedef struct {
@@ -44,7 +36,7 @@ static double gelu_loss(void *p) {
     gelu_ctx_t *c = p;
     gelu_z(c);
     gelu_forward(c->h, c->z, N * OUT);
-    return dot(c->h, c->probe, N * OUT);
+    return fixture_dot(c->h, c->probe, N * OUT);
 }
 
 // loss = Σ_i Σ_j probe[i,j]·softmax_{j≤i}(S[i,:])
@@ -59,7 +51,7 @@ static void sm_forward(sm_ctx_t *c) {
 static double sm_loss(void *p) {
     sm_ctx_t *c = p;
     sm_forward(c);
-    return dot(c->p, c->probe, T * T);
+    return fixture_dot(c->p, c->probe, T * T);
 }
 
 int main(void) {
@@ -67,9 +59,9 @@ int main(void) {
     rng_seed(&r, 11);
     TEST_CASE("gelu_forward_deriv with a bias: GELU(x + b) as the unfused ops; dpre and dbias by finite differences") {
         gelu_ctx_t c;
-        fill(c.x, N * OUT, 1.5f, &r);
-        fill(c.b, OUT, 0.5f, &r);
-        fill(c.probe, N * OUT, 1.0f, &r);
+        fixture_fill_normal(c.x, N * OUT, 1.5f, &r);
+        fixture_fill_normal(c.b, OUT, 0.5f, &r);
+        fixture_fill_normal(c.probe, N * OUT, 1.0f, &r);
         float d[N * OUT], db[OUT];
         for (int o = 0; o < OUT; o++) db[o] = 0.25f;  // accumulates into what is there
         float g[N * OUT];
@@ -87,8 +79,8 @@ int main(void) {
     TEST_CASE("gelu_forward_deriv + gelu_backward_bias: the same bits as the unfused ops, deriv in place") {
         float pre[N * OUT], dh[N * OUT], d1[N * OUT], d2[N * OUT], db1[OUT] = {0}, db2[OUT] = {0};
         float h1[N * OUT], h2[N * OUT], g[N * OUT];
-        fill(pre, N * OUT, 2.0f, &r);
-        fill(dh, N * OUT, 1.0f, &r);
+        fixture_fill_normal(pre, N * OUT, 2.0f, &r);
+        fixture_fill_normal(dh, N * OUT, 1.0f, &r);
         gelu_forward(h1, pre, N * OUT);
         memcpy(d1, dh, sizeof d1);
         gelu_backward(d1, pre, d1, N * OUT);
@@ -105,10 +97,10 @@ int main(void) {
         float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)), w[LN_C], bias[LN_C];
         float *res1 = malloc(n * sizeof(float)), *out1 = malloc(n * sizeof(float)), mean1[LN_N], rstd1[LN_N];
         float *res2 = malloc(n * sizeof(float)), *out2 = malloc(n * sizeof(float)), mean2[LN_N], rstd2[LN_N];
-        fill(a, n, 1.0f, &r);
-        fill(b, n, 0.3f, &r);
-        fill(w, LN_C, 1.0f, &r);
-        fill(bias, LN_C, 0.1f, &r);
+        fixture_fill_normal(a, n, 1.0f, &r);
+        fixture_fill_normal(b, n, 0.3f, &r);
+        fixture_fill_normal(w, LN_C, 1.0f, &r);
+        fixture_fill_normal(bias, LN_C, 0.1f, &r);
         residual_forward(res1, a, b, n);
         layernorm_forward(out1, mean1, rstd1, res1, w, bias, LN_N, LN_C);
         residual_layernorm_forward(res2, out2, mean2, rstd2, a, b, w, bias, LN_N, LN_C);
@@ -121,7 +113,7 @@ int main(void) {
     }
     TEST_CASE("causal_softmax_row: a double softmax over j ≤ i, zeros after") {
         sm_ctx_t c;
-        fill(c.s, T * T, 3.0f, &r);
+        fixture_fill_normal(c.s, T * T, 3.0f, &r);
         sm_forward(&c);
         float want[T * T];
         for (int i = 0; i < T; i++) {
@@ -134,8 +126,8 @@ int main(void) {
     }
     TEST_CASE("causal_softmax_row_backward: by finite differences") {
         sm_ctx_t c;
-        fill(c.s, T * T, 2.0f, &r);
-        fill(c.probe, T * T, 1.0f, &r);
+        fixture_fill_normal(c.s, T * T, 2.0f, &r);
+        fixture_fill_normal(c.probe, T * T, 1.0f, &r);
         sm_forward(&c);
         float d[T * T];
         memcpy(d, c.probe, sizeof d);

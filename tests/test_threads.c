@@ -20,18 +20,11 @@ typedef struct {
     float loss, *logits, *grad;
 } step_out_t;
 
-static void set_threads(int n) {
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#else
-    (void)n;
-#endif
-}
 
 // One training step's forward and backward of m on tok/tgt with `threads` threads, memory state
 // (copied, so each run starts from the same one) optional.
 static step_out_t run_step(model_t *m, const int32_t *tok, const int32_t *tgt, int threads, const seg_mem_t *mem0) {
-    set_threads(threads);
+    fixture_set_threads(threads);
     params_zero_grad(&m->params);
     rng_t r;
     rng_seed(&r, 7);
@@ -92,7 +85,7 @@ static void check_spec(const char *spec, pos_scheme_t pos, int M) {
         rng_t r;
         rng_seed(&r, 3);
         run_ctx_t rc = {.training = 0, .rng = &r, .mem = &mem};
-        set_threads(1);
+        fixture_set_threads(1);
         model_forward(&m, tgt, NULL, B, T, &rc);
     }
     size_t nl = (size_t)B * T * V, ng = m.params.total;
