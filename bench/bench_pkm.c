@@ -1,9 +1,9 @@
 // bench_pkm.c — does a product-key memory cost about what the mlp it replaces costs, whatever its
 // slot count? (BLOCKS.md §4, docs/blocks/pkm.md.) Times one ffn block's full training step at the
 // default training shape (d 128, batch 12, ctx 64 → N = 768 rows, as bench_train's default): zeroing
-// its gradients, forward, backward, the finiteness check, the global norm and clipping, and the AdamW
-// update of its own parameter table (train.c's order; the values table as sparse rows, lazy Adam),
-// each phase timed. Arms: mlp (hidden 4d)
+// its gradients, forward, backward, the global norm (which decides finiteness too), and clipping + the
+// AdamW update of its own parameter table (train.c's calls; the values table as sparse rows, lazy Adam,
+// whose gradient rows that walk also zeroes), each phase timed. Arms: mlp (hidden 4d)
 // and pkm at the given slot counts with BLOCKS.md's defaults (k 32, heads 4, dk 128), interleaved round
 // by round so machine load hits all alike; prints medians, the ratio to mlp, and each arm's memory
 // (parameters, gradient, Adam moments, activations).
@@ -72,14 +72,13 @@ static void arm_step(arm_t *a, int rep, float *y, float *dx, const float *x, con
     memset(dx, 0, (size_t)N * a->blk.dims->dim * sizeof(float));
     a->blk.ops->backward(&a->blk, dx, dy, x, a->act, a->scratch, 1, N, &rc);
     double t3 = cli_now();
-    if (!grad_all_finite(&a->pt)) die(EXIT_RUNTIME, "bench_pkm: non-finite gradient");
-    double norm = grad_global_norm(&a->pt);
-    if (norm > 1.0) grad_scale(&a->pt, (float)(1.0 / norm));
+    double norm;
+    if (!grad_norm_finite(&a->pt, &norm)) die(EXIT_RUNTIME, "bench_pkm: non-finite gradient");
     double t4 = cli_now();
-    adamw_step(&a->pt, &cfg, 1e-3f, t);
-    double t5 = cli_now();
-    a->touched = 0;
+    a->touched = 0;  // (adamw_step_clipped empties the lists)
     for (int i = 0; i < a->pt.count; i++) a->touched += a->pt.items[i]->n_touched;
+    adamw_step_clipped(&a->pt, &cfg, 1e-3f, t, norm > 1.0 ? (float)(1.0 / norm) : 1.0f);
+    double t5 = cli_now();
     if (rep < 0) return;
     a->t_zero[rep] = t1 - t0;
     a->t_fwd[rep] = t2 - t1;
@@ -127,7 +126,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < na; k++) arm_step(&arms[k], -1, y, dx, x, dy, N, 1);  // warm-up
     for (int rep = 0; rep < rounds; rep++)
         for (int k = 0; k < na; k++) arm_step(&arms[k], rep, y, dx, x, dy, N, rep + 2);
-    printf("bench_pkm: one ffn's training step (zero grad, forward, backward, finite+norm+clip, AdamW), d %d, N = %d x %d rows, "
+    printf("bench_pkm: one ffn's training step (zero grad, forward, backward, norm+finite, clip+AdamW(+zero sparse)), d %d, N = %d x %d rows, "
            "%d threads, median of %d interleaved rounds (ms)\n", C, B, T, nthreads, rounds);
     double base = median(arms[0].t_all, rounds);
     for (int k = 0; k < na; k++) {
@@ -135,7 +134,7 @@ int main(int argc, char **argv) {
         double all = median(a->t_all, rounds);
         size_t pbytes = a->pt.total * sizeof(float);
         double act_mb = (double)(a->blk.ops->act_floats(&a->blk, 1, N) + a->blk.ops->scratch_floats(&a->blk, 1, N)) * 4 / 1e6;
-        printf("  %-36s step %8.2f (zero %5.2f | fwd %7.2f | bwd %7.2f | finite+norm+clip %5.2f | adam %5.2f)  x%.2f of mlp  "
+        printf("  %-36s step %8.2f (zero %5.2f | fwd %7.2f | bwd %7.2f | norm+finite %5.2f | clip+adam %5.2f)  x%.2f of mlp  "
                "| params %.1f MB, +grad %.1f, +Adam m,v %.1f MB, acts+scratch %.1f MB | rows updated %zu\n",
                a->label, 1e3 * all, 1e3 * median(a->t_zero, rounds), 1e3 * median(a->t_fwd, rounds),
                1e3 * median(a->t_bwd, rounds), 1e3 * median(a->t_norm, rounds), 1e3 * median(a->t_adam, rounds),
