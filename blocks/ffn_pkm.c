@@ -38,6 +38,52 @@ static inline void prefetch_row(const float *row, int C) {
     for (int c = 0; c < C; c += 16) __builtin_prefetch(row + c);
 }
 
+// Sixteen floats as one vector (GCC/Clang vector extension); v16u reads and writes them unaligned.
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
+#define LD16(p) (*(const v16u *)(p))
+#define ST16(p, v) (*(v16u *)(p) = (v))
+#define ROWS_CHUNK 256  // terms add_weighted_rows takes at once (callers split longer sums)
+
+// y[0..n) += Σ_{e<m} w[e]·src[e][0..n), each element's terms added one at a time in e order: the bits
+// of the plain loop `for e: for c: y[c] += w[e]·src[e][c]` (a product, then a sum: the build's -std=c11
+// means -ffp-contract=off, no fused multiply-add), but with 64 columns held in four vector registers
+// across all e, where the plain loop stores every partial sum and loads it back for the next term (each
+// addition waiting on the previous one's store). With prefetch, the first pass over the columns asks
+// for the row PKM_PREFETCH terms ahead (the value table's gather; changes no result).
+static void add_weighted_rows(float *y, int n, const float *w, const float *const *src, int m, int prefetch) {
+    int c = 0;
+    for (; c + 64 <= n; c += 64) {
+        v16 a0 = LD16(y + c), a1 = LD16(y + c + 16), a2 = LD16(y + c + 32), a3 = LD16(y + c + 48);
+        for (int e = 0; e < m; e++) {
+            if (prefetch && c == 0 && e + PKM_PREFETCH < m) prefetch_row(src[e + PKM_PREFETCH], n);
+            const float *x = src[e] + c;
+            float we = w[e];
+            a0 += we * LD16(x);
+            a1 += we * LD16(x + 16);
+            a2 += we * LD16(x + 32);
+            a3 += we * LD16(x + 48);
+        }
+        ST16(y + c, a0);
+        ST16(y + c + 16, a1);
+        ST16(y + c + 32, a2);
+        ST16(y + c + 48, a3);
+    }
+    for (; c + 16 <= n; c += 16) {
+        v16 a0 = LD16(y + c);
+        for (int e = 0; e < m; e++) {
+            if (prefetch && c == 0 && e + PKM_PREFETCH < m) prefetch_row(src[e + PKM_PREFETCH], n);
+            a0 += w[e] * LD16(src[e] + c);
+        }
+        ST16(y + c, a0);
+    }
+    for (; c < n; c++) {
+        float a = y[c];
+        for (int e = 0; e < m; e++) a += w[e] * src[e][c];
+        y[c] = a;
+    }
+}
+
 typedef struct {
     int slots, n, k, H, dk, half;  // half = dk/2
     param_t *wq, *bq, *lnw, *lnb, *keys, *values;
@@ -195,11 +241,12 @@ static void pkm_run(pkm_t *p, float *y, const float *x, float *act, float *scrat
         const int32_t *sl = a.idx + (size_t)r * HK;
         float *yr = y + (size_t)r * C;
         for (int c = 0; c < C; c++) yr[c] = 0.0f;
-        for (int e = 0; e < PKM_PREFETCH && e < HK; e++) prefetch_row(V + (size_t)sl[e] * C, C);
-        for (int e = 0; e < HK; e++) {
-            if (e + PKM_PREFETCH < HK) prefetch_row(V + (size_t)sl[e + PKM_PREFETCH] * C, C);
-            const float *v = V + (size_t)sl[e] * C;
-            for (int c = 0; c < C; c++) yr[c] += w[e] * v[c];
+        const float *src[ROWS_CHUNK];
+        for (int e0 = 0; e0 < HK; e0 += ROWS_CHUNK) {
+            int m = HK - e0 < ROWS_CHUNK ? HK - e0 : ROWS_CHUNK;
+            for (int e = 0; e < m; e++) src[e] = V + (size_t)sl[e0 + e] * C;
+            for (int e = 0; e < PKM_PREFETCH && e < m; e++) prefetch_row(src[e], C);
+            add_weighted_rows(yr, C, w + e0, src, m, 1);
         }
     }
     if (p->stats_on) {  // evaluation statistics: serial, O(N·H·k)
@@ -339,11 +386,17 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
         t = omp_get_thread_num();
 #endif
         size_t i0 = slot_run_start(sel, NK, NK * (size_t)t / nt), i1 = slot_run_start(sel, NK, NK * (size_t)(t + 1) / nt);
-        for (size_t i = i0; i < i1; i++) {
-            size_t j = (uint32_t)sel[i];
-            const float *g = dy + (j / ((size_t)H * k)) * C;
-            float wj = a.w[j], *row = dV + (sel[i] >> 32) * C;
-            for (int c = 0; c < C; c++) row[c] += wj * g[c];
+        const float *src[ROWS_CHUNK];
+        float wts[ROWS_CHUNK];
+        for (size_t i = i0; i < i1;) {  // one slot's run of selections, ROWS_CHUNK at a time
+            uint64_t slot = sel[i] >> 32;
+            int m = 0;
+            for (; i < i1 && sel[i] >> 32 == slot && m < ROWS_CHUNK; i++, m++) {
+                size_t j = (uint32_t)sel[i];
+                src[m] = dy + (j / ((size_t)H * k)) * C;
+                wts[m] = a.w[j];
+            }
+            add_weighted_rows(dV + slot * C, C, wts, src, m, 0);
         }
     }
     // dq1 += ds_j·K1[a_j], dq2 += ds_j·K2[b_j] (per row)
@@ -356,14 +409,16 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
             size_t oj = ((size_t)r * H + h) * k;
             float *dq1 = dqn + (size_t)r * Q + (size_t)h * dk, *dq2 = dq1 + half;
             const float *K1 = Kd + (size_t)h * 2 * n * half, *K2 = K1 + (size_t)n * half;
-            for (int j = 0; j < k; j++) {
-                int32_t sl = a.idx[oj + j];
-                const float *k1 = K1 + (size_t)(sl / n) * half, *k2 = K2 + (size_t)(sl % n) * half;
-                float d = ds[oj + j];
-                for (int e = 0; e < half; e++) {
-                    dq1[e] += d * k1[e];
-                    dq2[e] += d * k2[e];
+            const float *s1[ROWS_CHUNK], *s2[ROWS_CHUNK];
+            for (int j0 = 0; j0 < k; j0 += ROWS_CHUNK) {
+                int m = k - j0 < ROWS_CHUNK ? k - j0 : ROWS_CHUNK;
+                for (int j = 0; j < m; j++) {
+                    int32_t sl = a.idx[oj + j0 + j];
+                    s1[j] = K1 + (size_t)(sl / n) * half;
+                    s2[j] = K2 + (size_t)(sl % n) * half;
                 }
+                add_weighted_rows(dq1, half, ds + oj + j0, s1, m, 0);
+                add_weighted_rows(dq2, half, ds + oj + j0, s2, m, 0);
             }
         }
     // dK1[a_j] += ds_j·q1, dK2[b_j] += ds_j·q2: one task per (head, half), rows in order (a sub-key
