@@ -30,12 +30,21 @@
 // The reference's (XLM) constant learning rate of the value table, independent of --lr and its schedule.
 #define PKM_VALUES_LR 1e-3f
 #define PKM_MAX_SLOTS (1L << 24)  // 4096²: slot indices stay far inside int32
+#define PKM_MAX_N 4096            // sub-keys per half at most (sqrt of PKM_MAX_SLOTS)
 #define PKM_PREFETCH 8            // value rows requested ahead of the one being read
 #define SORT_MAX_THREADS 64       // threads the backward's radix sort uses at most
 
 // Ask for the cache lines of one value row (C floats) ahead of use; changes no result.
 static inline void prefetch_row(const float *row, int C) {
     for (int c = 0; c < C; c += 16) __builtin_prefetch(row + c);
+}
+
+// The sub-key of slot sl in half f: a = sl / n (f 0) or b = sl mod n (f 1), without an integer division:
+// (sl + 0.5)/n lies at least 0.5/n ≥ 2⁻¹³ from every integer, and the double product's error is below
+// sl·2⁻⁵² < 2⁻²⁸ (sl < 2²⁴), so its floor is exactly a.
+static inline int sub_key(int32_t sl, int n, double inv_n, int f) {
+    int a = (int)(((double)sl + 0.5) * inv_n);
+    return f ? sl - a * n : a;
 }
 
 // Sixteen floats as one vector (GCC/Clang vector extension); v16u reads and writes them unaligned.
@@ -373,7 +382,7 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
     // touched list receives the slots in ascending order (what the optimizer's walks then follow).
     size_t NK = (size_t)N * H * k;
     uintptr_t at = (uintptr_t)(ds + NK);
-    uint64_t *sel = (uint64_t *)((at + 7) & ~(uintptr_t)7), *tmp = sel + NK;
+    uint64_t *sel_base = (uint64_t *)((at + 7) & ~(uintptr_t)7), *sel = sel_base, *tmp = sel + NK;
     sel = sort_by_slot(a.idx, NK, p->slots, sel, tmp, (size_t (*)[256])(tmp + NK));
     for (size_t i = 0; i < NK; i++)
         if (i == 0 || sel[i] >> 32 != sel[i - 1] >> 32) params_touch_row(p->values, (size_t)(sel[i] >> 32));
@@ -403,6 +412,7 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
     memset(dqn, 0, (size_t)N * Q * sizeof(float));
     memset(dqpre, 0, (size_t)N * Q * sizeof(float));
     const float *Kd = p->keys->data;
+    double inv_n = 1.0 / n;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < N; r++)
         for (int h = 0; h < H; h++) {
@@ -414,29 +424,47 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
                 int m = k - j0 < ROWS_CHUNK ? k - j0 : ROWS_CHUNK;
                 for (int j = 0; j < m; j++) {
                     int32_t sl = a.idx[oj + j0 + j];
-                    s1[j] = K1 + (size_t)(sl / n) * half;
-                    s2[j] = K2 + (size_t)(sl % n) * half;
+                    s1[j] = K1 + (size_t)sub_key(sl, n, inv_n, 0) * half;
+                    s2[j] = K2 + (size_t)sub_key(sl, n, inv_n, 1) * half;
                 }
                 add_weighted_rows(dq1, half, ds + oj + j0, s1, m, 0);
                 add_weighted_rows(dq2, half, ds + oj + j0, s2, m, 0);
             }
         }
-    // dK1[a_j] += ds_j·q1, dK2[b_j] += ds_j·q2: one task per (head, half), rows in order (a sub-key
-    // row is shared by many rows and slots; a task owns its table, so no races and a fixed order)
+    // dK1[a_j] += ds_j·q1, dK2[b_j] += ds_j·q2: one task per (head, half), which owns its table (no races).
+    // A sub-key row is shared by many rows and selections; its terms are added in (r, j) order: a stable
+    // counting sort of the task's N·k selections by sub-key row (into the radix sort's arrays, free now),
+    // then each row's terms summed in registers (add_weighted_rows).
     float *dK = p->keys->grad;
+    // (2H, N·k) selection indices and (2H, N·k) rows: 4·NK int32, the sort's two NK uint64 arrays
+    int32_t *by_sel = (int32_t *)sel_base, *by_r = by_sel + 2 * NK;
 #pragma omp parallel for schedule(static)
     for (int hf = 0; hf < 2 * H; hf++) {
         int h = hf / 2, f = hf % 2;
         float *dKt = dK + (size_t)hf * n * half;
-        for (int r = 0; r < N; r++) {
-            const float *q = a.qn + (size_t)r * Q + (size_t)h * dk + (size_t)f * half;
-            size_t oj = ((size_t)r * H + h) * k;
-            for (int j = 0; j < k; j++) {
-                int32_t sl = a.idx[oj + j];
-                float *row = dKt + (size_t)(f == 0 ? sl / n : sl % n) * half, d = ds[oj + j];
-                for (int e = 0; e < half; e++) row[e] += d * q[e];
+        int32_t *og = by_sel + (size_t)hf * N * k, *orow = by_r + (size_t)hf * N * k;
+        int cnt[PKM_MAX_N + 1];
+        memset(cnt, 0, (size_t)(n + 1) * sizeof *cnt);
+        for (int r = 0; r < N; r++)
+            for (size_t o = ((size_t)r * H + h) * k, j = 0; j < (size_t)k; j++) cnt[sub_key(a.idx[o + j], n, inv_n, f) + 1]++;
+        for (int u = 0; u < n; u++) cnt[u + 1] += cnt[u];
+        for (int r = 0; r < N; r++)
+            for (size_t o = ((size_t)r * H + h) * k, j = 0; j < (size_t)k; j++) {
+                int at_u = cnt[sub_key(a.idx[o + j], n, inv_n, f)]++;
+                og[at_u] = (int32_t)(o + j);
+                orow[at_u] = r;
             }
-        }
+        const float *src[ROWS_CHUNK];
+        float wts[ROWS_CHUNK];
+        for (int u = 0, i = 0; u < n; u++)  // row u's terms: og[cnt[u − 1] .. cnt[u]), in (r, j) order
+            while (i < cnt[u]) {
+                int m = 0;
+                for (; i < cnt[u] && m < ROWS_CHUNK; i++, m++) {
+                    src[m] = a.qn + (size_t)orow[i] * Q + (size_t)h * dk + (size_t)f * half;
+                    wts[m] = ds[og[i]];
+                }
+                add_weighted_rows(dKt + (size_t)u * half, half, wts, src, m, 0);
+            }
     }
     layernorm_backward(dqpre, p->lnw->grad, p->lnb->grad, dqn, a.qpre, p->lnw->data, a.mean, a.rstd, N * H * 2, half);
     matmul_backward(dx, p->wq->grad, p->bq->grad, dqpre, x, p->wq->data, N, C, Q);
