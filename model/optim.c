@@ -15,7 +15,7 @@
 // The touched rows lie scattered over a table far larger than the caches (at 262,144 slots × 128, one
 // array is 134 MB): a walk asks for the row this many places ahead in the touched list before working on
 // the current one, so that several rows' memory requests are in flight at once. Changes no result.
-#define SPARSE_PREFETCH_ROWS 4
+#define SPARSE_PREFETCH_ROWS 8
 
 // Request the cache lines of n floats at x (for writing if w).
 static inline void prefetch_span(const float *x, size_t n, int w) {
