@@ -47,6 +47,12 @@ static inline int sub_key(int32_t sl, int n, double inv_n, int f) {
     return f ? sl - a * n : a;
 }
 
+// The same for a row about to be written (the dV scatter's gradient rows).
+static inline void prefetch_row_w(float *row, int C) {
+    for (int c = 0; c < C; c += 16) __builtin_prefetch(row + c, 1);
+}
+#define PKM_SCATTER_AHEAD 32  // the dV scatter requests the gradient row of the selection this far ahead
+
 // Sixteen floats as one vector (GCC/Clang vector extension); v16u reads and writes them unaligned.
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
@@ -399,6 +405,7 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
         float wts[ROWS_CHUNK];
         for (size_t i = i0; i < i1;) {  // one slot's run of selections, ROWS_CHUNK at a time
             uint64_t slot = sel[i] >> 32;
+            if (i + PKM_SCATTER_AHEAD < i1) prefetch_row_w(dV + (sel[i + PKM_SCATTER_AHEAD] >> 32) * C, C);
             int m = 0;
             for (; i < i1 && sel[i] >> 32 == slot && m < ROWS_CHUNK; i++, m++) {
                 size_t j = (uint32_t)sel[i];
