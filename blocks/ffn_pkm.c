@@ -357,36 +357,15 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
     pkm_act_t a = act_views(p, (float *)act, (size_t)N);
     float *dqn = scratch, *dqpre = dqn + (size_t)N * Q, *ds = dqpre + (size_t)N * Q;
     const float *V = p->values->data;
-    // u_j = g·V[I_j] and the softmax backward, per row (independent rows)
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < N; r++) {
-        const float *g = dy + (size_t)r * C;
-        const int32_t *slr = a.idx + (size_t)r * H * k;
-        for (int e = 0; e < PKM_PREFETCH && e < H * k; e++) prefetch_row(V + (size_t)slr[e] * C, C);
-        for (int h = 0; h < H; h++) {
-            size_t oj = ((size_t)r * H + h) * k;
-            const float *w = a.w + oj;
-            const int32_t *sl = a.idx + oj;
-            float *d = ds + oj, wu = 0.0f;
-            for (int j = 0; j < k; j++) {
-                int e = h * k + j + PKM_PREFETCH;
-                if (e < H * k) prefetch_row(V + (size_t)slr[e] * C, C);
-                const float *v = V + (size_t)sl[j] * C;
-                float u = 0.0f;
-#pragma omp simd reduction(+ : u)
-                for (int c = 0; c < C; c++) u += g[c] * v[c];
-                d[j] = u;
-                wu += w[j] * u;
-            }
-            for (int j = 0; j < k; j++) d[j] = w[j] * (d[j] - wu);
-        }
-    }
-    // dV[I_j] += w_j·g. The N·H·k selections, sorted by slot with a stable sort, list each slot's
-    // contributions in selection order (r, h, j) — the order a plain walk over the selections adds them
-    // in — and visit the gradient rows once each, ascending. Threads own runs of whole slots: no two
-    // write one element, and every element sums in the same order whatever the thread count. The
-    // touched list receives the slots in ascending order (what the optimizer's walks then follow).
+    // The N·H·k selections, sorted by slot with a stable sort, list each slot's selections in selection
+    // order (r, h, j) — the order a plain walk over the selections adds their dV terms in. One walk of
+    // the sorted list reads each selected value row V[s] and gradient row dV[s] once, ascending through
+    // memory (rows requested PKM_SCATTER_AHEAD selections ahead): u_j = g·V[I_j] for each of the slot's
+    // selections, and dV[s] += Σ_j w_j·g in that order. Threads own runs of whole slots: no two write one
+    // element, and every element sums in the same order whatever the thread count. The touched list
+    // receives the slots in ascending order (what the optimizer's walks then follow).
     size_t NK = (size_t)N * H * k;
+    uint32_t HK = (uint32_t)H * (uint32_t)k;
     uintptr_t at = (uintptr_t)(ds + NK);
     uint64_t *sel_base = (uint64_t *)((at + 7) & ~(uintptr_t)7), *sel = sel_base, *tmp = sel + NK;
     sel = sort_by_slot(a.idx, NK, p->slots, sel, tmp, (size_t (*)[256])(tmp + NK));
@@ -405,16 +384,36 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
         float wts[ROWS_CHUNK];
         for (size_t i = i0; i < i1;) {  // one slot's run of selections, ROWS_CHUNK at a time
             uint64_t slot = sel[i] >> 32;
-            if (i + PKM_SCATTER_AHEAD < i1) prefetch_row_w(dV + (sel[i + PKM_SCATTER_AHEAD] >> 32) * C, C);
+            if (i + PKM_SCATTER_AHEAD < i1) {
+                size_t ahead = (sel[i + PKM_SCATTER_AHEAD] >> 32) * C;
+                prefetch_row(V + ahead, C);
+                prefetch_row_w(dV + ahead, C);
+            }
+            const float *v = V + slot * C;
             int m = 0;
             for (; i < i1 && sel[i] >> 32 == slot && m < ROWS_CHUNK; i++, m++) {
-                size_t j = (uint32_t)sel[i];
-                src[m] = dy + (j / ((size_t)H * k)) * C;
+                uint32_t j = (uint32_t)sel[i];
+                const float *g = dy + (size_t)(j / HK) * C;
+                float u = 0.0f;
+#pragma omp simd reduction(+ : u)
+                for (int c = 0; c < C; c++) u += g[c] * v[c];
+                ds[j] = u;
+                src[m] = g;
                 wts[m] = a.w[j];
             }
             add_weighted_rows(dV + slot * C, C, wts, src, m, 0);
         }
     }
+    // the softmax backward per (row, head): ds_j = w_j·(u_j − Σ_i w_i·u_i), u_j in ds
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++)
+        for (int h = 0; h < H; h++) {
+            size_t oj = ((size_t)r * H + h) * k;
+            const float *w = a.w + oj;
+            float *d = ds + oj, wu = 0.0f;
+            for (int j = 0; j < k; j++) wu += w[j] * d[j];
+            for (int j = 0; j < k; j++) d[j] = w[j] * (d[j] - wu);
+        }
     // dq1 += ds_j·K1[a_j], dq2 += ds_j·K2[b_j] (per row)
     memset(dqn, 0, (size_t)N * Q * sizeof(float));
     memset(dqpre, 0, (size_t)N * Q * sizeof(float));
