@@ -39,6 +39,12 @@ static inline void prefetch_row(const float *row, int C) {
     for (int c = 0; c < C; c += 16) __builtin_prefetch(row + c);
 }
 
+// The same for a row about to be written (the dV scatter's gradient rows).
+static inline void prefetch_row_w(float *row, int C) {
+    for (int c = 0; c < C; c += 16) __builtin_prefetch(row + c, 1);
+}
+#define PKM_SCATTER_AHEAD 32  // the sorted backward walk requests V and dV rows this many selections ahead
+
 // The sub-key of slot sl in half f: a = sl / n (f 0) or b = sl mod n (f 1), without an integer division:
 // (sl + 0.5)/n lies at least 0.5/n ≥ 2⁻¹³ from every integer, and the double product's error is below
 // sl·2⁻⁵² < 2⁻²⁸ (sl < 2²⁴), so its floor is exactly a.
@@ -46,12 +52,6 @@ static inline int sub_key(int32_t sl, int n, double inv_n, int f) {
     int a = (int)(((double)sl + 0.5) * inv_n);
     return f ? sl - a * n : a;
 }
-
-// The same for a row about to be written (the dV scatter's gradient rows).
-static inline void prefetch_row_w(float *row, int C) {
-    for (int c = 0; c < C; c += 16) __builtin_prefetch(row + c, 1);
-}
-#define PKM_SCATTER_AHEAD 32  // the dV scatter requests the gradient row of the selection this far ahead
 
 // Sixteen floats as one vector (GCC/Clang vector extension); v16u reads and writes them unaligned.
 typedef float v16 __attribute__((vector_size(64)));
