@@ -1116,17 +1116,17 @@ static int train_step(train_t *t, double lr) {
     if (t->rank == 0) model_extra_loss(m, 1);
     grad_sync_run(&t->sync, &m->params);  // every rank now holds the whole batch's gradient (docs/mpi.md)
     dist_sum_doubles(&loss, 1);
-    if (!isfinite(loss) || !grad_all_finite(&m->params)) {
+    double gnorm;  // the norm's walk decides finiteness too (optim.h)
+    if (!isfinite(loss) || !grad_norm_finite(&m->params, &gnorm)) {
         if (t->rank == 0) fprintf(stderr, "attnlab: %s at step %ld; stopping without saving (the last checkpoint, if any, is kept)\n",
                 isfinite(loss) ? "the loss was finite but a gradient became non-finite"
                                : (isnan(loss) ? "the loss became NaN" : "the loss became infinite"),
                 run->step + 1);
         return EXIT_RUNTIME;
     }
-    double gnorm = grad_global_norm(&m->params);
-    if (o->grad_clip > 0 && gnorm > o->grad_clip) grad_scale(&m->params, (float)(o->grad_clip / gnorm));
+    float clip = o->grad_clip > 0 && gnorm > o->grad_clip ? (float)(o->grad_clip / gnorm) : 1.0f;
     run->step++;
-    adamw_step(&m->params, &t->acfg, (float)lr, run->step);
+    adamw_step_clipped(&m->params, &t->acfg, (float)lr, run->step, clip);  // clipping, AdamW, sparse rows zeroed
     model_after_step(m, run->step, &run->drop_rng);
     run->tokens_seen += (long)t->B * t->T * o->grad_accum;
     t->rep.last_gnorm = gnorm;

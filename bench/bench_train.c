@@ -9,7 +9,7 @@
 //
 // Training mode builds the model from the flags, fills random tokens, and times full optimizer
 // steps exactly as train.c's loop makes them: params_zero_grad, model_forward, model_backward,
-// model_extra_loss, the finiteness check, grad_global_norm + clip, adamw_step, model_after_step
+// model_extra_loss, grad_norm_finite (norm and finiteness), adamw_step_clipped, model_after_step
 // (batch drawing excluded: it is a memcpy of B·T ints). It prints one machine-readable line:
 //
 //   train layers=.. dim=.. ... ms_step=MEDIAN tokens_per_s=.. flops_per_token=.. gflops=.. fwd_ms=..
@@ -319,10 +319,9 @@ int main(int argc, char **argv) {
         model_backward(&m, 1.0f, &rc);
         double t2 = cli_now();
         model_extra_loss(&m, 1);
-        if (!isfinite(loss) || !grad_all_finite(&m.params)) die(EXIT_RUNTIME, "bench_train: non-finite loss at step %ld", step);
-        double gnorm = grad_global_norm(&m.params);
-        if (gnorm > 1.0) grad_scale(&m.params, (float)(1.0 / gnorm));
-        adamw_step(&m.params, &acfg, 1e-3f, step);
+        double gnorm;
+        if (!isfinite(loss) || !grad_norm_finite(&m.params, &gnorm)) die(EXIT_RUNTIME, "bench_train: non-finite loss at step %ld", step);
+        adamw_step_clipped(&m.params, &acfg, 1e-3f, step, gnorm > 1.0 ? (float)(1.0 / gnorm) : 1.0f);
         model_after_step(&m, step, &rng);
         double t3 = cli_now();
         if (tune) tuner_done(&tuner, t3 - t0, stderr);

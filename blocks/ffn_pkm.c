@@ -30,12 +30,73 @@
 // The reference's (XLM) constant learning rate of the value table, independent of --lr and its schedule.
 #define PKM_VALUES_LR 1e-3f
 #define PKM_MAX_SLOTS (1L << 24)  // 4096²: slot indices stay far inside int32
+#define PKM_MAX_N 4096            // sub-keys per half at most (sqrt of PKM_MAX_SLOTS)
 #define PKM_PREFETCH 8            // value rows requested ahead of the one being read
 #define SORT_MAX_THREADS 64       // threads the backward's radix sort uses at most
 
 // Ask for the cache lines of one value row (C floats) ahead of use; changes no result.
 static inline void prefetch_row(const float *row, int C) {
     for (int c = 0; c < C; c += 16) __builtin_prefetch(row + c);
+}
+
+// The same for a row about to be written (the dV scatter's gradient rows).
+static inline void prefetch_row_w(float *row, int C) {
+    for (int c = 0; c < C; c += 16) __builtin_prefetch(row + c, 1);
+}
+#define PKM_SCATTER_AHEAD 32  // the sorted backward walk requests V and dV rows this many selections ahead
+
+// The sub-key of slot sl in half f: a = sl / n (f 0) or b = sl mod n (f 1), without an integer division:
+// (sl + 0.5)/n lies at least 0.5/n ≥ 2⁻¹³ from every integer, and the double product's error is below
+// sl·2⁻⁵² < 2⁻²⁸ (sl < 2²⁴), so its floor is exactly a.
+static inline int sub_key(int32_t sl, int n, double inv_n, int f) {
+    int a = (int)(((double)sl + 0.5) * inv_n);
+    return f ? sl - a * n : a;
+}
+
+// Sixteen floats as one vector (GCC/Clang vector extension); v16u reads and writes them unaligned.
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
+#define LD16(p) (*(const v16u *)(p))
+#define ST16(p, v) (*(v16u *)(p) = (v))
+#define ROWS_CHUNK 256  // terms add_weighted_rows takes at once (callers split longer sums)
+
+// y[0..n) += Σ_{e<m} w[e]·src[e][0..n), each element's terms added one at a time in e order: the bits
+// of the plain loop `for e: for c: y[c] += w[e]·src[e][c]` (a product, then a sum: the build's -std=c11
+// means -ffp-contract=off, no fused multiply-add), but with 64 columns held in four vector registers
+// across all e, where the plain loop stores every partial sum and loads it back for the next term (each
+// addition waiting on the previous one's store). With prefetch, the first pass over the columns asks
+// for the row PKM_PREFETCH terms ahead (the value table's gather; changes no result).
+static void add_weighted_rows(float *y, int n, const float *w, const float *const *src, int m, int prefetch) {
+    int c = 0;
+    for (; c + 64 <= n; c += 64) {
+        v16 a0 = LD16(y + c), a1 = LD16(y + c + 16), a2 = LD16(y + c + 32), a3 = LD16(y + c + 48);
+        for (int e = 0; e < m; e++) {
+            if (prefetch && c == 0 && e + PKM_PREFETCH < m) prefetch_row(src[e + PKM_PREFETCH], n);
+            const float *x = src[e] + c;
+            float we = w[e];
+            a0 += we * LD16(x);
+            a1 += we * LD16(x + 16);
+            a2 += we * LD16(x + 32);
+            a3 += we * LD16(x + 48);
+        }
+        ST16(y + c, a0);
+        ST16(y + c + 16, a1);
+        ST16(y + c + 32, a2);
+        ST16(y + c + 48, a3);
+    }
+    for (; c + 16 <= n; c += 16) {
+        v16 a0 = LD16(y + c);
+        for (int e = 0; e < m; e++) {
+            if (prefetch && c == 0 && e + PKM_PREFETCH < m) prefetch_row(src[e + PKM_PREFETCH], n);
+            a0 += w[e] * LD16(src[e] + c);
+        }
+        ST16(y + c, a0);
+    }
+    for (; c < n; c++) {
+        float a = y[c];
+        for (int e = 0; e < m; e++) a += w[e] * src[e][c];
+        y[c] = a;
+    }
 }
 
 typedef struct {
@@ -195,11 +256,12 @@ static void pkm_run(pkm_t *p, float *y, const float *x, float *act, float *scrat
         const int32_t *sl = a.idx + (size_t)r * HK;
         float *yr = y + (size_t)r * C;
         for (int c = 0; c < C; c++) yr[c] = 0.0f;
-        for (int e = 0; e < PKM_PREFETCH && e < HK; e++) prefetch_row(V + (size_t)sl[e] * C, C);
-        for (int e = 0; e < HK; e++) {
-            if (e + PKM_PREFETCH < HK) prefetch_row(V + (size_t)sl[e + PKM_PREFETCH] * C, C);
-            const float *v = V + (size_t)sl[e] * C;
-            for (int c = 0; c < C; c++) yr[c] += w[e] * v[c];
+        const float *src[ROWS_CHUNK];
+        for (int e0 = 0; e0 < HK; e0 += ROWS_CHUNK) {
+            int m = HK - e0 < ROWS_CHUNK ? HK - e0 : ROWS_CHUNK;
+            for (int e = 0; e < m; e++) src[e] = V + (size_t)sl[e0 + e] * C;
+            for (int e = 0; e < PKM_PREFETCH && e < m; e++) prefetch_row(src[e], C);
+            add_weighted_rows(yr, C, w + e0, src, m, 1);
         }
     }
     if (p->stats_on) {  // evaluation statistics: serial, O(N·H·k)
@@ -295,38 +357,17 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
     pkm_act_t a = act_views(p, (float *)act, (size_t)N);
     float *dqn = scratch, *dqpre = dqn + (size_t)N * Q, *ds = dqpre + (size_t)N * Q;
     const float *V = p->values->data;
-    // u_j = g·V[I_j] and the softmax backward, per row (independent rows)
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < N; r++) {
-        const float *g = dy + (size_t)r * C;
-        const int32_t *slr = a.idx + (size_t)r * H * k;
-        for (int e = 0; e < PKM_PREFETCH && e < H * k; e++) prefetch_row(V + (size_t)slr[e] * C, C);
-        for (int h = 0; h < H; h++) {
-            size_t oj = ((size_t)r * H + h) * k;
-            const float *w = a.w + oj;
-            const int32_t *sl = a.idx + oj;
-            float *d = ds + oj, wu = 0.0f;
-            for (int j = 0; j < k; j++) {
-                int e = h * k + j + PKM_PREFETCH;
-                if (e < H * k) prefetch_row(V + (size_t)slr[e] * C, C);
-                const float *v = V + (size_t)sl[j] * C;
-                float u = 0.0f;
-#pragma omp simd reduction(+ : u)
-                for (int c = 0; c < C; c++) u += g[c] * v[c];
-                d[j] = u;
-                wu += w[j] * u;
-            }
-            for (int j = 0; j < k; j++) d[j] = w[j] * (d[j] - wu);
-        }
-    }
-    // dV[I_j] += w_j·g. The N·H·k selections, sorted by slot with a stable sort, list each slot's
-    // contributions in selection order (r, h, j) — the order a plain walk over the selections adds them
-    // in — and visit the gradient rows once each, ascending. Threads own runs of whole slots: no two
-    // write one element, and every element sums in the same order whatever the thread count. The
-    // touched list receives the slots in ascending order (what the optimizer's walks then follow).
+    // The N·H·k selections, sorted by slot with a stable sort, list each slot's selections in selection
+    // order (r, h, j) — the order a plain walk over the selections adds their dV terms in. One walk of
+    // the sorted list reads each selected value row V[s] and gradient row dV[s] once, ascending through
+    // memory (rows requested PKM_SCATTER_AHEAD selections ahead): u_j = g·V[I_j] for each of the slot's
+    // selections, and dV[s] += Σ_j w_j·g in that order. Threads own runs of whole slots: no two write one
+    // element, and every element sums in the same order whatever the thread count. The touched list
+    // receives the slots in ascending order (what the optimizer's walks then follow).
     size_t NK = (size_t)N * H * k;
+    uint32_t HK = (uint32_t)H * (uint32_t)k;
     uintptr_t at = (uintptr_t)(ds + NK);
-    uint64_t *sel = (uint64_t *)((at + 7) & ~(uintptr_t)7), *tmp = sel + NK;
+    uint64_t *sel_base = (uint64_t *)((at + 7) & ~(uintptr_t)7), *sel = sel_base, *tmp = sel + NK;
     sel = sort_by_slot(a.idx, NK, p->slots, sel, tmp, (size_t (*)[256])(tmp + NK));
     for (size_t i = 0; i < NK; i++)
         if (i == 0 || sel[i] >> 32 != sel[i - 1] >> 32) params_touch_row(p->values, (size_t)(sel[i] >> 32));
@@ -339,49 +380,97 @@ static void pkm_backward(block_t *b, float *dx, const float *dy, const float *x,
         t = omp_get_thread_num();
 #endif
         size_t i0 = slot_run_start(sel, NK, NK * (size_t)t / nt), i1 = slot_run_start(sel, NK, NK * (size_t)(t + 1) / nt);
-        for (size_t i = i0; i < i1; i++) {
-            size_t j = (uint32_t)sel[i];
-            const float *g = dy + (j / ((size_t)H * k)) * C;
-            float wj = a.w[j], *row = dV + (sel[i] >> 32) * C;
-            for (int c = 0; c < C; c++) row[c] += wj * g[c];
+        const float *src[ROWS_CHUNK];
+        float wts[ROWS_CHUNK];
+        for (size_t i = i0; i < i1;) {  // one slot's run of selections, ROWS_CHUNK at a time
+            uint64_t slot = sel[i] >> 32;
+            if (i + PKM_SCATTER_AHEAD < i1) {
+                size_t ahead = (sel[i + PKM_SCATTER_AHEAD] >> 32) * C;
+                prefetch_row(V + ahead, C);
+                prefetch_row_w(dV + ahead, C);
+            }
+            const float *v = V + slot * C;
+            int m = 0;
+            for (; i < i1 && sel[i] >> 32 == slot && m < ROWS_CHUNK; i++, m++) {
+                uint32_t j = (uint32_t)sel[i];
+                const float *g = dy + (size_t)(j / HK) * C;
+                float u = 0.0f;
+#pragma omp simd reduction(+ : u)
+                for (int c = 0; c < C; c++) u += g[c] * v[c];
+                ds[j] = u;
+                src[m] = g;
+                wts[m] = a.w[j];
+            }
+            add_weighted_rows(dV + slot * C, C, wts, src, m, 0);
         }
     }
+    // the softmax backward per (row, head): ds_j = w_j·(u_j − Σ_i w_i·u_i), u_j in ds
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++)
+        for (int h = 0; h < H; h++) {
+            size_t oj = ((size_t)r * H + h) * k;
+            const float *w = a.w + oj;
+            float *d = ds + oj, wu = 0.0f;
+            for (int j = 0; j < k; j++) wu += w[j] * d[j];
+            for (int j = 0; j < k; j++) d[j] = w[j] * (d[j] - wu);
+        }
     // dq1 += ds_j·K1[a_j], dq2 += ds_j·K2[b_j] (per row)
     memset(dqn, 0, (size_t)N * Q * sizeof(float));
     memset(dqpre, 0, (size_t)N * Q * sizeof(float));
     const float *Kd = p->keys->data;
+    double inv_n = 1.0 / n;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < N; r++)
         for (int h = 0; h < H; h++) {
             size_t oj = ((size_t)r * H + h) * k;
             float *dq1 = dqn + (size_t)r * Q + (size_t)h * dk, *dq2 = dq1 + half;
             const float *K1 = Kd + (size_t)h * 2 * n * half, *K2 = K1 + (size_t)n * half;
-            for (int j = 0; j < k; j++) {
-                int32_t sl = a.idx[oj + j];
-                const float *k1 = K1 + (size_t)(sl / n) * half, *k2 = K2 + (size_t)(sl % n) * half;
-                float d = ds[oj + j];
-                for (int e = 0; e < half; e++) {
-                    dq1[e] += d * k1[e];
-                    dq2[e] += d * k2[e];
+            const float *s1[ROWS_CHUNK], *s2[ROWS_CHUNK];
+            for (int j0 = 0; j0 < k; j0 += ROWS_CHUNK) {
+                int m = k - j0 < ROWS_CHUNK ? k - j0 : ROWS_CHUNK;
+                for (int j = 0; j < m; j++) {
+                    int32_t sl = a.idx[oj + j0 + j];
+                    s1[j] = K1 + (size_t)sub_key(sl, n, inv_n, 0) * half;
+                    s2[j] = K2 + (size_t)sub_key(sl, n, inv_n, 1) * half;
                 }
+                add_weighted_rows(dq1, half, ds + oj + j0, s1, m, 0);
+                add_weighted_rows(dq2, half, ds + oj + j0, s2, m, 0);
             }
         }
-    // dK1[a_j] += ds_j·q1, dK2[b_j] += ds_j·q2: one task per (head, half), rows in order (a sub-key
-    // row is shared by many rows and slots; a task owns its table, so no races and a fixed order)
+    // dK1[a_j] += ds_j·q1, dK2[b_j] += ds_j·q2: one task per (head, half), which owns its table (no races).
+    // A sub-key row is shared by many rows and selections; its terms are added in (r, j) order: a stable
+    // counting sort of the task's N·k selections by sub-key row (into the radix sort's arrays, free now),
+    // then each row's terms summed in registers (add_weighted_rows).
     float *dK = p->keys->grad;
+    // (2H, N·k) selection indices and (2H, N·k) rows: 4·NK int32, the sort's two NK uint64 arrays
+    int32_t *by_sel = (int32_t *)sel_base, *by_r = by_sel + 2 * NK;
 #pragma omp parallel for schedule(static)
     for (int hf = 0; hf < 2 * H; hf++) {
         int h = hf / 2, f = hf % 2;
         float *dKt = dK + (size_t)hf * n * half;
-        for (int r = 0; r < N; r++) {
-            const float *q = a.qn + (size_t)r * Q + (size_t)h * dk + (size_t)f * half;
-            size_t oj = ((size_t)r * H + h) * k;
-            for (int j = 0; j < k; j++) {
-                int32_t sl = a.idx[oj + j];
-                float *row = dKt + (size_t)(f == 0 ? sl / n : sl % n) * half, d = ds[oj + j];
-                for (int e = 0; e < half; e++) row[e] += d * q[e];
+        int32_t *og = by_sel + (size_t)hf * N * k, *orow = by_r + (size_t)hf * N * k;
+        int cnt[PKM_MAX_N + 1];
+        memset(cnt, 0, (size_t)(n + 1) * sizeof *cnt);
+        for (int r = 0; r < N; r++)
+            for (size_t o = ((size_t)r * H + h) * k, j = 0; j < (size_t)k; j++) cnt[sub_key(a.idx[o + j], n, inv_n, f) + 1]++;
+        for (int u = 0; u < n; u++) cnt[u + 1] += cnt[u];
+        for (int r = 0; r < N; r++)
+            for (size_t o = ((size_t)r * H + h) * k, j = 0; j < (size_t)k; j++) {
+                int at_u = cnt[sub_key(a.idx[o + j], n, inv_n, f)]++;
+                og[at_u] = (int32_t)(o + j);
+                orow[at_u] = r;
             }
-        }
+        const float *src[ROWS_CHUNK];
+        float wts[ROWS_CHUNK];
+        for (int u = 0, i = 0; u < n; u++)  // row u's terms: og[cnt[u − 1] .. cnt[u]), in (r, j) order
+            while (i < cnt[u]) {
+                int m = 0;
+                for (; i < cnt[u] && m < ROWS_CHUNK; i++, m++) {
+                    src[m] = a.qn + (size_t)orow[i] * Q + (size_t)h * dk + (size_t)f * half;
+                    wts[m] = ds[og[i]];
+                }
+                add_weighted_rows(dKt + (size_t)u * half, half, wts, src, m, 0);
+            }
     }
     layernorm_backward(dqpre, p->lnw->grad, p->lnb->grad, dqn, a.qpre, p->lnw->data, a.mean, a.rstd, N * H * 2, half);
     matmul_backward(dx, p->wq->grad, p->bq->grad, dqpre, x, p->wq->data, N, C, Q);

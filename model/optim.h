@@ -24,6 +24,18 @@ void grad_scale(param_table_t *pt, float s);
 // 1 if every gradient is finite.
 int grad_all_finite(const param_table_t *pt);
 
+// train.c's optimizer step, with two walks over a sparse-rows tensor's touched rows instead of five
+// (zero, finiteness, norm, clipping, Adam); the same bits as the separate calls it replaces:
+//   grad_norm_finite(pt, &norm)  ==  grad_all_finite(pt) with norm = grad_global_norm(pt): the norm's
+//       one walk decides finiteness too (Σ g² in double is finite exactly when every g is: a float's
+//       square is < 2^256, so no sum of finite squares overflows, and a square is never negative)
+//   adamw_step_clipped(pt, cfg, lr, t, s)  ==  grad_scale(pt, s) (if s != 1), adamw_step(pt, cfg, lr, t)
+//       and, for sparse-rows tensors, params_zero_grad's work: each touched gradient row is scaled as it is
+//       read, zeroed after, and the touched list is emptied (the next params_zero_grad skips them).
+//       Dense gradients are left scaled, as grad_scale leaves them.
+int grad_norm_finite(const param_table_t *pt, double *norm);
+void adamw_step_clipped(param_table_t *pt, const adamw_cfg_t *cfg, float lr, long t, float s);
+
 // Learning rate at step `it` (0-based): linear warmup lr·(it+1)/(warmup+1) for it < warmup, then
 // cosine from lr to min_lr until `total`, min_lr after.
 float lr_at(long it, long warmup, long total, float lr, float min_lr);
