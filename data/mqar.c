@@ -1,8 +1,6 @@
 // mqar.c — the MQAR generator (layout and rules in mqar.h).
 #include "data/mqar.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "base/check.h"

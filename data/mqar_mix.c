@@ -4,8 +4,6 @@
 #include "base/check.h"
 
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 // A decimal integer in [lo, hi] at *p, advancing *p past it; -1 if there is none or it is out of range.
