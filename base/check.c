@@ -4,14 +4,25 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+// The line goes out in one write(2) (atomic on a pipe up to PIPE_BUF = 4096 bytes): under mpirun every
+// rank reports the same error into one pipe, and piecewise writes interleaved the ranks' lines.
 void die(int code, const char *fmt, ...) {
+    char line[4096] = "attnlab: ";
+    size_t n = strlen(line);
     va_list ap;
     va_start(ap, fmt);
-    fputs("attnlab: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int k = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
     va_end(ap);
+    n = k < 0 ? n : n + ((size_t)k < sizeof line - n - 1 ? (size_t)k : sizeof line - n - 2);
+    line[n++] = '\n';
+    fflush(stderr);
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(STDERR_FILENO, line + off, n - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
     exit(code);
 }
 
