@@ -136,9 +136,8 @@ static void check_specs(const cmp_opts_t *o, const char *train, long *params, lo
         char own[1024] = "";
         for (int k = 0, j = 0; k < o->specs[s].n_flags && j < 1000; k++)
             j += snprintf(own + j, sizeof own - (size_t)j, "%s%s", k ? " " : "", o->specs[s].flags[k]);
-        fprintf(stderr, "compare: spec '%s'%s%s%s is refused by train (nothing was trained): %s\n", o->specs[s].spec,
-                own[0] ? " (own flags '" : "", own, own[0] ? "')" : "", msg[0] ? msg : "no message");
-        exit(EXIT_USAGE);
+        die(EXIT_USAGE, "compare: spec '%s'%s%s%s is refused by train (nothing was trained): %s", o->specs[s].spec,
+            own[0] ? " (own flags '" : "", own, own[0] ? "')" : "", msg[0] ? msg : "no message");
     }
 }
 

@@ -154,6 +154,14 @@ int cmp_opts_parse(int argc, char **argv, cmp_opts_t *o, char *err, size_t errle
             pos[n_pos++] = a;
             continue;
         }
+        static const char *const valued[] = {"--spec", "--spec-flags", "--seeds", "--seed", "--jobs",
+                                             "--time-budget", "--progress-every", "--train"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= strcmp(a, valued[k]) == 0;
+        if (!known) {
+            free(sf);
+            return seterr(err, errlen, "unknown option '%s' (train flags go after '--'; see --help)", a);
+        }
         if (i + 1 >= argc) {
             free(sf);
             return seterr(err, errlen, "%s needs a value", a);
@@ -190,8 +198,7 @@ int cmp_opts_parse(int argc, char **argv, cmp_opts_t *o, char *err, size_t errle
             bad = !v[0];
             o->train = v;
         } else {
-            free(sf);
-            return seterr(err, errlen, "unknown option '%s' (train flags go after '--'; see --help)", a);
+            CHECK(0);  // every name in valued[] has its branch above
         }
         if (bad) {
             free(sf);

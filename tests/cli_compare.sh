@@ -191,6 +191,8 @@ expect_err 2 "shared train flag '--seed' is set by compare" "$COMPARE" "$T" "$W/
 expect_err 2 "shared train flag '--by-position' is set by compare" "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" -- --by-position x.csv
 expect_err 2 "'--by-position=x.csv' is set by compare" "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" \
     --spec-flags "2*softmax/mlp=--by-position=x.csv"
+expect_err 2 "unknown option '--sedes'" "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" --sedes
+expect_err 2 "--seeds needs a value" "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" --seeds
 expect_err 2 "--equal-params is not implemented" "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" --equal-params
 
 check "a foreign OUTDIR is refused: other shared flags, another file, files without a manifest"
