@@ -78,6 +78,18 @@ int args_parse(flag_t *flags, int n_flags, int argc, char **argv, const char **p
         } else {
             if (i + 1 >= argc) die(EXIT_USAGE, "%s: --%s needs a value", prog, name);
             value = argv[++i];
+            // "--layers --check" is a forgotten value, not a spec named "--check" (a value that is
+            // meant to be such a word can be given as --layers=--check)
+            if (strncmp(value, "--", 2) == 0 && value[2]) {
+                char next[64];
+                size_t nlen = strcspn(value + 2, "=");
+                if (nlen < sizeof next) {
+                    memcpy(next, value + 2, nlen);
+                    next[nlen] = 0;
+                    if (args_find(flags, n_flags, next) || strcmp(next, "help") == 0 || strcmp(next, "version") == 0)
+                        die(EXIT_USAGE, "%s: --%s needs a value, got the option '%s'", prog, name, value);
+                }
+            }
         }
         if (f->given && f->type != FLAG_BOOL) die(EXIT_USAGE, "%s: --%s given twice", prog, name);
         set_flag(f, value, prog);

@@ -149,6 +149,9 @@ check "a flag without its value, a flag given twice: exit 2"
 expect_err 2 "--out.*value" "$TRAIN" "$W/text.txt" --out; kept
 expect_err 2 "--prompt.*value" "$INFER" "$W/char.st" --prompt
 expect_err 2 "--lr.*twice" tiny "$W/text.txt" --lr 1e-3 --lr 2e-3; kept
+expect_err 2 "--layers needs a value, got the option '--check'" "$TRAIN" "$W/text.txt" --layers --check; kept
+expect_err 2 "--out needs a value, got the option '--steps=3'" "$TRAIN" "$W/text.txt" --out --steps=3; kept
+expect_err 2 "--prompt needs a value, got the option '--help'" "$INFER" "$W/char.st" --prompt --help
 check "inconsistent options: --stop-after beyond --steps, --min-lr above --lr: exit 2"
 expect_err 2 "stop-after" tiny "$W/text.txt" --steps 4 --stop-after 9; kept
 expect_err 2 "min-lr" tiny "$W/text.txt" --lr 1e-4 --min-lr 1e-3; kept
