@@ -264,7 +264,7 @@ static int report_and_summarize(const cmp_opts_t *op, const cmp_file_id_t *idp, 
     double run_sum = 0;
     int failed = 0;
     for (int i = 0; i < n_runs; i++) {
-        if (!runs[i].earlier && (runs[i].state == CMP_OK || runs[i].state == CMP_FAILED)) run_sum += runs[i].wall_s;
+        if (!runs[i].earlier && (runs[i].state == CMP_OK || runs[i].state == CMP_FAILED)) run_sum += runs[i].took_s;
         failed += runs[i].state == CMP_FAILED;
     }
     struct rusage self;

@@ -28,6 +28,18 @@ static void run_path(const cmp_run_t *r, const char *name, char *out, size_t n) 
     snprintf(out, n, "%s/%s", r->dir, name);
 }
 
+// The run's training time by its log: train's elapsed_s at the final evaluation, carried across
+// resumes by cmp_log_read (start-up and steps redone after a resume are not in it); 0 without one.
+static double log_time(const cmp_run_t *run) {
+    char csv[4608], err[256];
+    run_path(run, "log.csv", csv, sizeof csv);
+    cmp_log_t lg;
+    if (cmp_log_read(csv, NULL, &lg, err, sizeof err) != 0) return 0;
+    double t = lg.has_final && isfinite(lg.final.elapsed) ? lg.final.elapsed : 0;
+    cmp_log_free(&lg);
+    return t;
+}
+
 static int mkdir_p1(const char *path) {
     return mkdir(path, 0777) == 0 || errno == EEXIST ? 0 : -1;
 }
@@ -57,7 +69,7 @@ int cmp_run_prepare(cmp_run_t *run, const char *outdir, char *err, size_t errlen
         const cJSON *w = cJSON_GetObjectItem(j, "wall_s"), *rss = cJSON_GetObjectItem(j, "peak_rss_kb");
         run->state = CMP_OK;
         run->earlier = 1;
-        run->wall_s = cJSON_IsNumber(w) ? w->valuedouble : NAN;
+        run->wall_s = cJSON_IsNumber(w) ? fmax(w->valuedouble, log_time(run)) : NAN;  // see finish_run
         run->peak_rss_kb = cJSON_IsNumber(rss) ? (long)rss->valuedouble : -1;
         run->exit_code = 0;
     }
@@ -194,7 +206,7 @@ static int start_run(cmp_run_t *r, const cmp_sched_t *s, int *resumed) {
         fprintf(stderr, "compare: cannot start '%s': %s\n", s->train, strerror(rc));
         r->state = CMP_FAILED;
         r->exit_code = 127;
-        r->wall_s = 0;
+        r->wall_s = r->took_s = 0;
         r->peak_rss_kb = -1;
         write_result(r, argv);
     } else {
@@ -290,8 +302,13 @@ static void finish_run(cmp_run_t *r, int st, const struct rusage *ru, int interr
         printf("compare: stopped %s seed %ld after %.1f s (resumes from its checkpoint)\n", r->spec_text, r->seed, took);
         return;
     }
-    r->wall_s = took + before_s;  // every attempt's time; the largest peak
-    r->peak_rss_kb = rss > before_rss ? rss : before_rss;
+    // The run's time over every attempt: the attempts compare saw end (attempts.txt) plus this one; but
+    // an attempt ended by killing compare outright left no record, so the log's training time (its
+    // elapsed_s, carried across resumes by cmp_log_read) is a floor — it omits only start-up and
+    // steps redone after the resume.
+    r->took_s = took;
+    r->wall_s = fmax(took + before_s, log_time(r));
+    r->peak_rss_kb = rss > before_rss ? rss : before_rss;  // the largest peak of any attempt
     r->state = r->exit_code == 0 ? CMP_OK : CMP_FAILED;
     write_result(r, r->argv);
     if (r->state == CMP_OK) {

@@ -29,7 +29,8 @@ typedef struct {
     cmp_state_t state;
     int earlier;               // finished (ok) by an earlier command: not trained now
     pid_t pid;
-    double t_start, wall_s;    // wall time of this command's process (and earlier attempts' for resumed runs)
+    double t_start, wall_s;    // the run's wall time over all its attempts (see finish_run)
+    double took_s;             // this command's process alone (compare's overhead line)
     long peak_rss_kb;
     int exit_code;             // its exit status, or 128 + the signal that ended it
     // live progress, from its CSV log

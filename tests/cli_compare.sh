@@ -178,6 +178,32 @@ expect_ok "$COMPARE" "$T" "$I" --spec "2*softmax/mlp" --progress-every 100 -- --
 grep -q "(resuming its checkpoint)" "$W/out" || fail "the interrupted run did not resume"
 [ "$(col "$I/report.csv" "2*softmax/mlp" steps_mean)" = 2000 ] || fail "the resumed run did not reach step 2000"
 
+check "a comparison killed outright (SIGKILL: no record of the attempt) resumes, and the run's wall time keeps the first attempt's"
+K=$W/kill
+KFLAGS=(--dim 32 --heads 2 --ctx 32 --batch 4 --steps 6000 --eval-every 3000 --eval-batches 2 --tokenizer char --threads 1 --save-every 20)
+"$COMPARE" "$T" "$K" --spec "2*softmax/mlp" --progress-every 100 -- "${KFLAGS[@]}" >"$W/kill.out" 2>&1 &
+cpid=$!
+e1=0
+for _ in $(seq 600); do  # until the first attempt has trained 2 s and saved (at most 60 s)
+    e1=$(awk -F, '$2 == "train" { e = $10 } END { print e + 0 }' "$K"/runs/*/log.csv 2>/dev/null || echo 0)
+    [ -s "$(ls "$K"/runs/*/model.safetensors 2>/dev/null | head -1)" ] && awk -v e="$e1" 'BEGIN { exit !(e >= 2) }' && break
+    sleep 0.1
+done
+tpid=$(pgrep -f -- "--out $K/runs/" | head -1)
+kill -9 $cpid ${tpid:+$tpid}; wait $cpid 2>/dev/null
+[ -n "$tpid" ] || fail "no train process found for the killed comparison"
+awk -v e="$e1" 'BEGIN { exit !(e >= 2) }' || fail "the first attempt never logged 2 s (last elapsed_s $e1)"
+[ ! -e "$K"/runs/*/result.json ] || fail "the killed run has a result.json"
+expect_ok "$COMPARE" "$T" "$K" --spec "2*softmax/mlp" --progress-every 100 -- "${KFLAGS[@]}"
+grep -q "(resuming its checkpoint)" "$W/out" || fail "the killed run did not resume: $(cat "$W/out")"
+took=$(grep -Eo 'finished 2\*softmax/mlp seed 1337 in [0-9.]+ s' "$W/out" | awk '{print $(NF-1)}')
+wall=$(python3 -c 'import json,glob,sys; print(json.load(open(glob.glob(sys.argv[1] + "/runs/*/result.json")[0]))["wall_s"])' "$K")
+# the first attempt's training up to its last save (20 steps before the kill at most) is kept
+awk -v w="$wall" -v t="$took" -v e="$e1" 'BEGIN { exit !(w >= t + e - 0.5) }' ||
+    fail "wall_s $wall: the resumed attempt alone took $took s, the killed one had trained $e1 s"
+awk -v a="$(col "$K/report.csv" "2*softmax/mlp" wall_s_mean)" -v b="$wall" 'BEGIN { d = a - b; exit !(d < 1e-3 && d > -1e-3) }' ||
+    fail "report.csv's wall_s_mean $(col "$K/report.csv" "2*softmax/mlp" wall_s_mean) is not the run's $wall"
+
 check "an unknown spec fails before anything trains, naming it"
 expect_err 2 "spec '2\*softmx/mlp' is refused by train \(nothing was trained\): .*unknown mixer kind 'softmx'" \
     "$COMPARE" "$T" "$W/new" --spec "2*softmax/mlp" --spec "2*softmx/mlp" -- "${SHARED[@]}"
