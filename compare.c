@@ -213,6 +213,8 @@ int main(int argc, char **argv) {
                 a[n] = NULL;
             }
             r->args = a;
+            const char *tv = cmp_flag_value(a, n, "threads");
+            r->threads = tv && atoi(tv) > 0 ? atoi(tv) : cpu_count();
             r->n_args = n;
             // the key: spec, its own flags, the shared flags (with the time budget), the seed
             char **shared = xmalloc((size_t)(o.n_shared + 3) * sizeof *shared);

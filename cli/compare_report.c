@@ -19,7 +19,7 @@
 typedef struct {
     int n_ok, n_failed;
     char failed[1024];          // "seed 1338 (exit 1), ..."
-    cmp_stat_t loss, bpb, ms, tps, rss_mb, wall, steps;
+    cmp_stat_t loss, bpb, ms, tps, rss_mb, wall, steps, share;
     int has_final_eval;         // every run had train's final evaluation (else the last periodic one)
     cmp_stat_t span[CMP_MAX_LAYERS], pkm[CMP_MAX_LAYERS];
     int n_span_layers, n_pkm_layers;
@@ -62,8 +62,9 @@ static double run_median(const double *v, int n) {
 
 static void build_row(const spec_logs_t *sl, row_t *r) {
     int n = sl->n;
-    double *a = xmalloc((size_t)(n > 0 ? n : 1) * 7 * sizeof *a);
-    double *loss = a, *bpb = a + n, *ms = a + 2 * n, *tps = a + 3 * n, *rss = a + 4 * n, *wall = a + 5 * n, *steps = a + 6 * n;
+    double *a = xmalloc((size_t)(n > 0 ? n : 1) * 8 * sizeof *a);
+    double *loss = a, *bpb = a + n, *ms = a + 2 * n, *tps = a + 3 * n, *rss = a + 4 * n, *wall = a + 5 * n, *steps = a + 6 * n,
+           *share = a + 7 * n;
     r->has_final_eval = 1;
     for (int i = 0; i < n; i++) {
         const cmp_log_t *lg = &sl->logs[i];
@@ -74,6 +75,7 @@ static void build_row(const spec_logs_t *sl, row_t *r) {
         tps[i] = run_median(lg->tokens_per_s, lg->n_train);
         rss[i] = sl->run_of[i]->peak_rss_kb > 0 ? sl->run_of[i]->peak_rss_kb / 1024.0 : NAN;
         wall[i] = sl->run_of[i]->wall_s;
+        share[i] = sl->run_of[i]->cpu_share;  // NaN (skipped) for runs from before compare recorded it
         if (!lg->has_final) r->has_final_eval = 0;
         if (lg->n_span_layers > r->n_span_layers) r->n_span_layers = lg->n_span_layers;
         if (lg->n_pkm_layers > r->n_pkm_layers) r->n_pkm_layers = lg->n_pkm_layers;
@@ -84,6 +86,7 @@ static void build_row(const spec_logs_t *sl, row_t *r) {
     r->tps = cmp_stat(tps, n);
     r->rss_mb = cmp_stat(rss, n);
     r->wall = cmp_stat(wall, n);
+    r->share = cmp_stat(share, n);
     r->steps = cmp_stat(steps, n);
     for (int l = 0; l < r->n_span_layers; l++) {
         for (int i = 0; i < n; i++) loss[i] = sl->logs[i].span[l];
@@ -238,25 +241,28 @@ static int write_md(const cmp_report_in_t *in, const row_t *rows, const spec_log
                "finished; min and max in report.csv\n");
     fprintf(f, "- val loss and bpb: train's final evaluation over the whole validation split (marked * where a run had only "
                "periodic evaluations: the last one); ms/step and tokens/s: the median of a run's progress intervals after the first; "
-               "peak RSS: the run's process (wait4)\n\n");
-    fprintf(f, "| spec | own flags | runs | parameters | steps | val loss | val bpb | ms/step | tokens/s | peak RSS (MB) | spans (tokens, per layer) | pkm slot usage (%%) |\n");
-    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+               "peak RSS: the run's process (wait4); CPU share: the run's CPU time over its wall time × the cores it was given "
+               "(near 1: it had them to itself; lower: it waited for a core, and its ms/step and tokens/s carry that load; – for "
+               "runs trained before compare recorded it)\n\n");
+    fprintf(f, "| spec | own flags | runs | parameters | steps | val loss | val bpb | ms/step | tokens/s | CPU share | peak RSS (MB) | spans (tokens, per layer) | pkm slot usage (%%) |\n");
+    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int s = 0; s < o->n_specs; s++) {
         const row_t *r = &rows[s];
-        char own[1024], loss[160], bpb[160], ms[160], tps[160], rss[160], steps[160], spans[2048], pkm[2048];
+        char own[1024], loss[160], bpb[160], ms[160], tps[160], share[160], rss[160], steps[160], spans[2048], pkm[2048];
         words_text(own, sizeof own, o->specs[s].flags, o->specs[s].n_flags);
         fmt_stat(loss, sizeof loss, &r->loss, "%.4f");
         fmt_stat(bpb, sizeof bpb, &r->bpb, "%.4f");
         fmt_stat(ms, sizeof ms, &r->ms, "%.1f");
         fmt_stat(tps, sizeof tps, &r->tps, "%.0f");
+        fmt_stat(share, sizeof share, &r->share, "%.2f");
         fmt_stat(rss, sizeof rss, &r->rss_mb, "%.1f");
         fmt_stat(steps, sizeof steps, &r->steps, "%.0f");
         fmt_layers(spans, sizeof spans, r->span, r->n_span_layers, "%.1f", 1);
         fmt_layers(pkm, sizeof pkm, r->pkm, r->n_pkm_layers, "%.1f", 100);
         const char *star = r->n_ok && !r->has_final_eval ? "*" : "";
-        fprintf(f, "| `%s` | %s%s%s | %d of %d%s | %ld | %s | %s%s | %s%s | %s | %s | %s | %s | %s |\n", o->specs[s].spec,
+        fprintf(f, "| `%s` | %s%s%s | %d of %d%s | %ld | %s | %s%s | %s%s | %s | %s | %s | %s | %s | %s |\n", o->specs[s].spec,
                 own[0] ? "`" : "", own[0] ? own : "–", own[0] ? "`" : "", r->n_ok, r->n_ok + r->n_failed,
-                r->n_failed ? " (**failed**)" : "", in->params[s], steps, loss, star, bpb, star, ms, tps, rss, spans, pkm);
+                r->n_failed ? " (**failed**)" : "", in->params[s], steps, loss, star, bpb, star, ms, tps, share, rss, spans, pkm);
     }
     int any_failed = 0;
     for (int s = 0; s < o->n_specs; s++) any_failed |= rows[s].n_failed > 0;
@@ -291,7 +297,7 @@ static int write_csv(const cmp_report_in_t *in, const row_t *rows, const char *p
     FILE *f = fopen(path, "w");
     if (!f) return seterr(err, errlen, "cannot write '%s': %s", path, strerror(errno));
     fprintf(f, "spec,own_flags,runs_ok,runs_failed,parameters");
-    const char *stats[] = {"steps", "val_loss", "val_bpb", "ms_per_step", "tokens_per_s", "peak_rss_mb", "wall_s"};
+    const char *stats[] = {"steps", "val_loss", "val_bpb", "ms_per_step", "tokens_per_s", "peak_rss_mb", "wall_s", "cpu_share"};
     for (size_t i = 0; i < sizeof stats / sizeof *stats; i++)
         fprintf(f, ",%s_mean,%s_sd,%s_min,%s_max", stats[i], stats[i], stats[i], stats[i]);
     fprintf(f, ",final_eval,spans_mean,spans_sd,pkm_usage_mean,pkm_usage_sd,failed\n");
@@ -303,7 +309,7 @@ static int write_csv(const cmp_report_in_t *in, const row_t *rows, const char *p
         fputc(',', f);
         csv_string(f, own);
         fprintf(f, ",%d,%d,%ld", r->n_ok, r->n_failed, in->params[s]);
-        const cmp_stat_t *st[] = {&r->steps, &r->loss, &r->bpb, &r->ms, &r->tps, &r->rss_mb, &r->wall};
+        const cmp_stat_t *st[] = {&r->steps, &r->loss, &r->bpb, &r->ms, &r->tps, &r->rss_mb, &r->wall, &r->share};
         for (size_t i = 0; i < sizeof st / sizeof *st; i++) csv_stat(f, st[i]);
         fprintf(f, ",%s", r->n_ok == 0 ? "" : r->has_final_eval ? "whole_split" : "last_periodic");
         csv_layers(f, r->span, r->n_span_layers, 0);
@@ -318,17 +324,19 @@ static int write_csv(const cmp_report_in_t *in, const row_t *rows, const char *p
     return 0;
 }
 
-// runs.csv: every run of the command by key (spec, seed, status, exit code, wall time, peak RSS).
+// runs.csv: every run of the command by key (spec, seed, status, exit code, wall time, peak RSS, CPU share).
 static int write_runs_csv(const cmp_report_in_t *in, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "w");
     if (!f) return seterr(err, errlen, "cannot write '%s': %s", path, strerror(errno));
-    fprintf(f, "key,spec,seed,status,exit,wall_s,peak_rss_kb\n");
+    fprintf(f, "key,spec,seed,status,exit,wall_s,peak_rss_kb,cpu_share\n");
     for (int i = 0; i < in->n_runs; i++) {
         const cmp_run_t *r = &in->runs[i];
         fprintf(f, "%s,", r->key);
         csv_string(f, r->spec_text);
-        fprintf(f, ",%ld,%s,%d,%.3f,%ld\n", r->seed, r->state == CMP_OK ? "ok" : r->state == CMP_FAILED ? "failed" : "not run",
+        fprintf(f, ",%ld,%s,%d,%.3f,%ld,", r->seed, r->state == CMP_OK ? "ok" : r->state == CMP_FAILED ? "failed" : "not run",
                 r->exit_code, r->wall_s, r->peak_rss_kb);
+        if (isfinite(r->cpu_share)) fprintf(f, "%.4f", r->cpu_share);
+        fputc('\n', f);
     }
     if (fclose(f) != 0) return seterr(err, errlen, "cannot write '%s': %s", path, strerror(errno));
     return 0;

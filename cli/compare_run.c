@@ -52,6 +52,7 @@ int cmp_run_prepare(cmp_run_t *run, const char *outdir, char *err, size_t errlen
     if (mkdir_p1(run->dir)) return seterr(err, errlen, "cannot create '%s': %s", run->dir, strerror(errno));
     run->state = CMP_PENDING;
     run->earlier = 0;
+    run->cpu_share = NAN;
     char path[4608];
     run_path(run, "result.json", path, sizeof path);
     FILE *f = fopen(path, "r");
@@ -67,6 +68,8 @@ int cmp_run_prepare(cmp_run_t *run, const char *outdir, char *err, size_t errlen
     const char *status = cJSON_GetStringValue(cJSON_GetObjectItem(j, "status"));
     if (status && strcmp(status, "ok") == 0) {
         const cJSON *w = cJSON_GetObjectItem(j, "wall_s"), *rss = cJSON_GetObjectItem(j, "peak_rss_kb");
+        const cJSON *share = cJSON_GetObjectItem(j, "cpu_share");  // absent before compare recorded it
+        run->cpu_share = cJSON_IsNumber(share) ? share->valuedouble : NAN;
         run->state = CMP_OK;
         run->earlier = 1;
         run->wall_s = cJSON_IsNumber(w) ? fmax(w->valuedouble, log_time(run)) : NAN;  // see finish_run
@@ -108,6 +111,7 @@ static void write_result(const cmp_run_t *r, char *const *argv) {
     cJSON_AddNumberToObject(j, "exit", r->exit_code);
     cJSON_AddNumberToObject(j, "wall_s", r->wall_s);
     cJSON_AddNumberToObject(j, "peak_rss_kb", (double)r->peak_rss_kb);
+    if (isfinite(r->cpu_share)) cJSON_AddNumberToObject(j, "cpu_share", r->cpu_share);
     cJSON *a = cJSON_AddArrayToObject(j, "argv");
     for (int i = 0; argv[i]; i++) cJSON_AddItemToArray(a, cJSON_CreateString(argv[i]));
     char *text = cJSON_Print(j);
@@ -308,6 +312,10 @@ static void finish_run(cmp_run_t *r, int st, const struct rusage *ru, int interr
     // steps redone after the resume.
     r->took_s = took;
     r->wall_s = fmax(took + before_s, log_time(r));
+    // How much of its cores the run had: ~1 alone, lower when it waited for a core (its ms/step then
+    // carries that load). Of the last attempt only: earlier ones left no CPU time.
+    double cpu = ru->ru_utime.tv_sec + ru->ru_utime.tv_usec * 1e-6 + ru->ru_stime.tv_sec + ru->ru_stime.tv_usec * 1e-6;
+    r->cpu_share = took > 0 && r->threads > 0 ? cpu / (took * r->threads) : NAN;
     r->peak_rss_kb = rss > before_rss ? rss : before_rss;  // the largest peak of any attempt
     r->state = r->exit_code == 0 ? CMP_OK : CMP_FAILED;
     write_result(r, r->argv);

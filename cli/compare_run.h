@@ -31,6 +31,8 @@ typedef struct {
     pid_t pid;
     double t_start, wall_s;    // the run's wall time over all its attempts (see finish_run)
     double took_s;             // this command's process alone (compare's overhead line)
+    int threads;               // the cores the run was given: its --threads, or (0, automatic) compare's CPUs
+    double cpu_share;          // its last attempt's CPU time / (wall time x threads); NaN unknown
     long peak_rss_kb;
     int exit_code;             // its exit status, or 128 + the signal that ended it
     // live progress, from its CSV log

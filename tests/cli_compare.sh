@@ -83,6 +83,33 @@ grep -q "^compare: finished 2\*adaptive/mlp seed 1338" "$W/out" || fail "no line
 [ -z "$(col "$O/report.csv" "2*softmax/mlp" spans_mean)" ] || fail "the softmax row has spans"
 grep -q "mean ± sample standard deviation" "$O/report.md" || fail "report.md does not say which spread"
 
+check "CPU share: each run's CPU time over wall × its cores, in result.json, runs.csv and report.csv (mean over seeds)"
+python3 - "$O" <<'PY' || fail "CPU share figures disagree (above)"
+import csv, glob, json, statistics, sys
+out = sys.argv[1]
+res = [json.load(open(f)) for f in glob.glob(out + "/runs/*/result.json")]
+runs = {(r["spec"], int(r["seed"])): r for r in csv.DictReader(open(out + "/runs.csv"))}
+rep = {r["spec"]: r for r in csv.DictReader(open(out + "/report.csv"))}
+bad = []
+for j in res:
+    sh = j.get("cpu_share")
+    if not isinstance(sh, (int, float)) or not 0.05 < sh <= 1.1: bad.append(f"{j['spec']} {j['seed']}: cpu_share {sh}")
+    elif abs(float(runs[(j["spec"], j["seed"])]["cpu_share"]) - sh) > 1e-4: bad.append(f"runs.csv differs for {j['spec']} {j['seed']}")
+for spec, r in rep.items():
+    v = [j["cpu_share"] for j in res if j["spec"] == spec]
+    if abs(float(r["cpu_share_mean"]) - statistics.mean(v)) > 1e-6: bad.append(f"{spec}: report mean {r['cpu_share_mean']}, runs {v}")
+print("\n".join(bad)); sys.exit(1 if bad else 0)
+PY
+grep -q '| ms/step | tokens/s | CPU share |' "$O/report.md" || fail "report.md has no CPU share column"
+if command -v taskset >/dev/null; then  # one core shared with a busy loop: the run gets about half of it
+    taskset -c 0 sh -c 'while :; do :; done' & bpid=$!
+    expect_ok taskset -c 0 "$COMPARE" "$T" "$W/loaded" --spec "2*softmax/mlp" -- --dim 32 --heads 2 --ctx 32 --batch 4 --steps 400 \
+        --eval-every 200 --eval-batches 2 --tokenizer char
+    kill $bpid; wait $bpid 2>/dev/null
+    share=$(col "$W/loaded/report.csv" "2*softmax/mlp" cpu_share_mean)
+    awk -v s="$share" 'BEGIN { exit !(s > 0.05 && s < 0.75) }' || fail "a run sharing its one core with a busy loop has CPU share $share"
+fi
+
 check "loss by position: every run wrote runs/<key>/by_position.csv; report.md's table is their mean ± sd by bucket"
 [ "$(ls "$O"/runs/*/by_position.csv | wc -l)" -eq 4 ] || fail "not every run has by_position.csv: $(ls "$O"/runs/*)"
 tr -d '\n\t ' <"$(ls "$O"/runs/*/result.json | head -1)" | grep -q '"--by-position","[^"]*/by_position.csv"' ||
