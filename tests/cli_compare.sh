@@ -101,14 +101,15 @@ for spec, r in rep.items():
 print("\n".join(bad)); sys.exit(1 if bad else 0)
 PY
 grep -q '| ms/step | tokens/s | CPU share |' "$O/report.md" || fail "report.md has no CPU share column"
-if command -v taskset >/dev/null; then  # one core shared with a busy loop: the run gets about half of it
+command -v taskset >/dev/null || fail "taskset not found (Debian's util-linux, which every system has)"
+{   # one core shared with a busy loop: the run gets about half of it
     taskset -c 0 sh -c 'while :; do :; done' & bpid=$!
     expect_ok taskset -c 0 "$COMPARE" "$T" "$W/loaded" --spec "2*softmax/mlp" -- --dim 32 --heads 2 --ctx 32 --batch 4 --steps 400 \
         --eval-every 200 --eval-batches 2 --tokenizer char
     kill $bpid; wait $bpid 2>/dev/null
     share=$(col "$W/loaded/report.csv" "2*softmax/mlp" cpu_share_mean)
     awk -v s="$share" 'BEGIN { exit !(s > 0.05 && s < 0.75) }' || fail "a run sharing its one core with a busy loop has CPU share $share"
-fi
+}
 
 check "loss by position: every run wrote runs/<key>/by_position.csv; report.md's table is their mean ± sd by bucket"
 [ "$(ls "$O"/runs/*/by_position.csv | wc -l)" -eq 4 ] || fail "not every run has by_position.csv: $(ls "$O"/runs/*)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/cli_eval.sh — `infer --eval` past the window (../shared/design/LONG_CONTEXT.md §3): --stride S
+# tests/cli_eval.sh — `infer --eval` past the window (docs/long_context.md, "Evaluation modes"): --stride S
 # (S = ctx is windows mode, digit for digit; S = 1 gives every target after the first window ctx − 1
 # tokens of context), --ctx N, --by-position (table, CSV, gnuplot PNG; the buckets partition the
 # scored targets and their weighted mean is the overall loss), and every bad input: one line, exit 2.

@@ -1,6 +1,6 @@
 // test_eval.c — cli/eval.c's evaluation by plan against independent references: windows mode (and
 // eval_sequence, and stride = ctx) gives the sums of dataset.h's windows batched as before, exactly; stride mode gives, target by target, the loss of the window the
-// contract names (../shared/design/LONG_CONTEXT.md §3: the first window where the target is among
+// contract names (docs/long_context.md, "Evaluation modes": the first window where the target is among
 // the last S of its ctx targets; window 0 scores all), each run alone; the by-position buckets
 // partition the scored targets; and eval_model_at_ctx (--ctx longer than trained).
 #include <math.h>

@@ -1,6 +1,6 @@
 // test_eval_memory.c — segment memory outside the blocks: memory-mode evaluation (cli/eval.c) and
 // generation without sliding (cli/sampler.h gen_feed), against references that do not use the memory
-// code path they check (../shared/design/LONG_CONTEXT.md §2, §3).
+// code path they check (docs/long_context.md, "Segment memory" and "Evaluation modes on a memory model").
 //  - One layer of rope softmax: a layer's memory holds its input x̂ = LN(embedding), which depends on
 //    the token alone, so memory mode's loss at segment position i equals the memory-free forward over
 //    the window of exactly its visible tokens (the min(start, M) before the segment and the segment up
